@@ -1,0 +1,3 @@
+//! The `ocpoll` binary.
+
+fn main() {}

@@ -1,0 +1,461 @@
+//! Instance configuration: every key of the Open Connectors contract with typed, lenient access.
+//!
+//! Values arrive as strings, booleans or numbers (`true`, `"true"`, `"TRUE"`; `15`, `"15"`, `"0.25"`); the
+//! getters accept all of them. Unknown keys are kept in their original order and echoed back. Which keys
+//! are secret is declared once, in [`KEYS`].
+
+use std::time::Duration;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{Problem, Problems, path};
+use crate::poller::PollerConfigs;
+use crate::secret::{MASK, Secret};
+
+/// The configuration key names.
+pub mod keys {
+    /// Sage app client id.
+    pub const OAUTH_API_KEY: &str = "oauth.api.key";
+    /// Sage app client secret.
+    pub const OAUTH_API_SECRET: &str = "oauth.api.secret";
+    /// Redirect URI registered with Sage.
+    pub const OAUTH_CALLBACK_URL: &str = "oauth.callback.url";
+    /// Sage app signing secret (legacy).
+    pub const SIGNATURE_SECRET: &str = "signature.secret";
+    /// Sage APIM subscription key (legacy).
+    pub const APIM_SUBSCRIPTION_KEY: &str = "apim.subscription.key";
+    /// Two-letter country of the Sage business.
+    pub const COUNTRY: &str = "country";
+    /// Whether notifications are sent.
+    pub const NOTIFICATION_ENABLED: &str = "event.notification.enabled";
+    /// Where notifications go.
+    pub const NOTIFICATION_CALLBACK_URL: &str = "event.notification.callback.url";
+    /// HMAC key of the `Elements-Webhook-Signature` header.
+    pub const NOTIFICATION_SIGNATURE_KEY: &str = "event.notification.signature.key";
+    /// `polling`, the only kind sageone has.
+    pub const VENDOR_TYPE: &str = "event.vendor.type";
+    /// Minutes between polls.
+    pub const POLLER_REFRESH_INTERVAL: &str = "event.poller.refresh_interval";
+    /// Per-resource poller configuration.
+    pub const POLLER_CONFIGURATION: &str = "event.poller.configuration";
+    /// ocpoll: the instant the first poll starts from instead of the instance's creation.
+    pub const POLLER_BACKFILL: &str = "event.poller.backfill";
+    /// ocpoll: the Sage business to poll (default: the user's lead business).
+    pub const SAGE_BUSINESS_ID: &str = "sage.business.id";
+}
+
+/// What kind of value a key holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueKind {
+    /// Free text.
+    Text,
+    /// A boolean (`true`, `"true"`, `"TRUE"`, ...).
+    Bool,
+    /// An absolute `http(s)` URL.
+    Url,
+    /// Minutes, possibly fractional, as a number or a string.
+    Minutes,
+    /// A JSON object or a JSON-encoded string of one.
+    Json,
+    /// An ISO date or RFC 3339 date-time.
+    Instant,
+}
+
+/// The declaration of one known configuration key.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySpec {
+    /// The key.
+    pub key: &'static str,
+    /// Its kind of value.
+    pub kind: ValueKind,
+    /// Stored encrypted and masked as `********` on read.
+    pub secret: bool,
+    /// One line for users.
+    pub description: &'static str,
+}
+
+/// Every known configuration key: the one place that says which keys are secret.
+pub const KEYS: &[KeySpec] = &[
+    KeySpec { key: keys::OAUTH_API_KEY, kind: ValueKind::Text, secret: false, description: "Sage app client id" },
+    KeySpec { key: keys::OAUTH_API_SECRET, kind: ValueKind::Text, secret: true, description: "Sage app client secret" },
+    KeySpec { key: keys::OAUTH_CALLBACK_URL, kind: ValueKind::Text, secret: false, description: "redirect URI registered with Sage; must match the one used to get the code" },
+    KeySpec { key: keys::SIGNATURE_SECRET, kind: ValueKind::Text, secret: true, description: "Sage app signing secret (legacy; Sage v3.1 does not sign requests)" },
+    KeySpec { key: keys::APIM_SUBSCRIPTION_KEY, kind: ValueKind::Text, secret: true, description: "Sage APIM subscription key (legacy v3 header; v3.1 ignores it)" },
+    KeySpec { key: keys::COUNTRY, kind: ValueKind::Text, secret: false, description: "two-letter country of the Sage business" },
+    KeySpec { key: keys::NOTIFICATION_ENABLED, kind: ValueKind::Bool, secret: false, description: "send event notifications (default false)" },
+    KeySpec { key: keys::NOTIFICATION_CALLBACK_URL, kind: ValueKind::Url, secret: false, description: "where notifications are POSTed" },
+    KeySpec { key: keys::NOTIFICATION_SIGNATURE_KEY, kind: ValueKind::Text, secret: true, description: "HMAC-SHA256 key of the Elements-Webhook-Signature and webhook-signature headers" },
+    KeySpec { key: keys::VENDOR_TYPE, kind: ValueKind::Text, secret: false, description: "`polling`, the only kind sageone has" },
+    KeySpec { key: keys::POLLER_REFRESH_INTERVAL, kind: ValueKind::Minutes, secret: false, description: "minutes between polls; fractions allowed, minimum 1 second, default 15" },
+    KeySpec { key: keys::POLLER_CONFIGURATION, kind: ValueKind::Json, secret: false, description: "per-resource poller configuration: a JSON object or a JSON-encoded string of one" },
+    KeySpec { key: keys::POLLER_BACKFILL, kind: ValueKind::Instant, secret: false, description: "ocpoll: ISO date or date-time the first poll starts from (default: the instance's creation)" },
+    KeySpec { key: keys::SAGE_BUSINESS_ID, kind: ValueKind::Text, secret: false, description: "ocpoll: the Sage business to poll (default: the lead business)" },
+];
+
+/// The declaration of `key`, when it is a known key.
+pub fn key_spec(key: &str) -> Option<&'static KeySpec> {
+    KEYS.iter().find(|k| k.key == key)
+}
+
+/// True when `key` holds a secret.
+pub fn is_secret(key: &str) -> bool {
+    key_spec(key).is_some_and(|k| k.secret)
+}
+
+/// Default minutes between polls (Open Connectors' default).
+pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(15 * 60);
+/// Shortest refresh interval accepted.
+pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// An instance configuration: key → JSON value, in the order given.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Configuration(IndexMap<String, Value>);
+
+/// True for a value such as `"<minutes>"`: a template placeholder the user has not filled in yet.
+pub fn is_unfilled_placeholder(value: &Value) -> bool {
+    matches!(value, Value::String(s) if s.len() > 2 && s.starts_with('<') && s.ends_with('>') && !s[1..s.len() - 1].contains(['<', '>']))
+}
+
+/// Reads a boolean leniently: `true`, `"true"`, `"TRUE"`, `"false"`, `1`, `0`.
+pub fn lenient_bool(value: &Value) -> Option<bool> {
+    match value {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" => Some(true),
+            "false" => Some(false),
+            _ => None,
+        },
+        Value::Number(n) => match n.as_i64() {
+            Some(1) => Some(true),
+            Some(0) => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Reads a number leniently: `15`, `"15"`, `"0.25"`. Non-finite values are refused.
+pub fn lenient_f64(value: &Value) -> Option<f64> {
+    let v = match value {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }?;
+    v.is_finite().then_some(v)
+}
+
+/// Reads a non-negative integer leniently: `200`, `"200"`, `200.0`.
+pub fn lenient_u64(value: &Value) -> Option<u64> {
+    let v = lenient_f64(value)?;
+    (v >= 0.0 && v.fract() == 0.0 && v <= u64::MAX as f64).then_some(v as u64)
+}
+
+/// Reads text: strings as they are, numbers and booleans written out.
+pub fn lenient_text(value: &Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// Parses minutes (possibly fractional) into a duration of whole milliseconds.
+pub fn minutes_to_duration(minutes: f64) -> Option<Duration> {
+    if !minutes.is_finite() || minutes <= 0.0 || minutes > 1.0e9 {
+        return None;
+    }
+    Some(Duration::from_millis((minutes * 60_000.0).round() as u64))
+}
+
+/// Parses an ISO date (`2024-01-31`, midnight UTC) or an RFC 3339 date-time.
+pub fn parse_instant(text: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    let text = text.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(t.with_timezone(&chrono::Utc));
+    }
+    let date = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()?;
+    Some(date.and_hms_opt(0, 0, 0)?.and_utc())
+}
+
+impl Configuration {
+    /// An empty configuration.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The raw value of `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.0.get(key)
+    }
+
+    /// Sets `key`, keeping its position when it exists.
+    pub fn insert(&mut self, key: impl Into<String>, value: Value) {
+        self.0.insert(key.into(), value);
+    }
+
+    /// Removes `key`, keeping the order of the others.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.0.shift_remove(key)
+    }
+
+    /// Every entry in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True when there is no entry.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Merges `patch` key by key (PATCH semantics): a `null` value removes the key.
+    pub fn merge(&mut self, patch: &Configuration) {
+        for (k, v) in patch.iter() {
+            if v.is_null() {
+                self.remove(k);
+            } else {
+                self.insert(k, v.clone());
+            }
+        }
+    }
+
+    fn text(&self, key: &str) -> Option<String> {
+        self.get(key).filter(|v| !is_unfilled_placeholder(v)).and_then(lenient_text).filter(|s| !s.is_empty())
+    }
+
+    /// `oauth.api.key`.
+    pub fn api_key(&self) -> Option<String> {
+        self.text(keys::OAUTH_API_KEY)
+    }
+
+    /// `oauth.api.secret`.
+    pub fn api_secret(&self) -> Option<Secret> {
+        self.text(keys::OAUTH_API_SECRET).map(Secret::new)
+    }
+
+    /// `oauth.callback.url`.
+    pub fn oauth_callback_url(&self) -> Option<String> {
+        self.text(keys::OAUTH_CALLBACK_URL)
+    }
+
+    /// `country`.
+    pub fn country(&self) -> Option<String> {
+        self.text(keys::COUNTRY)
+    }
+
+    /// `sage.business.id`.
+    pub fn business_id(&self) -> Option<String> {
+        self.text(keys::SAGE_BUSINESS_ID)
+    }
+
+    /// `event.notification.enabled` (default false).
+    pub fn notifications_enabled(&self) -> Result<bool, Problem> {
+        match self.get(keys::NOTIFICATION_ENABLED) {
+            None | Some(Value::Null) => Ok(false),
+            Some(v) => lenient_bool(v).ok_or_else(|| {
+                Problem::new(config_path(keys::NOTIFICATION_ENABLED), format!("expected a boolean, found {}", describe(v)))
+            }),
+        }
+    }
+
+    /// `event.notification.callback.url`.
+    pub fn notification_callback_url(&self) -> Option<String> {
+        self.text(keys::NOTIFICATION_CALLBACK_URL)
+    }
+
+    /// `event.notification.signature.key`.
+    pub fn notification_signature_key(&self) -> Option<Secret> {
+        self.text(keys::NOTIFICATION_SIGNATURE_KEY).map(Secret::new)
+    }
+
+    /// `event.poller.refresh_interval` in minutes, fractions allowed; default 15 minutes, minimum 1 second.
+    /// An unfilled template placeholder (`"<minutes>"`) means the default.
+    pub fn refresh_interval(&self) -> Result<Duration, Problem> {
+        let key = keys::POLLER_REFRESH_INTERVAL;
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(DEFAULT_REFRESH_INTERVAL),
+            Some(v) if is_unfilled_placeholder(v) => Ok(DEFAULT_REFRESH_INTERVAL),
+            Some(v) => {
+                let minutes = lenient_f64(v).ok_or_else(|| {
+                    Problem::new(config_path(key), format!("expected minutes as a number or a numeric string, found {}", describe(v)))
+                })?;
+                match minutes_to_duration(minutes) {
+                    Some(d) if d >= MIN_REFRESH_INTERVAL => Ok(d),
+                    _ => Err(Problem::new(
+                        config_path(key),
+                        format!("must be at least 1 second (0.0167 minutes), found {minutes} minutes"),
+                    )),
+                }
+            }
+        }
+    }
+
+    /// `event.poller.backfill`: where the first poll starts, when set.
+    pub fn backfill(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, Problem> {
+        let key = keys::POLLER_BACKFILL;
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => parse_instant(s).map(Some).ok_or_else(|| {
+                Problem::new(config_path(key), format!("expected an ISO date or RFC 3339 date-time, found {s:?}"))
+            }),
+            Some(v) => Err(Problem::new(config_path(key), format!("expected an ISO date string, found {}", describe(v)))),
+        }
+    }
+
+    /// `event.poller.configuration`, from a JSON object or a JSON-encoded string of one. Absent → empty.
+    pub fn poller_configs(&self) -> Result<PollerConfigs, Problems> {
+        let base = config_path(keys::POLLER_CONFIGURATION);
+        match self.get(keys::POLLER_CONFIGURATION) {
+            None | Some(Value::Null) => Ok(PollerConfigs::default()),
+            Some(v) => PollerConfigs::from_value(v, &base),
+        }
+    }
+
+    /// The configuration as the API returns it: secrets masked as `********`, and
+    /// `event.poller.configuration` echoed as a JSON string, as Open Connectors does.
+    pub fn to_response(&self) -> Configuration {
+        let mut out = IndexMap::with_capacity(self.0.len());
+        for (k, v) in &self.0 {
+            let shown = if is_secret(k) && !v.is_null() {
+                Value::String(MASK.to_string())
+            } else if k == keys::POLLER_CONFIGURATION && !v.is_string() && !v.is_null() {
+                Value::String(v.to_string())
+            } else {
+                v.clone()
+            };
+            out.insert(k.clone(), shown);
+        }
+        Configuration(out)
+    }
+
+    /// The secret entries (key, value), for encryption at rest.
+    pub fn secret_entries(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.iter().filter(|(k, _)| is_secret(k))
+    }
+}
+
+impl FromIterator<(String, Value)> for Configuration {
+    fn from_iter<T: IntoIterator<Item = (String, Value)>>(iter: T) -> Self {
+        Configuration(iter.into_iter().collect())
+    }
+}
+
+/// Path of a configuration key in an instance body.
+pub fn config_path(key: &str) -> String {
+    path::member("configuration", key)
+}
+
+/// Describes a JSON value's type for an error message.
+pub fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("boolean {b}"),
+        Value::Number(n) => format!("number {n}"),
+        Value::String(s) if s.chars().count() > 40 => format!("string {:?}...", s.chars().take(40).collect::<String>()),
+        Value::String(s) => format!("string {s:?}"),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn conf(v: Value) -> Configuration {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn lenient_booleans() {
+        for (v, expected) in [
+            (json!(true), Some(true)),
+            (json!("true"), Some(true)),
+            (json!("TRUE"), Some(true)),
+            (json!(" False "), Some(false)),
+            (json!(1), Some(true)),
+            (json!("yes"), None),
+            (json!([]), None),
+        ] {
+            assert_eq!(lenient_bool(&v), expected, "{v}");
+        }
+    }
+
+    #[test]
+    fn refresh_interval_forms() {
+        fn check(v: Value, expected: Result<u64, &str>) {
+            let c = conf(json!({ "event.poller.refresh_interval": v }));
+            match (c.refresh_interval(), expected) {
+                (Ok(d), Ok(ms)) => assert_eq!(d.as_millis() as u64, ms, "{v}"),
+                (Err(p), Err(msg)) => assert!(p.message.contains(msg), "{v}: {p}"),
+                (got, want) => panic!("{v}: got {got:?}, want {want:?}"),
+            }
+        }
+        check(json!(15), Ok(900_000));
+        check(json!("15"), Ok(900_000));
+        check(json!("0.25"), Ok(15_000));
+        check(json!(0.5), Ok(30_000));
+        check(json!("<minutes>"), Ok(900_000));
+        check(json!(null), Ok(900_000));
+        check(json!("0.001"), Err("at least 1 second"));
+        check(json!(0), Err("at least 1 second"));
+        check(json!(-3), Err("at least 1 second"));
+        check(json!("soon"), Err("expected minutes"));
+        check(json!("NaN"), Err("expected minutes"));
+        check(json!(true), Err("expected minutes"));
+    }
+
+    #[test]
+    fn response_masks_secrets_and_stringifies_poller_configuration() {
+        let c = conf(json!({
+            "oauth.api.key": "id",
+            "oauth.api.secret": "s3cret",
+            "zzz.custom": 1,
+            "event.notification.signature.key": "k",
+            "event.poller.configuration": {"customers": {"url": "/hubs/finance/customers", "idField": "id"}},
+        }));
+        let r = serde_json::to_value(c.to_response()).unwrap();
+        assert_eq!(r["oauth.api.secret"], "********");
+        assert_eq!(r["event.notification.signature.key"], "********");
+        assert_eq!(r["oauth.api.key"], "id");
+        assert_eq!(r["zzz.custom"], 1);
+        assert!(r["event.poller.configuration"].as_str().unwrap().starts_with("{\"customers\""));
+        // unknown keys keep their original order
+        let keys: Vec<_> = c.to_response().iter().map(|(k, _)| k.to_string()).collect();
+        assert_eq!(keys[2], "zzz.custom");
+    }
+
+    #[test]
+    fn merge_replaces_and_removes() {
+        let mut c = conf(json!({"a": 1, "b": 2, "c": 3}));
+        c.merge(&conf(json!({"b": 20, "c": null, "d": 4})));
+        assert_eq!(serde_json::to_value(&c).unwrap(), json!({"a": 1, "b": 20, "d": 4}));
+    }
+
+    #[test]
+    fn secrets_declared_once() {
+        let secret: Vec<_> = KEYS.iter().filter(|k| k.secret).map(|k| k.key).collect();
+        assert_eq!(
+            secret,
+            ["oauth.api.secret", "signature.secret", "apim.subscription.key", "event.notification.signature.key"]
+        );
+    }
+
+    #[test]
+    fn placeholders() {
+        assert!(is_unfilled_placeholder(&json!("<CLIENT_ID>")));
+        assert!(!is_unfilled_placeholder(&json!("<a><b>")));
+        assert!(!is_unfilled_placeholder(&json!("http://x")));
+        assert!(!is_unfilled_placeholder(&json!("<>")));
+    }
+}

@@ -1,0 +1,304 @@
+//! The provider port: what the engine and the API need from a SaaS API such as Sage.
+//!
+//! A provider turns a rendered hub URL (`/hubs/finance/customers?where=...`) into a [`CompiledQuery`] (the
+//! provider request plus the residual predicate it cannot push down), fetches one page at a time, and owns
+//! OAuth. Tokens live in a [`TokenVault`] (the store), so a refresh survives a crash and is single-flight
+//! across nodes. A second provider is one more crate implementing this trait.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::ids::InstanceId;
+use crate::instance::ElementInfo;
+use crate::ports::store::StoreError;
+use crate::secret::Secret;
+
+/// An OAuth app registered with the provider (`oauth.api.key`, `oauth.api.secret`, `oauth.callback.url`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthApp {
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: Secret,
+    /// Redirect URI; must match the one used to get the code.
+    pub redirect_uri: String,
+}
+
+/// The query of `GET /elements/{key}/oauth/url`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OAuthUrlRequest {
+    /// Client id (`apiKey`).
+    pub client_id: String,
+    /// Redirect URI (`callbackUrl`).
+    pub redirect_uri: String,
+    /// Opaque state echoed to the redirect.
+    pub state: Option<String>,
+    /// Scope; the provider's default when absent.
+    pub scope: Option<String>,
+    /// Country hint.
+    pub country: Option<String>,
+}
+
+/// OAuth tokens of one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenSet {
+    /// Bearer token.
+    pub access_token: Secret,
+    /// Refresh token (rotates on every use with Sage).
+    pub refresh_token: Secret,
+    /// When the access token expires.
+    pub expires_at: DateTime<Utc>,
+    /// When the refresh token expires, when known.
+    pub refresh_expires_at: Option<DateTime<Utc>>,
+    /// Granted scope.
+    pub scope: Option<String>,
+}
+
+/// The provider-side account an instance works in (for Sage: the business).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ProviderAccount {
+    /// Business id sent as `X-Business`.
+    pub business_id: Option<String>,
+    /// Business name, for display.
+    pub business_name: Option<String>,
+    /// Other provider facts worth keeping (e.g. `requested_by_id`, country).
+    pub extra: Value,
+}
+
+/// The result of exchanging an authorization code.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grant {
+    /// The tokens.
+    pub tokens: TokenSet,
+    /// The account chosen (Sage: the requested business, or the lead business).
+    pub account: ProviderAccount,
+    /// The provider's clock when it answered (its `Date` header), to start the watermark on its clock.
+    pub provider_time: Option<DateTime<Utc>>,
+}
+
+/// Where a provider keeps an instance's tokens. Implemented by the store.
+///
+/// Refreshing is: [`lock_refresh`](TokenVault::lock_refresh) (single flight across nodes), re-read the tokens
+/// (another node may have refreshed already), call the token endpoint, [`save_refreshed`](TokenVault::save_refreshed)
+/// **before** using the new access token, then [`unlock_refresh`](TokenVault::unlock_refresh).
+#[async_trait]
+pub trait TokenVault: Send + Sync {
+    /// The instance's current tokens.
+    async fn tokens(&self, instance: InstanceId) -> Result<Option<TokenSet>, StoreError>;
+    /// Takes the instance's refresh lock for `holder` until `ttl` passes; false when someone else holds it.
+    async fn lock_refresh(&self, instance: InstanceId, holder: &str, ttl: Duration) -> Result<bool, StoreError>;
+    /// Persists rotated tokens; fails with [`StoreError::LeaseLost`] when `holder` no longer holds the lock.
+    async fn save_refreshed(&self, instance: InstanceId, holder: &str, tokens: &TokenSet) -> Result<(), StoreError>;
+    /// Releases the refresh lock (no-op when not held by `holder`).
+    async fn unlock_refresh(&self, instance: InstanceId, holder: &str) -> Result<(), StoreError>;
+    /// Marks the instance invalid (e.g. "re-authorization required") so polling stops until a new code arrives.
+    async fn mark_invalid(&self, instance: InstanceId, reason: &str) -> Result<(), StoreError>;
+}
+
+/// What a provider needs to act for one instance.
+#[derive(Clone)]
+pub struct Session {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// Its OAuth app.
+    pub app: OAuthApp,
+    /// Its provider account (business).
+    pub account: ProviderAccount,
+    /// Where its tokens are.
+    pub vault: Arc<dyn TokenVault>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session").field("instance_id", &self.instance_id).field("account", &self.account).finish()
+    }
+}
+
+/// Record fields the engine needs in every record (id and date fields), which the provider must ask for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldNeeds {
+    /// Field paths (dotted allowed); the provider requests their top-level members.
+    pub fields: Vec<String>,
+}
+
+/// A predicate the provider could not push down, evaluated on fetched records.
+pub trait RecordFilter: Send + Sync + fmt::Debug {
+    /// True when the record passes.
+    fn matches(&self, record: &Value) -> bool;
+    /// The predicate written back in the query language (for display).
+    fn describe(&self) -> String;
+}
+
+/// A hub URL compiled into a provider request.
+#[derive(Debug, Clone)]
+pub struct CompiledQuery {
+    /// The hub resource as named in the URL (`customers`): the events' `objectType`.
+    pub resource: String,
+    /// The provider path (`/contacts`).
+    pub path: String,
+    /// Query pairs, in the order sent.
+    pub query: Vec<(String, String)>,
+    /// `pageSize` asked for in the hub URL.
+    pub page_size: Option<u32>,
+    /// `page` asked for in the hub URL (passthrough only; the engine reads every page).
+    pub page: Option<u32>,
+    /// True when the resource has a deleted-records feed.
+    pub has_deleted_feed: bool,
+    /// The residual predicate applied to fetched records.
+    pub local: Option<Arc<dyn RecordFilter>>,
+    /// Things accepted but worth telling the user (e.g. a repaired quote).
+    pub warnings: Vec<String>,
+}
+
+/// A positioned problem in a hub URL or its `where` clause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// What is wrong, lowercase.
+    pub message: String,
+    /// Byte range in the input, when known.
+    pub span: Option<Range<usize>>,
+    /// The message with the input and a caret line under the span.
+    pub rendered: String,
+}
+
+/// Why a hub URL cannot be compiled. Lists every problem found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.iter().map(|d| d.rendered.as_str()).collect::<Vec<_>>().join("\n"))]
+pub struct QueryError(pub Vec<Diagnostic>);
+
+/// Which list to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// Records created or updated (the query as compiled).
+    Changes,
+    /// Records deleted after `since` (exclusive), from the same list endpoint.
+    Deleted {
+        /// Lower bound.
+        since: DateTime<Utc>,
+    },
+}
+
+/// Which page to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PageCursor {
+    /// The first page (or the `page` of the compiled query).
+    First,
+    /// The provider's `next` link from the previous page.
+    Next(String),
+}
+
+/// One page request.
+#[derive(Debug, Clone)]
+pub struct PageRequest<'a> {
+    /// The compiled query.
+    pub query: &'a CompiledQuery,
+    /// Changes or deletions.
+    pub feed: Feed,
+    /// Which page.
+    pub cursor: PageCursor,
+    /// Records per page wanted (the provider caps it at its maximum).
+    pub page_size: u32,
+}
+
+/// One page of records.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page {
+    /// Records, as the provider returned them.
+    pub records: Vec<Value>,
+    /// The provider's total count for the query, when given.
+    pub total: Option<u64>,
+    /// The page number, when given.
+    pub page: Option<u32>,
+    /// The cursor of the next page; `None` on the last page.
+    pub next: Option<String>,
+    /// The provider's clock (its `Date` header), for skew measurement.
+    pub provider_time: Option<DateTime<Utc>>,
+}
+
+/// Why a provider call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProviderError {
+    /// The refresh token was refused (`invalid_grant`): the user must authorize again. Never retried.
+    #[error("re-authorization required: {0}")]
+    ReauthorizationRequired(String),
+    /// The authorization code was refused.
+    #[error("the authorization code was refused: {0}")]
+    InvalidCode(String),
+    /// The app's client id or secret was refused.
+    #[error("the provider refused the app credentials: {0}")]
+    InvalidClient(String),
+    /// Throttled beyond the retry budget.
+    #[error("rate limited by the provider{}", .retry_after.map(|d| format!(" (retry after {}s)", d.as_secs())).unwrap_or_default())]
+    RateLimited {
+        /// The provider's `Retry-After`, when given.
+        retry_after: Option<Duration>,
+    },
+    /// An error answer of the provider's API.
+    #[error("provider error {status} {code}: {message}")]
+    Api {
+        /// HTTP status.
+        status: u16,
+        /// Provider error code (Sage `$dataCode`).
+        code: String,
+        /// Provider message (Sage `$message`).
+        message: String,
+        /// The field or parameter it is about (Sage `$source`).
+        source_field: Option<String>,
+    },
+    /// Transport trouble (connection, timeout, bad body) beyond the retry budget.
+    #[error("provider unreachable: {0}")]
+    Transport(String),
+    /// The query cannot be sent.
+    #[error("invalid query: {0}")]
+    Query(#[from] QueryError),
+    /// The token vault failed.
+    #[error("token store: {0}")]
+    Store(#[from] StoreError),
+    /// Anything else the provider reports, e.g. a missing setting.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl ProviderError {
+    /// True when retrying later may help (throttling, 5xx, transport).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProviderError::RateLimited { .. } | ProviderError::Transport(_) => true,
+            ProviderError::Api { status, .. } => *status >= 500,
+            ProviderError::Store(e) => !matches!(e, StoreError::NotFound(_)),
+            _ => false,
+        }
+    }
+}
+
+/// A SaaS API behind the engine.
+#[async_trait]
+pub trait Provider: Send + Sync {
+    /// The element this provider serves (`sageone`, hub `finance`).
+    fn element(&self) -> ElementInfo;
+
+    /// The authorize URL a user opens to grant access.
+    fn oauth_url(&self, request: &OAuthUrlRequest) -> Result<String, ProviderError>;
+
+    /// Exchanges an authorization code for tokens and chooses the account (`business`: a wanted business id,
+    /// else the user's lead business).
+    async fn exchange_code(&self, app: &OAuthApp, code: &str, business: Option<&str>) -> Result<Grant, ProviderError>;
+
+    /// Compiles a rendered hub URL, adding what `needs` asks for. Pure: no I/O.
+    fn compile(&self, hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, QueryError>;
+
+    /// Fetches one page, refreshing the session's token when needed and retrying throttling and transient
+    /// failures within the provider's budget.
+    async fn fetch_page(&self, session: &Session, request: &PageRequest<'_>) -> Result<Page, ProviderError>;
+
+    /// The largest page the provider serves.
+    fn max_page_size(&self) -> u32 {
+        200
+    }
+}
