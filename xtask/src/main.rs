@@ -1,3 +1,156 @@
-//! `cargo xtask`: the project's automation (tests, CI, benchmarks), in Rust so it runs wherever cargo does.
+//! `cargo xtask`: the project's automation (tests, CI, benchmarks, soak), in Rust so it runs wherever cargo does.
+//!
+//! - `cargo xtask test`  — fmt check, clippy (deny warnings), every test; the PostgreSQL suites too when
+//!   PostgreSQL answers (`OCPOLL_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`),
+//!   otherwise one loud line says they were skipped.
+//! - `cargo xtask ci`    — the same with the PostgreSQL suites mandatory.
+//! - `cargo xtask bench [--quick] [FILTER]` — the criterion benchmarks.
+//! - `cargo xtask soak [CASES]` — the change-detection oracle, long run.
 
-fn main() {}
+mod pg;
+mod tidy;
+
+use std::env;
+use std::process::{Command, ExitCode};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(false),
+        Some("ci") => test(true),
+        Some("bench") => bench(&args[1..]),
+        Some("soak") => soak(&args[1..]),
+        Some("tidy") => tidy::run(),
+        Some("-h" | "--help" | "help") | None => {
+            println!("{}", USAGE);
+            Ok(())
+        }
+        Some(other) => Err(anyhow::anyhow!("unknown task {other:?}\n\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+const USAGE: &str = "usage: cargo xtask <task>
+
+tasks:
+  test                fmt check, clippy -D warnings, all tests (PostgreSQL suites when PostgreSQL answers)
+  ci                  what `test` does, with the PostgreSQL suites mandatory
+  bench [--quick] [FILTER]
+                      criterion benchmarks (--quick: criterion's quick mode)
+  bench e2e [ARGS]    the end-to-end load benchmark (ocpoll against the simulator)
+  soak [CASES]        the change-detection oracle for CASES cases (default 100000)
+  tidy                architecture checks (also run as tests)";
+
+fn cargo() -> Command {
+    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+fn run(step: &str, mut cmd: Command) -> Result<()> {
+    eprintln!("\n==> {step}");
+    let started = Instant::now();
+    let status = cmd.status().with_context(|| format!("could not start {step}"))?;
+    eprintln!(
+        "<== {step}: {} in {:.1}s",
+        if status.success() { "ok" } else { "FAILED" },
+        started.elapsed().as_secs_f64()
+    );
+    if !status.success() {
+        bail!("{step} failed ({status})");
+    }
+    Ok(())
+}
+
+fn test(require_postgres: bool) -> Result<()> {
+    let pg_url = env::var("OCPOLL_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty());
+    let explicit = pg_url.is_some();
+    let pg_url = pg_url.unwrap_or_else(|| DEFAULT_PG_URL.to_string());
+    let postgres = match pg::probe(&pg_url) {
+        Ok(()) => {
+            eprintln!("PostgreSQL answers at {}: the PostgreSQL suites will run", pg::redact(&pg_url));
+            Some(pg_url)
+        }
+        Err(why) if require_postgres => {
+            bail!(
+                "PostgreSQL is required by `cargo xtask ci` but cannot be reached at {} ({why}); start it or set OCPOLL_TEST_DATABASE_URL",
+                pg::redact(&pg_url)
+            )
+        }
+        Err(why) if explicit => {
+            bail!("OCPOLL_TEST_DATABASE_URL is set but PostgreSQL cannot be reached at {} ({why})", pg::redact(&pg_url))
+        }
+        Err(why) => {
+            eprintln!();
+            eprintln!(
+                "!!! PostgreSQL SUITES SKIPPED: nothing answers at {} ({why}). Set OCPOLL_TEST_DATABASE_URL or run `cargo xtask ci` to require them. !!!",
+                pg::redact(&pg_url)
+            );
+            None
+        }
+    };
+
+    let mut fmt = cargo();
+    fmt.args(["fmt", "--all", "--", "--check"]);
+    run("cargo fmt --check", fmt)?;
+
+    let mut clippy = cargo();
+    clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
+    run("cargo clippy", clippy)?;
+
+    let mut tests = cargo();
+    tests.args(["test", "--workspace", "--all-targets"]);
+    match &postgres {
+        Some(url) => {
+            tests.env("OCPOLL_TEST_DATABASE_URL", url).env("OCPOLL_REQUIRE_POSTGRES", "1");
+        }
+        None => {
+            tests.env_remove("OCPOLL_TEST_DATABASE_URL").env_remove("OCPOLL_REQUIRE_POSTGRES");
+        }
+    }
+    run(if postgres.is_some() { "cargo test (SQLite + PostgreSQL)" } else { "cargo test (SQLite only)" }, tests)?;
+
+    let mut doc = cargo();
+    doc.args(["test", "--workspace", "--doc"]);
+    run("cargo test --doc", doc)?;
+
+    if postgres.is_none() {
+        eprintln!("\n!!! Reminder: the PostgreSQL suites were SKIPPED (PostgreSQL not reachable). !!!");
+    }
+    Ok(())
+}
+
+fn bench(args: &[String]) -> Result<()> {
+    if args.first().map(String::as_str) == Some("e2e") {
+        let mut cmd = cargo();
+        cmd.args(["run", "--release", "-p", "oc-bin", "--", "bench-e2e"]).args(&args[1..]);
+        return run("end-to-end load benchmark", cmd);
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let filters: Vec<&String> = args.iter().filter(|a| *a != "--quick").collect();
+    let mut cmd = cargo();
+    cmd.args(["bench", "--workspace", "--benches", "--"]);
+    if quick {
+        cmd.arg("--quick");
+    }
+    cmd.args(filters);
+    run("criterion benchmarks", cmd)
+}
+
+fn soak(args: &[String]) -> Result<()> {
+    let cases = args.first().map(String::as_str).unwrap_or("100000");
+    let cases: u64 = cases.parse().with_context(|| format!("CASES must be a number, got {cases:?}"))?;
+    let mut cmd = cargo();
+    cmd.args(["test", "--release", "-p", "oc-poller", "--test", "oracle", "--", "--ignored", "--nocapture"])
+        .env("OCPOLL_SOAK_CASES", cases.to_string());
+    run(&format!("change-detection oracle soak ({cases} cases)"), cmd)
+}

@@ -80,18 +80,78 @@ pub struct KeySpec {
 pub const KEYS: &[KeySpec] = &[
     KeySpec { key: keys::OAUTH_API_KEY, kind: ValueKind::Text, secret: false, description: "Sage app client id" },
     KeySpec { key: keys::OAUTH_API_SECRET, kind: ValueKind::Text, secret: true, description: "Sage app client secret" },
-    KeySpec { key: keys::OAUTH_CALLBACK_URL, kind: ValueKind::Text, secret: false, description: "redirect URI registered with Sage; must match the one used to get the code" },
-    KeySpec { key: keys::SIGNATURE_SECRET, kind: ValueKind::Text, secret: true, description: "Sage app signing secret (legacy; Sage v3.1 does not sign requests)" },
-    KeySpec { key: keys::APIM_SUBSCRIPTION_KEY, kind: ValueKind::Text, secret: true, description: "Sage APIM subscription key (legacy v3 header; v3.1 ignores it)" },
-    KeySpec { key: keys::COUNTRY, kind: ValueKind::Text, secret: false, description: "two-letter country of the Sage business" },
-    KeySpec { key: keys::NOTIFICATION_ENABLED, kind: ValueKind::Bool, secret: false, description: "send event notifications (default false)" },
-    KeySpec { key: keys::NOTIFICATION_CALLBACK_URL, kind: ValueKind::Url, secret: false, description: "where notifications are POSTed" },
-    KeySpec { key: keys::NOTIFICATION_SIGNATURE_KEY, kind: ValueKind::Text, secret: true, description: "HMAC-SHA256 key of the Elements-Webhook-Signature and webhook-signature headers" },
-    KeySpec { key: keys::VENDOR_TYPE, kind: ValueKind::Text, secret: false, description: "`polling`, the only kind sageone has" },
-    KeySpec { key: keys::POLLER_REFRESH_INTERVAL, kind: ValueKind::Minutes, secret: false, description: "minutes between polls; fractions allowed, minimum 1 second, default 15" },
-    KeySpec { key: keys::POLLER_CONFIGURATION, kind: ValueKind::Json, secret: false, description: "per-resource poller configuration: a JSON object or a JSON-encoded string of one" },
-    KeySpec { key: keys::POLLER_BACKFILL, kind: ValueKind::Instant, secret: false, description: "ocpoll: ISO date or date-time the first poll starts from (default: the instance's creation)" },
-    KeySpec { key: keys::SAGE_BUSINESS_ID, kind: ValueKind::Text, secret: false, description: "ocpoll: the Sage business to poll (default: the lead business)" },
+    KeySpec {
+        key: keys::OAUTH_CALLBACK_URL,
+        kind: ValueKind::Text,
+        secret: false,
+        description: "redirect URI registered with Sage; must match the one used to get the code",
+    },
+    KeySpec {
+        key: keys::SIGNATURE_SECRET,
+        kind: ValueKind::Text,
+        secret: true,
+        description: "Sage app signing secret (legacy; Sage v3.1 does not sign requests)",
+    },
+    KeySpec {
+        key: keys::APIM_SUBSCRIPTION_KEY,
+        kind: ValueKind::Text,
+        secret: true,
+        description: "Sage APIM subscription key (legacy v3 header; v3.1 ignores it)",
+    },
+    KeySpec {
+        key: keys::COUNTRY,
+        kind: ValueKind::Text,
+        secret: false,
+        description: "two-letter country of the Sage business",
+    },
+    KeySpec {
+        key: keys::NOTIFICATION_ENABLED,
+        kind: ValueKind::Bool,
+        secret: false,
+        description: "send event notifications (default false)",
+    },
+    KeySpec {
+        key: keys::NOTIFICATION_CALLBACK_URL,
+        kind: ValueKind::Url,
+        secret: false,
+        description: "where notifications are POSTed",
+    },
+    KeySpec {
+        key: keys::NOTIFICATION_SIGNATURE_KEY,
+        kind: ValueKind::Text,
+        secret: true,
+        description: "HMAC-SHA256 key of the Elements-Webhook-Signature and webhook-signature headers",
+    },
+    KeySpec {
+        key: keys::VENDOR_TYPE,
+        kind: ValueKind::Text,
+        secret: false,
+        description: "`polling`, the only kind sageone has",
+    },
+    KeySpec {
+        key: keys::POLLER_REFRESH_INTERVAL,
+        kind: ValueKind::Minutes,
+        secret: false,
+        description: "minutes between polls; fractions allowed, minimum 1 second, default 15",
+    },
+    KeySpec {
+        key: keys::POLLER_CONFIGURATION,
+        kind: ValueKind::Json,
+        secret: false,
+        description: "per-resource poller configuration: a JSON object or a JSON-encoded string of one",
+    },
+    KeySpec {
+        key: keys::POLLER_BACKFILL,
+        kind: ValueKind::Instant,
+        secret: false,
+        description: "ocpoll: ISO date or date-time the first poll starts from (default: the instance's creation)",
+    },
+    KeySpec {
+        key: keys::SAGE_BUSINESS_ID,
+        kind: ValueKind::Text,
+        secret: false,
+        description: "ocpoll: the Sage business to poll (default: the lead business)",
+    },
 ];
 
 /// The declaration of `key`, when it is a known key.
@@ -262,7 +322,10 @@ impl Configuration {
         match self.get(keys::NOTIFICATION_ENABLED) {
             None | Some(Value::Null) => Ok(false),
             Some(v) => lenient_bool(v).ok_or_else(|| {
-                Problem::new(config_path(keys::NOTIFICATION_ENABLED), format!("expected a boolean, found {}", describe(v)))
+                Problem::new(
+                    config_path(keys::NOTIFICATION_ENABLED),
+                    format!("expected a boolean, found {}", describe(v)),
+                )
             }),
         }
     }
@@ -286,7 +349,10 @@ impl Configuration {
             Some(v) if is_unfilled_placeholder(v) => Ok(DEFAULT_REFRESH_INTERVAL),
             Some(v) => {
                 let minutes = lenient_f64(v).ok_or_else(|| {
-                    Problem::new(config_path(key), format!("expected minutes as a number or a numeric string, found {}", describe(v)))
+                    Problem::new(
+                        config_path(key),
+                        format!("expected minutes as a number or a numeric string, found {}", describe(v)),
+                    )
                 })?;
                 match minutes_to_duration(minutes) {
                     Some(d) if d >= MIN_REFRESH_INTERVAL => Ok(d),
@@ -307,7 +373,9 @@ impl Configuration {
             Some(Value::String(s)) => parse_instant(s).map(Some).ok_or_else(|| {
                 Problem::new(config_path(key), format!("expected an ISO date or RFC 3339 date-time, found {s:?}"))
             }),
-            Some(v) => Err(Problem::new(config_path(key), format!("expected an ISO date string, found {}", describe(v)))),
+            Some(v) => {
+                Err(Problem::new(config_path(key), format!("expected an ISO date string, found {}", describe(v))))
+            }
         }
     }
 

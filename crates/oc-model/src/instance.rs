@@ -37,7 +37,10 @@ pub struct ProviderData {
 
 /// The body of `POST /instances` (and `PUT /instances/{id}`), as Open Connectors takes it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[schemars(title = "ocpoll instance request", description = "The body of POST /instances, as SAP Open Connectors takes it")]
+#[schemars(
+    title = "ocpoll instance request",
+    description = "The body of POST /instances, as SAP Open Connectors takes it"
+)]
 pub struct InstanceRequest {
     /// Which connector.
     pub element: ElementRef,
@@ -139,7 +142,9 @@ impl JsonSchema for Configuration {
                     "type": ["number", "string"],
                     "examples": ["15", 0.25],
                 }),
-                ValueKind::Instant => serde_json::json!({"type": "string", "examples": ["2024-01-31", "2024-01-31T12:00:00Z"]}),
+                ValueKind::Instant => {
+                    serde_json::json!({"type": "string", "examples": ["2024-01-31", "2024-01-31T12:00:00Z"]})
+                }
                 ValueKind::Json => {
                     let resource = serde_json::to_value(generator.subschema_for::<PollerConfig>()).unwrap_or_default();
                     serde_json::json!({

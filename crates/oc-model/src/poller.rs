@@ -205,7 +205,8 @@ impl PollerConfig {
             "pollDelay",
             "backfill",
         ];
-        let extra = obj.iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let extra =
+            obj.iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
         Some(PollerConfig {
             url: url?,
             id_field: id_field?,
@@ -412,6 +413,6 @@ mod tests {
         let a = PollerConfigs::from_value(&obj, "p").unwrap();
         let b = PollerConfigs::from_value(&Value::String(obj.to_string()), "p").unwrap();
         assert_eq!(a, b);
-        assert_eq!(a.get("customers").unwrap().filter_by_updated_date, true);
+        assert!(a.get("customers").unwrap().filter_by_updated_date);
     }
 }

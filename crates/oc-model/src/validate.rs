@@ -58,7 +58,10 @@ pub fn validate_instance_request_with(body: &Value, options: ValidationOptions<'
             None | Some(Value::Null) => problems.push("element.key", "missing"),
             Some(Value::String(k)) => {
                 if !options.known_elements.is_empty() && !options.known_elements.contains(&k.as_str()) {
-                    problems.push("element.key", format!("unknown element {k:?}; known: {}", options.known_elements.join(", ")));
+                    problems.push(
+                        "element.key",
+                        format!("unknown element {k:?}; known: {}", options.known_elements.join(", ")),
+                    );
                 }
             }
             Some(v) => problems.push("element.key", format!("expected a string, found {}", describe(v))),
@@ -131,10 +134,8 @@ pub fn check_configuration(
 ) -> Option<PollerConfigs> {
     for (key, value) in config.iter() {
         if is_unfilled_placeholder(value) {
-            warnings.push(Problem::new(
-                config_path(key),
-                format!("{value} looks like an unfilled template placeholder"),
-            ));
+            warnings
+                .push(Problem::new(config_path(key), format!("{value} looks like an unfilled template placeholder")));
             continue;
         }
         let Some(spec) = KEYS.iter().find(|s| s.key == key) else { continue };
@@ -213,7 +214,9 @@ pub fn check_configuration(
 /// Checks that `u` is an absolute `http` or `https` URL with a host.
 pub fn check_http_url(u: &str) -> Result<(), String> {
     match url::Url::parse(u) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some_and(|h| !h.is_empty()) => {
+        Ok(parsed)
+            if matches!(parsed.scheme(), "http" | "https") && parsed.host_str().is_some_and(|h| !h.is_empty()) =>
+        {
             Ok(())
         }
         Ok(parsed) => Err(format!("must be an absolute http(s) URL, found scheme {:?} in {u:?}", parsed.scheme())),
@@ -231,7 +234,10 @@ mod tests {
     }
 
     fn problems(body: &Value) -> Vec<String> {
-        match validate_instance_request_with(body, ValidationOptions { require_code: true, known_elements: &["sageone"] }) {
+        match validate_instance_request_with(
+            body,
+            ValidationOptions { require_code: true, known_elements: &["sageone"] },
+        ) {
             Ok(_) => vec![],
             Err(p) => p.iter().map(ToString::to_string).collect(),
         }
@@ -243,7 +249,11 @@ mod tests {
         let template: Value =
             serde_json::from_str(include_str!("../../../tests/fixtures/seed-instance-body-template.json")).unwrap();
         let v = validate_instance_request_with(&template, ValidationOptions::default()).unwrap();
-        assert!(v.warnings.iter().any(|w| w.path == r#"configuration["event.poller.refresh_interval"]"#), "{:?}", v.warnings);
+        assert!(
+            v.warnings.iter().any(|w| w.path == r#"configuration["event.poller.refresh_interval"]"#),
+            "{:?}",
+            v.warnings
+        );
         assert_eq!(v.pollers.len(), 1);
     }
 
@@ -254,10 +264,7 @@ mod tests {
         body["tags"] = json!(["ok", 7]);
         body["configuration"]["event.notification.callback.url"] = json!("ftp://example.com");
         body["configuration"]["event.poller.refresh_interval"] = json!("0");
-        body["configuration"]["event.poller.configuration"]["customers"]
-            .as_object_mut()
-            .unwrap()
-            .remove("idField");
+        body["configuration"]["event.poller.configuration"]["customers"].as_object_mut().unwrap().remove("idField");
         let got = problems(&body);
         assert_eq!(
             got,
@@ -291,12 +298,7 @@ mod tests {
         assert_eq!(problems(&json!([1])), ["the body must be a JSON object, found an array"]);
         assert_eq!(
             problems(&json!({})),
-            [
-                "element: missing",
-                "providerData.code: missing",
-                "name: missing",
-                "configuration: missing"
-            ]
+            ["element: missing", "providerData.code: missing", "name: missing", "configuration: missing"]
         );
     }
 }

@@ -180,10 +180,20 @@ pub trait InstanceStore: Send + Sync {
     /// Instances of `org` carrying every tag in `tags`, by id.
     async fn list_instances(&self, org: OrgId, tags: &[String]) -> Result<Vec<Instance>, StoreError>;
     /// Changes an instance of `org`.
-    async fn update_instance(&self, org: OrgId, id: InstanceId, update: &InstanceUpdate) -> Result<Instance, StoreError>;
+    async fn update_instance(
+        &self,
+        org: OrgId,
+        id: InstanceId,
+        update: &InstanceUpdate,
+    ) -> Result<Instance, StoreError>;
     /// Switches an instance off or on.
-    async fn set_disabled(&self, org: OrgId, id: InstanceId, disabled: bool, now: DateTime<Utc>)
-    -> Result<Instance, StoreError>;
+    async fn set_disabled(
+        &self,
+        org: OrgId,
+        id: InstanceId,
+        disabled: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Instance, StoreError>;
     /// Switches notifications of an instance off (`410 Gone`, with the reason) or back on (`None`).
     async fn set_notifications_disabled(&self, id: InstanceId, reason: Option<&str>) -> Result<(), StoreError>;
     /// Deletes an instance: its token stops working, its poll jobs go, its pending notifications are dropped
@@ -338,18 +348,39 @@ pub struct PollRecord {
 pub trait PollStore: Send + Sync {
     /// Claims up to `limit` poll jobs due at `now` of enabled, valid instances with notifications enabled,
     /// leasing them to `owner` for `ttl`. A job held under a valid lease is never handed out twice.
-    async fn claim_polls(&self, owner: &str, now: DateTime<Utc>, limit: usize, ttl: Duration)
-    -> Result<Vec<PollClaim>, StoreError>;
+    async fn claim_polls(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<PollClaim>, StoreError>;
     /// Extends a lease still held.
-    async fn renew_poll(&self, instance: InstanceId, resource: &str, lease: &Lease, now: DateTime<Utc>, ttl: Duration)
-    -> Result<Lease, StoreError>;
+    async fn renew_poll(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError>;
     /// Writes events, `seen`, the watermark and the outcome in one transaction, and releases the lease.
     /// Refused with [`StoreError::LeaseLost`] when the lease is not current.
-    async fn commit_poll(&self, instance: InstanceId, resource: &str, lease: &Lease, commit: &PollCommit)
-    -> Result<CommitSummary, StoreError>;
+    async fn commit_poll(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        lease: &Lease,
+        commit: &PollCommit,
+    ) -> Result<CommitSummary, StoreError>;
     /// Records a failed poll and releases the lease; watermark and `seen` stay.
-    async fn abandon_poll(&self, instance: InstanceId, resource: &str, lease: &Lease, failure: &PollFailure)
-    -> Result<(), StoreError>;
+    async fn abandon_poll(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        lease: &Lease,
+        failure: &PollFailure,
+    ) -> Result<(), StoreError>;
     /// Releases a lease without recording anything (shutdown); the job stays due.
     async fn release_poll(&self, instance: InstanceId, resource: &str, lease: &Lease) -> Result<(), StoreError>;
     /// The latest polls of an instance, newest first.
@@ -523,18 +554,31 @@ pub trait OutboxStore: Send + Sync {
     /// Claims notifications due at `now` for `owner`. Never hands out a notification while an earlier one
     /// holding an event of the same object is pending or delivering (per-object order), nor one whose instance
     /// is deleted, disabled, or has notifications switched off.
-    async fn claim_deliveries(&self, owner: &str, now: DateTime<Utc>, limit: usize, ttl: Duration)
-    -> Result<Vec<DeliveryClaim>, StoreError>;
+    async fn claim_deliveries(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<DeliveryClaim>, StoreError>;
     /// Records an attempt and what follows it, releasing the lease. Refused when the lease is not current.
-    async fn record_attempt(&self, notification: Uuid, lease: &Lease, attempt: &NewAttempt, next: NextStep)
-    -> Result<(), StoreError>;
+    async fn record_attempt(
+        &self,
+        notification: Uuid,
+        lease: &Lease,
+        attempt: &NewAttempt,
+        next: NextStep,
+    ) -> Result<(), StoreError>;
     /// Events of `org`, newest first.
     async fn list_events(&self, org: OrgId, filter: &EventFilter) -> Result<EventPage, StoreError>;
     /// One event of `org` with its notification and attempts.
     async fn event_detail(&self, org: OrgId, event_id: Uuid) -> Result<Option<EventDetail>, StoreError>;
     /// A notification of `org` with its attempts.
-    async fn notification(&self, org: OrgId, id: Uuid)
-    -> Result<Option<(NotificationRecord, Vec<StoredAttempt>)>, StoreError>;
+    async fn notification(
+        &self,
+        org: OrgId,
+        id: Uuid,
+    ) -> Result<Option<(NotificationRecord, Vec<StoredAttempt>)>, StoreError>;
     /// Makes a failed notification of `org` due again now. False when it is not failed.
     async fn redeliver(&self, org: OrgId, notification: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Makes every failed notification of an instance due again; returns how many.

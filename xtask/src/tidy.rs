@@ -1,0 +1,214 @@
+//! Architecture checks: the dependency edges between crates are the ones ARCHITECTURE.md allows, a few
+//! third-party crates stay in the crates that own them, and every module opens with a `//!` doc.
+//! They run as `#[test]`s (so `cargo xtask test` runs them) and as `cargo xtask tidy`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+/// Allowed edges: crate → (normal deps, dev-only deps).
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Edges {
+    normal: BTreeMap<String, BTreeSet<String>>,
+    dev: BTreeMap<String, BTreeSet<String>>,
+}
+
+const START: &str = "<!-- tidy:edges:start -->";
+const END: &str = "<!-- tidy:edges:end -->";
+
+/// Third-party crates that only some crates may use (as normal or dev dependencies).
+const OWNED: &[(&str, &[&str])] = &[
+    ("axum", &["oc-bin", "oc-sagesim"]),
+    ("sqlx", &["oc-store"]),
+    ("anyhow", &["oc-bin", "xtask", "oc-tests"]),
+    ("clap", &["oc-bin"]),
+];
+
+/// Reads the edges block of ARCHITECTURE.md: lines `a -> b, c` and `dev a -> b`.
+pub(crate) fn parse_edges(text: &str) -> Result<Edges> {
+    let start = text.find(START).context("ARCHITECTURE.md has no tidy:edges block")?;
+    let end = text[start..].find(END).context("the tidy:edges block is not closed")? + start;
+    let mut edges = Edges::default();
+    for line in text[start + START.len()..end].lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("```") || line.starts_with('#') {
+            continue;
+        }
+        let (dev, line) = match line.strip_prefix("dev ") {
+            Some(rest) => (true, rest),
+            None => (false, line),
+        };
+        let (from, to) = line.split_once("->").with_context(|| format!("bad edge line {line:?}"))?;
+        let targets: BTreeSet<String> =
+            to.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect();
+        let map = if dev { &mut edges.dev } else { &mut edges.normal };
+        map.entry(from.trim().to_string()).or_default().extend(targets);
+    }
+    Ok(edges)
+}
+
+fn dep_names(table: Option<&toml::Value>) -> BTreeSet<String> {
+    table.and_then(toml::Value::as_table).map(|t| t.keys().cloned().collect()).unwrap_or_default()
+}
+
+/// Every violation of `manifest` (the Cargo.toml text of package `name`) against `edges`.
+pub(crate) fn check_manifest(manifest: &str, edges: &Edges) -> Result<Vec<String>> {
+    let doc: toml::Value = toml::from_str(manifest).context("manifest is not TOML")?;
+    let name =
+        doc.get("package").and_then(|p| p.get("name")).and_then(toml::Value::as_str).context("no package.name")?;
+    let normal: BTreeSet<String> =
+        dep_names(doc.get("dependencies")).union(&dep_names(doc.get("build-dependencies"))).cloned().collect();
+    let dev = dep_names(doc.get("dev-dependencies"));
+    let mut problems = Vec::new();
+    let Some(allowed) = edges.normal.get(name) else {
+        problems.push(format!("{name}: not listed in the ARCHITECTURE.md edges block"));
+        return Ok(problems);
+    };
+    let allowed_dev = edges.dev.get(name).cloned().unwrap_or_default();
+    for dep in normal.iter().filter(|d| d.starts_with("oc-")) {
+        if !allowed.contains(dep) {
+            problems.push(format!("{name} depends on {dep}: not an allowed edge in ARCHITECTURE.md"));
+        }
+    }
+    for dep in dev.iter().filter(|d| d.starts_with("oc-")) {
+        if !allowed.contains(dep) && !allowed_dev.contains(dep) {
+            problems.push(format!("{name} dev-depends on {dep}: not an allowed (dev) edge in ARCHITECTURE.md"));
+        }
+    }
+    for (krate, owners) in OWNED {
+        if (normal.contains(*krate) || dev.contains(*krate)) && !owners.contains(&name) {
+            problems.push(format!("{name} uses {krate}: only {} may", owners.join(", ")));
+        }
+    }
+    Ok(problems)
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn manifests(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = vec![root.join("xtask/Cargo.toml"), root.join("tests/Cargo.toml")];
+    for entry in fs::read_dir(root.join("crates"))? {
+        let p = entry?.path().join("Cargo.toml");
+        if p.exists() {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Every `.rs` file under the `src/` of a package must open with a `//!` line.
+pub(crate) fn missing_module_docs(root: &Path) -> Result<Vec<String>> {
+    let mut missing = Vec::new();
+    for manifest in manifests(root)? {
+        let src = manifest.parent().unwrap_or(root).join("src");
+        let mut stack = vec![src];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for entry in entries {
+                let path = entry?.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") {
+                    let text = fs::read_to_string(&path)?;
+                    let first = text.lines().map(str::trim).find(|l| !l.is_empty() && !l.starts_with("#!["));
+                    if !first.is_some_and(|l| l.starts_with("//!")) {
+                        missing.push(path.strip_prefix(root).unwrap_or(&path).display().to_string());
+                    }
+                }
+            }
+        }
+    }
+    missing.sort();
+    Ok(missing)
+}
+
+/// All checks; an error lists every violation.
+pub(crate) fn run() -> Result<()> {
+    let root = workspace_root();
+    let edges = parse_edges(&fs::read_to_string(root.join("ARCHITECTURE.md")).context("reading ARCHITECTURE.md")?)?;
+    let mut problems = Vec::new();
+    for m in manifests(&root)? {
+        problems.extend(check_manifest(&fs::read_to_string(&m)?, &edges)?);
+    }
+    problems.extend(missing_module_docs(&root)?.into_iter().map(|p| format!("{p}: no `//!` module doc at the top")));
+    if problems.is_empty() {
+        eprintln!("tidy: ok");
+        Ok(())
+    } else {
+        bail!("tidy found {} problem(s):\n  {}", problems.len(), problems.join("\n  "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EDGES: &str = "x\n<!-- tidy:edges:start -->\n```text\noc-model ->\noc-poller -> oc-model, oc-template\ndev oc-poller -> oc-store\noc-store -> oc-model\n```\n<!-- tidy:edges:end -->\n";
+
+    fn manifest(name: &str, deps: &str, dev: &str) -> String {
+        format!("[package]\nname = \"{name}\"\n[dependencies]\n{deps}\n[dev-dependencies]\n{dev}\n")
+    }
+
+    #[test]
+    fn the_workspace_is_tidy() {
+        run().unwrap();
+    }
+
+    #[test]
+    fn parses_the_edges_block() {
+        let e = parse_edges(EDGES).unwrap();
+        assert_eq!(e.normal["oc-poller"], BTreeSet::from(["oc-model".to_string(), "oc-template".to_string()]));
+        assert!(e.normal["oc-model"].is_empty());
+        assert_eq!(e.dev["oc-poller"], BTreeSet::from(["oc-store".to_string()]));
+        assert!(parse_edges("no block").is_err());
+    }
+
+    #[test]
+    fn an_unlisted_edge_is_caught() {
+        let e = parse_edges(EDGES).unwrap();
+        let ok = manifest("oc-poller", "oc-model.workspace = true", "oc-store.workspace = true");
+        assert_eq!(check_manifest(&ok, &e).unwrap(), Vec::<String>::new());
+        let bad = manifest("oc-poller", "oc-model.workspace = true\noc-store.workspace = true", "");
+        assert_eq!(
+            check_manifest(&bad, &e).unwrap(),
+            ["oc-poller depends on oc-store: not an allowed edge in ARCHITECTURE.md"]
+        );
+        let bad_dev = manifest("oc-store", "oc-model.workspace = true", "oc-poller = { path = \"../oc-poller\" }");
+        assert_eq!(
+            check_manifest(&bad_dev, &e).unwrap(),
+            ["oc-store dev-depends on oc-poller: not an allowed (dev) edge in ARCHITECTURE.md"]
+        );
+        let unlisted = manifest("oc-new", "", "");
+        assert_eq!(check_manifest(&unlisted, &e).unwrap(), ["oc-new: not listed in the ARCHITECTURE.md edges block"]);
+    }
+
+    #[test]
+    fn owned_third_party_crates_stay_home() {
+        let e = parse_edges(EDGES).unwrap();
+        let m = manifest("oc-poller", "sqlx.workspace = true\naxum.workspace = true", "");
+        assert_eq!(
+            check_manifest(&m, &e).unwrap(),
+            ["oc-poller uses axum: only oc-bin, oc-sagesim may", "oc-poller uses sqlx: only oc-store may"]
+        );
+    }
+
+    #[test]
+    fn module_docs_are_checked() {
+        let dir = std::env::temp_dir().join(format!("tidy-docs-{}", std::process::id()));
+        let src = dir.join("crates/oc-x/src");
+        fs::create_dir_all(&src).unwrap();
+        fs::create_dir_all(dir.join("xtask/src")).unwrap();
+        fs::create_dir_all(dir.join("tests/src")).unwrap();
+        fs::write(dir.join("crates/oc-x/Cargo.toml"), "").unwrap();
+        fs::write(src.join("lib.rs"), "//! documented\nmod a;\n").unwrap();
+        fs::write(src.join("a.rs"), "fn f() {}\n").unwrap();
+        let missing = missing_module_docs(&dir).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(missing, ["crates/oc-x/src/a.rs"]);
+    }
+}
