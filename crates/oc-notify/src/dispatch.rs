@@ -206,15 +206,7 @@ where
         let breakers = Breakers::new(config.breaker, config.per_url_concurrency);
         let workers = Semaphore::new(config.workers);
         Ok(Dispatcher {
-            inner: Arc::new(Inner {
-                store,
-                notifier,
-                clock,
-                config,
-                breakers,
-                workers,
-                wake: Arc::new(Notify::new()),
-            }),
+            inner: Arc::new(Inner { store, notifier, clock, config, breakers, workers, wake: Arc::new(Notify::new()) }),
         })
     }
 
@@ -302,8 +294,8 @@ where
         let mut instances: HashMap<InstanceId, Option<Arc<Instance>>> = HashMap::new();
         for claim in &claims {
             let id = claim.notification.instance_id;
-            if !instances.contains_key(&id) {
-                instances.insert(id, inner.store.instance_by_id(id).await?.map(Arc::new));
+            if let std::collections::hash_map::Entry::Vacant(slot) = instances.entry(id) {
+                slot.insert(inner.store.instance_by_id(id).await?.map(Arc::new));
             }
         }
         let report = TickReport { batched, claimed: claims.len(), ..TickReport::default() };

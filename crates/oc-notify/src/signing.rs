@@ -58,12 +58,7 @@ pub fn standard_webhooks_secret(key: &Secret) -> Secret {
 /// The signature headers of one attempt, in the order sent.
 ///
 /// `webhook-id` and `webhook-timestamp` always; `Elements-Webhook-Id` always; the two signatures only with a key.
-pub fn signature_headers(
-    key: Option<&Secret>,
-    id: &str,
-    timestamp: i64,
-    body: &[u8],
-) -> Vec<(&'static str, String)> {
+pub fn signature_headers(key: Option<&Secret>, id: &str, timestamp: i64, body: &[u8]) -> Vec<(&'static str, String)> {
     let mut headers = Vec::with_capacity(5);
     headers.push((ELEMENTS_WEBHOOK_ID, id.to_string()));
     if let Some(key) = key {

@@ -97,19 +97,17 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<Url, Refusal> {
         Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
         Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
     };
-    if let (false, Some(ip)) = (allow_private, ip) {
-        if let Some(reason) = forbidden_reason(ip) {
-            return Err(refusal(&ip.to_string(), ip, reason));
-        }
+    if let (false, Some(ip)) = (allow_private, ip)
+        && let Some(reason) = forbidden_reason(ip)
+    {
+        return Err(refusal(&ip.to_string(), ip, reason));
     }
     Ok(parsed)
 }
 
 fn refusal(host: &str, ip: IpAddr, reason: &str) -> Refusal {
     let target = if host == ip.to_string() { host.to_string() } else { format!("{host} ({ip})") };
-    Refusal(format!(
-        "refused: callback host {target} is a {reason} address (allow with --allow-private-callbacks)"
-    ))
+    Refusal(format!("refused: callback host {target} is a {reason} address (allow with --allow-private-callbacks)"))
 }
 
 /// reqwest's resolver for callbacks: resolves with the system resolver and, unless private callbacks are
