@@ -12,6 +12,8 @@
 //! - **`410 Gone`** switches notifications of the instance off (the instance's status says why); the
 //!   notification stays pending and goes out once they are switched back on.
 //!
+//! A redelivered (failed, then made due again) notification gets a fresh round of the retry schedule.
+//!
 //! A notification whose instance has notifications switched off, no callback URL, or is disabled or deleted is
 //! kept pending without an attempt: its claim is left to lapse (the store does not hand such notifications out
 //! in the first place, so this only happens when the instance changed between the claim and the attempt).
@@ -350,7 +352,9 @@ where
             tracing::debug!(notification = %id, "notifications of the instance are off: kept pending");
             return JobOutcome::Skipped;
         };
-        let number = claim.notification.attempts.saturating_add(1);
+        // The attempt's number in its round of the schedule. A redelivered notification keeps its attempt count
+        // in the store, so counting modulo the schedule's length gives it a fresh round.
+        let number = claim.notification.attempts % self.config.retry.max_attempts() + 1;
         let body = match Notification::new(&meta(&instance, &self.config.hub_key), id, &claim.events)
             .map_err(|e| e.to_string())
             .and_then(|n| serde_json::to_vec(&n).map_err(|e| e.to_string()))

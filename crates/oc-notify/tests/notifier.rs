@@ -2,7 +2,7 @@
 //! `standardwebhooks` crate), outcomes of every kind of answer, the SSRF guard, and connection reuse.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -10,9 +10,11 @@ use oc_model::Secret;
 use oc_model::ports::{AttemptOutcome, Clock, DeliveryRequest, DeliveryResult, ManualClock, Notifier, SystemClock};
 use oc_notify::signing::{elements_signature, standard_webhooks_secret};
 use oc_notify::{HttpNotifier, HttpNotifierConfig, USER_AGENT};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
+
+#[path = "support/receiver.rs"]
+mod receiver;
 
 const BODY: &[u8] = br#"{"message":{"eventId":"n-1","objectType":"customers"}}"#;
 
@@ -250,54 +252,14 @@ async fn invalid_callback_urls_are_refused() {
     }
 }
 
-/// A raw HTTP/1.1 responder that counts the connections it accepts.
-async fn counting_receiver() -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let connections = Arc::new(AtomicUsize::new(0));
-    let count = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            count.fetch_add(1, Ordering::SeqCst);
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 * 1024];
-                let mut filled = 0;
-                loop {
-                    let Ok(n) = socket.read(&mut buf[filled..]).await else { return };
-                    if n == 0 {
-                        return;
-                    }
-                    filled += n;
-                    // one request: headers, then Content-Length bytes
-                    let Some(end) = buf[..filled].windows(4).position(|w| w == b"\r\n\r\n") else { continue };
-                    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
-                    let length = head
-                        .lines()
-                        .find_map(|l| l.strip_prefix("content-length:"))
-                        .and_then(|v| v.trim().parse::<usize>().ok())
-                        .unwrap_or(0);
-                    if filled < end + 4 + length {
-                        continue;
-                    }
-                    buf.copy_within(end + 4 + length..filled, 0);
-                    filled -= end + 4 + length;
-                    let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
-                    if socket.write_all(answer).await.is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    (url, connections)
-}
-
 #[tokio::test]
 async fn connections_are_reused() {
-    let (url, connections) = counting_receiver().await;
+    let receiver = receiver::Receiver::start().await;
+    let url = receiver.url("/hook");
     let n = local();
     for _ in 0..5 {
         assert_eq!(deliver(&n, &url, Some(&Secret::new("k"))).await.outcome, AttemptOutcome::Delivered);
     }
-    assert_eq!(connections.load(Ordering::SeqCst), 1);
+    assert_eq!(receiver.connections.load(Ordering::SeqCst), 1);
+    assert_eq!(receiver.requests.load(Ordering::SeqCst), 5);
 }
