@@ -1,0 +1,3 @@
+//! Benchmarks of oc-sageone (placeholder while the crate is written).
+
+fn main() {}

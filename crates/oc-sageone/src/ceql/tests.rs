@@ -1,0 +1,1 @@
+//! Tests of the CEQL parser, printer and evaluation.

@@ -1,0 +1,100 @@
+//! The provider's settings: where Sage is, how fast it may be called, how hard to retry, and when to refresh
+//! tokens. Every field has the default Sage documents (or a conservative one where Sage documents none).
+
+use std::time::Duration;
+
+/// Sage's production API base.
+pub const DEFAULT_API_URL: &str = "https://api.accounting.sage.com/v3.1";
+/// Sage's authorize URL for v3.1 (it already carries a query: parameters are appended to it).
+pub const DEFAULT_AUTHORIZE_URL: &str = "https://www.sageone.com/oauth2/auth/central?filter=apiv3.1";
+/// Sage's token URL.
+pub const DEFAULT_TOKEN_URL: &str = "https://oauth.accounting.sage.com/token";
+
+/// Settings of a [`SageProvider`](crate::SageProvider).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SageConfig {
+    /// API base URL, without a trailing slash (default [`DEFAULT_API_URL`]).
+    pub api_url: String,
+    /// Authorize URL (default [`DEFAULT_AUTHORIZE_URL`]).
+    pub authorize_url: String,
+    /// Token URL (default [`DEFAULT_TOKEN_URL`]).
+    pub token_url: String,
+    /// Requests allowed per Sage business (default 200 per 60 s, Sage's v3.0 figure).
+    pub rate_limit: RateLimit,
+    /// Retries of throttled and failed requests.
+    pub retry: RetryPolicy,
+    /// Time allowed for one request, answer included (default 30 s).
+    pub request_timeout: Duration,
+    /// Time allowed to connect (default 10 s).
+    pub connect_timeout: Duration,
+    /// A token is refreshed when it expires within this margin (default 60 s; Sage's tokens live 5 minutes).
+    pub refresh_ahead: Duration,
+    /// How long the cross-node refresh lock is held at most (default 60 s; longer than a token request with its
+    /// retries, so that the rotated refresh token can still be saved under the lock).
+    pub refresh_lock_ttl: Duration,
+    /// How often a refresh waiting for another node's lock looks again (default 250 ms).
+    pub refresh_lock_poll: Duration,
+    /// Scope asked for when the authorize request names none (default `full_access`).
+    pub default_scope: String,
+    /// This node's name in refresh-lock holder ids (default `ocpoll`).
+    pub node_id: String,
+}
+
+impl Default for SageConfig {
+    fn default() -> Self {
+        SageConfig {
+            api_url: DEFAULT_API_URL.to_string(),
+            authorize_url: DEFAULT_AUTHORIZE_URL.to_string(),
+            token_url: DEFAULT_TOKEN_URL.to_string(),
+            rate_limit: RateLimit::default(),
+            retry: RetryPolicy::default(),
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            refresh_ahead: Duration::from_secs(60),
+            refresh_lock_ttl: Duration::from_secs(60),
+            refresh_lock_poll: Duration::from_millis(250),
+            default_scope: "full_access".to_string(),
+            node_id: "ocpoll".to_string(),
+        }
+    }
+}
+
+/// At most `requests` requests in any window of `per`, per Sage business.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimit {
+    /// Requests per window (0 switches the limiter off).
+    pub requests: u32,
+    /// The window.
+    pub per: Duration,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        RateLimit { requests: 200, per: Duration::from_secs(60) }
+    }
+}
+
+/// Exponential backoff with jitter for 429, 5xx and transport failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included (default 5).
+    pub max_attempts: u32,
+    /// Delay before the first retry; doubled each time (default 500 ms). The delay used is drawn between half
+    /// of it and all of it (jitter).
+    pub base_delay: Duration,
+    /// Cap of one delay without `Retry-After` (default 30 s).
+    pub max_delay: Duration,
+    /// Total waiting allowed for one request (default 120 s); a `Retry-After` beyond it ends the retries.
+    pub budget: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            budget: Duration::from_secs(120),
+        }
+    }
+}

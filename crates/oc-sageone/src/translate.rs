@@ -1,0 +1,469 @@
+//! From a hub resource and a CEQL clause to a Sage request: the path, the query pairs in the order sent, and the
+//! residual predicate Sage cannot evaluate, which is applied to the fetched records.
+//!
+//! The rules, term by term of the top-level `AND` (anything under an `OR` stays local as a whole, so a
+//! disjunction over a pushed-down field fetches the wider set and is finished locally — never a wrong push-down):
+//!
+//! | term | sent to Sage | kept local |
+//! |---|---|---|
+//! | `lastModifiedDate >= 'X'` (or `updated_at`) | `updated_or_created_since=X` (inclusive) | — |
+//! | `lastModifiedDate > 'X'` | `updated_or_created_since=X` | the term (Sage is inclusive) |
+//! | `deletedDate > 'X'` (or `deleted_at`) | `deleted_since=X` (exclusive) | — |
+//! | `deletedDate >= 'X'` | `deleted_since=X−1s` (Sage's timestamps are whole seconds) | — |
+//! | `attributes = 'a,b'` | `attributes=a,b,` + the fields the poller and the local predicate need | — |
+//! | `name = value`, `name` a query parameter the endpoint declares | `name=value` | — |
+//! | anything else on record fields | — | the term |
+//!
+//! Dates sent are normalized to UTC whole seconds (`2024-01-31T12:00:00Z`); a date with a fraction of a second
+//! is floored and the term is also kept local. Only the first date term of each kind is pushed down; later ones
+//! stay local. A second `name = value` for the same parameter, a value contradicting the resource's fixed
+//! parameter (`contact_type_id='VENDOR'` on `customers`), a Sage parameter used where only a record field can be
+//! evaluated (under `OR`, with `!=`, ...), and a name that is a query parameter of another endpoint but neither a
+//! parameter nor a field here, are errors: nothing is silently dropped. A name that is neither is evaluated
+//! locally (Sage's API description may not list every field) with a warning.
+//!
+//! `attributes`: when the clause names none, exactly the fields the poller needs ([`FieldNeeds`]) and those the
+//! local predicate reads are requested (Sage then returns only those plus `id`, `displayed_as`, `$path`);
+//! `attributes='all'` is sent as it is. `sort=updated_at` is added where the endpoint declares `sort` (a stable
+//! order while paging, `change-detection.md` step 3) unless the hub URL's `orderBy` asks for another order; it is
+//! part of the compiled query so that `ocpoll ceql translate` shows exactly what is sent.
+
+use std::fmt;
+use std::sync::Arc;
+
+use oc_model::ports::{CompiledQuery, FieldNeeds, QueryError};
+use serde::Serialize;
+
+use crate::ceql::{self, CmpOp, Expr, ExprKind, FIELD_ALIASES, LocalFilter, Value, is_always_returned, record_path};
+use crate::dates::{floor_second, format_sage, parse_instant};
+use crate::endpoints::{DELETED_SINCE, Endpoint, ParamType, UPDATED_OR_CREATED_SINCE, endpoints};
+use crate::error::{CeqlError, Span, Warning, query_error};
+use crate::hub;
+use crate::resources::{Resolved, known_names, resolve};
+
+/// A translation, as `ocpoll ceql translate` prints it. Serializes (serde) to exactly
+/// `{"path": "/contacts", "query": [["contact_type_id","CUSTOMER"], ...], "local": "<residual CEQL>" | null,
+/// "warnings": ["..."]}`; its `Display` is the human rendering.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Translation {
+    /// The Sage path.
+    pub path: String,
+    /// Query pairs, in the order sent.
+    pub query: Vec<(String, String)>,
+    /// The residual predicate applied locally, in CEQL; `None` when Sage evaluates everything.
+    pub local: Option<String>,
+    /// Things accepted but worth telling (one line each).
+    pub warnings: Vec<String>,
+    /// Why each query pair is sent (same length as `query`).
+    #[serde(skip)]
+    pub origins: Vec<String>,
+    /// The warnings with the clause and a caret under the place.
+    #[serde(skip)]
+    pub rendered_warnings: Vec<String>,
+}
+
+impl fmt::Display for Translation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let query: Vec<String> = self.query.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        if query.is_empty() {
+            writeln!(f, "GET {}", self.path)?;
+        } else {
+            writeln!(f, "GET {}?{}", self.path, query.join("&"))?;
+        }
+        let width = query.iter().map(String::len).max().unwrap_or(0);
+        for (pair, origin) in query.iter().zip(&self.origins) {
+            writeln!(f, "  {pair:<width$}  <- {origin}")?;
+        }
+        match &self.local {
+            Some(local) => writeln!(f, "local: {local}")?,
+            None => writeln!(f, "local: none (Sage evaluates the whole clause)")?,
+        }
+        for w in &self.rendered_warnings {
+            writeln!(f, "warning: {w}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Translates a `where` clause for a hub resource (`customers`, or a Sage name such as `sales_invoices`), with
+/// no extra fields needed. This is `ocpoll ceql translate --resource NAME 'WHERE'`. An empty clause translates
+/// to the resource's plain list call. Errors render with a caret under `where_clause`.
+///
+/// ```
+/// let t = oc_sageone::translate("customers", "lastModifiedDate >= '2024-01-01T00:00:00Z' and name like 'A%'").unwrap();
+/// assert_eq!(t.path, "/contacts");
+/// assert_eq!(
+///     serde_json::to_string(&t).unwrap(),
+///     r#"{"path":"/contacts","query":[["contact_type_id","CUSTOMER"],["updated_or_created_since","2024-01-01T00:00:00Z"],["attributes","name"]],"local":"name LIKE 'A%'","warnings":[]}"#
+/// );
+/// let err = oc_sageone::translate("customers", "name = ").unwrap_err();
+/// assert!(err.to_string().ends_with("name = \n         ^"));
+/// ```
+pub fn translate(resource: &str, where_clause: &str) -> Result<Translation, QueryError> {
+    let Some(resolved) = resolve(resource) else {
+        let e = CeqlError::UnknownResource { name: resource.to_string(), known: known_names(), span: None };
+        return Err(query_error(&[e], where_clause));
+    };
+    let (expr, mut warnings) = if where_clause.trim().is_empty() {
+        (None, Vec::new())
+    } else {
+        let parsed = ceql::parse(where_clause).map_err(|e| query_error(&[e], where_clause))?;
+        (Some(parsed.expr), parsed.warnings)
+    };
+    let mut plan = plan(resolved, expr.as_ref(), &[]).map_err(|e| query_error(&e, where_clause))?;
+    if let Some(sort) = default_sort(resolved.endpoint) {
+        plan.push(sort.0, sort.1, sort.2);
+    }
+    warnings.append(&mut plan.warnings);
+    Ok(Translation {
+        path: resolved.endpoint.path.to_string(),
+        query: plan.query,
+        local: plan.local.as_ref().map(Expr::to_string),
+        warnings: warnings.iter().map(|w| w.message.clone()).collect(),
+        origins: plan.origins,
+        rendered_warnings: warnings.iter().map(|w| w.render(where_clause)).collect(),
+    })
+}
+
+/// Compiles a rendered hub URL (`/hubs/finance/customers?where=...&pageSize=50`) into the Sage request, adding
+/// the fields `needs` asks for to `attributes`. Pure. Errors and warnings point into the URL.
+pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, QueryError> {
+    let url = hub::parse(hub_url).map_err(|e| query_error(&e, hub_url))?;
+    let Some(resolved) = resolve(&url.resource) else {
+        let e = CeqlError::UnknownResource {
+            name: url.resource.clone(),
+            known: known_names(),
+            span: Some(url.resource_span.clone()),
+        };
+        return Err(query_error(&[e], hub_url));
+    };
+    let mut warnings: Vec<String> = url.warnings.iter().map(|w| w.message.clone()).collect();
+    let expr = match &url.where_clause {
+        None => None,
+        Some(w) => {
+            let parsed = ceql::parse(&w.text)
+                .map_err(|e| query_error(&[e.map_span(|s| w.url_span(s))], hub_url))?;
+            warnings.extend(parsed.warnings.iter().map(|w| format!("where: {}", w.message)));
+            Some(parsed.expr)
+        }
+    };
+    let mut errors = Vec::new();
+    let plan = match plan(resolved, expr.as_ref(), &needs.fields) {
+        Ok(plan) => Some(plan),
+        Err(e) => {
+            let w = url.where_clause.as_ref();
+            errors.extend(e.into_iter().map(|e| e.map_span(|s| w.map_or(s.clone(), |w| w.url_span(s)))));
+            None
+        }
+    };
+    let sort = match &url.order_by {
+        None => default_sort(resolved.endpoint).map(Ok),
+        Some(o) => Some(order_by(resolved.endpoint, &o.text).map_err(|e| e.map_span(|s| o.url_span(s)))),
+    };
+    let sort = match sort {
+        Some(Err(e)) => {
+            errors.push(e);
+            None
+        }
+        Some(Ok(s)) => Some(s),
+        None => None,
+    };
+    let (Some(mut plan), true) = (plan, errors.is_empty()) else { return Err(query_error(&errors, hub_url)) };
+    if let Some((k, v, origin)) = sort {
+        plan.push(k, v, origin);
+    }
+    warnings.extend(plan.warnings.iter().map(|w| format!("where: {}", w.message)));
+    Ok(CompiledQuery {
+        resource: url.resource,
+        path: resolved.endpoint.path.to_string(),
+        query: plan.query,
+        page_size: url.page_size,
+        page: url.page,
+        has_deleted_feed: resolved.endpoint.has_deleted_feed(),
+        local: plan.local.as_ref().map(|e| Arc::new(LocalFilter::new(e)) as _),
+        warnings,
+    })
+}
+
+/// What a translation sends and keeps.
+#[derive(Debug)]
+struct Plan {
+    query: Vec<(String, String)>,
+    origins: Vec<String>,
+    local: Option<Expr>,
+    warnings: Vec<Warning>,
+}
+
+impl Plan {
+    fn push(&mut self, key: impl Into<String>, value: impl Into<String>, origin: impl Into<String>) {
+        self.query.push((key.into(), value.into()));
+        self.origins.push(origin.into());
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.query.iter().any(|(k, _)| k == key)
+    }
+}
+
+fn is_updated_field(name: &str) -> bool {
+    matches!(name, "lastModifiedDate" | "updated_at")
+}
+
+fn is_deleted_field(name: &str) -> bool {
+    matches!(name, "deletedDate" | "deleted_at")
+}
+
+/// `sort=updated_at` where the endpoint has it.
+fn default_sort(endpoint: &Endpoint) -> Option<(&'static str, String, &'static str)> {
+    (endpoint.has_sort() && endpoint.sort_keys.contains(&"updated_at"))
+        .then(|| ("sort", "updated_at".to_string(), "a stable order while paging (change detection)"))
+}
+
+/// `orderBy=field [asc|desc]` → `sort=key[:desc]`.
+fn order_by(endpoint: &Endpoint, text: &str) -> Result<(&'static str, String, &'static str), CeqlError> {
+    let trimmed_start = text.len() - text.trim_start().len();
+    let body = text.trim();
+    let span = trimmed_start..trimmed_start + body.len();
+    let mut words = body.split(|c: char| c.is_whitespace() || c == ':').filter(|w| !w.is_empty());
+    let field = words.next().unwrap_or("");
+    let direction = words.next();
+    let desc = match direction.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(_) => {
+            return Err(CeqlError::Expected {
+                expected: "one field and an optional `asc` or `desc`".into(),
+                found: format!("`{body}`"),
+                span,
+            });
+        }
+    };
+    if words.next().is_some() || field.contains(',') {
+        return Err(CeqlError::Expected {
+            expected: "one field and an optional `asc` or `desc`".into(),
+            found: format!("`{body}`"),
+            span,
+        });
+    }
+    let key = record_path(field).join(".");
+    if !endpoint.sort_keys.contains(&key.as_str()) {
+        return Err(CeqlError::BadOrder {
+            path: endpoint.path.to_string(),
+            key: field.to_string(),
+            keys: endpoint.sort_keys.join(", "),
+            span,
+        });
+    }
+    let value = if desc { format!("{key}:desc") } else { key };
+    Ok(("sort", value, "orderBy"))
+}
+
+/// The value to send for `value` as the declared parameter of type `ty`, when it fits.
+fn param_text(ty: ParamType, value: &Value) -> Option<String> {
+    match (ty, value) {
+        (ParamType::Boolean, Value::Bool(b)) => Some(b.to_string()),
+        (ParamType::Boolean, Value::String(s)) if s == "true" || s == "false" => Some(s.clone()),
+        (ParamType::Integer, Value::Number(s) | Value::String(s)) if s.trim().parse::<i64>().is_ok() => {
+            Some(s.trim().to_string())
+        }
+        (ParamType::Number, Value::Number(s) | Value::String(s)) if s.trim().parse::<f64>().is_ok() => {
+            Some(s.trim().to_string())
+        }
+        (ParamType::String, v) => Some(v.as_text().to_string()),
+        _ => None,
+    }
+}
+
+/// The instant of a date term's value.
+fn instant(value: &ceql::Literal) -> Result<chrono::DateTime<chrono::Utc>, CeqlError> {
+    match &value.value {
+        Value::String(s) => parse_instant(s),
+        _ => None,
+    }
+    .ok_or_else(|| CeqlError::NotADate { value: value.value.as_text().to_string(), span: value.span.clone() })
+}
+
+/// Splits `expr` into what Sage evaluates and what stays local (see the module doc).
+fn plan(resolved: Resolved, expr: Option<&Expr>, needs: &[String]) -> Result<Plan, Vec<CeqlError>> {
+    let endpoint = resolved.endpoint;
+    let mut plan = Plan { query: Vec::new(), origins: Vec::new(), local: None, warnings: Vec::new() };
+    for (k, v) in resolved.fixed {
+        plan.push(*k, *v, "the resource");
+    }
+    let mut errors = Vec::new();
+    let mut local: Vec<Expr> = Vec::new();
+    let mut user_attributes: Option<Vec<String>> = None;
+    for term in expr.map(Expr::conjuncts).unwrap_or_default() {
+        let ExprKind::Compare { field, op, value } = &term.kind else {
+            local.push(term.clone());
+            continue;
+        };
+        let name = field.name.as_str();
+        let origin = term.to_string();
+        if name == "attributes" {
+            match (&value.value, op) {
+                (Value::String(list), CmpOp::Eq) if user_attributes.is_none() => {
+                    user_attributes =
+                        Some(list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect());
+                }
+                (Value::String(_), CmpOp::Eq) => {
+                    errors.push(CeqlError::Twice { name: name.into(), span: term.span.clone() });
+                }
+                _ => errors.push(CeqlError::BadAttributes { span: term.span.clone() }),
+            }
+            continue;
+        }
+        let is_after = matches!(op, CmpOp::Ge | CmpOp::Gt);
+        if is_after
+            && is_updated_field(name)
+            && endpoint.declares(UPDATED_OR_CREATED_SINCE)
+            && !plan.has(UPDATED_OR_CREATED_SINCE)
+        {
+            match instant(value) {
+                Ok(t) => {
+                    let floor = floor_second(t);
+                    plan.push(UPDATED_OR_CREATED_SINCE, format_sage(floor), origin);
+                    if *op == CmpOp::Gt || floor != t {
+                        local.push(term.clone());
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
+        if is_after && is_deleted_field(name) && endpoint.declares(DELETED_SINCE) && !plan.has(DELETED_SINCE) {
+            match instant(value) {
+                Ok(t) => {
+                    let floor = floor_second(t);
+                    // Sage's bound is exclusive and its timestamps whole seconds: `>= X` is `> X − 1s`.
+                    let (since, residual) = match op {
+                        CmpOp::Ge if floor == t => (floor - chrono::Duration::seconds(1), false),
+                        _ => (floor, floor != t),
+                    };
+                    plan.push(DELETED_SINCE, format_sage(since), origin);
+                    if residual {
+                        local.push(term.clone());
+                    }
+                }
+                Err(e) => errors.push(e),
+            }
+            continue;
+        }
+        if *op == CmpOp::Eq
+            && let Some(param) = endpoint.param(name)
+        {
+            let span = term.span.clone();
+            match name {
+                "items_per_page" | "page" => {
+                    errors.push(CeqlError::Reserved {
+                        name: name.into(),
+                        hint: "use the hub URL's pageSize and page",
+                        span,
+                    });
+                    continue;
+                }
+                "sort" => {
+                    errors.push(CeqlError::Reserved { name: name.into(), hint: "use the hub URL's orderBy", span });
+                    continue;
+                }
+                _ => {}
+            }
+            let Some(mut text) = param_text(param.ty, &value.value) else {
+                errors.push(CeqlError::WrongType { name: name.into(), expected: param.ty.as_str(), span });
+                continue;
+            };
+            if name == UPDATED_OR_CREATED_SINCE || name == DELETED_SINCE {
+                match instant(value) {
+                    Ok(t) => text = format_sage(floor_second(t)),
+                    Err(e) => {
+                        errors.push(e);
+                        continue;
+                    }
+                }
+            }
+            if let Some((_, fixed)) = resolved.fixed.iter().find(|(k, _)| *k == name) {
+                if *fixed != text {
+                    errors.push(CeqlError::Conflict { name: name.into(), fixed: fixed.to_string(), span });
+                }
+                continue;
+            }
+            if plan.has(name) {
+                errors.push(CeqlError::Twice { name: name.into(), span });
+                continue;
+            }
+            plan.push(name, text, origin);
+            continue;
+        }
+        local.push(term.clone());
+    }
+
+    // What stays local must be evaluable on records.
+    let mut local_fields: Vec<String> = Vec::new();
+    for term in &local {
+        for field in term.fields() {
+            let name = field.name.as_str();
+            let head = record_path(name).swap_remove(0);
+            let span = field.span.clone();
+            if name == "attributes" {
+                errors.push(CeqlError::BadAttributes { span: term.span.clone() });
+            } else if FIELD_ALIASES.iter().any(|(a, _)| *a == name) || endpoint.has_field(&head) {
+                // A record field.
+            } else if endpoint.declares(name) {
+                errors.push(CeqlError::NotAField { name: name.into(), path: endpoint.path.into(), span });
+            } else if endpoints().iter().any(|e| e.declares(name)) {
+                errors.push(CeqlError::NotDeclared { name: name.into(), path: endpoint.path.into(), span });
+            } else if !plan.warnings.iter().any(|w| w.span == Some(span.clone())) {
+                plan.warnings.push(Warning {
+                    message: format!(
+                        "`{name}` is not a field of {} records in Sage's API description: records without it do not match",
+                        endpoint.record
+                    ),
+                    span: Some(span),
+                });
+            }
+            if !local_fields.contains(&head) {
+                local_fields.push(head);
+            }
+        }
+    }
+
+    // attributes: the user's, then what the poller needs, then what the local predicate reads.
+    let mut attributes: Vec<String> = user_attributes.clone().unwrap_or_default();
+    if !attributes.iter().any(|a| a == "all") {
+        let needed = needs.iter().map(|n| record_path(n).swap_remove(0)).chain(local_fields);
+        for field in needed {
+            if !is_always_returned(&field) && !attributes.contains(&field) {
+                attributes.push(field);
+            }
+        }
+    } else {
+        attributes = vec!["all".to_string()];
+    }
+    if !attributes.is_empty() {
+        if endpoint.declares("attributes") {
+            let origin = match user_attributes {
+                Some(_) => "attributes of the clause, plus the fields the poller and the local predicate need",
+                None => "the fields the poller and the local predicate need",
+            };
+            plan.push("attributes", attributes.join(","), origin);
+        } else {
+            errors.push(CeqlError::NotDeclared { name: "attributes".into(), path: endpoint.path.into(), span: 0..0 });
+        }
+    }
+
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    plan.local = match local.len() {
+        0 => None,
+        1 => local.pop(),
+        _ => {
+            let span: Span = local[0].span.start..local[local.len() - 1].span.end;
+            Some(Expr { kind: ExprKind::And(local), span })
+        }
+    };
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests;
