@@ -51,16 +51,28 @@ pub fn decode_page(body: &[u8]) -> Result<Page, serde_json::Error> {
 mod tests {
     use super::*;
 
-    fn check(body: &str, expected: Option<(usize, Option<u64>, Option<u32>, Option<&str>)>) {
+    /// Records, total, page, next.
+    type Summary<'a> = (usize, Option<u64>, Option<u32>, Option<&'a str>);
+
+    fn check(body: &str, expected: Option<Summary<'_>>) {
         let got = decode_page(body.as_bytes()).ok().map(|p| (p.records.len(), p.total, p.page, p.next.clone()));
         assert_eq!(got, expected.map(|(n, t, p, x)| (n, t, p, x.map(String::from))), "{body}");
     }
 
     #[test]
     fn envelopes() {
-        check(r#"{"$items":[{"id":"1"}],"$total":1,"$page":1,"$next":null,"$itemsPerPage":20}"#, Some((1, Some(1), Some(1), None)));
-        check(r#"{"$items":[],"$total":0,"$page":1,"$next":null,"$items_per_page":20,"$back":null}"#, Some((0, Some(0), Some(1), None)));
-        check(r#"{"$items":[{},{}],"$next":"/contacts?page=3","$page":2}"#, Some((2, None, Some(2), Some("/contacts?page=3"))));
+        check(
+            r#"{"$items":[{"id":"1"}],"$total":1,"$page":1,"$next":null,"$itemsPerPage":20}"#,
+            Some((1, Some(1), Some(1), None)),
+        );
+        check(
+            r#"{"$items":[],"$total":0,"$page":1,"$next":null,"$items_per_page":20,"$back":null}"#,
+            Some((0, Some(0), Some(1), None)),
+        );
+        check(
+            r#"{"$items":[{},{}],"$next":"/contacts?page=3","$page":2}"#,
+            Some((2, None, Some(2), Some("/contacts?page=3"))),
+        );
         check(r#"{"$items":[],"$next":""}"#, Some((0, None, None, None)));
         check(r#" [{"id":"x"}]"#, Some((1, Some(1), None, None)));
         check(r#"{"$items":{}}"#, None);

@@ -84,7 +84,9 @@ pub(crate) fn parse(url: &str) -> Result<HubUrl, Vec<CeqlError>> {
         if !KNOWN.contains(&lower.as_str()) {
             if !key.is_empty() {
                 hub.warnings.push(Warning {
-                    message: format!("unknown hub parameter `{key}` is ignored (known: where, pageSize, page, orderBy)"),
+                    message: format!(
+                        "unknown hub parameter `{key}` is ignored (known: where, pageSize, page, orderBy)"
+                    ),
                     span: Some(key_span),
                 });
             }
@@ -138,10 +140,9 @@ fn path_resource(path: &str) -> Result<(String, Span), CeqlError> {
     }
     let resource_start = rest_start + hub.len() + 1;
     let span = resource_start..resource_start + resource.len();
-    let name = decode(resource, resource_start).map(|d| d.text).ok_or(CeqlError::NotUtf8 {
-        name: "resource".into(),
-        span: span.clone(),
-    })?;
+    let name = decode(resource, resource_start)
+        .map(|d| d.text)
+        .ok_or(CeqlError::NotUtf8 { name: "resource".into(), span: span.clone() })?;
     Ok((name, span))
 }
 
@@ -191,20 +192,18 @@ fn decode(raw: &str, at: usize) -> Option<Decoded> {
     while i < bytes.len() {
         let hex = |b: u8| (b as char).to_digit(16);
         match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        map.push(at + i);
-                        i += 3;
-                        continue;
-                    }
-                    _ => {
-                        out.push(b'%');
-                        map.push(at + i);
-                    }
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push((h * 16 + l) as u8);
+                    map.push(at + i);
+                    i += 3;
+                    continue;
                 }
-            }
+                _ => {
+                    out.push(b'%');
+                    map.push(at + i);
+                }
+            },
             b'+' if plus_is_space => {
                 out.push(b' ');
                 map.push(at + i);

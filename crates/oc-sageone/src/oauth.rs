@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use chrono::{DateTime, Utc};
+use oc_model::Secret;
 use oc_model::ports::{
     Grant, OAuthApp, OAuthUrlRequest, ProviderAccount, ProviderError, Session, StoreError, TokenSet,
 };
-use oc_model::Secret;
 use reqwest::header::ACCEPT;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -150,10 +150,7 @@ impl Inner {
 
     /// POSTs a token form. 429/5xx and connection failures are retried; a request that may have reached Sage is
     /// not sent twice.
-    async fn token_request(
-        &self,
-        form: &[(&str, &str)],
-    ) -> Result<(TokenAnswer, Option<DateTime<Utc>>), TokenFailure> {
+    async fn token_request(&self, form: &[(&str, &str)]) -> Result<(TokenAnswer, Option<DateTime<Utc>>), TokenFailure> {
         let build = || self.http.post(&self.config.token_url).header(ACCEPT, "application/json").form(form);
         let answer = self.send(&build, None, Resend::IfNotSent).await.map_err(TokenFailure::Other)?;
         if answer.is_success() {

@@ -215,10 +215,11 @@ impl Provider for SageProvider {
             let bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
                 .map_err(|_| ProviderError::Other("the access token is not a valid header value".into()))?;
             let build = || {
-                let mut b = inner.http.get(url.clone()).header(ACCEPT, "application/json").header(
-                    reqwest::header::AUTHORIZATION,
-                    bearer.clone(),
-                );
+                let mut b = inner
+                    .http
+                    .get(url.clone())
+                    .header(ACCEPT, "application/json")
+                    .header(reqwest::header::AUTHORIZATION, bearer.clone());
                 if let Some(id) = &business {
                     b = b.header("X-Business", id.as_str());
                 }
@@ -235,7 +236,10 @@ impl Provider for SageProvider {
                 return Err(api_error(answer.status, &answer.body));
             }
             let mut page = decode_page(&answer.body).map_err(|e| {
-                ProviderError::Transport(format!("sage answered a page that is not a list ({e}): {}", snippet(&answer.body)))
+                ProviderError::Transport(format!(
+                    "sage answered a page that is not a list ({e}): {}",
+                    snippet(&answer.body)
+                ))
             })?;
             page.provider_time = answer.date;
             return Ok(page);

@@ -34,7 +34,7 @@ use std::sync::Arc;
 use oc_model::ports::{CompiledQuery, FieldNeeds, QueryError};
 use serde::Serialize;
 
-use crate::ceql::{self, CmpOp, Expr, ExprKind, FIELD_ALIASES, LocalFilter, Value, is_always_returned, record_path};
+use crate::ceql::{self, CmpOp, Expr, ExprKind, LocalFilter, Value, is_always_returned, record_path};
 use crate::dates::{floor_second, format_sage, parse_instant};
 use crate::endpoints::{DELETED_SINCE, Endpoint, ParamType, UPDATED_OR_CREATED_SINCE, endpoints};
 use crate::error::{CeqlError, Span, Warning, query_error};
@@ -141,8 +141,7 @@ pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, Query
     let expr = match &url.where_clause {
         None => None,
         Some(w) => {
-            let parsed = ceql::parse(&w.text)
-                .map_err(|e| query_error(&[e.map_span(|s| w.url_span(s))], hub_url))?;
+            let parsed = ceql::parse(&w.text).map_err(|e| query_error(&[e.map_span(|s| w.url_span(s))], hub_url))?;
             warnings.extend(parsed.warnings.iter().map(|w| format!("where: {}", w.message)));
             Some(parsed.expr)
         }
@@ -406,7 +405,7 @@ fn plan(resolved: Resolved, expr: Option<&Expr>, needs: &[String]) -> Result<Pla
             let span = field.span.clone();
             if name == "attributes" {
                 errors.push(CeqlError::BadAttributes { span: term.span.clone() });
-            } else if FIELD_ALIASES.iter().any(|(a, _)| *a == name) || endpoint.has_field(&head) {
+            } else if endpoint.has_field(&head) {
                 // A record field.
             } else if endpoint.declares(name) {
                 errors.push(CeqlError::NotAField { name: name.into(), path: endpoint.path.into(), span });

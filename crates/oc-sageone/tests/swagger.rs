@@ -18,7 +18,9 @@ use serde_json::Value;
 fn swagger_path() -> PathBuf {
     match std::env::var_os("OCPOLL_SAGE_SWAGGER") {
         Some(p) => PathBuf::from(p),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/sage-accounting-v3.1.swagger.json"),
+        None => {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/sage-accounting-v3.1.swagger.json")
+        }
     }
 }
 
@@ -148,11 +150,16 @@ fn every_hub_resource_maps_to_a_list_endpoint_with_its_fixed_parameters_declared
     for r in HUB_RESOURCES {
         let e = endpoint(r.path).unwrap_or_else(|| panic!("{}: {} is not a list endpoint", r.name, r.path));
         assert!(swagger["paths"][r.path]["get"].is_object(), "{}: {} missing from the swagger", r.name, r.path);
+        // fetch_page adds these to every request.
+        assert!(e.declares("items_per_page") && e.declares("page"), "{}", r.path);
         for (name, _) in r.fixed {
             assert!(e.declares(name), "{}: fixed parameter {name} not declared by {}", r.name, r.path);
         }
         // The deleted feed column of sage-v3.1.md agrees with the swagger.
-        assert_eq!(e.has_deleted_feed(), r.name != "sales-quotes" && r.name != "ledger-accounts" && r.name != "tax-rates");
+        assert_eq!(
+            e.has_deleted_feed(),
+            r.name != "sales-quotes" && r.name != "ledger-accounts" && r.name != "tax-rates"
+        );
     }
 }
 

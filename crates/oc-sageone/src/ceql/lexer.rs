@@ -1,7 +1,7 @@
 //! The CEQL lexer: turns a clause into tokens with byte spans, closing a string left open at the end (the one
 //! repair) and reporting it as a warning.
 
-use super::{CmpOp, CeqlError, Span, Warning};
+use super::{CeqlError, CmpOp, Span, Warning};
 
 /// A token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,8 +53,11 @@ fn is_name_start(c: char) -> bool {
     c.is_ascii_alphabetic() || c == '_' || c == '$'
 }
 
+/// Tokens with their spans, and the repairs made.
+pub(super) type Lexed = (Vec<(Tok, Span)>, Vec<Warning>);
+
 /// Splits `input` into tokens (the last one [`Tok::Eof`]).
-pub(super) fn tokenize(input: &str) -> Result<(Vec<(Tok, Span)>, Vec<Warning>), CeqlError> {
+pub(super) fn tokenize(input: &str) -> Result<Lexed, CeqlError> {
     let bytes = input.as_bytes();
     let mut tokens = Vec::new();
     let mut warnings = Vec::new();

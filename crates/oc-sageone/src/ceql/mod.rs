@@ -175,9 +175,13 @@ impl Expr {
         let kind = match &self.kind {
             ExprKind::And(terms) => ExprKind::And(terms.iter().map(Expr::without_spans).collect()),
             ExprKind::Or(terms) => ExprKind::Or(terms.iter().map(Expr::without_spans).collect()),
-            ExprKind::Compare { field: f, op, value } => ExprKind::Compare { field: field(f), op: *op, value: lit(value) },
+            ExprKind::Compare { field: f, op, value } => {
+                ExprKind::Compare { field: field(f), op: *op, value: lit(value) }
+            }
             ExprKind::Like { field: f, pattern } => ExprKind::Like { field: field(f), pattern: lit(pattern) },
-            ExprKind::In { field: f, values } => ExprKind::In { field: field(f), values: values.iter().map(lit).collect() },
+            ExprKind::In { field: f, values } => {
+                ExprKind::In { field: field(f), values: values.iter().map(lit).collect() }
+            }
             ExprKind::IsNull { field: f, negated } => ExprKind::IsNull { field: field(f), negated: *negated },
         };
         Expr { kind, span: 0..0 }
