@@ -101,6 +101,8 @@ public class GenVectors {
         out.println("#    produced with Java's custom zone \"GMT\" + spelling, which is what the user meant.");
         out.println("# 3. Unknown zone ids: Java silently uses GMT (Z lines whose resolved id is GMT for another input);");
         out.println("#    oc-template reports an error instead. Never a silent GMT.");
+        out.println("# 4. SystemV/* ids (SystemV/EST5EDT, ...): Java still accepts these pre-IANA ids; they are not in the tz");
+        out.println("#    database chrono-tz ships, so oc-template rejects them (an error, not a guess). Their lines are skipped.");
     }
 
     static void writeZoneData(String path) throws Exception {

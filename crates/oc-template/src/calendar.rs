@@ -149,7 +149,9 @@ impl Fields {
         if month != 1 && week_of_year == 1 {
             week_year += 1;
         }
-        let month1 = days - (day - 1);
+        // In October 1582 the month restarts at the cutover for week-of-month counts, as in Java.
+        let month1 =
+            if year == CUTOVER_YEAR && month == 10 && days >= CUTOVER_DAY { CUTOVER_DAY } else { days - (day - 1) };
         let (era, year_of_era) = if year >= 1 { (1, year) } else { (0, 1 - year) };
         Fields {
             era,
@@ -161,7 +163,7 @@ impl Fields {
             day_of_week: dow as i32,
             week_of_year: week_of_year as i32,
             week_of_month: ((days - week_start(month1)) / 7 + 1) as i32,
-            day_of_week_in_month: ((day - 1) / 7 + 1) as i32,
+            day_of_week_in_month: ((days - month1) / 7 + 1) as i32,
             hour_of_day: (ms_of_day / 3_600_000) as i32,
             minute: (ms_of_day / 60_000 % 60) as i32,
             second: (ms_of_day / 1000 % 60) as i32,

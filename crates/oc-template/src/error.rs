@@ -15,7 +15,9 @@ use std::ops::Range;
 #[non_exhaustive]
 pub enum MaskErrorKind {
     /// An unquoted ASCII letter that is not a pattern letter (Java: "Illegal pattern character").
-    #[error("illegal pattern character `{0}`: expected one of G y Y M L w W D d F E u a H k K h m s S z Z X, or quote it")]
+    #[error(
+        "illegal pattern character `{0}`: expected one of G y Y M L w W D d F E u a H k K h m s S z Z X, or quote it"
+    )]
     IllegalLetter(char),
     /// A `'` opened a quoted run that never closes.
     #[error("unterminated quote: expected a closing `'`")]
@@ -30,10 +32,14 @@ pub enum MaskErrorKind {
 #[non_exhaustive]
 pub enum ZoneErrorKind {
     /// Nothing where a zone was expected.
-    #[error("empty zone: expected an IANA id such as America/Los_Angeles, GMT, UTC, GMT+hh:mm or an offset such as -8:00")]
+    #[error(
+        "empty zone: expected an IANA id such as America/Los_Angeles, GMT, UTC, GMT+hh:mm or an offset such as -8:00"
+    )]
     Empty,
     /// Not a zone this crate (or Java) knows.
-    #[error("unknown zone `{0}`: expected an IANA id such as America/Los_Angeles, GMT, UTC, GMT+hh:mm or an offset such as -8:00")]
+    #[error(
+        "unknown zone `{0}`: expected an IANA id such as America/Los_Angeles, GMT, UTC, GMT+hh:mm or an offset such as -8:00"
+    )]
     Unknown(String),
     /// Looks like an offset but is not a valid one.
     #[error("invalid offset `{0}`: expected ±h, ±hh, ±hhmm, ±h:mm or ±hh:mm with hours 0-23 and minutes 0-59")]
@@ -238,7 +244,11 @@ mod tests {
 
     #[test]
     fn caret_under_span() {
-        check("abc Mars def", 4..8, "unknown zone `x`: expected an IANA id such as America/Los_Angeles, GMT, UTC, GMT+hh:mm or an offset such as -8:00 at byte 4\nabc Mars def\n    ^^^^");
+        check(
+            "abc Mars def",
+            4..8,
+            "unknown zone `x`: expected an IANA id such as America/Los_Angeles, GMT, UTC, GMT+hh:mm or an offset such as -8:00 at byte 4\nabc Mars def\n    ^^^^",
+        );
     }
 
     #[test]

@@ -24,8 +24,8 @@
 //! assert_eq!(url.render(last_poll), "/hubs/finance/customers?where=lastModifiedDate>='2019-03-25T15:31:02Z'");
 //!
 //! let mask = Mask::compile("dd/MM/yyyy HH:mm:ss.SSS")?;
-//! let updated = mask.parse("25/03/2019 16:31:02.120", &Zone::parse("Europe/London")?)?;
-//! assert_eq!(format_rfc3339_utc(updated), "2019-03-25T15:31:02.120Z");
+//! let updated = mask.parse("25/07/2019 16:31:02.120", &Zone::parse("Europe/London")?)?; // BST
+//! assert_eq!(format_rfc3339_utc(updated), "2019-07-25T15:31:02.120Z");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
@@ -59,7 +59,9 @@ mod template;
 mod zone;
 mod zone_data;
 
-pub use error::{MaskError, MaskErrorKind, ParseError, ParseErrorKind, TemplateError, TemplateErrorKind, ZoneError, ZoneErrorKind};
+pub use error::{
+    MaskError, MaskErrorKind, ParseError, ParseErrorKind, TemplateError, TemplateErrorKind, ZoneError, ZoneErrorKind,
+};
 pub use mask::{Mask, Precision};
 pub use template::{DEFAULT_DATE_MASK, EpochUnit, Placeholder, Template};
 pub use zone::Zone;
@@ -92,15 +94,17 @@ pub fn format_rfc3339_utc(instant: DateTime<Utc>) -> String {
         nanos -= 1_000_000_000;
         second += 1;
     }
-    for (sep, v) in [('-', instant.month()), ('-', instant.day()), ('T', instant.hour()), (':', instant.minute()), (':', second)] {
+    for (sep, v) in
+        [('-', instant.month()), ('-', instant.day()), ('T', instant.hour()), (':', instant.minute()), (':', second)]
+    {
         out.push(sep);
         mask::pad(&mut out, i64::from(v), 2);
     }
     if nanos != 0 {
         out.push('.');
-        let (v, digits) = if nanos % 1_000_000 == 0 {
+        let (v, digits) = if nanos.is_multiple_of(1_000_000) {
             (nanos / 1_000_000, 3)
-        } else if nanos % 1000 == 0 {
+        } else if nanos.is_multiple_of(1000) {
             (nanos / 1000, 6)
         } else {
             (nanos, 9)

@@ -11,11 +11,25 @@ use crate::error::{MaskError, MaskErrorKind, ParseError};
 use crate::zone::{Offsets, Zone};
 
 pub(crate) const ERAS: [&str; 2] = ["BC", "AD"];
-pub(crate) const MONTHS: [&str; 12] =
-    ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"];
-pub(crate) const SHORT_MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+pub(crate) const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+pub(crate) const SHORT_MONTHS: [&str; 12] =
+    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
 /// Index 0 unused, as in Java: 1 = Sunday.
-pub(crate) const WEEKDAYS: [&str; 8] = ["", "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+pub(crate) const WEEKDAYS: [&str; 8] =
+    ["", "Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
 pub(crate) const SHORT_WEEKDAYS: [&str; 8] = ["", "Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 pub(crate) const AM_PM: [&str; 2] = ["AM", "PM"];
 
@@ -275,7 +289,11 @@ fn compile_items(pattern: &str) -> Result<Vec<Item>, MaskError> {
     let mut in_quote: Option<usize> = None; // byte offset of the opening quote
     let mut chars = pattern.char_indices().peekable();
 
-    fn flush_field(items: &mut Vec<Item>, field: &mut Option<(Letter, u32, usize)>, pattern: &str) -> Result<(), MaskError> {
+    fn flush_field(
+        items: &mut Vec<Item>,
+        field: &mut Option<(Letter, u32, usize)>,
+        pattern: &str,
+    ) -> Result<(), MaskError> {
         if let Some((letter, count, start)) = field.take() {
             if letter == Letter::IsoZone && count > 3 {
                 let end = start + count as usize;

@@ -59,7 +59,8 @@ const FIELD_NAMES: [&str; 18] = [
 ];
 /// `GregorianCalendar.getMinimum` / `getMaximum`, checked for every parsed field when not lenient.
 const MIN: [i64; FIELDS] = [0, 1, 0, 1, 0, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, -13 * HOUR_MS, 0];
-const MAX: [i64; FIELDS] = [1, 292_278_994, 11, 53, 6, 31, 366, 7, 6, 1, 11, 23, 59, 59, 999, 14 * HOUR_MS, 2 * HOUR_MS];
+const MAX: [i64; FIELDS] =
+    [1, 292_278_994, 11, 53, 6, 31, 366, 7, 6, 1, 11, 23, 59, 59, 999, 14 * HOUR_MS, 2 * HOUR_MS];
 
 /// Java's `CalendarBuilder`: values with the order they were set in (stamp 0 = unset).
 #[derive(Clone)]
@@ -558,7 +559,8 @@ impl Parser<'_> {
         let first = dow_on_or_before(jan1, 1);
         let date = first + i64::from(dow - 1) + 7 * (i64::from(woy) - 1);
         let f = Fields::from_local_millis(date.saturating_mul(MS_PER_DAY));
-        if f.week_year != i64::from(week_year) {
+        // Java's week-date arithmetic fails for the weeks of week year 1 that reach into 1 BC.
+        if f.week_year != i64::from(week_year) || (f.era == 0 && week_year >= 1) {
             return Err(bad(WEEK_YEAR));
         }
         if f.week_of_year != woy {
@@ -599,7 +601,8 @@ impl Parser<'_> {
         if is_set(ERA) && v(ERA) == 0 {
             year = 1 - year;
         }
-        let hours = if has(HOUR_OF_DAY) { v(HOUR_OF_DAY) } else { v(HOUR) + if has(AM_PM_F) { 12 * v(AM_PM_F) } else { 0 } };
+        let hours =
+            if has(HOUR_OF_DAY) { v(HOUR_OF_DAY) } else { v(HOUR) + if has(AM_PM_F) { 12 * v(AM_PM_F) } else { 0 } };
         let time_of_day = ((hours * 60 + v(MINUTE)) * 60 + v(SECOND)) * 1000 + v(MILLISECOND);
         let extra_days = floor_div(time_of_day, MS_PER_DAY);
         let time_of_day = floor_mod(time_of_day, MS_PER_DAY);
@@ -690,7 +693,10 @@ impl Parser<'_> {
         for field in BLAME_ORDER {
             if is_set(field) && actual[field] != v(field) {
                 let kind = if gap {
-                    ParseErrorKind::SkippedLocalTime { local: Zone::describe_local(wall), zone: self.zone.id().to_owned() }
+                    ParseErrorKind::SkippedLocalTime {
+                        local: Zone::describe_local(wall),
+                        zone: self.zone.id().to_owned(),
+                    }
                 } else {
                     ParseErrorKind::Inconsistent {
                         field: FIELD_NAMES[field],
@@ -707,7 +713,7 @@ impl Parser<'_> {
     /// Choosing between the Julian and the Gregorian reading of a date near the 1582 cutover.
     fn hybrid(&self, gfd: i64, jfd: i64, mask: u32, year: i64) -> Result<i64, ParseError> {
         if mask & (1 << DAY_OF_YEAR | 1 << WEEK_OF_YEAR) != 0 && year == CUTOVER_YEAR {
-            return Ok(gfd);
+            return Ok(jfd); // counted from January 1, which is Julian in 1582
         }
         if gfd >= CUTOVER_DAY {
             Ok(gfd)

@@ -355,7 +355,10 @@ mod tests {
         check("${date:z}", "UTC");
         check("${dateTimeZone:PST:HH:mm z}|${DateTimeZone:-8:00:HH:mm z}", "08:31 PDT|07:31 GMT-08:00");
         check("${dateTimeZone:GMT+05:30:HH:mm}", "21:01");
-        check("${epoch}|${epoch:ms}|${epoch:s}|${epoch:us}|${milliseconds}", "1553527862120|1553527862120|1553527862|1553527862120456|1553527862120");
+        check(
+            "${epoch}|${epoch:ms}|${epoch:s}|${epoch:us}|${milliseconds}",
+            "1553527862120|1553527862120|1553527862|1553527862120456|1553527862120",
+        );
         check("${date:'}'yyyy}", "}2019");
         check("no placeholders ' } $ {", "no placeholders ' } $ {");
         check("$${date:yyyy}}", "$2019}");

@@ -70,8 +70,11 @@ enum Rules {
     /// Total offset in milliseconds, never daylight saving.
     Fixed(i32),
     /// `raw_last`: the current standard offset (ms), used before 1900 as Java does; `wall_1900`: the local
-    /// time (ms) of 1900-01-01T00:00Z, below which local times resolve with `raw_last`.
-    Region { tz: Tz, raw_last: i32, wall_1900: i64 },
+    /// time (ms) of 1900-01-01T00:00Z, below which local times resolve with `raw_last`; `negative_dst`: the
+    /// tz database describes the zone with negative daylight saving (Irish winter time), which Java's data
+    /// turns around (GMT standard, IST daylight saving); `dst_2037`: the zone still observes daylight saving
+    /// at the end of the data Java keeps, so later years repeat its rules.
+    Region { tz: Tz, raw_last: i32, wall_1900: i64, negative_dst: bool, dst_2037: bool },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -158,9 +161,16 @@ impl Zone {
 
     fn region(id: &str, tz: Tz) -> Zone {
         let (names, dst_savings) = table_names(id).map_or((Names::Offset, 0), |(n, d)| (Names::Table(n), d));
-        let raw_last = base_offset_ms(tz, 7_258_118_400); // 2200-01-01
-        let wall_1900 = UTC_1900_MS + i64::from(total_offset_ms(tz, UTC_1900_MS / 1000));
-        Zone { id: id.into(), rules: Rules::Region { tz, raw_last, wall_1900 }, names, dst_savings }
+        let negative_dst = NEGATIVE_DST_ZONES.contains(&tz.name());
+        let dst_2037 = [JAN_2037_MS, JUL_2037_MS].iter().any(|&t| raw_components(tz, t).dst != 0);
+        let mut last = normalize(tz, negative_dst, LAST_JAVA_MS, raw_components(tz, LAST_JAVA_MS));
+        if dst_2037 {
+            last = normalize(tz, negative_dst, JAN_2037_MS, raw_components(tz, JAN_2037_MS));
+        }
+        let raw_last = JAVA_RAW_OFFSETS.iter().find(|(name, _)| *name == tz.name()).map_or(last.raw, |(_, raw)| *raw);
+        let wall_1900 = UTC_1900_MS + i64::from(raw_components(tz, UTC_1900_MS).total());
+        let rules = Rules::Region { tz, raw_last, wall_1900, negative_dst, dst_2037 };
+        Zone { id: id.into(), rules, names, dst_savings }
     }
 
     /// The id as Java reports it (`TimeZone.getID()`): `PST`, `America/New_York`, `GMT+05:30`.
@@ -177,14 +187,12 @@ impl Zone {
     pub(crate) fn offsets_at(&self, utc_ms: i64) -> Offsets {
         match self.rules {
             Rules::Fixed(ms) => Offsets { raw: ms, dst: 0 },
-            Rules::Region { tz, raw_last, .. } => {
+            Rules::Region { tz, raw_last, negative_dst, dst_2037, .. } => {
                 if utc_ms < UTC_1900_MS {
                     return Offsets { raw: raw_last, dst: 0 };
                 }
-                match DateTime::from_timestamp(utc_ms.div_euclid(1000), 0) {
-                    Some(dt) => components(&tz.offset_from_utc_datetime(&dt.naive_utc())),
-                    None => Offsets { raw: raw_last, dst: 0 },
-                }
+                let t = if utc_ms > LAST_JAVA_MS { future_equivalent(utc_ms, dst_2037) } else { utc_ms };
+                normalize(tz, negative_dst, t, raw_components(tz, t))
             }
         }
     }
@@ -194,22 +202,24 @@ impl Zone {
     pub(crate) fn offsets_for_local(&self, wall_ms: i64) -> (Offsets, bool) {
         match self.rules {
             Rules::Fixed(ms) => (Offsets { raw: ms, dst: 0 }, false),
-            Rules::Region { tz, raw_last, wall_1900 } => {
+            Rules::Region { tz, raw_last, wall_1900, negative_dst, dst_2037 } => {
                 let fallback = (Offsets { raw: raw_last, dst: 0 }, false);
                 if wall_ms < wall_1900 {
                     return fallback;
                 }
-                let Some(local) = DateTime::from_timestamp(wall_ms.div_euclid(1000), 0).map(|d| d.naive_utc()) else {
+                let wall = if wall_ms > LAST_JAVA_MS { future_equivalent(wall_ms, dst_2037) } else { wall_ms };
+                let Some(local) = DateTime::from_timestamp(wall.div_euclid(1000), 0).map(|d| d.naive_utc()) else {
                     return fallback;
                 };
-                match tz.offset_from_local_datetime(&local) {
+                let (o, gap) = match tz.offset_from_local_datetime(&local) {
                     chrono::LocalResult::Single(o) => (components(&o), false),
                     chrono::LocalResult::Ambiguous(_, later) => (components(&later), false),
                     chrono::LocalResult::None => match GapInfo::new(&local, &tz).and_then(|g| g.begin) {
                         Some((_, before)) => (components(&before), true),
-                        None => fallback,
+                        None => return fallback,
                     },
-                }
+                };
+                (normalize(tz, negative_dst, wall - i64::from(o.total()), o), gap)
             }
         }
     }
@@ -261,16 +271,76 @@ fn components(o: &chrono_tz::TzOffset) -> Offsets {
     Offsets { raw: total - dst, dst }
 }
 
-fn total_offset_ms(tz: Tz, secs: i64) -> i32 {
-    DateTime::from_timestamp(secs, 0)
-        .map_or(0, |d| tz.offset_from_utc_datetime(&d.naive_utc()).fix().local_minus_utc().saturating_mul(1000))
+/// Offsets as the tz database (through `chrono-tz`) states them at a UTC instant.
+fn raw_components(tz: Tz, utc_ms: i64) -> Offsets {
+    match DateTime::from_timestamp(utc_ms.div_euclid(1000), 0) {
+        Some(dt) => components(&tz.offset_from_utc_datetime(&dt.naive_utc())),
+        None => Offsets { raw: 0, dst: 0 },
+    }
 }
 
-fn base_offset_ms(tz: Tz, secs: i64) -> i32 {
-    DateTime::from_timestamp(secs, 0).map_or(0, |d| {
-        let o = tz.offset_from_utc_datetime(&d.naive_utc());
-        i32::try_from(o.base_utc_offset().num_milliseconds()).unwrap_or(0)
-    })
+/// Zones the tz database describes with negative daylight saving; Java's (rearguard) data has the winter
+/// offset as standard time and the summer one as daylight saving.
+const NEGATIVE_DST_ZONES: &[&str] =
+    &["Europe/Dublin", "Eire", "Africa/Windhoek", "Africa/Casablanca", "Africa/El_Aaiun"];
+/// 1994-03-20T22:00:00Z, when Namibia first switched to winter time.
+const WINDHOEK_WINTER_TIME_MS: i64 = 764_200_800_000;
+/// Java's standard offsets of those zones, used before 1900 (`getRawOffset()`).
+const JAVA_RAW_OFFSETS: &[(&str, i32)] = &[
+    ("Europe/Dublin", 0),
+    ("Eire", 0),
+    ("Africa/Casablanca", 0),
+    ("Africa/El_Aaiun", 0),
+    ("Africa/Windhoek", HOUR_MS),
+];
+
+fn normalize(tz: Tz, negative_dst: bool, utc_ms: i64, o: Offsets) -> Offsets {
+    if !negative_dst {
+        return o;
+    }
+    if o.dst < 0 {
+        return Offsets { raw: o.total(), dst: 0 };
+    }
+    if o.dst != 0 {
+        return o;
+    }
+    // Java's standard offset is the lower one; anything above it is daylight saving (Namibia: since its
+    // 1994 winter time).
+    let since = if tz.name() == "Africa/Windhoek" { WINDHOEK_WINTER_TIME_MS } else { i64::MIN };
+    match JAVA_RAW_OFFSETS.iter().find(|(name, _)| *name == tz.name()) {
+        Some(&(_, java_raw)) if o.total() > java_raw && utc_ms >= since => {
+            Offsets { raw: java_raw, dst: o.total() - java_raw }
+        }
+        _ => o,
+    }
+}
+
+/// Java keeps zone transitions up to the end of 2037 and applies the zone's last rules after that.
+const LAST_JAVA_MS: i64 = 2_145_916_799_999; // 2037-12-31T23:59:59.999Z
+const JAN_2037_MS: i64 = 2_115_590_400_000; // 2037-01-15
+const JUL_2037_MS: i64 = 2_131_228_800_000; // 2037-07-15
+const DAY_MS: i64 = 86_400_000;
+
+/// An instant after 2037 moved to the same month and day of a recent year (2029-2037) whose months start
+/// on the same weekdays, so that the zone's last daylight saving rules ("last Sunday of March", "first
+/// Sunday on or after the 8th") apply as Java applies its last rules. Zones without daylight saving in 2037
+/// keep their last offset.
+fn future_equivalent(ms: i64, dst_2037: bool) -> i64 {
+    use crate::calendar::{civil, day_of_week, gregorian_days};
+    if !dst_2037 {
+        return LAST_JAVA_MS;
+    }
+    let days = ms.div_euclid(DAY_MS);
+    let (year, month, _) = civil(days);
+    // January and February follow January 1's weekday; March to December follow March 1's.
+    let anchor_month = if month <= 2 { 1 } else { 3 };
+    let anchor = gregorian_days(year, anchor_month, 1);
+    let Some(year2) =
+        (2029..=2037).rev().find(|&y| day_of_week(gregorian_days(y, anchor_month, 1)) == day_of_week(anchor))
+    else {
+        return LAST_JAVA_MS;
+    };
+    ms - (anchor - gregorian_days(year2, anchor_month, 1)) * DAY_MS
 }
 
 /// Java's `TimeZone.parseCustomTimeZone` grammar after `GMT`: sign, then `h`, `hh`, `hmm`, `hhmm`, `h:mm` or
@@ -369,7 +439,21 @@ mod tests {
 
     #[test]
     fn unknown_is_an_error() {
-        for id in ["", "gmt", "utc", "Z", "Mars/Olympus", "GMT+24", "GMT+5:3", "GMT+", "+", "GMT5", "america/new_york", "-8:00:00", "+١"] {
+        for id in [
+            "",
+            "gmt",
+            "utc",
+            "Z",
+            "Mars/Olympus",
+            "GMT+24",
+            "GMT+5:3",
+            "GMT+",
+            "+",
+            "GMT5",
+            "america/new_york",
+            "-8:00:00",
+            "+١",
+        ] {
             check(id, None);
         }
     }
