@@ -1,3 +1,136 @@
 //! Durable state on embedded SQLite (the default) and PostgreSQL (several nodes): instances, tokens, poll
 //! state, the event outbox, notifications and delivery attempts, leases, and secrets encrypted at rest. It
 //! implements the store port of `oc-model` and is the only crate that writes SQL.
+//!
+//! [`connect`] picks the backend once from the URL (`sqlite://PATH`, created if missing; `postgres://...`),
+//! applies the embedded migrations (refusing a database written by a newer binary) and checks the
+//! [`MasterKey`] against the database, so a wrong key fails at start rather than by handing out garbage. The
+//! resulting [`SqlStore`] implements every store trait and [`TokenVault`](oc_model::ports::TokenVault):
+//! `Arc<SqlStore>` is both an `Arc<dyn Store>` and an `Arc<dyn TokenVault>`.
+//!
+//! What is kept how:
+//! - organization, user and instance (`Element`) secrets: SHA-256 hashes only, compared in constant time;
+//! - secret configuration values (`oc_model::config::is_secret`), access and refresh tokens: sealed with
+//!   XChaCha20-Poly1305 under the master key, bound to their row;
+//! - instants compared in SQL: nanoseconds since the Unix epoch (`BIGINT`); instants only read back
+//!   (watermarks, event dates, token expiry): RFC 3339 text, exact.
+//!
+//! Leases fence work across nodes: every claim increments a generation, and every write under a lease checks
+//! owner, generation and expiry in the same statement that writes.
+
+mod accounts;
+mod codec;
+mod db;
+mod error;
+mod instances;
+mod key;
+mod outbox;
+mod polls;
+mod vault;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oc_model::ports::{Clock, StoreError, SystemClock};
+
+pub use db::SCHEMA_VERSION;
+pub use error::KeyError;
+pub use key::{MASTER_KEY_ENV, MasterKey, sqlite_key_path};
+pub use polls::POLL_HISTORY_PER_RESOURCE;
+
+/// The database behind a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite: one node.
+    Sqlite,
+    /// PostgreSQL: any number of nodes.
+    Postgres,
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://PATH` (created if missing) or `postgres://...`.
+    pub url: String,
+    /// The key of the secrets at rest.
+    pub key: MasterKey,
+    /// Most connections (PostgreSQL), or most reader connections (SQLite; writes use one connection).
+    pub max_connections: u32,
+    /// PostgreSQL only: the schema to work in (created if missing; set as `search_path`).
+    pub schema: Option<String>,
+    /// SQLite only: how long a write waits for another process's write lock.
+    pub busy_timeout: Duration,
+    /// Time of the refresh locks of the token vault (the other calls are given their time).
+    pub clock: Arc<dyn Clock>,
+}
+
+impl StoreOptions {
+    /// Defaults: 8 connections, the `public` schema, a 30 s busy timeout, the system clock.
+    pub fn new(url: impl Into<String>, key: MasterKey) -> Self {
+        StoreOptions {
+            url: url.into(),
+            key,
+            max_connections: 8,
+            schema: None,
+            busy_timeout: Duration::from_secs(30),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+/// The store on SQLite or PostgreSQL. Cheap to clone (connection pools are shared).
+#[derive(Clone)]
+pub struct SqlStore {
+    pub(crate) pools: db::Pools,
+    pub(crate) cipher: key::Cipher,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlStore").field("backend", &self.backend()).finish_non_exhaustive()
+    }
+}
+
+/// Opens the store of `url` with default options: connects, applies the migrations, checks the key.
+pub async fn connect(url: &str, key: MasterKey) -> Result<SqlStore, StoreError> {
+    connect_with(StoreOptions::new(url, key)).await
+}
+
+/// Opens a store: connects, applies the migrations, checks the key.
+pub async fn connect_with(options: StoreOptions) -> Result<SqlStore, StoreError> {
+    let pools = db::Pools::open(&db::OpenOptions {
+        url: &options.url,
+        max_connections: options.max_connections,
+        schema: options.schema.as_deref(),
+        busy_timeout: options.busy_timeout,
+    })
+    .await?;
+    let store = SqlStore { pools, cipher: key::Cipher::new(&options.key), clock: options.clock };
+    store.migrate().await?;
+    Ok(store)
+}
+
+impl SqlStore {
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        if self.pools.is_pg() { Backend::Postgres } else { Backend::Sqlite }
+    }
+
+    /// Applies the embedded migrations (idempotent) and checks the master key; [`connect`] already did.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.pools.migrate().await?;
+        self.pools.check_key(&self.cipher).await
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        self.pools.close().await;
+    }
+}

@@ -1,0 +1,432 @@
+//! The two backends behind one narrow interface: a connection or transaction runs SQL text with a list of
+//! [`Val`]s and yields [`Row`]s, whichever database is underneath. The store's logic is written once against
+//! it; SQL text differs only where the dialects do (`FOR UPDATE SKIP LOCKED`, advisory locks).
+//!
+//! SQLite: one writer connection (every write transaction starts with `BEGIN IMMEDIATE` on it, so writes are
+//! serialized inside the process and wait on the busy timeout across processes — `SQLITE_BUSY` does not reach
+//! a caller) and a small pool of reader connections; WAL mode lets readers run beside the writer.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use oc_model::ports::StoreError;
+use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{PgConnection, PgPool, Postgres, Row as _, Sqlite, SqliteConnection, SqlitePool, Transaction};
+
+use crate::error::{corrupt, error_chain};
+use crate::key::Cipher;
+
+/// The embedded migrations: (version, description, SQLite text, PostgreSQL text).
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../migrations/sqlite/0001_init.sql"),
+    include_str!("../migrations/postgres/0001_init.sql"),
+)];
+
+/// The newest schema version this binary knows.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// A bound value.
+#[derive(Debug, Clone)]
+pub(crate) enum Val {
+    I64(i64),
+    OptI64(Option<i64>),
+    Text(String),
+    OptText(Option<String>),
+    Bytes(Vec<u8>),
+    OptBytes(Option<Vec<u8>>),
+    Bool(bool),
+}
+
+impl From<i64> for Val {
+    fn from(v: i64) -> Self {
+        Val::I64(v)
+    }
+}
+impl From<Option<i64>> for Val {
+    fn from(v: Option<i64>) -> Self {
+        Val::OptI64(v)
+    }
+}
+impl From<String> for Val {
+    fn from(v: String) -> Self {
+        Val::Text(v)
+    }
+}
+impl From<&str> for Val {
+    fn from(v: &str) -> Self {
+        Val::Text(v.to_string())
+    }
+}
+impl From<&String> for Val {
+    fn from(v: &String) -> Self {
+        Val::Text(v.clone())
+    }
+}
+impl From<Option<String>> for Val {
+    fn from(v: Option<String>) -> Self {
+        Val::OptText(v)
+    }
+}
+impl From<Option<&str>> for Val {
+    fn from(v: Option<&str>) -> Self {
+        Val::OptText(v.map(str::to_string))
+    }
+}
+impl From<Vec<u8>> for Val {
+    fn from(v: Vec<u8>) -> Self {
+        Val::Bytes(v)
+    }
+}
+impl From<Option<Vec<u8>>> for Val {
+    fn from(v: Option<Vec<u8>>) -> Self {
+        Val::OptBytes(v)
+    }
+}
+impl From<bool> for Val {
+    fn from(v: bool) -> Self {
+        Val::Bool(v)
+    }
+}
+
+/// `args![a, b, c]`: a `Vec<Val>`.
+macro_rules! args {
+    ($($v:expr),* $(,)?) => { vec![$($crate::db::Val::from($v)),*] };
+}
+pub(crate) use args;
+
+/// What a failed statement was doing, for the error message: its first words.
+fn context(sql: &str) -> String {
+    sql.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
+}
+
+fn query_error(sql: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
+    move |e| {
+        if let Some(d) = e.as_database_error()
+            && d.is_unique_violation()
+        {
+            return StoreError::Conflict(format!("{}: {}", context(sql), d.message()));
+        }
+        StoreError::Database(format!("{}: {}", context(sql), error_chain(&e)))
+    }
+}
+
+macro_rules! bind_all {
+    ($q:expr, $args:expr) => {{
+        let mut q = $q;
+        for a in $args {
+            q = match a {
+                Val::I64(v) => q.bind(v),
+                Val::OptI64(v) => q.bind(v),
+                Val::Text(v) => q.bind(v),
+                Val::OptText(v) => q.bind(v),
+                Val::Bytes(v) => q.bind(v),
+                Val::OptBytes(v) => q.bind(v),
+                Val::Bool(v) => q.bind(v),
+            };
+        }
+        q
+    }};
+}
+
+/// A borrowed connection of either backend.
+pub(crate) enum ConnRef<'a> {
+    Sqlite(&'a mut SqliteConnection),
+    Pg(&'a mut PgConnection),
+}
+
+impl ConnRef<'_> {
+    /// Runs a statement; the number of rows it changed.
+    pub(crate) async fn exec(&mut self, sql: &str, args: Vec<Val>) -> Result<u64, StoreError> {
+        match self {
+            ConnRef::Sqlite(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await.map(|r| r.rows_affected()),
+            ConnRef::Pg(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await.map(|r| r.rows_affected()),
+        }
+        .map_err(query_error(sql))
+    }
+
+    /// Every row of a query.
+    pub(crate) async fn all(&mut self, sql: &str, args: Vec<Val>) -> Result<Vec<Row>, StoreError> {
+        match self {
+            ConnRef::Sqlite(c) => bind_all!(sqlx::query(sql), args)
+                .fetch_all(&mut **c)
+                .await
+                .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
+            ConnRef::Pg(c) => bind_all!(sqlx::query(sql), args)
+                .fetch_all(&mut **c)
+                .await
+                .map(|rows| rows.into_iter().map(Row::Pg).collect()),
+        }
+        .map_err(query_error(sql))
+    }
+
+    /// The first row of a query, if any.
+    pub(crate) async fn opt(&mut self, sql: &str, args: Vec<Val>) -> Result<Option<Row>, StoreError> {
+        match self {
+            ConnRef::Sqlite(c) => {
+                bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await.map(|r| r.map(Row::Sqlite))
+            }
+            ConnRef::Pg(c) => bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await.map(|r| r.map(Row::Pg)),
+        }
+        .map_err(query_error(sql))
+    }
+
+    /// The one row of a query.
+    pub(crate) async fn one(&mut self, sql: &str, args: Vec<Val>) -> Result<Row, StoreError> {
+        self.opt(sql, args).await?.ok_or_else(|| StoreError::Database(format!("{}: no row", context(sql))))
+    }
+
+    /// True on PostgreSQL.
+    pub(crate) fn is_pg(&self) -> bool {
+        matches!(self, ConnRef::Pg(_))
+    }
+}
+
+/// A write transaction.
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Pg(Transaction<'static, Postgres>),
+}
+
+impl Tx {
+    pub(crate) fn c(&mut self) -> ConnRef<'_> {
+        match self {
+            Tx::Sqlite(t) => ConnRef::Sqlite(t),
+            Tx::Pg(t) => ConnRef::Pg(t),
+        }
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await,
+            Tx::Pg(t) => t.commit().await,
+        }
+        .map_err(query_error("COMMIT"))
+    }
+}
+
+/// A pooled connection for reads.
+pub(crate) enum Conn {
+    Sqlite(PoolConnection<Sqlite>),
+    Pg(PoolConnection<Postgres>),
+}
+
+impl Conn {
+    pub(crate) fn c(&mut self) -> ConnRef<'_> {
+        match self {
+            Conn::Sqlite(c) => ConnRef::Sqlite(c),
+            Conn::Pg(c) => ConnRef::Pg(c),
+        }
+    }
+}
+
+/// A result row of either backend.
+pub(crate) enum Row {
+    Sqlite(SqliteRow),
+    Pg(PgRow),
+}
+
+macro_rules! getter {
+    ($name:ident, $t:ty) => {
+        pub(crate) fn $name(&self, col: &str) -> Result<$t, StoreError> {
+            match self {
+                Row::Sqlite(r) => r.try_get::<$t, _>(col),
+                Row::Pg(r) => r.try_get::<$t, _>(col),
+            }
+            .map_err(|e| corrupt(format_args!("column {col}: {e}")))
+        }
+    };
+}
+
+impl Row {
+    getter!(i64, i64);
+    getter!(opt_i64, Option<i64>);
+    getter!(text, String);
+    getter!(opt_text, Option<String>);
+    getter!(bytes, Vec<u8>);
+    getter!(opt_bytes, Option<Vec<u8>>);
+    getter!(bool, bool);
+}
+
+/// The connection pools of the chosen backend.
+#[derive(Clone)]
+pub(crate) enum Pools {
+    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Postgres(PgPool),
+}
+
+/// How to open a store; see [`crate::StoreOptions`].
+pub(crate) struct OpenOptions<'a> {
+    pub(crate) url: &'a str,
+    pub(crate) max_connections: u32,
+    pub(crate) schema: Option<&'a str>,
+    pub(crate) busy_timeout: Duration,
+}
+
+/// A PostgreSQL schema name we are willing to put in SQL text.
+pub(crate) fn valid_schema_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 63
+}
+
+impl Pools {
+    /// Connects to the database of `url` (`sqlite://...` or `postgres://...`).
+    pub(crate) async fn open(o: &OpenOptions<'_>) -> Result<Pools, StoreError> {
+        // The URL may carry a password: messages name only its scheme.
+        let scheme = o.url.split(':').next().unwrap_or_default();
+        let bad_url = |e: sqlx::Error| StoreError::Database(format!("invalid {scheme} database URL: {e}"));
+        if o.url.starts_with("sqlite:") {
+            let base = SqliteConnectOptions::from_str(o.url)
+                .map_err(bad_url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(o.busy_timeout)
+                .foreign_keys(true);
+            let memory = o.url.contains(":memory:") || o.url.contains("mode=memory");
+            let connect = |e: sqlx::Error| StoreError::Database(format!("cannot open the SQLite database: {e}"));
+            let writer = SqlitePoolOptions::new()
+                .max_connections(1)
+                .min_connections(if memory { 1 } else { 0 })
+                .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
+                .max_lifetime(if memory { None } else { Some(Duration::from_secs(3600)) })
+                .connect_with(base.clone())
+                .await
+                .map_err(connect)?;
+            let reader = if memory {
+                writer.clone()
+            } else {
+                SqlitePoolOptions::new()
+                    .max_connections(o.max_connections.max(1))
+                    .connect_with(base)
+                    .await
+                    .map_err(connect)?
+            };
+            Ok(Pools::Sqlite { writer, reader })
+        } else if o.url.starts_with("postgres://") || o.url.starts_with("postgresql://") {
+            let mut options = PgConnectOptions::from_str(o.url).map_err(bad_url)?;
+            if let Some(schema) = o.schema {
+                if !valid_schema_name(schema) {
+                    return Err(StoreError::Database(format!("invalid schema name {schema:?}")));
+                }
+                options = options.options([("search_path", schema)]);
+            }
+            let pool = PgPoolOptions::new()
+                .max_connections(o.max_connections.max(2))
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await
+                .map_err(|e| StoreError::Database(format!("cannot connect to PostgreSQL: {}", error_chain(&e))))?;
+            if let Some(schema) = o.schema {
+                sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                    .execute(&pool)
+                    .await
+                    .map_err(query_error("CREATE SCHEMA"))?;
+            }
+            Ok(Pools::Postgres(pool))
+        } else {
+            Err(StoreError::Database(format!(
+                "unsupported database URL scheme {scheme:?}: expected sqlite://PATH or postgres://..."
+            )))
+        }
+    }
+
+    pub(crate) fn is_pg(&self) -> bool {
+        matches!(self, Pools::Postgres(_))
+    }
+
+    /// Starts a write transaction.
+    pub(crate) async fn write(&self) -> Result<Tx, StoreError> {
+        match self {
+            Pools::Sqlite { writer, .. } => {
+                writer.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite).map_err(query_error("BEGIN IMMEDIATE"))
+            }
+            Pools::Postgres(p) => p.begin().await.map(Tx::Pg).map_err(query_error("BEGIN")),
+        }
+    }
+
+    /// A connection for reads.
+    pub(crate) async fn read(&self) -> Result<Conn, StoreError> {
+        match self {
+            Pools::Sqlite { reader, .. } => reader.acquire().await.map(Conn::Sqlite),
+            Pools::Postgres(p) => p.acquire().await.map(Conn::Pg),
+        }
+        .map_err(|e| StoreError::Database(format!("cannot get a database connection: {}", error_chain(&e))))
+    }
+
+    /// Applies the embedded migrations; refuses a database migrated by a newer binary.
+    pub(crate) async fn migrate(&self) -> Result<(), StoreError> {
+        let pg = self.is_pg();
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(version, description, sqlite, postgres)| {
+                let sql = if pg { postgres } else { sqlite };
+                Migration::new(*version, Cow::Borrowed(description), MigrationType::Simple, Cow::Borrowed(sql), false)
+            })
+            .collect::<Vec<_>>();
+        let migrator =
+            Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false };
+        let result = match self {
+            Pools::Sqlite { writer, .. } => migrator.run(writer).await,
+            Pools::Postgres(p) => migrator.run(p).await,
+        };
+        result.map_err(|e| match e {
+            MigrateError::VersionMissing(v) => StoreError::Schema(format!(
+                "the database has schema migration {v}, which this binary does not know (it knows up to \
+                 {SCHEMA_VERSION}): it was written by a newer ocpoll; run that version or a newer one"
+            )),
+            MigrateError::VersionMismatch(v) => StoreError::Schema(format!(
+                "schema migration {v} applied to this database differs from the one this binary carries"
+            )),
+            MigrateError::Dirty(v) => StoreError::Schema(format!(
+                "schema migration {v} was left partly applied; repair the database before starting ocpoll"
+            )),
+            other => StoreError::Schema(format!("cannot apply the schema migrations: {}", error_chain(&other))),
+        })
+    }
+
+    /// Checks the master key against the check value stored with the database (writing one on first use).
+    pub(crate) async fn check_key(&self, cipher: &Cipher) -> Result<(), StoreError> {
+        const AAD: &str = "ocpoll key check";
+        const PLAIN: &[u8] = b"ocpoll master key check v1";
+        let mut tx = self.write().await?;
+        let mut c = tx.c();
+        let stored = match c.opt("SELECT value FROM meta WHERE key = 'key_check'", args![]).await? {
+            Some(row) => row.bytes("value")?,
+            None => {
+                let sealed = cipher.seal(AAD, PLAIN)?;
+                c.exec(
+                    "INSERT INTO meta (key, value) VALUES ('key_check', $1) ON CONFLICT (key) DO NOTHING",
+                    args![sealed],
+                )
+                .await?;
+                c.one("SELECT value FROM meta WHERE key = 'key_check'", args![]).await?.bytes("value")?
+            }
+        };
+        tx.commit().await?;
+        match cipher.open(AAD, &stored) {
+            Ok(plain) if plain == PLAIN => Ok(()),
+            _ => Err(StoreError::Crypto(
+                "the master key does not match this database (it was set up with another key)".into(),
+            )),
+        }
+    }
+
+    /// Closes every connection.
+    pub(crate) async fn close(&self) {
+        match self {
+            Pools::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Pools::Postgres(p) => p.close().await,
+        }
+    }
+}

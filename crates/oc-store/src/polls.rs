@@ -1,0 +1,328 @@
+//! Poll jobs: claiming due jobs under expiring leases, renewing, and the atomic commit of a poll (events,
+//! `seen`, watermark, outcome) fenced by the lease generation.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use oc_model::event::Event;
+use oc_model::ports::{
+    CommitSummary, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecord, PollState, PollStore, StoreError,
+};
+use oc_model::{InstanceId, OrgId};
+
+use crate::SqlStore;
+use crate::codec::{after, count, from_json, from_ns, ns, parse_time, poll_status_text, time_text, to_json, u32_of};
+use crate::db::{ConnRef, Val, args};
+
+/// Polls kept in the history of one (instance, resource); older ones are pruned as new ones are recorded.
+pub const POLL_HISTORY_PER_RESOURCE: i64 = 100;
+
+/// Rows per multi-row `INSERT` of events (9 values each; well under SQLite's bound-parameter limit).
+const EVENTS_PER_INSERT: usize = 100;
+
+pub(crate) fn lease_lost(what: &str) -> StoreError {
+    StoreError::LeaseLost(format!("{what}: the lease expired or was taken over"))
+}
+
+/// The fencing condition of a write under a poll lease: `$1` instance, `$2` resource, `$3` owner,
+/// `$4` generation, `$5` now.
+const FENCE: &str = "instance_id = $1 AND resource = $2 AND lease_owner = $3 AND lease_generation = $4 \
+     AND lease_expires_at > $5";
+
+fn job_name(instance: InstanceId, resource: &str) -> String {
+    format!("poll job {instance}/{resource}")
+}
+
+/// Inserts events, ignoring those whose id exists; returns how many were inserted.
+pub(crate) async fn insert_events(
+    c: &mut ConnRef<'_>,
+    instance: InstanceId,
+    resource: &str,
+    events: &[Event],
+    now: DateTime<Utc>,
+) -> Result<usize, StoreError> {
+    let mut inserted = 0;
+    for chunk in events.chunks(EVENTS_PER_INSERT) {
+        let mut sql = String::from(
+            "INSERT INTO events (event_id, instance_id, resource, event_type, object_type, object_id, date, record, \
+             created_at) VALUES ",
+        );
+        let mut values: Vec<Val> = Vec::with_capacity(chunk.len() * 9);
+        for (i, e) in chunk.iter().enumerate() {
+            let b = i * 9;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${},${},${},${},${},${},${},${},${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5,
+                b + 6,
+                b + 7,
+                b + 8,
+                b + 9
+            ));
+            values.extend(args![
+                e.event_id.to_string(),
+                instance,
+                resource,
+                e.event_type.as_str(),
+                &e.object_type,
+                &e.object_id,
+                time_text(e.date),
+                to_json(&e.record)?,
+                ns(now)
+            ]);
+        }
+        sql.push_str(" ON CONFLICT (event_id) DO NOTHING");
+        inserted += usize::try_from(c.exec(&sql, values).await?).unwrap_or(usize::MAX);
+    }
+    Ok(inserted)
+}
+
+async fn record_poll(
+    c: &mut ConnRef<'_>,
+    instance: InstanceId,
+    resource: &str,
+    outcome: &PollOutcome,
+) -> Result<(), StoreError> {
+    c.exec(
+        "INSERT INTO polls (instance_id, resource, status, started_at, outcome) VALUES ($1, $2, $3, $4, $5)",
+        args![instance, resource, poll_status_text(outcome.status), ns(outcome.started_at), to_json(outcome)?],
+    )
+    .await?;
+    c.exec(
+        "DELETE FROM polls WHERE instance_id = $1 AND resource = $2 AND id < \
+         (SELECT id FROM polls WHERE instance_id = $1 AND resource = $2 ORDER BY id DESC LIMIT 1 OFFSET $3)",
+        args![instance, resource, POLL_HISTORY_PER_RESOURCE - 1],
+    )
+    .await?;
+    Ok(())
+}
+
+#[async_trait]
+impl PollStore for SqlStore {
+    async fn claim_polls(
+        &self,
+        owner: &str,
+        now: DateTime<Utc>,
+        limit: usize,
+        ttl: Duration,
+    ) -> Result<Vec<PollClaim>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let expires = after(now, ttl);
+        let due = "SELECT j.id FROM poll_jobs j JOIN instances i ON i.id = j.instance_id \
+             WHERE j.next_run_at <= $3 AND (j.lease_owner IS NULL OR j.lease_expires_at <= $3) \
+             AND i.deleted_at IS NULL AND NOT i.disabled AND i.valid AND i.notifications_enabled \
+             ORDER BY j.next_run_at, j.id LIMIT $4";
+        let returning = "RETURNING poll_jobs.instance_id, poll_jobs.resource, poll_jobs.next_run_at, \
+             poll_jobs.created_at, poll_jobs.lease_generation, poll_jobs.watermark, poll_jobs.seen, \
+             poll_jobs.skew_ms, poll_jobs.consecutive_failures";
+        let set = "SET lease_owner = $1, lease_generation = lease_generation + 1, lease_expires_at = $2";
+        let mut tx = self.pools.write().await?;
+        let mut c = tx.c();
+        let sql = if c.is_pg() {
+            // SKIP LOCKED: nodes claiming at once take disjoint jobs instead of waiting on each other.
+            format!(
+                "UPDATE poll_jobs {set} FROM ({due} FOR UPDATE OF j SKIP LOCKED) due WHERE poll_jobs.id = due.id {returning}"
+            )
+        } else {
+            format!("UPDATE poll_jobs {set} WHERE id IN ({due}) {returning}")
+        };
+        let rows = c.all(&sql, args![owner, ns(expires), ns(now), count(limit)]).await?;
+        tx.commit().await?;
+        let mut claims = rows
+            .iter()
+            .map(|r| {
+                Ok(PollClaim {
+                    instance_id: r.i64("instance_id")?,
+                    resource: r.text("resource")?,
+                    due_at: from_ns(r.i64("next_run_at")?),
+                    job_created_at: parse_time(&r.text("created_at")?)?,
+                    lease: Lease {
+                        owner: owner.to_string(),
+                        generation: r.i64("lease_generation")?,
+                        expires_at: from_ns(ns(expires)),
+                    },
+                    state: PollState {
+                        watermark: r.opt_text("watermark")?.as_deref().map(parse_time).transpose()?,
+                        seen: r.bytes("seen")?,
+                        skew_ms: r.i64("skew_ms")?,
+                        consecutive_failures: u32_of(r.i64("consecutive_failures")?),
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        claims.sort_by(|a, b| (a.due_at, a.instance_id, &a.resource).cmp(&(b.due_at, b.instance_id, &b.resource)));
+        Ok(claims)
+    }
+
+    async fn renew_poll(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        lease: &Lease,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<Lease, StoreError> {
+        let expires = after(now, ttl);
+        let mut tx = self.pools.write().await?;
+        let n = tx
+            .c()
+            .exec(
+                &format!("UPDATE poll_jobs SET lease_expires_at = $6 WHERE {FENCE}"),
+                args![instance, resource, &lease.owner, lease.generation, ns(now), ns(expires)],
+            )
+            .await?;
+        tx.commit().await?;
+        if n == 0 {
+            return Err(lease_lost(&job_name(instance, resource)));
+        }
+        Ok(Lease { owner: lease.owner.clone(), generation: lease.generation, expires_at: from_ns(ns(expires)) })
+    }
+
+    async fn commit_poll(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        lease: &Lease,
+        commit: &PollCommit,
+    ) -> Result<CommitSummary, StoreError> {
+        let now = commit.outcome.finished_at;
+        let mut tx = self.pools.write().await?;
+        let mut c = tx.c();
+        // The fenced update comes first: it takes the row lock, so nothing below runs for a stale holder.
+        let n = c
+            .exec(
+                &format!(
+                    "UPDATE poll_jobs SET lease_owner = NULL, lease_expires_at = NULL, \
+                     watermark = COALESCE($6, watermark), seen = $7, skew_ms = $8, consecutive_failures = 0, \
+                     last_status = $9, last_poll_at = $5, polls_total = polls_total + 1, next_run_at = $10 \
+                     WHERE {FENCE}"
+                ),
+                args![
+                    instance,
+                    resource,
+                    &lease.owner,
+                    lease.generation,
+                    ns(now),
+                    commit.watermark.map(time_text),
+                    commit.seen.clone(),
+                    commit.skew_ms,
+                    poll_status_text(commit.outcome.status),
+                    ns(commit.next_run_at)
+                ],
+            )
+            .await?;
+        if n == 0 {
+            return Err(lease_lost(&job_name(instance, resource)));
+        }
+        let inserted = insert_events(&mut c, instance, resource, &commit.events, now).await?;
+        if inserted > 0 {
+            c.exec(
+                "UPDATE poll_jobs SET events_total = events_total + $3 WHERE instance_id = $1 AND resource = $2",
+                args![instance, resource, count(inserted)],
+            )
+            .await?;
+        }
+        record_poll(&mut c, instance, resource, &commit.outcome).await?;
+        tx.commit().await?;
+        Ok(CommitSummary { inserted, duplicates: commit.events.len() - inserted })
+    }
+
+    async fn abandon_poll(
+        &self,
+        instance: InstanceId,
+        resource: &str,
+        lease: &Lease,
+        failure: &PollFailure,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pools.write().await?;
+        let mut c = tx.c();
+        let n = c
+            .exec(
+                &format!(
+                    "UPDATE poll_jobs SET lease_owner = NULL, lease_expires_at = NULL, \
+                     consecutive_failures = consecutive_failures + 1, last_status = $6, last_poll_at = $5, \
+                     polls_total = polls_total + 1, polls_failed = polls_failed + 1, next_run_at = $7 WHERE {FENCE}"
+                ),
+                args![
+                    instance,
+                    resource,
+                    &lease.owner,
+                    lease.generation,
+                    ns(failure.outcome.finished_at),
+                    poll_status_text(failure.outcome.status),
+                    ns(failure.next_run_at)
+                ],
+            )
+            .await?;
+        if n == 0 {
+            return Err(lease_lost(&job_name(instance, resource)));
+        }
+        record_poll(&mut c, instance, resource, &failure.outcome).await?;
+        tx.commit().await
+    }
+
+    async fn release_poll(&self, instance: InstanceId, resource: &str, lease: &Lease) -> Result<(), StoreError> {
+        let mut tx = self.pools.write().await?;
+        let n = tx
+            .c()
+            .exec(
+                "UPDATE poll_jobs SET lease_owner = NULL, lease_expires_at = NULL \
+                 WHERE instance_id = $1 AND resource = $2 AND lease_owner = $3 AND lease_generation = $4",
+                args![instance, resource, &lease.owner, lease.generation],
+            )
+            .await?;
+        tx.commit().await?;
+        if n == 0 { Err(lease_lost(&job_name(instance, resource))) } else { Ok(()) }
+    }
+
+    async fn list_polls(&self, org: OrgId, instance: InstanceId, limit: usize) -> Result<Vec<PollRecord>, StoreError> {
+        let mut conn = self.pools.read().await?;
+        let rows = conn
+            .c()
+            .all(
+                "SELECT p.resource, p.outcome FROM polls p JOIN instances i ON i.id = p.instance_id \
+                 WHERE p.instance_id = $1 AND i.org_id = $2 ORDER BY p.id DESC LIMIT $3",
+                args![instance, org, count(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PollRecord {
+                    instance_id: instance,
+                    resource: r.text("resource")?,
+                    outcome: from_json("poll outcome", &r.text("outcome")?)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn poll_state(&self, instance: InstanceId, resource: &str) -> Result<Option<PollState>, StoreError> {
+        let mut conn = self.pools.read().await?;
+        let row = conn
+            .c()
+            .opt(
+                "SELECT watermark, seen, skew_ms, consecutive_failures FROM poll_jobs \
+                 WHERE instance_id = $1 AND resource = $2",
+                args![instance, resource],
+            )
+            .await?;
+        row.map(|r| {
+            Ok(PollState {
+                watermark: r.opt_text("watermark")?.as_deref().map(parse_time).transpose()?,
+                seen: r.bytes("seen")?,
+                skew_ms: r.i64("skew_ms")?,
+                consecutive_failures: u32_of(r.i64("consecutive_failures")?),
+            })
+        })
+        .transpose()
+    }
+}

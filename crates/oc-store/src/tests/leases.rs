@@ -1,0 +1,148 @@
+//! Leases across nodes: two store handles on one database competing for the same jobs never both hold one;
+//! an expired lease is taken over; a stale holder's writes are refused.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use oc_model::ports::{NewAttempt, NextStep, PollClaim, Store, StoreError};
+
+use super::{TTL, at, commit, config, event, on_both, open, t0};
+use crate::Backend;
+
+const JOBS: usize = 40;
+
+/// One instance with [`JOBS`] resources.
+async fn many_jobs(s: &dyn Store) -> i64 {
+    let resources: Vec<(String, String)> =
+        (0..JOBS).map(|i| (format!("r{i:02}"), format!("/hubs/finance/customers?n={i}"))).collect();
+    let refs: Vec<(&str, &str)> = resources.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    super::setup(s, config(&refs, "1", true)).await.1.id
+}
+
+/// Claims in small bites until nothing is left.
+async fn drain(s: Arc<dyn Store>, owner: &'static str) -> Vec<PollClaim> {
+    let mut all = Vec::new();
+    loop {
+        let got = s.claim_polls(owner, t0(), 3, TTL).await.unwrap();
+        if got.is_empty() {
+            return all;
+        }
+        all.extend(got);
+        tokio::task::yield_now().await;
+    }
+}
+
+async fn two_nodes_never_hold_the_same_job(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let a: Arc<dyn Store> = t.dyn_store();
+    let other: Arc<dyn Store> = Arc::new(t.another_handle().await);
+    many_jobs(&*a).await;
+    let (x, y) = tokio::join!(tokio::spawn(drain(a.clone(), "node-a")), tokio::spawn(drain(other.clone(), "node-b")));
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let xs: HashSet<String> = x.iter().map(|c| c.resource.clone()).collect();
+    let ys: HashSet<String> = y.iter().map(|c| c.resource.clone()).collect();
+    assert_eq!(xs.len(), x.len(), "no job twice to one node");
+    assert_eq!(ys.len(), y.len(), "no job twice to one node");
+    assert!(xs.is_disjoint(&ys), "a job held by both nodes: {:?}", xs.intersection(&ys).collect::<Vec<_>>());
+    assert_eq!(xs.len() + ys.len(), JOBS, "every job claimed");
+    assert!(x.iter().chain(&y).all(|c| c.lease.generation == 1));
+}
+
+async fn expired_leases_are_taken_over_and_fence_the_old_holder(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let a: Arc<dyn Store> = t.dyn_store();
+    let other: Arc<dyn Store> = Arc::new(t.another_handle().await);
+    let instance = many_jobs(&*a).await;
+    let held = a.claim_polls("node-a", t0(), 100, TTL).await.unwrap();
+    assert_eq!(held.len(), JOBS);
+    // node-a renews one lease; the others lapse
+    let renewed = a.renew_poll(instance, "r00", &held[0].lease, at(20), TTL).await.unwrap();
+    assert_eq!((renewed.generation, renewed.expires_at), (1, at(50)));
+    assert!(other.claim_polls("node-b", at(29), 100, TTL).await.unwrap().is_empty(), "valid leases are respected");
+    let taken = other.claim_polls("node-b", at(30), 100, TTL).await.unwrap();
+    assert_eq!(taken.len(), JOBS - 1, "every lapsed lease is taken over, the renewed one is not");
+    assert!(taken.iter().all(|c| c.lease.generation == 2 && c.resource != "r00"));
+
+    // the old holder can neither commit, renew, abandon nor release what it lost — even "before" expiry
+    let lost = &held[1];
+    assert_eq!(lost.resource, "r01");
+    let stale = commit(vec![event(instance, "customers", "x", 1)], Some(at(5)), at(10));
+    for result in [
+        a.commit_poll(instance, "r01", &lost.lease, &stale).await.map(|_| ()),
+        a.renew_poll(instance, "r01", &lost.lease, at(31), TTL).await.map(|_| ()),
+        a.release_poll(instance, "r01", &lost.lease).await,
+    ] {
+        assert!(matches!(result, Err(StoreError::LeaseLost(_))), "{result:?}");
+    }
+    assert_eq!(a.poll_state(instance, "r01").await.unwrap().unwrap().watermark, None, "nothing written");
+    assert_eq!(a.batch_events(at(31), 10).await.unwrap(), 0, "no event of the stale commit");
+    // the new holder commits
+    let new = taken.iter().find(|c| c.resource == "r01").unwrap();
+    let fresh = commit(vec![event(instance, "customers", "x", 1)], Some(at(31)), at(31));
+    assert_eq!(other.commit_poll(instance, "r01", &new.lease, &fresh).await.unwrap().inserted, 1);
+
+    // a lease past its expiry cannot commit even when nobody took it over
+    let late = commit(vec![], Some(at(60)), at(50));
+    assert!(matches!(a.commit_poll(instance, "r00", &renewed, &late).await, Err(StoreError::LeaseLost(_))));
+    let on_time = commit(vec![], Some(at(49)), at(49));
+    assert!(a.commit_poll(instance, "r00", &renewed, &on_time).await.is_ok());
+}
+
+async fn delivery_leases_fence_too(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let a: Arc<dyn Store> = t.dyn_store();
+    let other: Arc<dyn Store> = Arc::new(t.another_handle().await);
+    let (_, inst) = super::setup(&*a, super::customers()).await;
+    let events: Vec<_> = (0..30).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
+    super::emit(&*a, inst.id, "customers", events, t0()).await;
+    assert_eq!(a.batch_events(at(1), 1).await.unwrap(), 30);
+    // two nodes claiming at once get disjoint notifications
+    let (x, y) = tokio::join!(
+        a.claim_deliveries("node-a", at(2), 20, Duration::from_secs(10)),
+        other.claim_deliveries("node-b", at(2), 20, Duration::from_secs(100))
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let xs: HashSet<_> = x.iter().map(|c| c.notification.id).collect();
+    let ys: HashSet<_> = y.iter().map(|c| c.notification.id).collect();
+    assert!(xs.is_disjoint(&ys));
+    assert_eq!(xs.len() + ys.len(), 30);
+    // node-a stalls past its lease; node-b takes its work over
+    let taken = other.claim_deliveries("node-b", at(13), 100, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(taken.len(), x.len());
+    assert!(taken.iter().all(|c| c.lease.generation == 2));
+    let attempt = |secs| NewAttempt {
+        at: at(secs),
+        status_code: Some(200),
+        latency_ms: 5,
+        error: None,
+        response_excerpt: "ok".into(),
+    };
+    let old = &x[0];
+    let refused = a.record_attempt(old.notification.id, &old.lease, &attempt(3), NextStep::Delivered).await;
+    assert!(matches!(refused, Err(StoreError::LeaseLost(_))), "{refused:?}");
+    let new = taken.iter().find(|c| c.notification.id == old.notification.id).unwrap();
+    other.record_attempt(new.notification.id, &new.lease, &attempt(14), NextStep::Delivered).await.unwrap();
+    let (record, attempts) = a.notification(inst.org_id, old.notification.id).await.unwrap().unwrap();
+    assert_eq!((record.attempts, attempts.len()), (1, 1), "only the current holder's attempt is recorded");
+}
+
+async fn instance_changes_release_nothing_twice(b: Backend) {
+    // a job removed by a configuration change while leased: the holder's commit is refused
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, inst) = super::setup(&*s, super::customers()).await;
+    let c = s.claim_polls("n", t0(), 1, TTL).await.unwrap().remove(0);
+    let other = config(&[("vendors", "/hubs/finance/vendors")], "1", true);
+    let update = oc_model::ports::InstanceUpdate { configuration: Some(other), now: at(1), ..Default::default() };
+    s.update_instance(owner.org_id, inst.id, &update).await.unwrap();
+    let result = s.commit_poll(inst.id, "customers", &c.lease, &commit(vec![], None, at(2))).await;
+    assert!(matches!(result, Err(StoreError::LeaseLost(_))), "{result:?}");
+}
+
+on_both!(
+    two_nodes_never_hold_the_same_job,
+    expired_leases_are_taken_over_and_fence_the_old_holder,
+    delivery_leases_fence_too,
+    instance_changes_release_nothing_twice,
+);

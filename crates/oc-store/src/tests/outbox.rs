@@ -1,0 +1,388 @@
+//! The outbox: batching, per-object order, attempts, listing, redelivery, retention, gauges.
+
+use std::time::Duration;
+
+use oc_model::event::EventType;
+use oc_model::ports::{
+    DeliveryClaim, EventFilter, InstanceUpdate, Lease, NewAttempt, NextStep, NotificationStatus, OutboxStats, Store,
+    StoreError,
+};
+use uuid::Uuid;
+
+use super::{TTL, at, config, customers, emit, event, on_both, open, setup};
+use crate::Backend;
+
+fn attempt(secs: i64, status: Option<u16>, error: Option<&str>) -> NewAttempt {
+    NewAttempt {
+        at: at(secs),
+        status_code: status,
+        latency_ms: 12,
+        error: error.map(String::from),
+        response_excerpt: "x".repeat(3000),
+    }
+}
+
+async fn claim(s: &dyn Store, secs: i64) -> Vec<DeliveryClaim> {
+    s.claim_deliveries("worker", at(secs), 100, TTL).await.unwrap()
+}
+
+fn objects(c: &DeliveryClaim) -> Vec<String> {
+    c.events.iter().map(|e| e.object_id.clone()).collect()
+}
+
+async fn batching_groups_by_instance_and_object_type(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let two = config(&[("customers", "/hubs/finance/customers"), ("vendors", "/hubs/finance/vendors")], "1", true);
+    let (_, inst) = setup(&*s, two).await;
+    let (_, other) = setup(&*s, customers()).await;
+    let customers: Vec<_> = (0..25).map(|i| event(inst.id, "customers", &format!("c{i:02}"), i)).collect();
+    let vendors: Vec<_> = (0..3).map(|i| event(inst.id, "vendors", &format!("v{i}"), i)).collect();
+    emit(&*s, inst.id, "customers", customers.clone(), at(0)).await;
+    emit(&*s, inst.id, "vendors", vendors.clone(), at(60)).await;
+    emit(&*s, other.id, "customers", vec![event(other.id, "customers", "o", 1)], at(120)).await;
+    assert_eq!(s.outbox_stats(at(121)).await.unwrap().unbatched_events, 29);
+    assert_eq!(s.batch_events(at(121), 10).await.unwrap(), 5);
+    assert_eq!(s.batch_events(at(121), 10).await.unwrap(), 0, "nothing left to batch");
+    let claims = claim(&*s, 121).await;
+    let shape: Vec<(i64, &str, usize)> = claims
+        .iter()
+        .map(|c| (c.notification.instance_id, c.notification.object_type.as_str(), c.events.len()))
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            (inst.id, "customers", 10),
+            (inst.id, "customers", 10),
+            (inst.id, "customers", 5),
+            (inst.id, "vendors", 3),
+            (other.id, "customers", 1)
+        ]
+    );
+    let all: Vec<_> = claims[..3].iter().flat_map(|c| c.events.clone()).collect();
+    assert_eq!(all, customers, "outbox order, records intact");
+    assert_eq!(claims[3].events, vendors);
+    let ids: std::collections::HashSet<Uuid> = claims.iter().map(|c| c.notification.id).collect();
+    assert_eq!(ids.len(), 5);
+    assert!(claims.iter().all(|c| c.notification.id.get_version_num() == 4));
+    let n = &claims[0].notification;
+    assert_eq!(
+        (n.status, n.attempts, n.created_at, n.next_attempt_at),
+        (NotificationStatus::Delivering, 0, at(121), Some(at(121)))
+    );
+    // max_events is clamped to 1..=10
+    emit(
+        &*s,
+        other.id,
+        "customers",
+        (0..12).map(|i| event(other.id, "customers", &format!("p{i}"), i)).collect(),
+        at(180),
+    )
+    .await;
+    assert_eq!(s.batch_events(at(181), 0).await.unwrap(), 12);
+}
+
+async fn per_object_order(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let two = config(&[("customers", "/hubs/finance/customers"), ("vendors", "/hubs/finance/vendors")], "1", true);
+    let (owner, inst) = setup(&*s, two).await;
+    emit(
+        &*s,
+        inst.id,
+        "customers",
+        vec![event(inst.id, "customers", "x", 1), event(inst.id, "customers", "y", 1)],
+        at(0),
+    )
+    .await;
+    s.batch_events(at(1), 10).await.unwrap(); // n1 {x, y}
+    emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "x", 2)], at(60)).await;
+    emit(&*s, inst.id, "vendors", vec![event(inst.id, "vendors", "x", 2)], at(60)).await;
+    s.batch_events(at(61), 10).await.unwrap(); // n2 {x again}, n3 {vendor x}
+    let first = claim(&*s, 61).await;
+    assert_eq!(first.iter().map(objects).collect::<Vec<_>>(), [vec!["x", "y"], vec!["x"]]);
+    assert_eq!(first[1].notification.object_type, "vendors", "another object type is another object");
+    let n1 = &first[0];
+    let n3 = &first[1];
+    s.record_attempt(n3.notification.id, &n3.lease, &attempt(62, Some(200), None), NextStep::Delivered).await.unwrap();
+    // n1 fails and is retried later: n2 waits behind it
+    s.record_attempt(n1.notification.id, &n1.lease, &attempt(62, Some(503), None), NextStep::RetryAt(at(100)))
+        .await
+        .unwrap();
+    assert!(claim(&*s, 99).await.is_empty(), "the later change waits for the earlier one");
+    let retry = claim(&*s, 100).await;
+    assert_eq!(retry.len(), 1);
+    assert_eq!((retry[0].notification.id, retry[0].lease.generation), (n1.notification.id, 2));
+    s.record_attempt(n1.notification.id, &retry[0].lease, &attempt(101, Some(200), None), NextStep::Delivered)
+        .await
+        .unwrap();
+    let next = claim(&*s, 101).await;
+    assert_eq!(next.iter().map(objects).collect::<Vec<_>>(), [vec!["x"]]);
+    assert_eq!(next[0].notification.object_type, "customers");
+    // a notification failed for good does not block later ones
+    emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "x", 3)], at(120)).await;
+    s.batch_events(at(121), 10).await.unwrap();
+    assert!(claim(&*s, 121).await.is_empty(), "n2 is being delivered");
+    s.record_attempt(next[0].notification.id, &next[0].lease, &attempt(122, Some(500), None), NextStep::Failed)
+        .await
+        .unwrap();
+    let last = claim(&*s, 122).await;
+    assert_eq!(last.iter().map(objects).collect::<Vec<_>>(), [vec!["x"]]);
+    assert_eq!(last[0].events[0].date, at(3));
+    let _ = owner;
+}
+
+async fn claims_skip_switched_off_instances(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, inst) = setup(&*s, customers()).await;
+    emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "x", 1)], at(0)).await;
+    s.batch_events(at(1), 10).await.unwrap();
+    let claimable = |secs| {
+        let s = s.clone();
+        async move {
+            let claims = claim(&*s, secs).await;
+            for c in &claims {
+                let next = NextStep::RetryAt(at(secs));
+                s.record_attempt(c.notification.id, &c.lease, &attempt(secs, None, Some("probe")), next).await.unwrap();
+            }
+            !claims.is_empty()
+        }
+    };
+    assert!(!claimable(0).await, "not due before it was built");
+    s.set_disabled(owner.org_id, inst.id, true, at(2)).await.unwrap();
+    assert!(!claimable(2).await, "disabled");
+    s.set_disabled(owner.org_id, inst.id, false, at(2)).await.unwrap();
+    s.set_notifications_disabled(inst.id, Some("410 Gone")).await.unwrap();
+    assert!(!claimable(3).await, "switched off by the receiver");
+    s.set_notifications_disabled(inst.id, None).await.unwrap();
+    let off = config(&[("customers", "/hubs/finance/customers")], "1", false);
+    s.update_instance(
+        owner.org_id,
+        inst.id,
+        &InstanceUpdate { configuration: Some(off), now: at(4), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    assert!(!claimable(4).await, "notifications disabled");
+    s.update_instance(
+        owner.org_id,
+        inst.id,
+        &InstanceUpdate { configuration: Some(customers()), now: at(5), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    assert!(claimable(5).await);
+    let (record, attempts) = s.notification(owner.org_id, claim_id(&*s, owner.org_id).await).await.unwrap().unwrap();
+    assert_eq!((record.status, record.attempts, attempts.len()), (NotificationStatus::Pending, 1, 1));
+}
+
+async fn claim_id(s: &dyn Store, org: i64) -> Uuid {
+    let page = s.list_events(org, &EventFilter { page: 1, page_size: 1, ..Default::default() }).await.unwrap();
+    page.items[0].notification_id.unwrap()
+}
+
+async fn attempts_are_recorded(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, inst) = setup(&*s, customers()).await;
+    emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "x", 1)], at(0)).await;
+    s.batch_events(at(1), 10).await.unwrap();
+    let c = claim(&*s, 1).await.remove(0);
+    let id = c.notification.id;
+    s.record_attempt(id, &c.lease, &attempt(2, Some(500), None), NextStep::RetryAt(at(10))).await.unwrap();
+    assert!(
+        matches!(
+            s.record_attempt(id, &c.lease, &attempt(3, Some(200), None), NextStep::Delivered).await,
+            Err(StoreError::LeaseLost(_))
+        ),
+        "a released lease records nothing"
+    );
+    let (n, attempts) = s.notification(owner.org_id, id).await.unwrap().unwrap();
+    assert_eq!(
+        (n.status, n.attempts, n.next_attempt_at, n.last_error.as_deref()),
+        (NotificationStatus::Pending, 1, Some(at(10)), Some("HTTP 500"))
+    );
+    assert_eq!(attempts.len(), 1);
+    assert_eq!(
+        (attempts[0].number, attempts[0].attempt.status_code, attempts[0].attempt.latency_ms),
+        (1, Some(500), 12)
+    );
+    assert_eq!(attempts[0].attempt.response_excerpt.len(), 1024, "first 1 KB kept");
+    let c = claim(&*s, 10).await.remove(0);
+    s.record_attempt(id, &c.lease, &attempt(11, None, Some("connection refused")), NextStep::RetryAt(at(20)))
+        .await
+        .unwrap();
+    let c = claim(&*s, 20).await.remove(0);
+    let wrong = Lease { generation: c.lease.generation - 1, ..c.lease.clone() };
+    assert!(matches!(
+        s.record_attempt(id, &wrong, &attempt(21, Some(200), None), NextStep::Delivered).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    let expired = attempt(60, Some(200), None);
+    assert!(
+        matches!(s.record_attempt(id, &c.lease, &expired, NextStep::Delivered).await, Err(StoreError::LeaseLost(_))),
+        "expired lease"
+    );
+    s.record_attempt(id, &c.lease, &attempt(21, Some(204), None), NextStep::Delivered).await.unwrap();
+    let (n, attempts) = s.notification(owner.org_id, id).await.unwrap().unwrap();
+    assert_eq!((n.status, n.attempts, n.next_attempt_at, n.last_error), (NotificationStatus::Delivered, 3, None, None));
+    assert_eq!(n.delivered_at, Some(at(21) + chrono::Duration::milliseconds(12)));
+    assert_eq!(attempts.iter().map(|a| a.number).collect::<Vec<_>>(), [1, 2, 3]);
+    assert_eq!(attempts[1].attempt.error.as_deref(), Some("connection refused"));
+    assert!(s.notification(owner.org_id + 1, id).await.unwrap().is_none(), "another organization's");
+    assert!(s.notification(owner.org_id, Uuid::new_v4()).await.unwrap().is_none());
+}
+
+async fn events_are_listed_and_detailed(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let two = config(&[("customers", "/hubs/finance/customers"), ("vendors", "/hubs/finance/vendors")], "1", true);
+    let (owner, inst) = setup(&*s, two).await;
+    let mut second = crate::testing::new_instance(owner, customers(), at(0));
+    second.token = "second".into();
+    let second = s.create_instance(&second).await.unwrap();
+    let mut deleted = event(inst.id, "customers", "c2", 2);
+    deleted.event_type = EventType::Deleted;
+    emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "c1", 1), deleted.clone()], at(0)).await;
+    emit(&*s, inst.id, "vendors", vec![event(inst.id, "vendors", "v1", 1)], at(0)).await;
+    s.batch_events(at(1), 10).await.unwrap();
+    emit(&*s, second.id, "customers", vec![event(second.id, "customers", "s1", 1)], at(2)).await;
+    let c = claim(&*s, 2).await;
+    let customers_claim = c.iter().find(|c| c.notification.object_type == "customers").unwrap();
+    s.record_attempt(
+        customers_claim.notification.id,
+        &customers_claim.lease,
+        &attempt(3, Some(200), None),
+        NextStep::Delivered,
+    )
+    .await
+    .unwrap();
+
+    let list = |filter: EventFilter| {
+        let s = s.clone();
+        async move {
+            let page = s.list_events(owner.org_id, &filter).await.unwrap();
+            (page.total, page.items.iter().map(|v| v.event.object_id.clone()).collect::<Vec<_>>())
+        }
+    };
+    let page = |n| EventFilter { page: n, page_size: 2, ..Default::default() };
+    assert_eq!(list(page(1)).await, (4, vec!["s1".into(), "v1".into()]), "newest first");
+    assert_eq!(list(page(2)).await, (4, vec!["c2".into(), "c1".into()]));
+    assert_eq!(list(page(3)).await, (4, vec![]));
+    let all = || EventFilter { page: 1, page_size: 10, ..Default::default() };
+    assert_eq!(list(EventFilter { instance_id: Some(second.id), ..all() }).await.1, ["s1"]);
+    assert_eq!(list(EventFilter { status: Some(NotificationStatus::Delivered), ..all() }).await.1, ["c2", "c1"]);
+    assert_eq!(
+        list(EventFilter { status: Some(NotificationStatus::Pending), ..all() }).await.1,
+        ["s1"],
+        "unbatched is pending"
+    );
+    assert_eq!(list(EventFilter { status: Some(NotificationStatus::Delivering), ..all() }).await.1, ["v1"]);
+    assert_eq!(list(EventFilter { event_type: Some(EventType::Deleted), ..all() }).await.1, ["c2"]);
+    assert_eq!(list(EventFilter { object_type: Some("vendors".into()), ..all() }).await.1, ["v1"]);
+    assert_eq!(s.list_events(owner.org_id + 1, &all()).await.unwrap().total, 0, "another organization's");
+
+    let detail = s.event_detail(owner.org_id, deleted.event_id).await.unwrap().unwrap();
+    assert_eq!(detail.event.event, deleted);
+    assert_eq!(
+        (detail.event.instance_id, detail.event.created_at, detail.event.status),
+        (inst.id, at(0), NotificationStatus::Delivered)
+    );
+    assert_eq!(detail.event.notification_id, Some(customers_claim.notification.id));
+    assert_eq!(detail.notification.as_ref().map(|n| n.id), Some(customers_claim.notification.id));
+    assert_eq!(detail.attempts.len(), 1);
+    let unbatched = event(second.id, "customers", "s1", 1);
+    let detail = s.event_detail(owner.org_id, unbatched.event_id).await.unwrap().unwrap();
+    assert_eq!(
+        (detail.event.status, detail.notification, detail.attempts.len()),
+        (NotificationStatus::Pending, None, 0)
+    );
+    assert!(s.event_detail(owner.org_id + 1, deleted.event_id).await.unwrap().is_none());
+}
+
+async fn redelivery(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, inst) = setup(&*s, customers()).await;
+    let events: Vec<_> = (0..3).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
+    emit(&*s, inst.id, "customers", events, at(0)).await;
+    s.batch_events(at(1), 1).await.unwrap();
+    let claims = claim(&*s, 1).await;
+    for c in &claims {
+        s.record_attempt(c.notification.id, &c.lease, &attempt(2, Some(500), None), NextStep::Failed).await.unwrap();
+    }
+    let stats = s.outbox_stats(at(3)).await.unwrap();
+    assert_eq!((stats.failed_notifications, stats.pending_notifications), (3, 0));
+    assert!(claim(&*s, 1000).await.is_empty(), "failed notifications wait for a redelivery");
+    let one = claims[0].notification.id;
+    assert!(!s.redeliver(owner.org_id + 1, one, at(10)).await.unwrap(), "another organization's");
+    assert!(s.redeliver(owner.org_id, one, at(10)).await.unwrap());
+    assert!(!s.redeliver(owner.org_id, one, at(10)).await.unwrap(), "no longer failed");
+    let again = claim(&*s, 10).await;
+    assert_eq!(again.iter().map(|c| c.notification.id).collect::<Vec<_>>(), [one]);
+    assert_eq!(s.redeliver_failed(owner.org_id + 1, inst.id, at(11)).await.unwrap(), 0);
+    assert_eq!(s.redeliver_failed(owner.org_id, inst.id, at(11)).await.unwrap(), 2);
+    assert_eq!(claim(&*s, 11).await.len(), 2);
+}
+
+async fn retention_prunes_delivered_only(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, inst) = setup(&*s, customers()).await;
+    let events: Vec<_> = (0..4).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
+    emit(&*s, inst.id, "customers", events.clone(), at(0)).await;
+    s.batch_events(at(1), 1).await.unwrap();
+    let claims = s.claim_deliveries("worker", at(1), 100, Duration::from_secs(10_000)).await.unwrap();
+    let steps = [
+        (100, NextStep::Delivered),
+        (200, NextStep::Delivered),
+        (100, NextStep::Failed),
+        (100, NextStep::RetryAt(at(5000))),
+    ];
+    for (c, (secs, next)) in claims.iter().zip(steps) {
+        s.record_attempt(c.notification.id, &c.lease, &attempt(secs, Some(200), None), next).await.unwrap();
+    }
+    let ids: Vec<Uuid> = claims.iter().map(|c| c.notification.id).collect();
+    assert_eq!(s.prune_delivered(at(0)).await.unwrap(), 0);
+    assert_eq!(s.prune_delivered(at(150)).await.unwrap(), 1);
+    assert!(s.notification(owner.org_id, ids[0]).await.unwrap().is_none(), "delivered: gone with its attempts");
+    assert!(s.event_detail(owner.org_id, events[0].event_id).await.unwrap().is_none(), "and its events");
+    assert!(s.notification(owner.org_id, ids[1]).await.unwrap().is_some(), "delivered later: kept");
+    assert_eq!(s.prune_delivered(at(1000)).await.unwrap(), 1);
+    for id in &ids[2..] {
+        assert!(s.notification(owner.org_id, *id).await.unwrap().is_some(), "failed and pending stay");
+    }
+    assert_eq!(s.prune_delivered(at(1000)).await.unwrap(), 0);
+}
+
+async fn outbox_gauges(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (_, inst) = setup(&*s, customers()).await;
+    assert_eq!(s.outbox_stats(at(0)).await.unwrap(), OutboxStats::default());
+    let events: Vec<_> = (0..3).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
+    emit(&*s, inst.id, "customers", events, at(0)).await;
+    assert_eq!(s.outbox_stats(at(0)).await.unwrap().unbatched_events, 3);
+    s.batch_events(at(10), 2).await.unwrap();
+    let stats = s.outbox_stats(at(70)).await.unwrap();
+    assert_eq!(
+        stats,
+        OutboxStats { unbatched_events: 0, pending_notifications: 2, failed_notifications: 0, oldest_pending_secs: 60 }
+    );
+    let c = s.claim_deliveries("w", at(70), 1, Duration::from_secs(60)).await.unwrap().remove(0);
+    s.record_attempt(c.notification.id, &c.lease, &attempt(71, Some(500), None), NextStep::Failed).await.unwrap();
+    let stats = s.outbox_stats(at(80)).await.unwrap();
+    assert_eq!((stats.pending_notifications, stats.failed_notifications), (1, 1));
+}
+
+on_both!(
+    batching_groups_by_instance_and_object_type,
+    per_object_order,
+    claims_skip_switched_off_instances,
+    attempts_are_recorded,
+    events_are_listed_and_detailed,
+    redelivery,
+    retention_prunes_delivered_only,
+    outbox_gauges,
+);

@@ -1,0 +1,183 @@
+//! Poll jobs: claims, the atomic commit, abandoning, history.
+
+use oc_model::ports::{CommitSummary, PollFailure, PollState, PollStatus, StoreError};
+
+use super::{TTL, at, commit, customers, event, on_both, open, outcome, setup, t0};
+use crate::{Backend, POLL_HISTORY_PER_RESOURCE};
+
+async fn claim_commit_and_claim_again(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, inst) = setup(&*s, customers()).await;
+    let claims = s.claim_polls("node-a", t0(), 10, TTL).await.unwrap();
+    assert_eq!(claims.len(), 1);
+    let c = &claims[0];
+    assert_eq!((c.instance_id, c.resource.as_str(), c.due_at, c.job_created_at), (inst.id, "customers", t0(), t0()));
+    assert_eq!(c.state, PollState::default());
+    assert_eq!((c.lease.owner.as_str(), c.lease.generation, c.lease.expires_at), ("node-a", 1, at(30)));
+    assert!(s.claim_polls("node-b", t0(), 10, TTL).await.unwrap().is_empty(), "held under a valid lease");
+
+    let first = vec![event(inst.id, "customers", "c1", 1), event(inst.id, "customers", "c2", 2)];
+    let wm = "2024-01-01T00:00:00.987654321Z".parse().unwrap();
+    let summary = s.commit_poll(inst.id, "customers", &c.lease, &commit(first.clone(), Some(wm), at(1))).await.unwrap();
+    assert_eq!(summary, CommitSummary { inserted: 2, duplicates: 0 });
+    let state = s.poll_state(inst.id, "customers").await.unwrap().unwrap();
+    assert_eq!(
+        state,
+        PollState { watermark: Some(wm), seen: b"seen-set".to_vec(), skew_ms: 42, consecutive_failures: 0 }
+    );
+    assert!(
+        matches!(
+            s.commit_poll(inst.id, "customers", &c.lease, &commit(vec![], None, at(2))).await,
+            Err(StoreError::LeaseLost(_))
+        ),
+        "a released lease cannot commit again"
+    );
+
+    // next run: 60 s after the commit
+    assert!(s.claim_polls("node-a", at(60), 10, TTL).await.unwrap().is_empty());
+    let again = s.claim_polls("node-b", at(61), 10, TTL).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].due_at, again[0].lease.generation), (at(61), 2));
+    assert_eq!(again[0].state, state);
+
+    // an inconsistent scan: events kept, watermark stays; a known event id is not duplicated
+    let second = vec![first[1].clone(), event(inst.id, "customers", "c3", 3), event(inst.id, "customers", "c3", 3)];
+    let mut inconsistent = commit(second, None, at(62));
+    inconsistent.outcome.status = PollStatus::Inconsistent;
+    let summary = s.commit_poll(inst.id, "customers", &again[0].lease, &inconsistent).await.unwrap();
+    assert_eq!(summary, CommitSummary { inserted: 1, duplicates: 2 });
+    assert_eq!(s.poll_state(inst.id, "customers").await.unwrap().unwrap().watermark, Some(wm));
+    let page = s
+        .list_events(owner.org_id, &oc_model::ports::EventFilter { page: 1, page_size: 10, ..Default::default() })
+        .await
+        .unwrap();
+    assert_eq!(page.total, 3);
+    let stored: Vec<_> = page.items.iter().rev().map(|v| v.event.clone()).collect();
+    assert_eq!(stored, vec![first[0].clone(), first[1].clone(), event(inst.id, "customers", "c3", 3)]);
+
+    let polls = s.list_polls(owner.org_id, inst.id, 10).await.unwrap();
+    assert_eq!(polls.iter().map(|p| p.outcome.status).collect::<Vec<_>>(), [PollStatus::Inconsistent, PollStatus::Ok]);
+    assert_eq!(polls[1].outcome, commit(vec![], None, at(1)).outcome);
+    assert!(s.list_polls(owner.org_id + 1, inst.id, 10).await.unwrap().is_empty(), "another organization's");
+}
+
+async fn oldest_due_first_and_limits(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, _) = setup(&*s, customers()).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let mut new = crate::testing::new_instance(owner, customers(), at(10 - i));
+        new.poll_start = at(10 - i);
+        ids.push(s.create_instance(&new).await.unwrap().id);
+    }
+    assert!(s.claim_polls("n", at(100), 0, TTL).await.unwrap().is_empty());
+    let claims = s.claim_polls("n", at(100), 3, TTL).await.unwrap();
+    let got: Vec<_> = claims.iter().map(|c| (c.due_at, c.instance_id)).collect();
+    // the setup instance was due at t0, then the others by their creation time
+    assert_eq!(got[0].0, t0());
+    assert_eq!(&got[1..], &[(at(7), ids[3]), (at(8), ids[2])]);
+    assert_eq!(s.claim_polls("n", at(100), 10, TTL).await.unwrap().len(), 2);
+}
+
+async fn abandoned_polls_keep_state(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, inst) = setup(&*s, customers()).await;
+    let c = s.claim_polls("n", t0(), 1, TTL).await.unwrap().remove(0);
+    s.commit_poll(inst.id, "customers", &c.lease, &commit(vec![], Some(at(1)), at(1))).await.unwrap();
+    let before = s.poll_state(inst.id, "customers").await.unwrap().unwrap();
+    for (i, now) in [at(61), at(200)].into_iter().enumerate() {
+        let c = s.claim_polls("n", now, 1, TTL).await.unwrap().remove(0);
+        assert_eq!(c.state.consecutive_failures, i as u32);
+        let mut failed = outcome(PollStatus::Failed, now);
+        failed.error = Some("provider unreachable: timeout".into());
+        let failure = PollFailure { outcome: failed, next_run_at: now + chrono::Duration::seconds(100) };
+        s.abandon_poll(inst.id, "customers", &c.lease, &failure).await.unwrap();
+        assert!(matches!(
+            s.abandon_poll(inst.id, "customers", &c.lease, &failure).await,
+            Err(StoreError::LeaseLost(_))
+        ));
+    }
+    let after = s.poll_state(inst.id, "customers").await.unwrap().unwrap();
+    assert_eq!(after, PollState { consecutive_failures: 2, ..before.clone() });
+    assert!(s.claim_polls("n", at(299), 1, TTL).await.unwrap().is_empty(), "backoff respected");
+    let polls = s.list_polls(owner.org_id, inst.id, 2).await.unwrap();
+    assert_eq!(polls.len(), 2);
+    assert_eq!(polls[0].outcome.error.as_deref(), Some("provider unreachable: timeout"));
+    assert_eq!(polls[0].outcome.finished_at, at(200));
+    // a success resets the failure count
+    let c = s.claim_polls("n", at(300), 1, TTL).await.unwrap().remove(0);
+    s.commit_poll(inst.id, "customers", &c.lease, &commit(vec![], None, at(300))).await.unwrap();
+    assert_eq!(s.poll_state(inst.id, "customers").await.unwrap().unwrap().consecutive_failures, 0);
+}
+
+async fn released_jobs_stay_due(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (_, inst) = setup(&*s, customers()).await;
+    let c = s.claim_polls("n", t0(), 1, TTL).await.unwrap().remove(0);
+    s.release_poll(inst.id, "customers", &c.lease).await.unwrap();
+    let again = s.claim_polls("m", at(1), 1, TTL).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!((again[0].due_at, again[0].lease.generation), (t0(), 2));
+    assert!(matches!(s.release_poll(inst.id, "customers", &c.lease).await, Err(StoreError::LeaseLost(_))));
+}
+
+async fn poll_history_is_capped(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, inst) = setup(&*s, customers()).await;
+    let n = POLL_HISTORY_PER_RESOURCE + 5;
+    for i in 0..n {
+        let now = at(i * 100);
+        let c = s.claim_polls("n", now, 1, TTL).await.unwrap().remove(0);
+        s.commit_poll(inst.id, "customers", &c.lease, &commit(vec![], Some(now), now)).await.unwrap();
+    }
+    let polls = s.list_polls(owner.org_id, inst.id, 1000).await.unwrap();
+    assert_eq!(polls.len() as i64, POLL_HISTORY_PER_RESOURCE);
+    assert_eq!(polls[0].outcome.finished_at, at((n - 1) * 100), "newest first");
+    assert_eq!(polls.last().unwrap().outcome.finished_at, at(5 * 100), "the oldest went");
+}
+
+async fn deleted_instances_stop_and_drop(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, inst) = setup(&*s, customers()).await;
+    super::emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "a", 1)], t0()).await;
+    assert_eq!(s.batch_events(at(1), 10).await.unwrap(), 1);
+    super::emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "b", 2)], at(60)).await;
+    let c = s.claim_polls("n", at(120), 1, TTL).await.unwrap().remove(0);
+    assert!(s.delete_instance(owner.org_id + 1, inst.id, at(121)).await.is_ok_and(|gone| !gone), "not theirs");
+    assert!(s.delete_instance(owner.org_id, inst.id, at(121)).await.unwrap());
+    assert!(!s.delete_instance(owner.org_id, inst.id, at(122)).await.unwrap());
+    assert_eq!(s.instance(owner.org_id, inst.id).await.unwrap(), None);
+    assert_eq!(s.instance_by_id(inst.id).await.unwrap(), None);
+    assert!(s.list_instances(owner.org_id, &[]).await.unwrap().is_empty());
+    assert_eq!(s.poll_state(inst.id, "customers").await.unwrap(), None);
+    assert!(matches!(
+        s.commit_poll(inst.id, "customers", &c.lease, &commit(vec![], None, at(122))).await,
+        Err(StoreError::LeaseLost(_))
+    ));
+    assert!(s.claim_polls("n", at(1000), 10, TTL).await.unwrap().is_empty());
+    let page = s
+        .list_events(owner.org_id, &oc_model::ports::EventFilter { page: 1, page_size: 10, ..Default::default() })
+        .await
+        .unwrap();
+    let statuses: Vec<_> = page.items.iter().map(|v| v.status).collect();
+    use oc_model::ports::NotificationStatus::Dropped;
+    assert_eq!(statuses, [Dropped, Dropped], "the batched and the unbatched event are both dropped, and kept");
+    assert_eq!(s.batch_events(at(200), 10).await.unwrap(), 0);
+    assert!(s.claim_deliveries("d", at(1000), 10, TTL).await.unwrap().is_empty());
+    assert_eq!(oc_model::ports::TokenVault::tokens(&*s, inst.id).await.unwrap(), None);
+}
+
+on_both!(
+    claim_commit_and_claim_again,
+    oldest_due_first_and_limits,
+    abandoned_polls_keep_state,
+    released_jobs_stay_due,
+    poll_history_is_capped,
+    deleted_instances_stop_and_drop,
+);
