@@ -11,8 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use oc_model::ports::{
-    Clock, CompiledQuery, Feed, FieldNeeds, ManualClock, OAuthApp, OAuthUrlRequest, PageCursor,
-    PageRequest, Provider, ProviderAccount, ProviderError, Session, StoreError, TokenSet, TokenVault,
+    Clock, CompiledQuery, Feed, FieldNeeds, ManualClock, OAuthApp, OAuthUrlRequest, PageCursor, PageRequest, Provider,
+    ProviderAccount, ProviderError, Session, StoreError, TokenSet, TokenVault,
 };
 use oc_model::{InstanceId, Secret};
 use oc_sageone::endpoints::endpoint;
@@ -250,7 +250,11 @@ impl Fixture {
 }
 
 fn app() -> OAuthApp {
-    OAuthApp { client_id: "cid".into(), client_secret: Secret::new("csecret"), redirect_uri: "https://app.example/cb".into() }
+    OAuthApp {
+        client_id: "cid".into(),
+        client_secret: Secret::new("csecret"),
+        redirect_uri: "https://app.example/cb".into(),
+    }
 }
 
 fn contacts(ids: &[&str], next: Option<&str>, total: u64) -> Value {
@@ -272,7 +276,8 @@ fn token_answer(access: &str, refresh: &str) -> ResponseTemplate {
     }))
 }
 
-const CUSTOMERS: &str = "/hubs/finance/customers?where=lastModifiedDate>='2024-01-01T00:00:00Z' and attributes='created_at,updated_at";
+const CUSTOMERS: &str =
+    "/hubs/finance/customers?where=lastModifiedDate>='2024-01-01T00:00:00Z' and attributes='created_at,updated_at";
 
 fn pairs(r: &Request) -> Vec<(String, String)> {
     r.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect()
@@ -287,14 +292,22 @@ async fn follows_next_until_null_and_never_stops_on_an_empty_page() {
     Mock::given(method("GET"))
         .and(path("/v3.1/contacts"))
         .and(query_param_is_missing("page"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(contacts(&[], Some("/contacts?page=2&items_per_page=200"), 3)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(contacts(
+            &[],
+            Some("/contacts?page=2&items_per_page=200"),
+            3,
+        )))
         .expect(1)
         .mount(&f.server)
         .await;
     Mock::given(method("GET"))
         .and(path("/v3.1/contacts"))
         .and(query_param("page", "2"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(contacts(&["a", "b"], Some("/v3.1/contacts?page=3&items_per_page=200"), 3)))
+        .respond_with(ResponseTemplate::new(200).set_body_json(contacts(
+            &["a", "b"],
+            Some("/v3.1/contacts?page=3&items_per_page=200"),
+            3,
+        )))
         .expect(1)
         .mount(&f.server)
         .await;
@@ -415,7 +428,12 @@ async fn next_links_to_another_origin_are_refused() {
     let f = Fixture::new().await;
     let (session, _) = f.fresh_session("biz-1");
     let err = f
-        .fetch(&session, &f.compile(CUSTOMERS), Feed::Changes, PageCursor::Next("https://evil.example/v3.1/contacts".into()))
+        .fetch(
+            &session,
+            &f.compile(CUSTOMERS),
+            Feed::Changes,
+            PageCursor::Next("https://evil.example/v3.1/contacts".into()),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, ProviderError::Other(m) if m.contains("another origin")));
@@ -577,16 +595,22 @@ async fn a_401_refreshes_once_and_retries_the_same_page_with_the_rotated_token_s
     let log = vault.log.clone();
     Mock::given(method("GET"))
         .and(header("authorization", "Bearer good"))
-        .respond_with(Logged { log: log.clone(), template: ResponseTemplate::new(401).set_body_json(json!([
-            {"$severity": "error", "$dataCode": "AuthorizationFailure", "$message": "expired", "$source": ""}
-        ])) })
+        .respond_with(Logged {
+            log: log.clone(),
+            template: ResponseTemplate::new(401).set_body_json(json!([
+                {"$severity": "error", "$dataCode": "AuthorizationFailure", "$message": "expired", "$source": ""}
+            ])),
+        })
         .expect(1)
         .mount(&f.server)
         .await;
     Mock::given(method("GET"))
         .and(header("authorization", "Bearer new-access"))
         .and(query_param("page", "5"))
-        .respond_with(Logged { log: log.clone(), template: ResponseTemplate::new(200).set_body_json(contacts(&["a"], None, 1)) })
+        .respond_with(Logged {
+            log: log.clone(),
+            template: ResponseTemplate::new(200).set_body_json(contacts(&["a"], None, 1)),
+        })
         .expect(1)
         .mount(&f.server)
         .await;
@@ -624,7 +648,12 @@ async fn a_second_401_after_the_refresh_is_an_error_not_a_loop() {
         .expect(2)
         .mount(&f.server)
         .await;
-    Mock::given(method("POST")).and(path("/token")).respond_with(token_answer("a2", "r1")).expect(1).mount(&f.server).await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(token_answer("a2", "r1"))
+        .expect(1)
+        .mount(&f.server)
+        .await;
     let err = f.fetch(&session, &f.compile(CUSTOMERS), Feed::Changes, PageCursor::First).await.unwrap_err();
     assert!(matches!(err, ProviderError::Api { status: 401, ref code, .. } if code == "AuthorizationFailure"));
 }
@@ -635,10 +664,18 @@ async fn a_token_about_to_expire_is_refreshed_before_the_request() {
     // 30 s left, less than the 60 s refresh-ahead margin.
     let vault = Arc::new(MemVault::with_tokens(ID, f.tokens("old", "r0", 30)));
     let session = f.session(vault.clone(), "biz-1");
-    Mock::given(method("POST")).and(path("/token")).respond_with(token_answer("new-access", "r1")).expect(1).mount(&f.server).await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(token_answer("new-access", "r1"))
+        .expect(1)
+        .mount(&f.server)
+        .await;
     Mock::given(method("GET"))
         .and(header("authorization", "Bearer new-access"))
-        .respond_with(Logged { log: vault.log.clone(), template: ResponseTemplate::new(200).set_body_json(contacts(&[], None, 0)) })
+        .respond_with(Logged {
+            log: vault.log.clone(),
+            template: ResponseTemplate::new(200).set_body_json(contacts(&[], None, 0)),
+        })
         .expect(1)
         .mount(&f.server)
         .await;
@@ -654,7 +691,12 @@ async fn concurrent_refreshes_collapse_into_one_token_request() {
     vault.gate_parties = 2;
     let vault = Arc::new(vault);
     let session = f.session(vault.clone(), "biz-1");
-    Mock::given(method("POST")).and(path("/token")).respond_with(token_answer("new-access", "r1")).expect(1).mount(&f.server).await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(token_answer("new-access", "r1"))
+        .expect(1)
+        .mount(&f.server)
+        .await;
     Mock::given(method("GET"))
         .and(header("authorization", "Bearer new-access"))
         .respond_with(ResponseTemplate::new(200).set_body_json(contacts(&["a"], None, 1)))
@@ -680,7 +722,12 @@ async fn two_nodes_share_one_refresh_through_the_vault_lock() {
     *vault.foreign_tokens.lock().unwrap() = Some(f.tokens("from-node-a", "r1", 300));
     let vault = Arc::new(vault);
     let session = f.session(vault.clone(), "biz-1");
-    Mock::given(method("POST")).and(path("/token")).respond_with(token_answer("never", "never")).expect(0).mount(&f.server).await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(token_answer("never", "never"))
+        .expect(0)
+        .mount(&f.server)
+        .await;
     Mock::given(method("GET"))
         .and(header("authorization", "Bearer from-node-a"))
         .respond_with(ResponseTemplate::new(200).set_body_json(contacts(&["a"], None, 1)))
@@ -699,7 +746,10 @@ async fn invalid_grant_marks_the_instance_invalid_and_is_not_retried() {
     let session = f.session(vault.clone(), "biz-1");
     Mock::given(method("POST"))
         .and(path("/token"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant", "error_description": "refresh token revoked"})))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"error": "invalid_grant", "error_description": "refresh token revoked"})),
+        )
         .expect(1)
         .mount(&f.server)
         .await;
@@ -842,7 +892,10 @@ async fn refused_codes_and_apps_are_distinct_errors() {
     let f = Fixture::new().await;
     Mock::given(method("POST"))
         .and(body_string_contains("code=spent"))
-        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant", "error_description": "code expired"})))
+        .respond_with(
+            ResponseTemplate::new(400)
+                .set_body_json(json!({"error": "invalid_grant", "error_description": "code expired"})),
+        )
         .expect(1)
         .mount(&f.server)
         .await;
