@@ -133,20 +133,26 @@ pub(crate) struct Fields {
 impl Fields {
     /// Fields of a local (wall clock) time given as milliseconds since the local epoch.
     pub(crate) fn from_local_millis(local_ms: i64) -> Fields {
+        Fields::compute(local_ms, true)
+    }
+
+    /// As [`from_local_millis`](Self::from_local_millis); with `weeks` false, the week of year and the
+    /// week year are left at 0 (they cost two more date computations).
+    pub(crate) fn compute(local_ms: i64, weeks: bool) -> Fields {
         let days = floor_div(local_ms, MS_PER_DAY);
         let ms_of_day = floor_mod(local_ms, MS_PER_DAY);
         let (year, month, day) = civil(days);
         let jan1 = year_start(year);
         let dow = day_of_week(days);
-        let mut week_of_year = (days - week_start(jan1)) / 7 + 1;
-        let mut week_year = year;
+        let mut week_of_year = if weeks { (days - week_start(jan1)) / 7 + 1 } else { 0 };
+        let mut week_year = if weeks { year } else { 0 };
         if week_of_year >= 52 {
             let next_jan1 = year_start(year + 1);
             if day_of_week(next_jan1) != 1 && days >= week_start(next_jan1) {
                 week_of_year = 1;
             }
         }
-        if month != 1 && week_of_year == 1 {
+        if weeks && month != 1 && week_of_year == 1 {
             week_year += 1;
         }
         // In October 1582 the month restarts at the cutover for week-of-month counts, as in Java.

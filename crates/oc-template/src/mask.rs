@@ -165,6 +165,8 @@ pub struct Mask {
     pub(crate) century_start_ms: i64,
     /// Its year (Java's `defaultCenturyStartYear`).
     pub(crate) century_start_year: i64,
+    /// The mask prints `w` or `Y`.
+    needs_weeks: bool,
 }
 
 impl PartialEq for Mask {
@@ -185,9 +187,12 @@ impl Mask {
     pub fn compile(pattern: &str) -> Result<Mask, MaskError> {
         let items = compile_items(pattern)?;
         let start = default_century_start();
+        let needs_weeks =
+            items.iter().any(|i| matches!(i, Item::Field(Letter::WeekOfYear | Letter::WeekYear, _)));
         Ok(Mask {
             pattern: pattern.into(),
             items: items.into(),
+            needs_weeks,
             century_start_ms: start.timestamp_millis(),
             century_start_year: i64::from(start.year()),
         })
@@ -223,7 +228,7 @@ impl Mask {
     pub fn format_into(&self, instant: DateTime<Utc>, zone: &Zone, out: &mut String) {
         let utc_ms = instant.timestamp_millis();
         let offsets = zone.offsets_at(utc_ms);
-        let fields = Fields::from_local_millis(utc_ms + i64::from(offsets.total()));
+        let fields = Fields::compute(utc_ms + i64::from(offsets.total()), self.needs_weeks);
         for item in self.items.iter() {
             match item {
                 Item::Literal(s) => out.push_str(s),

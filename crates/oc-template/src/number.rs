@@ -57,6 +57,13 @@ impl Digits {
 /// where `DecimalFormat.parse` returns null.
 pub(crate) fn parse_int(text: &str, pos: usize, limit: usize) -> Option<(i32, usize)> {
     let s = text.get(pos..limit)?;
+    // Fast path: a run of at most 18 ASCII digits not followed by anything DecimalFormat would read on.
+    let bytes = s.as_bytes();
+    let n = bytes.iter().take_while(|b| b.is_ascii_digit()).count();
+    if n > 0 && n <= 18 && bytes.get(n).is_none_or(|&b| b != b'E' && b.is_ascii()) {
+        let v = bytes[..n].iter().fold(0i64, |v, &b| v * 10 + i64::from(b - b'0'));
+        return Some((v as i32, pos + n)); // Java: (int) long
+    }
     if s.starts_with("NaN") {
         return Some((0, pos + 3));
     }

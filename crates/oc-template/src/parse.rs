@@ -530,13 +530,14 @@ impl Parser<'_> {
 
     /// `CalendarBuilder.establish` then `getTime()`: UTC milliseconds.
     fn establish(&self, b: &Builder) -> Result<i64, ParseError> {
-        let mut cal = b.clone();
         if b.stamp[WEEK_YEAR] > b.stamp[YEAR] {
+            let mut cal = b.clone();
             let woy = if cal.stamp[WEEK_OF_YEAR] != 0 { cal.value[WEEK_OF_YEAR] } else { 1 };
             let dow = if cal.stamp[DAY_OF_WEEK] != 0 { cal.value[DAY_OF_WEEK] } else { 1 };
             self.set_week_date(&mut cal, b.value[WEEK_YEAR], woy, dow)?;
+            return self.compute_time(&cal);
         }
-        self.compute_time(&cal)
+        self.compute_time(b)
     }
 
     /// `GregorianCalendar.setWeekDate` (non-lenient).
@@ -650,7 +651,7 @@ impl Parser<'_> {
             check.dst = cal.value[DST_OFFSET];
         }
         let local = utc + i64::from(check.total());
-        let f = Fields::from_local_millis(local);
+        let f = Fields::compute(local, is_set(WEEK_OF_YEAR));
         let actual: [i64; FIELDS] = [
             i64::from(f.era),
             f.year,
