@@ -27,14 +27,11 @@ pub enum KeyError {
         #[source]
         source: io::Error,
     },
-    /// The key file is readable by others than its owner.
-    #[error("the master key file {path} is readable by group or others (mode {mode:o}); make it 0600")]
-    Permissions {
-        /// The file.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
+    /// No key was given where one is required (PostgreSQL: every node must use the same key).
+    #[error(
+        "a master key is required: pass --master-key-file or set OCPOLL_MASTER_KEY (64 hex digits or base64 of 32 bytes)"
+    )]
+    Missing,
     /// The text is not a 256-bit key in one of the accepted forms.
     #[error("{what} is not a 256-bit key: expected 64 hex digits, the base64 of 32 bytes, or 32 raw bytes")]
     Format {

@@ -114,6 +114,47 @@ impl MasterKey {
     }
 }
 
+/// Where a master key came from (see [`MasterKey::resolve`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// The `--master-key-file` given.
+    File(PathBuf),
+    /// The `OCPOLL_MASTER_KEY` environment variable.
+    Env,
+    /// The key file beside the SQLite database, which existed.
+    BesideDatabase(PathBuf),
+    /// The key file beside the SQLite database, created just now (mode 0600): tell the operator.
+    Created(PathBuf),
+}
+
+impl MasterKey {
+    /// The master key of a deployment: the key file when given, else the value of `OCPOLL_MASTER_KEY` (pass
+    /// `std::env::var(MASTER_KEY_ENV).ok()`), else — for a SQLite database only — the key file beside the
+    /// database, created when missing. PostgreSQL requires a key: several nodes must share it.
+    pub fn resolve(
+        database_url: &str,
+        key_file: Option<&Path>,
+        env_value: Option<&str>,
+    ) -> Result<(MasterKey, KeySource), KeyError> {
+        if let Some(path) = key_file {
+            return MasterKey::from_file(path).map(|k| (k, KeySource::File(path.to_path_buf())));
+        }
+        if let Some(value) = env_value.filter(|v| !v.trim().is_empty()) {
+            return MasterKey::parse(value, MASTER_KEY_ENV).map(|k| (k, KeySource::Env));
+        }
+        let Some(path) = sqlite_key_path(database_url) else {
+            return Err(KeyError::Missing);
+        };
+        let (key, created) = MasterKey::load_or_create(&path)?;
+        if created {
+            tracing::info!(path = %path.display(), "created a new master key file for the secrets at rest; back it up");
+            Ok((key, KeySource::Created(path)))
+        } else {
+            Ok((key, KeySource::BesideDatabase(path)))
+        }
+    }
+}
+
 /// Where `serve` keeps the key of a SQLite database given without one: beside the database file
 /// (`ocpoll.db` → `ocpoll.db.key`). `None` for other URLs and for in-memory databases.
 pub fn sqlite_key_path(database_url: &str) -> Option<PathBuf> {
@@ -245,6 +286,28 @@ mod tests {
         assert!(err.contains("is not a 256-bit key"), "{err}");
         assert!(matches!(MasterKey::from_file(&dir.path().join("missing")), Err(KeyError::Read { .. })));
         assert_eq!(format!("{created:?}"), "MasterKey(********)");
+    }
+
+    #[test]
+    fn key_resolution_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = format!("sqlite://{}", dir.path().join("o.db").display());
+        let beside = dir.path().join("o.db.key");
+        let file = dir.path().join("given.key");
+        fs::write(&file, format!("{}\n", "ab".repeat(32))).unwrap();
+        let env = "cd".repeat(32);
+
+        let (k, source) = MasterKey::resolve(&db, Some(&file), Some(&env)).unwrap();
+        assert_eq!((k.0, source), ([0xab; 32], KeySource::File(file.clone())));
+        let (k, source) = MasterKey::resolve("postgres://h/db", None, Some(&env)).unwrap();
+        assert_eq!((k.0, source), ([0xcd; 32], KeySource::Env));
+        assert!(matches!(MasterKey::resolve("postgres://h/db", None, None), Err(KeyError::Missing)));
+        assert!(matches!(MasterKey::resolve("postgres://h/db", None, Some("  ")), Err(KeyError::Missing)));
+        assert!(matches!(MasterKey::resolve(&db, None, Some("nope")), Err(KeyError::Format { .. })));
+        let (created, source) = MasterKey::resolve(&db, None, None).unwrap();
+        assert_eq!(source, KeySource::Created(beside.clone()));
+        let (again, source) = MasterKey::resolve(&db, None, None).unwrap();
+        assert_eq!((again, source), (created, KeySource::BesideDatabase(beside)));
     }
 
     #[test]

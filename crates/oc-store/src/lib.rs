@@ -26,6 +26,7 @@ mod instances;
 mod key;
 mod outbox;
 mod polls;
+mod retention;
 mod vault;
 
 #[cfg(any(test, feature = "testing"))]
@@ -41,8 +42,9 @@ use oc_model::ports::{Clock, StoreError, SystemClock};
 
 pub use db::SCHEMA_VERSION;
 pub use error::KeyError;
-pub use key::{MASTER_KEY_ENV, MasterKey, sqlite_key_path};
+pub use key::{KeySource, MASTER_KEY_ENV, MasterKey, sqlite_key_path};
 pub use polls::POLL_HISTORY_PER_RESOURCE;
+pub use retention::{DEFAULT_RETENTION, spawn_pruner};
 
 /// The database behind a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

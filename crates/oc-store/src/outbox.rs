@@ -26,9 +26,6 @@ const BATCH_EVENTS_LIMIT: i64 = 5_000;
 const PRUNE_CHUNK: i64 = 1_000;
 /// Bytes of an answer kept with an attempt.
 const EXCERPT_BYTES: usize = 1024;
-/// PostgreSQL advisory lock serializing batching across nodes (events of one object must get notifications
-/// in their order).
-const BATCH_LOCK_KEY: i64 = 0x6f63_706f_6c6c_0001;
 
 const NOTIFICATION_COLUMNS: &str = "n.id, n.instance_id, n.object_type, n.status, n.attempts, n.created_at, \
      n.next_attempt_at, n.delivered_at, n.last_error";
@@ -134,10 +131,10 @@ impl OutboxStore for SqlStore {
         let mut tx = self.pools.write().await?;
         let mut c = tx.c();
         if c.is_pg() {
-            let row = c.one("SELECT pg_try_advisory_xact_lock($1) AS locked", args![BATCH_LOCK_KEY]).await?;
-            if !row.bool("locked")? {
-                return Ok(0); // another node is batching right now
-            }
+            // One batcher at a time per schema; the other waits (briefly) rather than skipping, so a caller
+            // never reads "nothing to batch" while events wait.
+            c.exec("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.ocpoll.batch_events'))", args![])
+                .await?;
         }
         let rows = c
             .all(

@@ -140,7 +140,56 @@ async fn instance_changes_release_nothing_twice(b: Backend) {
     assert!(matches!(result, Err(StoreError::LeaseLost(_))), "{result:?}");
 }
 
+async fn two_nodes_batch_each_event_once(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let a: Arc<dyn Store> = t.dyn_store();
+    let other: Arc<dyn Store> = Arc::new(t.another_handle().await);
+    let (_, inst) = super::setup(&*a, super::customers()).await;
+    // 50 changes of 5 objects: per-object order must survive two nodes batching at once
+    let events: Vec<_> = (0..50).map(|i| event(inst.id, "customers", &format!("o{}", i % 5), i)).collect();
+    super::emit(&*a, inst.id, "customers", events.clone(), t0()).await;
+    let (x, y) = tokio::join!(
+        tokio::spawn({
+            let a = a.clone();
+            async move { a.batch_events(at(1), 3).await.unwrap() }
+        }),
+        tokio::spawn({
+            let other = other.clone();
+            async move { other.batch_events(at(1), 3).await.unwrap() }
+        })
+    );
+    let built = x.unwrap() + y.unwrap() + a.batch_events(at(1), 3).await.unwrap();
+    assert_eq!(built, 17);
+    // deliver everything in claim order: every object's changes arrive in their order, each once
+    let mut delivered = Vec::new();
+    for round in 0..100 {
+        let claims = a.claim_deliveries("w", at(2 + round), 100, TTL).await.unwrap();
+        if claims.is_empty() {
+            break;
+        }
+        for c in claims {
+            delivered.extend(c.events.clone());
+            let attempt = NewAttempt {
+                at: at(2 + round),
+                status_code: Some(200),
+                latency_ms: 1,
+                error: None,
+                response_excerpt: String::new(),
+            };
+            a.record_attempt(c.notification.id, &c.lease, &attempt, NextStep::Delivered).await.unwrap();
+        }
+    }
+    assert_eq!(delivered.len(), 50);
+    for object in 0..5 {
+        let id = format!("o{object}");
+        let seen: Vec<_> = delivered.iter().filter(|e| e.object_id == id).map(|e| e.date).collect();
+        let expected: Vec<_> = events.iter().filter(|e| e.object_id == id).map(|e| e.date).collect();
+        assert_eq!(seen, expected, "{id}");
+    }
+}
+
 on_both!(
+    two_nodes_batch_each_event_once,
     two_nodes_never_hold_the_same_job,
     expired_leases_are_taken_over_and_fence_the_old_holder,
     delivery_leases_fence_too,

@@ -376,6 +376,32 @@ async fn outbox_gauges(b: Backend) {
     assert_eq!((stats.pending_notifications, stats.failed_notifications), (1, 1));
 }
 
+async fn the_background_pruner_prunes(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, inst) = setup(&*s, customers()).await;
+    let events = vec![event(inst.id, "customers", "o", 1), event(inst.id, "customers", "p", 1)];
+    emit(&*s, inst.id, "customers", events, at(0)).await;
+    s.batch_events(at(1), 1).await.unwrap();
+    let claims = claim(&*s, 1).await;
+    s.record_attempt(claims[0].notification.id, &claims[0].lease, &attempt(2, Some(200), None), NextStep::Delivered)
+        .await
+        .unwrap();
+    s.record_attempt(claims[1].notification.id, &claims[1].lease, &attempt(2, Some(500), None), NextStep::Failed)
+        .await
+        .unwrap();
+    let clock = std::sync::Arc::new(oc_model::ports::ManualClock::new(at(2) + chrono::Duration::days(31)));
+    let pruner = crate::spawn_pruner(s.clone(), clock, crate::DEFAULT_RETENTION, Duration::from_secs(3600));
+    // the first round runs at once
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while s.notification(owner.org_id, claims[0].notification.id).await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "not pruned within 10 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    pruner.abort();
+    assert!(s.notification(owner.org_id, claims[1].notification.id).await.unwrap().is_some(), "failed ones stay");
+}
+
 on_both!(
     batching_groups_by_instance_and_object_type,
     per_object_order,
@@ -385,4 +411,5 @@ on_both!(
     redelivery,
     retention_prunes_delivered_only,
     outbox_gauges,
+    the_background_pruner_prunes,
 );

@@ -45,4 +45,18 @@ async fn unsupported_urls_are_refused(b: Backend) {
     assert!(!text.contains("hunter2"), "no password in messages: {text}");
 }
 
-on_both!(a_wrong_key_is_refused_at_start, a_database_of_a_newer_binary_is_refused, unsupported_urls_are_refused);
+async fn in_memory_sqlite_works(b: Backend) {
+    if b == Backend::Postgres {
+        return;
+    }
+    let s = crate::connect("sqlite::memory:", MasterKey::generate()).await.unwrap();
+    let (owner, inst) = setup(&s, customers()).await;
+    assert_eq!(s.instance(owner.org_id, inst.id).await.unwrap(), Some(inst), "one database for reads and writes");
+}
+
+on_both!(
+    in_memory_sqlite_works,
+    a_wrong_key_is_refused_at_start,
+    a_database_of_a_newer_binary_is_refused,
+    unsupported_urls_are_refused
+);
