@@ -391,3 +391,53 @@ fn the_local_filter_of_a_compiled_query_applies_ceql() {
     assert!(!local.matches(&json!({"updated_at": "2024-01-01T00:00:00Z", "name": "Acme", "balance": 11})));
     assert!(!local.matches(&json!({"updated_at": "2024-01-02T00:00:00Z", "name": "Zed", "balance": 10})));
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn query_text() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("where=".to_string()),
+            Just("&".to_string()),
+            Just("pageSize=".to_string()),
+            Just("orderBy=".to_string()),
+            Just("'".to_string()),
+            Just("%".to_string()),
+            Just("%2".to_string()),
+            Just("%27".to_string()),
+            Just("+".to_string()),
+            Just(" ".to_string()),
+            Just("lastModifiedDate>=".to_string()),
+            Just("'2024-01-01T00:00:00Z'".to_string()),
+            Just(" and ".to_string()),
+            Just(" or ".to_string()),
+            Just("search=".to_string()),
+            Just("attributes=".to_string()),
+            Just("deletedDate>".to_string()),
+            "\\PC{0,4}",
+        ];
+        prop::collection::vec(piece, 0..16).prop_map(|v| v.concat())
+    }
+
+    proptest! {
+        #[test]
+        fn compile_never_panics(url in any::<String>(), query in query_text()) {
+            let _ = compile(&url, &FieldNeeds::default());
+            let url = format!("/hubs/finance/invoices?{query}");
+            if let Err(e) = compile(&url, &FieldNeeds { fields: vec!["id".into(), "updated_at".into()] }) {
+                for d in &e.0 {
+                    if let Some(span) = &d.span {
+                        prop_assert!(span.start <= span.end && span.end <= url.len(), "{span:?} in {url:?}");
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn translate_never_panics(clause in query_text(), resource in "(customers|invoices|sales_quotes|x)") {
+            let _ = translate(&resource, &clause);
+        }
+    }
+}
