@@ -19,18 +19,39 @@ struct Cli {
 enum Command {
     /// Check an instance request body offline (FILE, or - for stdin); exit 0 when valid, 2 otherwise.
     Validate(cmd::validate::Args),
+    /// Poller URL templates and Java SimpleDateFormat masks.
+    #[command(subcommand)]
+    Template(cmd::template::TemplateCmd),
+    /// CEQL where clauses and their Sage v3.1 translation.
+    #[command(subcommand)]
+    Ceql(cmd::ceql::CeqlCmd),
+}
+
+/// Prints a command's text, or its error on stderr with exit code 2.
+fn finish(result: Result<String, String>) -> ExitCode {
+    match result {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Validate(args) => cmd::validate::run(&args),
-    };
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::from(2)
-        }
+    match cli.command {
+        Command::Validate(args) => match cmd::validate::run(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Template(t) => finish(cmd::template::run(&t)),
+        Command::Ceql(c) => finish(cmd::ceql::run(&c)),
     }
 }

@@ -110,6 +110,9 @@ pub struct InstanceResponse {
     pub disabled: bool,
     /// `event.notification.enabled`.
     pub events_enabled: bool,
+    /// ocpoll: why notifications are switched off by the receiver (`410 Gone`), when they are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events_disabled_reason: Option<String>,
     /// Resolved configuration: secrets masked, `event.poller.configuration` as a JSON string.
     pub configuration: Configuration,
     /// Tags.

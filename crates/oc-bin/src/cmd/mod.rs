@@ -1,3 +1,5 @@
 //! One module per subcommand.
 
+pub(crate) mod ceql;
+pub(crate) mod template;
 pub(crate) mod validate;

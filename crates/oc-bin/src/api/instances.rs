@@ -1,0 +1,512 @@
+//! `/instances`: create (exchanging the OAuth code), list, read, replace, patch, delete, enable/disable, and the
+//! configuration entries.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use oc_model::config::{Configuration, is_secret, key_spec, keys};
+use oc_model::ids::InstanceId;
+use oc_model::instance::{ElementInfo, InstanceResponse, UserRef};
+use oc_model::ports::{Instance, InstanceUpdate, NewInstance, OAuthApp, Provider, Session, TokenVault};
+use oc_model::secret::MASK;
+use oc_model::{Problem, Problems};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::ApiError;
+use crate::validation::{Checked, check_instance_body};
+
+fn parse_body(bytes: &Bytes) -> Result<Value, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::invalid("", "the request needs a JSON body"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::invalid("", format!("the body is not valid JSON: {e}")))
+}
+
+fn invalid(problems: Problems) -> ApiError {
+    ApiError::Invalid { message: format!("the instance has {} problem(s)", problems.0.len()), problems: problems.0 }
+}
+
+/// The element description of a key.
+pub(super) fn element_info(state: &AppState, key: &str) -> ElementInfo {
+    state.providers.get(key).map(|p| p.element()).unwrap_or_else(|| ElementInfo {
+        id: 0,
+        key: key.to_string(),
+        name: key.to_string(),
+        hub: "finance".to_string(),
+    })
+}
+
+/// An instance as the API shows it.
+pub(super) fn to_response(
+    state: &AppState,
+    i: &Instance,
+    token: Option<String>,
+    warnings: Vec<Problem>,
+) -> InstanceResponse {
+    InstanceResponse {
+        id: i.id,
+        name: i.name.clone(),
+        token,
+        element: element_info(state, &i.element_key),
+        valid: i.valid,
+        valid_message: i.invalid_reason.clone(),
+        disabled: i.disabled,
+        events_enabled: i.configuration.notifications_enabled().unwrap_or(false),
+        events_disabled_reason: i.notifications_disabled_reason.clone(),
+        configuration: i.configuration.to_response(),
+        tags: i.tags.clone(),
+        created_date: i.created_at,
+        updated_date: Some(i.updated_at),
+        user: UserRef { id: i.user_id },
+        warnings,
+    }
+}
+
+/// The OAuth app of a configuration.
+pub(super) fn oauth_app(config: &Configuration) -> Result<OAuthApp, ApiError> {
+    let mut problems = Problems::default();
+    let client_id = config.api_key();
+    let secret = config.api_secret();
+    let redirect = config.oauth_callback_url();
+    for (k, missing) in [
+        (keys::OAUTH_API_KEY, client_id.is_none()),
+        (keys::OAUTH_API_SECRET, secret.is_none()),
+        (keys::OAUTH_CALLBACK_URL, redirect.is_none()),
+    ] {
+        if missing {
+            problems.push(oc_model::config::config_path(k), "missing (needed to talk to the provider)");
+        }
+    }
+    match (client_id, secret, redirect) {
+        (Some(client_id), Some(client_secret), Some(redirect_uri)) => {
+            Ok(OAuthApp { client_id, client_secret, redirect_uri })
+        }
+        _ => Err(invalid(problems)),
+    }
+}
+
+/// The provider session of an instance.
+pub(super) fn session(state: &AppState, i: &Instance) -> Result<Session, ApiError> {
+    let vault: Arc<dyn TokenVault> = state.store.clone();
+    Ok(Session { instance_id: i.id, app: oauth_app(&i.configuration)?, account: i.account.clone(), vault })
+}
+
+fn new_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+async fn exchange(
+    provider: &Arc<dyn Provider>,
+    config: &Configuration,
+    code: &str,
+) -> Result<oc_model::ports::Grant, ApiError> {
+    let app = oauth_app(config)?;
+    Ok(provider.exchange_code(&app, code, config.business_id().as_deref()).await?)
+}
+
+/// `POST /instances`.
+pub(super) async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+    let body = parse_body(&body)?;
+    let now = state.clock.now();
+    let Checked { validated, warnings } = check_instance_body(&body, &state.providers, true, now).map_err(invalid)?;
+    let request = validated.request;
+    let provider = state.provider(&request.element.key)?.clone();
+    let code = request.provider_data.code.clone().unwrap_or_default();
+    let grant = exchange(&provider, &request.configuration, &code).await?;
+    let token = new_token();
+    let instance = state
+        .store
+        .create_instance(&NewInstance {
+            org_id: caller.principal.org_id,
+            user_id: caller.principal.user_id,
+            name: request.name.clone(),
+            element_key: request.element.key.clone(),
+            tags: request.tags.clone(),
+            configuration: request.configuration.clone(),
+            account: grant.account,
+            tokens: grant.tokens,
+            token: token.clone(),
+            now,
+            poll_start: grant.provider_time.unwrap_or(now),
+        })
+        .await?;
+    state.wakers.scheduler.notify_waiters();
+    tracing::info!(instance = instance.id, element = %instance.element_key, "instance created");
+    Ok((StatusCode::OK, Json(to_response(&state, &instance, Some(token), warnings))).into_response())
+}
+
+/// `GET /instances[?tags[]=x]`.
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> Result<Json<Vec<InstanceResponse>>, ApiError> {
+    let tags: Vec<String> = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(k, _)| k == "tags[]" || k == "tags")
+        .map(|(_, v)| v.into_owned())
+        .collect();
+    let mut found = state.store.list_instances(caller.principal.org_id, &tags).await?;
+    if let Some(own) = caller.instance {
+        found.retain(|i| i.id == own);
+    }
+    Ok(Json(found.iter().map(|i| to_response(&state, i, None, vec![])).collect()))
+}
+
+/// The instance `id` as `caller` may see it.
+pub(super) async fn load(state: &AppState, caller: &Caller, id: InstanceId) -> Result<Instance, ApiError> {
+    caller.may_address(id)?;
+    state
+        .store
+        .instance(caller.principal.org_id, id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("instance {id} not found")))
+}
+
+/// The instance of the caller's `Element` token; 403 when it is disabled.
+pub(super) async fn load_own(state: &AppState, caller: &Caller) -> Result<Instance, ApiError> {
+    let id = caller.element_instance()?;
+    let i = load(state, caller, id).await?;
+    if i.disabled {
+        return Err(ApiError::Forbidden(format!("instance {id} is disabled")));
+    }
+    Ok(i)
+}
+
+/// `GET /instances/{id}`.
+pub(super) async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<InstanceId>,
+) -> Result<Json<InstanceResponse>, ApiError> {
+    let i = load(&state, &caller, id).await?;
+    Ok(Json(to_response(&state, &i, None, vec![])))
+}
+
+/// `PUT /instances/{id}`: full update; a `providerData.code` re-authorizes.
+pub(super) async fn replace(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<InstanceId>,
+    body: Bytes,
+) -> Result<Json<InstanceResponse>, ApiError> {
+    let existing = load(&state, &caller, id).await?;
+    let mut body = parse_body(&body)?;
+    if let Some(obj) = body.as_object_mut() {
+        obj.entry("element").or_insert_with(|| json!({"key": existing.element_key}));
+        obj.entry("name").or_insert_with(|| json!(existing.name));
+    }
+    let now = state.clock.now();
+    let Checked { validated, warnings } = check_instance_body(&body, &state.providers, false, now).map_err(invalid)?;
+    let request = validated.request;
+    if request.element.key != existing.element_key {
+        return Err(ApiError::invalid("element.key", "the element of an instance cannot change"));
+    }
+    let authorization = match request.provider_data.code.as_deref() {
+        Some(code) => {
+            let provider = state.provider(&existing.element_key)?.clone();
+            let grant = exchange(&provider, &request.configuration, code).await?;
+            Some((grant.tokens, grant.account))
+        }
+        None => None,
+    };
+    let update = InstanceUpdate {
+        name: Some(request.name),
+        tags: Some(request.tags),
+        configuration: Some(request.configuration),
+        authorization,
+        now,
+    };
+    let updated = state.store.update_instance(caller.principal.org_id, id, &update).await?;
+    state.wakers.scheduler.notify_waiters();
+    Ok(Json(to_response(&state, &updated, None, warnings)))
+}
+
+/// Applies a partial update (`name`, `tags`, `configuration` merged by key) after validating the result.
+async fn apply_patch(
+    state: &AppState,
+    caller: &Caller,
+    existing: Instance,
+    patch: Value,
+) -> Result<InstanceResponse, ApiError> {
+    let Some(obj) = patch.as_object() else {
+        return Err(ApiError::invalid("", "the body must be a JSON object"));
+    };
+    let mut problems = Problems::default();
+    let name = match obj.get("name") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+        Some(_) => {
+            problems.push("name", "expected a non-empty string");
+            None
+        }
+    };
+    let tags = match obj.get("tags") {
+        None | Some(Value::Null) => None,
+        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+            Some(a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect::<Vec<_>>())
+        }
+        Some(_) => {
+            problems.push("tags", "expected an array of strings");
+            None
+        }
+    };
+    let configuration = match obj.get("configuration") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(map)) => {
+            let patch: Configuration = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut merged = existing.configuration.clone();
+            merged.merge(&patch);
+            Some(merged)
+        }
+        Some(_) => {
+            problems.push("configuration", "expected an object of configuration keys");
+            None
+        }
+    };
+    if !problems.is_empty() {
+        return Err(invalid(problems));
+    }
+    let full = json!({
+        "element": {"key": existing.element_key},
+        "name": name.clone().unwrap_or_else(|| existing.name.clone()),
+        "tags": tags.clone().unwrap_or_else(|| existing.tags.clone()),
+        "configuration": configuration.as_ref().unwrap_or(&existing.configuration),
+    });
+    let now = state.clock.now();
+    let Checked { warnings, .. } = check_instance_body(&full, &state.providers, false, now).map_err(invalid)?;
+    let update = InstanceUpdate { name, tags, configuration, authorization: None, now };
+    let updated = state.store.update_instance(caller.principal.org_id, existing.id, &update).await?;
+    state.wakers.scheduler.notify_waiters();
+    state.wakers.dispatcher.notify_waiters();
+    Ok(to_response(state, &updated, None, warnings))
+}
+
+/// `PATCH /instances/{id}`.
+pub(super) async fn patch(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<InstanceId>,
+    body: Bytes,
+) -> Result<Json<InstanceResponse>, ApiError> {
+    let existing = load(&state, &caller, id).await?;
+    let patch = parse_body(&body)?;
+    Ok(Json(apply_patch(&state, &caller, existing, patch).await?))
+}
+
+/// `PATCH /instances` with an `Element` token.
+pub(super) async fn patch_own(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<Json<InstanceResponse>, ApiError> {
+    let existing = load_own(&state, &caller).await?;
+    let patch = parse_body(&body)?;
+    Ok(Json(apply_patch(&state, &caller, existing, patch).await?))
+}
+
+/// `DELETE /instances/{id}`.
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<InstanceId>,
+) -> Result<StatusCode, ApiError> {
+    caller.may_address(id)?;
+    if state.store.delete_instance(caller.principal.org_id, id, state.clock.now()).await? {
+        tracing::info!(instance = id, "instance deleted");
+        Ok(StatusCode::OK)
+    } else {
+        Err(ApiError::NotFound(format!("instance {id} not found")))
+    }
+}
+
+async fn set_disabled(
+    state: &AppState,
+    caller: &Caller,
+    id: InstanceId,
+    disabled: bool,
+) -> Result<InstanceResponse, ApiError> {
+    load(state, caller, id).await?;
+    let i = state.store.set_disabled(caller.principal.org_id, id, disabled, state.clock.now()).await?;
+    state.wakers.scheduler.notify_waiters();
+    state.wakers.dispatcher.notify_waiters();
+    Ok(to_response(state, &i, None, vec![]))
+}
+
+/// `PUT /instances/{id}/enabled`.
+pub(super) async fn enable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<InstanceId>,
+) -> Result<Json<InstanceResponse>, ApiError> {
+    Ok(Json(set_disabled(&state, &caller, id, false).await?))
+}
+
+/// `DELETE /instances/{id}/enabled`.
+pub(super) async fn disable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<InstanceId>,
+) -> Result<Json<InstanceResponse>, ApiError> {
+    Ok(Json(set_disabled(&state, &caller, id, true).await?))
+}
+
+/// One configuration entry as Open Connectors lists it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ConfigEntry {
+    id: i64,
+    key: String,
+    name: String,
+    property_value: Value,
+    secret: bool,
+}
+
+/// A stable numeric id of a configuration key (FNV-1a, 53 bits so it survives JavaScript clients).
+pub(super) fn config_id(key: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in key.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h & ((1 << 53) - 1)) as i64
+}
+
+fn entries(config: &Configuration) -> Vec<ConfigEntry> {
+    config
+        .iter()
+        .map(|(k, v)| ConfigEntry {
+            id: config_id(k),
+            key: k.to_string(),
+            name: key_spec(k).map(|s| s.description.to_string()).unwrap_or_else(|| k.to_string()),
+            property_value: if is_secret(k) && !v.is_null() {
+                Value::String(MASK.into())
+            } else {
+                match v {
+                    Value::String(_) | Value::Null => v.clone(),
+                    other => Value::String(other.to_string()),
+                }
+            },
+            secret: is_secret(k),
+        })
+        .collect()
+}
+
+fn find_entry<'a>(config: &'a Configuration, config_id_or_key: &str) -> Option<&'a str> {
+    config.iter().map(|(k, _)| k).find(|k| *k == config_id_or_key || config_id(k).to_string() == config_id_or_key)
+}
+
+/// `GET /instances/{id}/configuration`.
+pub(super) async fn configuration(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<InstanceId>,
+) -> Result<Json<Vec<ConfigEntry>>, ApiError> {
+    let i = load(&state, &caller, id).await?;
+    Ok(Json(entries(&i.configuration)))
+}
+
+/// `GET /instances/configuration` with an `Element` token.
+pub(super) async fn own_configuration(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<Json<Vec<ConfigEntry>>, ApiError> {
+    let i = load_own(&state, &caller).await?;
+    Ok(Json(entries(&i.configuration)))
+}
+
+fn entry_of(i: &Instance, config_id: &str) -> Result<ConfigEntry, ApiError> {
+    let key = find_entry(&i.configuration, config_id)
+        .ok_or_else(|| ApiError::NotFound(format!("configuration entry {config_id} not found")))?;
+    entries(&i.configuration)
+        .into_iter()
+        .find(|e| e.key == key)
+        .ok_or_else(|| ApiError::NotFound(format!("configuration entry {config_id} not found")))
+}
+
+/// `GET /instances/{id}/configuration/{configId}`.
+pub(super) async fn configuration_entry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, config_id)): Path<(InstanceId, String)>,
+) -> Result<Json<ConfigEntry>, ApiError> {
+    let i = load(&state, &caller, id).await?;
+    Ok(Json(entry_of(&i, &config_id)?))
+}
+
+/// `GET /instances/configuration/{configId}` with an `Element` token.
+pub(super) async fn own_configuration_entry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(config_id): Path<String>,
+) -> Result<Json<ConfigEntry>, ApiError> {
+    let i = load_own(&state, &caller).await?;
+    Ok(Json(entry_of(&i, &config_id)?))
+}
+
+async fn patch_entry(
+    state: &AppState,
+    caller: &Caller,
+    i: Instance,
+    config_id: &str,
+    body: &Bytes,
+) -> Result<ConfigEntry, ApiError> {
+    let body = parse_body(body)?;
+    let key = match find_entry(&i.configuration, config_id) {
+        Some(k) => k.to_string(),
+        None => match body.get("key").and_then(Value::as_str) {
+            Some(k) if k == config_id => k.to_string(),
+            _ => return Err(ApiError::NotFound(format!("configuration entry {config_id} not found"))),
+        },
+    };
+    let value = body.get("propertyValue").cloned().ok_or_else(|| ApiError::invalid("propertyValue", "missing"))?;
+    let patch = json!({ "configuration": { key.clone(): value } });
+    let updated = apply_patch(state, caller, i, patch).await?;
+    entries(&updated.configuration)
+        .into_iter()
+        .find(|e| e.key == key)
+        .ok_or_else(|| ApiError::NotFound(format!("configuration entry {config_id} was removed")))
+}
+
+/// `PATCH /instances/{id}/configuration/{configId}`: body `{"propertyValue": ...}`.
+pub(super) async fn patch_configuration_entry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, config_id)): Path<(InstanceId, String)>,
+    body: Bytes,
+) -> Result<Json<ConfigEntry>, ApiError> {
+    let i = load(&state, &caller, id).await?;
+    Ok(Json(patch_entry(&state, &caller, i, &config_id, &body).await?))
+}
+
+/// `PATCH /instances/configuration/{configId}` with an `Element` token.
+pub(super) async fn patch_own_configuration_entry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(config_id): Path<String>,
+    body: Bytes,
+) -> Result<Json<ConfigEntry>, ApiError> {
+    let i = load_own(&state, &caller).await?;
+    Ok(Json(patch_entry(&state, &caller, i, &config_id, &body).await?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_ids_are_stable_and_small() {
+        let id = config_id("event.poller.refresh_interval");
+        assert_eq!(id, config_id("event.poller.refresh_interval"));
+        assert!(id > 0 && id < (1 << 53));
+        assert_ne!(id, config_id("event.poller.configuration"));
+    }
+}

@@ -1,0 +1,178 @@
+//! The HTTP API: Open Connectors' `/elements/api-v2` (instances, configuration, events, hubs, OAuth URL) plus
+//! `/healthz`, `/readyz` and `/metrics` at the root.
+
+pub mod auth;
+pub mod error;
+mod events;
+mod health;
+mod hubs;
+mod instances;
+mod oauth;
+pub mod openapi;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post, put};
+use oc_model::ports::{Clock, Provider, Store};
+use tokio::sync::Notify;
+
+use crate::metrics::Metrics;
+
+/// Base path of the Open Connectors API.
+pub const BASE: &str = "/elements/api-v2";
+
+/// The providers this server serves, by element key.
+#[derive(Clone, Default)]
+pub struct Providers(pub Arc<BTreeMap<String, Arc<dyn Provider>>>);
+
+impl Providers {
+    /// One provider.
+    pub fn single(provider: Arc<dyn Provider>) -> Self {
+        let key = provider.element().key;
+        Providers(Arc::new(BTreeMap::from([(key, provider)])))
+    }
+
+    /// The provider of `key`.
+    pub fn get(&self, key: &str) -> Option<&Arc<dyn Provider>> {
+        self.0.get(key)
+    }
+
+    /// Every element key.
+    pub fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(String::as_str).collect()
+    }
+}
+
+/// Wake-ups for the background workers, so a change is acted on at once instead of at the next tick.
+#[derive(Debug, Default)]
+pub struct Wakers {
+    /// The poll scheduler (instance created or changed).
+    pub scheduler: Notify,
+    /// The delivery dispatcher (redelivery asked).
+    pub dispatcher: Notify,
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Durable state.
+    pub store: Arc<dyn Store>,
+    /// Providers by element key.
+    pub providers: Providers,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Counters and gauges.
+    pub metrics: Arc<Metrics>,
+    /// Wake-ups of the background workers.
+    pub wakers: Arc<Wakers>,
+}
+
+impl AppState {
+    /// The provider of an element key, or a 400 naming the known ones.
+    pub fn provider(&self, key: &str) -> Result<&Arc<dyn Provider>, error::ApiError> {
+        self.providers.get(key).ok_or_else(|| {
+            error::ApiError::invalid(
+                "element.key",
+                format!("unknown element {key:?}; known: {}", self.providers.keys().join(", ")),
+            )
+        })
+    }
+}
+
+/// The whole HTTP application.
+pub fn app(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/elements/{key}/oauth/url", get(oauth::oauth_url))
+        .route("/instances", post(instances::create).get(instances::list).patch(instances::patch_own))
+        .route("/instances/configuration", get(instances::own_configuration))
+        .route(
+            "/instances/configuration/{config_id}",
+            get(instances::own_configuration_entry).patch(instances::patch_own_configuration_entry),
+        )
+        .route("/instances/events", get(events::list_all))
+        .route("/instances/events/{event_id}", get(events::detail))
+        .route("/instances/events/{event_id}/redeliver", post(events::redeliver_event))
+        .route(
+            "/instances/{id}",
+            get(instances::read).put(instances::replace).patch(instances::patch).delete(instances::delete),
+        )
+        .route("/instances/{id}/configuration", get(instances::configuration))
+        .route(
+            "/instances/{id}/configuration/{config_id}",
+            get(instances::configuration_entry).patch(instances::patch_configuration_entry),
+        )
+        .route("/instances/{id}/enabled", put(instances::enable).delete(instances::disable))
+        .route("/instances/{id}/events", get(events::list_instance))
+        .route("/instances/{id}/polls", get(events::polls))
+        .route("/instances/{id}/notifications/redeliver", post(events::redeliver_instance))
+        .route("/instances/{id}/notifications/{notification_id}", get(events::notification))
+        .route("/instances/{id}/notifications/{notification_id}/redeliver", post(events::redeliver_notification))
+        .route("/hubs/{hub}/{resource}", get(hubs::list))
+        .route("/openapi.json", get(openapi::serve))
+        .route_layer(middleware::from_fn(mark_route));
+    Router::new()
+        .nest(BASE, api)
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+async fn not_found() -> error::ApiError {
+    error::ApiError::NotFound("no such route".into())
+}
+
+/// Request id, request log line and request metrics around every request.
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.chars().all(|c| c.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let mut response = error::REQUEST_ID.scope(id.clone(), next.run(request)).await;
+    let route = match response.extensions().get::<MatchedPath>() {
+        Some(p) => p.as_str().to_string(),
+        None if matches!(path.as_str(), "/healthz" | "/readyz" | "/metrics") => path,
+        None => "unmatched".to_string(),
+    };
+    let status = response.status().as_u16();
+    let latency = started.elapsed();
+    if let Ok(v) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", v);
+    }
+    state.metrics.http_request(&route, status, latency);
+    tracing::info!(
+        target: "ocpoll::http",
+        request_id = %id,
+        method = %method,
+        route = %route,
+        status,
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "request"
+    );
+    response
+}
+
+/// Passes the matched route template out to [`observe`] (routing happens inside it).
+async fn mark_route(request: Request, next: Next) -> Response {
+    let matched = request.extensions().get::<MatchedPath>().cloned();
+    let mut response = next.run(request).await;
+    if let Some(m) = matched {
+        response.extensions_mut().insert(m);
+    }
+    response
+}

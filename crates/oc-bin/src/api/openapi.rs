@@ -1,0 +1,290 @@
+//! The OpenAPI 3.1 description of the API, generated from the route table below and served at
+//! `/elements/api-v2/openapi.json`; `docs/openapi.json` is the committed copy (a test fails when it is stale).
+
+use axum::Json;
+use serde_json::{Map, Value, json};
+
+/// (method, path under the base, summary, authorization, request body schema, success status)
+type Op = (&'static str, &'static str, &'static str, Auth, Option<&'static str>, &'static str);
+
+#[derive(Clone, Copy)]
+enum Auth {
+    Platform,
+    Instance,
+    None,
+}
+
+const OPS: &[Op] = &[
+    (
+        "get",
+        "/elements/{key}/oauth/url",
+        "The provider's OAuth authorize URL (query: apiKey, apiSecret, callbackUrl, state, scope, country)",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "post",
+        "/instances",
+        "Create an instance: validates the body, exchanges providerData.code, starts polling",
+        Auth::Platform,
+        Some("InstanceRequest"),
+        "200",
+    ),
+    ("get", "/instances", "List instances (query: tags[] — every tag must match)", Auth::Platform, None, "200"),
+    (
+        "patch",
+        "/instances",
+        "Patch the instance of the Element token (name, tags, configuration merged by key)",
+        Auth::Instance,
+        Some("InstancePatch"),
+        "200",
+    ),
+    (
+        "get",
+        "/instances/configuration",
+        "Configuration entries of the instance of the Element token",
+        Auth::Instance,
+        None,
+        "200",
+    ),
+    (
+        "get",
+        "/instances/configuration/{configId}",
+        "One configuration entry (id or key) of the instance of the Element token",
+        Auth::Instance,
+        None,
+        "200",
+    ),
+    (
+        "patch",
+        "/instances/configuration/{configId}",
+        "Set one configuration entry: {\"propertyValue\": ...}",
+        Auth::Instance,
+        Some("ConfigurationEntryPatch"),
+        "200",
+    ),
+    (
+        "get",
+        "/instances/events",
+        "Events across instances (query: instanceId, status, eventType, objectType, page, pageSize)",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "get",
+        "/instances/events/{eventId}",
+        "One event with its notification and every delivery attempt",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "post",
+        "/instances/events/{eventId}/redeliver",
+        "Redeliver the failed notification of an event",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    ("get", "/instances/{id}", "Read an instance", Auth::Platform, None, "200"),
+    (
+        "put",
+        "/instances/{id}",
+        "Replace an instance; a providerData.code re-authorizes it",
+        Auth::Platform,
+        Some("InstanceRequest"),
+        "200",
+    ),
+    (
+        "patch",
+        "/instances/{id}",
+        "Patch an instance (name, tags, configuration merged by key; null removes a key)",
+        Auth::Platform,
+        Some("InstancePatch"),
+        "200",
+    ),
+    (
+        "delete",
+        "/instances/{id}",
+        "Delete an instance: its token stops working, polling stops, pending notifications are dropped",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    ("get", "/instances/{id}/configuration", "Configuration entries", Auth::Platform, None, "200"),
+    (
+        "get",
+        "/instances/{id}/configuration/{configId}",
+        "One configuration entry (id or key)",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "patch",
+        "/instances/{id}/configuration/{configId}",
+        "Set one configuration entry: {\"propertyValue\": ...}",
+        Auth::Platform,
+        Some("ConfigurationEntryPatch"),
+        "200",
+    ),
+    ("put", "/instances/{id}/enabled", "Switch the instance on", Auth::Platform, None, "200"),
+    (
+        "delete",
+        "/instances/{id}/enabled",
+        "Switch the instance off (instance calls answer 403, no polling)",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "get",
+        "/instances/{id}/events",
+        "Events of an instance (query: status, eventType, objectType, page, pageSize)",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "get",
+        "/instances/{id}/polls",
+        "Latest polls of an instance with their outcome and warnings (query: limit)",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "post",
+        "/instances/{id}/notifications/redeliver",
+        "Redeliver every failed notification of an instance",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "get",
+        "/instances/{id}/notifications/{notificationId}",
+        "One notification with every delivery attempt",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "post",
+        "/instances/{id}/notifications/{notificationId}/redeliver",
+        "Redeliver one failed notification",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "get",
+        "/hubs/{hub}/{resource}",
+        "Read-only hub passthrough (query: where, pageSize, page), the poller's query path",
+        Auth::Instance,
+        None,
+        "200",
+    ),
+    ("get", "/openapi.json", "This document", Auth::None, None, "200"),
+];
+
+const ROOT_OPS: &[(&str, &str)] = &[
+    ("/healthz", "The process is up"),
+    ("/readyz", "The database answers and its schema is in place"),
+    ("/metrics", "Prometheus metrics"),
+];
+
+fn error_responses(auth: Auth) -> Map<String, Value> {
+    let e = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    let mut m = Map::new();
+    m.insert(
+        "400".into(),
+        json!({"description": "invalid request: every problem with its path", "content": e["content"]}),
+    );
+    if !matches!(auth, Auth::None) {
+        m.insert("401".into(), json!({"description": "missing or wrong credentials", "content": e["content"]}));
+        m.insert(
+            "404".into(),
+            json!({"description": "not found (or another organization's)", "content": e["content"]}),
+        );
+    }
+    m
+}
+
+/// The document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    for (method, path, summary, auth, body, ok) in OPS {
+        let full = format!("{}{}", super::BASE, path);
+        let params: Vec<Value> = path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut op = json!({"summary": summary, "responses": error_responses(*auth)});
+        op["responses"][*ok] = json!({"description": "success", "content": {"application/json": {}}});
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        if let Some(schema) = body {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+        }
+        op["security"] = match auth {
+            Auth::Platform => json!([{"userOrganization": []}]),
+            Auth::Instance => json!([{"userOrganizationElement": []}]),
+            Auth::None => json!([]),
+        };
+        paths.entry(full).or_insert_with(|| json!({}))[*method] = op;
+    }
+    for (path, summary) in ROOT_OPS {
+        paths.insert(
+            path.to_string(),
+            json!({"get": {"summary": summary, "security": [], "responses": {"200": {"description": "success"}}}}),
+        );
+    }
+    let instance_schema = serde_json::to_value(schemars::schema_for!(oc_model::InstanceRequest)).unwrap_or_default();
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "ocpoll API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "SAP Open Connectors-compatible instances and polling events for Sage Business Cloud Accounting"
+        },
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "userOrganization": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "User <user secret>, Organization <organization secret>"},
+                "userOrganizationElement": {"type": "apiKey", "in": "header", "name": "Authorization", "description": "User <user secret>, Organization <organization secret>, Element <instance token>"}
+            },
+            "schemas": {
+                "InstanceRequest": instance_schema,
+                "InstancePatch": {"type": "object", "properties": {"name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}, "configuration": {"type": "object"}}},
+                "ConfigurationEntryPatch": {"type": "object", "required": ["propertyValue"], "properties": {"propertyValue": {}}},
+                "Error": {
+                    "type": "object",
+                    "required": ["requestId", "code", "message", "errors"],
+                    "properties": {
+                        "requestId": {"type": "string"},
+                        "code": {"type": "string"},
+                        "message": {"type": "string"},
+                        "errors": {"type": "array", "items": {"type": "object", "properties": {"path": {"type": "string"}, "message": {"type": "string"}}}}
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// `GET /elements/api-v2/openapi.json`.
+pub(super) async fn serve() -> Json<Value> {
+    Json(document())
+}
+
+/// The document as committed in `docs/openapi.json`.
+pub fn document_text() -> String {
+    let mut s = serde_json::to_string_pretty(&document()).unwrap_or_default();
+    s.push('\n');
+    s
+}

@@ -1,0 +1,8 @@
+//! The library half of the `ocpoll` binary: the HTTP API ([`api::app`]), validation across layers, metrics, and
+//! the wiring of concrete implementations. End-to-end tests drive [`api::app`] directly.
+
+pub mod api;
+pub mod metrics;
+pub mod receiver;
+pub mod settings;
+pub mod validation;
