@@ -5,10 +5,13 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
+use oc_bin::api::Providers;
+use oc_bin::validation::{Checked, check_instance_body};
 use oc_model::config::Configuration;
 use oc_model::poller::PollerConfig;
-use oc_model::validate::{Validated, ValidationOptions, validate_instance_request_with};
 use oc_model::{Problem, Problems};
 
 /// Arguments of `ocpoll validate`.
@@ -17,9 +20,6 @@ pub(crate) struct Args {
     /// The instance body (JSON) to check; `-` reads standard input.
     file: PathBuf,
 }
-
-/// Element keys this build serves.
-pub(crate) const KNOWN_ELEMENTS: &[&str] = &["sageone"];
 
 pub(crate) fn run(args: &Args) -> Result<ExitCode> {
     let text = if args.file.as_os_str() == "-" {
@@ -40,23 +40,24 @@ pub(crate) fn check(text: &str) -> (String, bool) {
         Ok(v) => v,
         Err(e) => return (format!("error: not valid JSON: {e}\n"), false),
     };
-    match validate_instance_request_with(
-        &body,
-        ValidationOptions { require_code: true, known_elements: KNOWN_ELEMENTS },
-    ) {
-        Ok(v) => (ok_report(&v), true),
+    let providers = match oc_sageone::SageProvider::new(oc_sageone::SageConfig::default()) {
+        Ok(p) => Providers::single(Arc::new(p)),
+        Err(e) => return (format!("error: {e}\n"), false),
+    };
+    match check_instance_body(&body, &providers, true, chrono::Utc::now()) {
+        Ok(checked) => (ok_report(&checked), true),
         Err(problems) => (problem_report(&problems), false),
     }
 }
 
-fn ok_report(v: &Validated) -> String {
+fn ok_report(c: &Checked) -> String {
     let mut out = String::from("ok\n");
-    let config = v.request.configuration();
-    for (resource, pc) in v.pollers.iter() {
+    let config = c.validated.request.configuration();
+    for (resource, pc) in c.validated.pollers.iter() {
         out.push_str(&summary(resource, pc, config));
         out.push('\n');
     }
-    for w in &v.warnings {
+    for w in &c.warnings {
         out.push_str(&format!("warning: {w}\n"));
     }
     out
@@ -108,7 +109,7 @@ mod tests {
     fn seed_example_is_ok() {
         check_report(
             include_str!("../../../../tests/fixtures/seed-instance-body-example.json"),
-            "ok\ncustomers: every 15m, GET /hubs/finance/customers?where=lastModifiedDate>='${date:yyyy-MM-dd'T'HH:mm:ss'Z'}' and attributes='created_at,updated_at, id id, updated updated_at, created created_at\n",
+            "ok\ncustomers: every 15m, GET /hubs/finance/customers?where=lastModifiedDate>='${date:yyyy-MM-dd'T'HH:mm:ss'Z'}' and attributes='created_at,updated_at, id id, updated updated_at, created created_at\nwarning: configuration[\"event.poller.configuration\"].customers.url: where: the string starting at byte 56 is not closed: a closing `'` was added at the end of the clause\n",
             true,
         );
     }
@@ -121,6 +122,24 @@ mod tests {
             false,
         );
         check_report("{", "error: not valid JSON: EOF while parsing an object at line 1 column 1\n", false);
+    }
+
+    #[test]
+    fn every_layer_reports_at_once() {
+        let mut body: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../tests/fixtures/seed-instance-body-example.json")).unwrap();
+        let c = &mut body["configuration"];
+        c["event.poller.refresh_interval"] = "0".into();
+        let p = &mut c["event.poller.configuration"]["customers"];
+        p["url"] = "/hubs/finance/customers?where=lastModifiedDate>='${date:yyyy-MM-dd'T'HH:mm:ss'Q}'".into();
+        p["datesConfiguration"]["createdDateTimezone"] = "Mars/Olympus".into();
+        let (report, ok) = check(&body.to_string());
+        assert!(!ok);
+        let lines: Vec<&str> = report.lines().filter(|l| l.starts_with("error: ")).collect();
+        assert_eq!(lines.len(), 3, "{report}");
+        assert!(lines[0].contains("refresh_interval"), "{report}");
+        assert!(report.contains("customers.datesConfiguration.createdDateTimezone"), "{report}");
+        assert!(report.contains("customers.url"), "{report}");
     }
 
     #[test]
