@@ -187,8 +187,7 @@ impl Mask {
     pub fn compile(pattern: &str) -> Result<Mask, MaskError> {
         let items = compile_items(pattern)?;
         let start = default_century_start();
-        let needs_weeks =
-            items.iter().any(|i| matches!(i, Item::Field(Letter::WeekOfYear | Letter::WeekYear, _)));
+        let needs_weeks = items.iter().any(|i| matches!(i, Item::Field(Letter::WeekOfYear | Letter::WeekYear, _)));
         Ok(Mask {
             pattern: pattern.into(),
             items: items.into(),

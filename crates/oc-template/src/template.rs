@@ -296,7 +296,8 @@ fn closing_brace(source: &str, from: usize) -> Option<usize> {
 fn split_zone(source: &str, start: usize, end: usize) -> Result<(Zone, usize), TemplateError> {
     let body = &source[start..end];
     let mut best = None;
-    for (i, _) in body.match_indices(':') {
+    // Zone ids are short (the longest IANA id has 32 characters): look no further than 64 bytes.
+    for (i, _) in body.match_indices(':').take_while(|(i, _)| *i <= 64) {
         if let Ok(zone) = Zone::parse(&body[..i]) {
             best = Some((zone, start + i + 1));
         }
@@ -380,6 +381,14 @@ mod tests {
         check_err("${epoch:ns}", 8..10, "unknown epoch unit `ns`");
         check_err("${milliseconds:x}", 14..15, "expected `}` to close `${milliseconds`");
         check_err("${date:XXXX}", 7..11, "invalid ISO 8601 zone");
+    }
+
+    #[test]
+    fn long_zone_bodies_stay_cheap() {
+        // Only the first 64 bytes are tried as zones, so this is linear (it was quadratic).
+        let body = ":".repeat(200_000);
+        let e = Template::parse(&format!("${{dateTimeZone:{body}yyyy}}")).unwrap_err();
+        assert_eq!(e.kind(), &TemplateErrorKind::Zone(crate::ZoneErrorKind::Empty));
     }
 
     #[test]
