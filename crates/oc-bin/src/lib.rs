@@ -4,5 +4,6 @@
 pub mod api;
 pub mod metrics;
 pub mod receiver;
+pub mod service;
 pub mod settings;
 pub mod validation;

@@ -5,6 +5,7 @@ mod cmd;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use oc_bin::settings::{DatabaseArgs, ServeSettings};
 
 /// ocpoll — a self-hosted events engine for Sage Business Cloud Accounting, wire-compatible with the polling
 /// events of SAP Open Connectors.
@@ -17,6 +18,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the HTTP API, the pollers and the delivery workers.
+    Serve(ServeSettings),
+    /// Apply the database migrations and exit.
+    Migrate(DatabaseArgs),
+    /// Organizations.
+    #[command(subcommand)]
+    Org(OrgCmd),
     /// Check an instance request body offline (FILE, or - for stdin); exit 0 when valid, 2 otherwise.
     Validate(cmd::validate::Args),
     /// Poller URL templates and Java SimpleDateFormat masks.
@@ -25,6 +33,36 @@ enum Command {
     /// CEQL where clauses and their Sage v3.1 translation.
     #[command(subcommand)]
     Ceql(cmd::ceql::CeqlCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum OrgCmd {
+    /// Create an organization and its first user; prints JSON with both secrets.
+    Create {
+        /// The organization's name.
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+}
+
+/// Runs an async command on a fresh runtime; errors exit with code 1.
+fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(fut) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Prints a command's text, or its error on stderr with exit code 2.
@@ -44,6 +82,12 @@ fn finish(result: Result<String, String>) -> ExitCode {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(settings) => block_on(oc_bin::service::serve(settings)),
+        Command::Migrate(db) => block_on(async move {
+            oc_bin::service::init_logging(oc_bin::settings::LogFormat::Text);
+            cmd::admin::migrate(&db).await
+        }),
+        Command::Org(OrgCmd::Create { name, database }) => block_on(cmd::admin::org_create(&database, &name)),
         Command::Validate(args) => match cmd::validate::run(&args) {
             Ok(code) => code,
             Err(e) => {

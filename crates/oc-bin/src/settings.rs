@@ -13,6 +13,20 @@ pub enum LogFormat {
     Json,
 }
 
+/// Where the state lives.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DatabaseArgs {
+    /// Database: `sqlite://PATH` (created if missing) or `postgres://...` (several nodes).
+    #[arg(long, env = "OCPOLL_DATABASE_URL", default_value = "sqlite://ocpoll.db")]
+    pub database_url: String,
+
+    /// File holding the 256-bit master key that encrypts secrets at rest (64 hex characters, base64, or 32 raw
+    /// bytes). Without it (and without OCPOLL_MASTER_KEY), SQLite deployments get a key file created beside the
+    /// database; PostgreSQL needs one.
+    #[arg(long, env = "OCPOLL_MASTER_KEY_FILE")]
+    pub master_key_file: Option<PathBuf>,
+}
+
 /// Settings of the service.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeSettings {
@@ -20,9 +34,9 @@ pub struct ServeSettings {
     #[arg(long, env = "OCPOLL_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
-    /// Database: `sqlite://PATH` (created if missing) or `postgres://...` (several nodes).
-    #[arg(long, env = "OCPOLL_DATABASE_URL", default_value = "sqlite://ocpoll.db")]
-    pub database_url: String,
+    /// The database and the key of its secrets.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
 
     /// Base URL of the Sage Accounting API.
     #[arg(long, env = "OCPOLL_SAGE_API_URL", default_value = "https://api.accounting.sage.com/v3.1")]
@@ -39,11 +53,6 @@ pub struct ServeSettings {
     /// Sage's OAuth token URL.
     #[arg(long, env = "OCPOLL_SAGE_TOKEN_URL", default_value = "https://oauth.accounting.sage.com/token")]
     pub sage_token_url: String,
-
-    /// File holding the 256-bit master key that encrypts secrets at rest. Without it (and without
-    /// OCPOLL_MASTER_KEY), SQLite deployments get a key file created beside the database; PostgreSQL needs one.
-    #[arg(long, env = "OCPOLL_MASTER_KEY_FILE")]
-    pub master_key_file: Option<PathBuf>,
 
     /// Allow callback URLs that resolve to loopback, private, link-local or unique-local addresses.
     #[arg(long, env = "OCPOLL_ALLOW_PRIVATE_CALLBACKS")]

@@ -158,7 +158,7 @@ pub(super) async fn redeliver_event(
 
 async fn redeliver_one(state: &AppState, caller: &Caller, id: Uuid) -> Result<Json<Redelivered>, ApiError> {
     if state.store.redeliver(caller.principal.org_id, id, state.clock.now()).await? {
-        state.wakers.dispatcher.notify_waiters();
+        state.wakers.dispatcher.notify_one();
         Ok(Json(Redelivered { redelivered: 1 }))
     } else {
         Err(ApiError::Conflict(format!("notification {id} is not failed; only failed notifications are redelivered")))
@@ -191,7 +191,7 @@ pub(super) async fn redeliver_instance(
     load(&state, &caller, id).await?;
     let n = state.store.redeliver_failed(caller.principal.org_id, id, state.clock.now()).await?;
     if n > 0 {
-        state.wakers.dispatcher.notify_waiters();
+        state.wakers.dispatcher.notify_one();
     }
     Ok(Json(Redelivered { redelivered: n }))
 }

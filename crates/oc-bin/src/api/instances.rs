@@ -139,7 +139,6 @@ pub(super) async fn create(State(state): State<AppState>, caller: Caller, body: 
             poll_start: grant.provider_time.unwrap_or(now),
         })
         .await?;
-    state.wakers.scheduler.notify_waiters();
     tracing::info!(instance = instance.id, element = %instance.element_key, "instance created");
     Ok((StatusCode::OK, Json(to_response(&state, &instance, Some(token), warnings))).into_response())
 }
@@ -226,7 +225,6 @@ pub(super) async fn replace(
         now,
     };
     let updated = state.store.update_instance(caller.principal.org_id, id, &update).await?;
-    state.wakers.scheduler.notify_waiters();
     Ok(Json(to_response(&state, &updated, None, warnings)))
 }
 
@@ -285,8 +283,7 @@ async fn apply_patch(
     let Checked { warnings, .. } = check_instance_body(&full, &state.providers, false, now).map_err(invalid)?;
     let update = InstanceUpdate { name, tags, configuration, authorization: None, now };
     let updated = state.store.update_instance(caller.principal.org_id, existing.id, &update).await?;
-    state.wakers.scheduler.notify_waiters();
-    state.wakers.dispatcher.notify_waiters();
+    state.wakers.dispatcher.notify_one();
     Ok(to_response(state, &updated, None, warnings))
 }
 
@@ -336,8 +333,7 @@ async fn set_disabled(
 ) -> Result<InstanceResponse, ApiError> {
     load(state, caller, id).await?;
     let i = state.store.set_disabled(caller.principal.org_id, id, disabled, state.clock.now()).await?;
-    state.wakers.scheduler.notify_waiters();
-    state.wakers.dispatcher.notify_waiters();
+    state.wakers.dispatcher.notify_one();
     Ok(to_response(state, &i, None, vec![]))
 }
 

@@ -51,12 +51,10 @@ impl Providers {
 }
 
 /// Wake-ups for the background workers, so a change is acted on at once instead of at the next tick.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Wakers {
-    /// The poll scheduler (instance created or changed).
-    pub scheduler: Notify,
-    /// The delivery dispatcher (redelivery asked).
-    pub dispatcher: Notify,
+    /// The delivery dispatcher (redelivery asked, callback changed, instance switched on).
+    pub dispatcher: Arc<Notify>,
 }
 
 /// What every handler shares.
@@ -71,7 +69,7 @@ pub struct AppState {
     /// Counters and gauges.
     pub metrics: Arc<Metrics>,
     /// Wake-ups of the background workers.
-    pub wakers: Arc<Wakers>,
+    pub wakers: Wakers,
 }
 
 impl AppState {

@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub(crate) mod admin;
 pub(crate) mod ceql;
 pub(crate) mod template;
 pub(crate) mod validate;

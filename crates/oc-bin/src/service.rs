@@ -1,0 +1,264 @@
+//! `ocpoll serve`: wires the concrete store, provider, engine and dispatcher behind the ports, and runs the HTTP
+//! API, the poll scheduler, the delivery dispatcher and the retention pruner until SIGTERM/SIGINT.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow};
+use oc_model::ports::{Clock, NewOrganization, Provider, Store, SystemClock};
+use oc_notify::{Dispatcher, DispatcherConfig, HttpNotifier, HttpNotifierConfig};
+use oc_poller::engine::EngineConfig;
+use oc_poller::scheduler::{Scheduler, SchedulerConfig};
+use oc_sageone::{RateLimit, SageConfig, SageProvider};
+use oc_store::{KeySource, MasterKey, SqlStore};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, AppState, Providers, Wakers};
+use crate::metrics::Metrics;
+use crate::settings::{DatabaseArgs, LogFormat, ServeSettings};
+
+/// Sets up logging once: human-readable or JSON lines, `RUST_LOG` filters (default `info`).
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn,reqwest=warn"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+    };
+}
+
+/// The name of this node in leases: the setting, else host name and process id.
+pub fn node_id(settings: &ServeSettings) -> String {
+    settings.node_id.clone().unwrap_or_else(|| {
+        let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+        format!("{}-{}", if host.is_empty() { "ocpoll" } else { &host }, std::process::id())
+    })
+}
+
+/// Opens the store of the settings: resolves the master key, connects, applies the migrations.
+pub async fn open_store(settings: &DatabaseArgs, clock: Arc<dyn Clock>) -> Result<SqlStore> {
+    let env_key = std::env::var(oc_store::MASTER_KEY_ENV).ok();
+    let (key, source) =
+        MasterKey::resolve(&settings.database_url, settings.master_key_file.as_deref(), env_key.as_deref())
+            .context("loading the master key")?;
+    match &source {
+        KeySource::Created(path) => eprintln!(
+            "ocpoll: created a master key for the secrets at rest at {} (mode 0600) — back it up; without it the stored tokens are lost",
+            path.display()
+        ),
+        KeySource::BesideDatabase(path) => {
+            tracing::info!(path = %path.display(), "master key read from beside the database")
+        }
+        KeySource::File(path) => tracing::info!(path = %path.display(), "master key read from --master-key-file"),
+        KeySource::Env => tracing::info!("master key read from OCPOLL_MASTER_KEY"),
+    }
+    let mut options = oc_store::StoreOptions::new(settings.database_url.clone(), key);
+    options.clock = clock;
+    oc_store::connect_with(options)
+        .await
+        .with_context(|| format!("opening the database {}", redact(&settings.database_url)))
+}
+
+/// The URL without its password.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("****"));
+            u.to_string()
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The Sage provider of the settings.
+pub fn sage_provider(settings: &ServeSettings, node: &str) -> Result<SageProvider> {
+    let config = SageConfig {
+        api_url: settings.sage_api_url.trim_end_matches('/').to_string(),
+        authorize_url: settings.sage_authorize_url.clone(),
+        token_url: settings.sage_token_url.clone(),
+        rate_limit: RateLimit { requests: settings.sage_rate_limit.max(1), per: Duration::from_secs(60) },
+        node_id: node.to_string(),
+        ..SageConfig::default()
+    };
+    SageProvider::new(config).map_err(|e| anyhow!("configuring the Sage provider: {e}"))
+}
+
+/// Creates the organization and user of `OCPOLL_ORGANIZATION_SECRET` and `OCPOLL_USER_SECRET` unless they exist.
+pub async fn bootstrap(store: &dyn Store, settings: &ServeSettings, clock: &dyn Clock) -> Result<()> {
+    match (&settings.organization_secret, &settings.user_secret) {
+        (Some(org), Some(user)) => {
+            let (o, p) = store
+                .ensure_organization(&NewOrganization {
+                    name: "default".into(),
+                    org_secret: org.clone(),
+                    user_secret: user.clone(),
+                    now: clock.now(),
+                })
+                .await
+                .context("bootstrapping the organization of OCPOLL_ORGANIZATION_SECRET")?;
+            tracing::info!(organization = o.id, user = p.user_id, "bootstrap organization and user in place");
+            Ok(())
+        }
+        (None, None) => Ok(()),
+        _ => Err(anyhow!("OCPOLL_ORGANIZATION_SECRET and OCPOLL_USER_SECRET must be set together")),
+    }
+}
+
+/// A running service: its address and how to stop it.
+pub struct Running {
+    /// Where the API listens.
+    pub addr: SocketAddr,
+    /// The shared state of the API.
+    pub state: AppState,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    grace: Duration,
+}
+
+impl Running {
+    /// Stops accepting requests and work, lets in-flight work finish within the grace period, releases leases.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let all = futures_join(self.tasks);
+        if tokio::time::timeout(self.grace + Duration::from_secs(2), all).await.is_err() {
+            tracing::warn!("shutdown grace period over; abandoning the rest");
+        }
+    }
+}
+
+async fn futures_join(tasks: Vec<JoinHandle<()>>) {
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+fn stopped(mut rx: watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+    async move {
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+}
+
+/// Starts everything on `store` with `clock`; returns once the API listens.
+pub async fn start(settings: &ServeSettings, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Running> {
+    let node = node_id(settings);
+    let provider: Arc<dyn Provider> = Arc::new(sage_provider(settings, &node)?);
+    let providers = Providers::single(provider.clone());
+    let engine_providers: HashMap<String, Arc<dyn Provider>> =
+        providers.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+
+    let grace = Duration::from_secs(settings.shutdown_grace_seconds);
+    let scheduler = Scheduler::new(
+        store.clone(),
+        engine_providers,
+        clock.clone(),
+        EngineConfig { default_lookback: Duration::from_secs(settings.lookback_seconds), ..EngineConfig::default() },
+        SchedulerConfig {
+            owner: format!("{node}-poll"),
+            max_in_flight: settings.max_concurrent_polls.max(1),
+            shutdown_deadline: grace,
+            ..SchedulerConfig::default()
+        },
+    );
+    let notifier = HttpNotifier::new(
+        HttpNotifierConfig {
+            allow_private_callbacks: settings.allow_private_callbacks,
+            ..HttpNotifierConfig::default()
+        },
+        clock.clone(),
+    )
+    .map_err(|e| anyhow!("configuring the notifier: {e}"))?;
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        Arc::new(notifier),
+        clock.clone(),
+        DispatcherConfig { owner: format!("{node}-notify"), ..DispatcherConfig::default() },
+    )
+    .map_err(|e| anyhow!("configuring the dispatcher: {e}"))?;
+
+    let state = AppState {
+        store: store.clone(),
+        providers,
+        clock: clock.clone(),
+        metrics: Arc::new(Metrics::default()),
+        wakers: Wakers { dispatcher: dispatcher.waker() },
+    };
+    let listener =
+        TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
+    let (stop, rx) = watch::channel(false);
+
+    let mut tasks = Vec::new();
+    let app = api::app(state.clone());
+    let http_stop = stopped(rx.clone());
+    tasks.push(tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(http_stop).await {
+            tracing::error!(error = %e, "the HTTP server failed");
+        }
+    }));
+    let sched_stop = stopped(rx.clone());
+    tasks.push(tokio::spawn(async move { scheduler.run(sched_stop).await }));
+    let disp_stop = stopped(rx.clone());
+    tasks.push(tokio::spawn(async move { dispatcher.run(disp_stop).await }));
+    let pruner = oc_store::spawn_pruner(
+        store.clone(),
+        clock.clone(),
+        Duration::from_secs(u64::from(settings.retention_days) * 86_400),
+        Duration::from_secs(3600),
+    );
+    let mut prune_stop = rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let _ = prune_stop.wait_for(|s| *s).await;
+        pruner.abort();
+    }));
+    tracing::info!(%addr, node = %node, "ocpoll is serving");
+    Ok(Running { addr, state, stop, tasks, grace })
+}
+
+/// `ocpoll serve`: runs until SIGTERM or SIGINT.
+pub async fn serve(settings: ServeSettings) -> Result<()> {
+    init_logging(settings.log_format);
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = Arc::new(open_store(&settings.database, clock.clone()).await?);
+    bootstrap(store.as_ref(), &settings, clock.as_ref()).await?;
+    let running = start(&settings, store.clone(), clock).await?;
+    eprintln!(
+        "ocpoll: API at http://{}{} (database {})",
+        running.addr,
+        api::BASE,
+        redact(&settings.database.database_url)
+    );
+    shutdown_signal().await;
+    tracing::info!("shutting down: finishing in-flight work");
+    running.shutdown().await;
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
