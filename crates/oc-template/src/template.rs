@@ -305,7 +305,11 @@ fn split_zone(source: &str, start: usize, end: usize) -> Result<(Zone, usize), T
     if let Some(found) = best {
         return Ok(found);
     }
-    let first = body.find(':').unwrap_or(body.len());
+    // Report the zone as written: up to the first `:`, or the second one for offsets (`+25:00`).
+    let mut colons = body.match_indices(':').map(|(i, _)| i);
+    let offset_like = body.starts_with(['+', '-']) || body.starts_with("GMT+") || body.starts_with("GMT-");
+    let first = colons.next().unwrap_or(body.len());
+    let first = if offset_like { colons.next().unwrap_or(body.len()) } else { first };
     match Zone::parse(&body[..first]) {
         Ok(_) => Err(TemplateError::new(TemplateErrorKind::MissingZoneMask, source, end..end)),
         Err(e) => Err(TemplateError::new(TemplateErrorKind::Zone(e.kind().clone()), source, start..start + first)),
@@ -375,6 +379,7 @@ mod tests {
         check_err("${date:yyyy-MM-dd T}", 18..19, "illegal pattern character `T`");
         check_err("${date:'abc}", 0..12, "unterminated placeholder");
         check_err("${dateTimeZone:Mars:yyyy}", 15..19, "unknown zone `Mars`");
+        check_err("${dateTimeZone:+25:00:HH}", 15..21, "invalid offset `+25:00`");
         check_err("${dateTimeZone:PST}", 18..18, "expected `:` and a date mask after the zone");
         check_err("${dateTimeZone:PST:}", 19..19, "empty date mask");
         check_err("${gmtDate}", 9..9, "expected `:` and a date mask after `${gmtDate`");
