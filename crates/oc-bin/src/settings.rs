@@ -95,3 +95,23 @@ pub struct ServeSettings {
     #[arg(long, env = "OCPOLL_USER_SECRET", hide_env_values = true)]
     pub user_secret: Option<String>,
 }
+
+/// Parses settings from arguments (and `OCPOLL_` variables), as `ocpoll serve ARGS` would: for tests and tools.
+#[derive(Debug, clap::Parser)]
+struct SettingsOnly {
+    #[command(flatten)]
+    settings: ServeSettings,
+}
+
+impl ServeSettings {
+    /// The settings `ocpoll serve ARGS` would run with.
+    pub fn from_args<I, T>(args: I) -> Result<ServeSettings, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::Parser;
+        let all = std::iter::once(std::ffi::OsString::from("ocpoll-serve")).chain(args.into_iter().map(Into::into));
+        SettingsOnly::try_parse_from(all).map(|s| s.settings)
+    }
+}

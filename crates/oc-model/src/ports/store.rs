@@ -89,10 +89,7 @@ pub trait AccountStore: Send + Sync {
     /// The instance whose `Element` token this is, with its owner.
     async fn authenticate_instance(&self, token: &str) -> Result<Option<(Principal, InstanceId)>, StoreError>;
     /// The principal of a user secret alone (for `Authorization: User <u>, Element <t>`).
-    async fn authenticate_user(&self, user_secret: &str) -> Result<Option<Principal>, StoreError> {
-        let _ = user_secret;
-        Err(StoreError::Database("this store cannot authenticate a user secret alone".into()))
-    }
+    async fn authenticate_user(&self, user_secret: &str) -> Result<Option<Principal>, StoreError>;
 }
 
 /// A stored connector instance. Secret configuration values are decrypted.
