@@ -1,0 +1,113 @@
+//! Notifications delivered and recorded per second: a fresh SQLite store holding `N` due notifications, a local
+//! keep-alive receiver, signing on; the time from the first round until every notification is delivered and its
+//! attempt recorded (batching included). Two engines: rounds of `run_once` and the `run` service loop.
+
+#[path = "../tests/support/receiver.rs"]
+mod receiver;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
+use oc_model::ports::{Clock, OutboxStore};
+use oc_notify::{Dispatcher, DispatcherConfig, HttpNotifier, HttpNotifierConfig};
+use oc_store::SqlStore;
+use receiver::Receiver;
+use support::{World, event};
+
+/// Notifications per measured run.
+const NOTIFICATIONS: usize = 5_000;
+/// Instances, each with a callback URL of its own (the per-URL limit applies to each).
+const INSTANCES: usize = 8;
+
+struct Setup {
+    world: World,
+    receiver: Receiver,
+    engine: Dispatcher<SqlStore>,
+}
+
+async fn setup(events_per_notification: usize) -> Setup {
+    let world = World::sqlite().await;
+    let receiver = Receiver::start().await;
+    let mut ids = Vec::new();
+    for i in 0..INSTANCES {
+        let instance = world.instance(&format!("i{i}"), &receiver.url(&format!("/hook/{i}")), Some("k3y")).await;
+        ids.push(instance.id);
+    }
+    let per_instance = NOTIFICATIONS * events_per_notification / INSTANCES;
+    for &id in &ids {
+        let events = (0..per_instance).map(|n| event(id, &format!("c{n}"), 0)).collect();
+        world.commit(id, events).await;
+    }
+    let clock: Arc<dyn Clock> = world.clock.clone();
+    let notifier = HttpNotifier::new(
+        HttpNotifierConfig { allow_private_callbacks: true, ..HttpNotifierConfig::default() },
+        clock.clone(),
+    )
+    .unwrap();
+    let config = DispatcherConfig { max_events: events_per_notification, ..DispatcherConfig::default() };
+    let engine = Dispatcher::new(world.store.clone(), Arc::new(notifier), clock, config).unwrap();
+    Setup { world, receiver, engine }
+}
+
+async fn rounds(s: &Setup) -> Duration {
+    let start = Instant::now();
+    let mut delivered = 0;
+    loop {
+        let report = s.engine.run_once().await.unwrap();
+        delivered += report.delivered;
+        if report.claimed == 0 && report.batched == 0 {
+            break;
+        }
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(delivered, NOTIFICATIONS);
+    elapsed
+}
+
+async fn service(s: &Setup) -> Duration {
+    let start = Instant::now();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let engine = s.engine.clone();
+    let running = tokio::spawn(async move { engine.run(async move { stopped.await.unwrap_or(()) }).await });
+    // done when the store has nothing pending: every attempt is recorded
+    loop {
+        let stats = s.world.store.outbox_stats(s.world.now()).await.unwrap();
+        if stats.unbatched_events == 0 && stats.pending_notifications == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = start.elapsed();
+    let _ = stop.send(());
+    running.await.unwrap();
+    assert_eq!(s.receiver.requests.load(Ordering::SeqCst), NOTIFICATIONS);
+    elapsed
+}
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let mut group = c.benchmark_group("delivery");
+    group.sampling_mode(SamplingMode::Flat).sample_size(10).warm_up_time(Duration::from_millis(1));
+    group.measurement_time(Duration::from_secs(1));
+    group.throughput(Throughput::Elements(NOTIFICATIONS as u64));
+    for events in [1usize, 10] {
+        group.bench_function(format!("run_once rounds, {events} event(s) per notification"), |b| {
+            b.iter_custom(|iters| {
+                (0..iters).map(|_| runtime.block_on(async { rounds(&setup(events).await).await })).sum()
+            })
+        });
+        group.bench_function(format!("run loop, {events} event(s) per notification"), |b| {
+            b.iter_custom(|iters| {
+                (0..iters).map(|_| runtime.block_on(async { service(&setup(events).await).await })).sum()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
