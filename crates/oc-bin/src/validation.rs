@@ -50,10 +50,7 @@ pub fn check_instance_body(
         let base = config_path(keys::POLLER_CONFIGURATION);
         for (resource, entry) in configs {
             let entry_path = path::member(&base, &resource);
-            let mut scratch = Problems::default();
-            if let Some(pc) = PollerConfig::from_value(&entry, &entry_path, &mut scratch) {
-                check_poller(&pc, &entry_path, provider.map(|p| p.as_ref()), now, &mut problems, &mut warnings);
-            }
+            check_poller(&entry, &entry_path, provider.map(|p| p.as_ref()), now, &mut problems, &mut warnings);
         }
     }
     match structural {
@@ -73,38 +70,38 @@ fn poller_configuration(body: &Value) -> Option<Value> {
     }
 }
 
-/// Template, masks, zones and the hub query of one resource.
+/// Template, masks, zones and the hub query of one resource, read from its raw JSON so that a problem elsewhere
+/// in the entry (say a missing `idField`) does not hide these.
 pub fn check_poller(
-    pc: &PollerConfig,
+    entry: &Value,
     base: &str,
     provider: Option<&dyn Provider>,
     now: DateTime<Utc>,
     problems: &mut Problems,
     warnings: &mut Vec<Problem>,
 ) {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
     let url_path = path::member(base, "url");
-    if let Some(d) = &pc.dates_configuration {
-        let dates = path::member(base, "datesConfiguration");
-        for (field, value) in
-            [("updatedDateFormat", &d.updated_date_format), ("createdDateFormat", &d.created_date_format)]
-        {
-            if let Some(mask) = value
-                && let Err(e) = oc_template::Mask::compile(mask)
+    let dates = entry.get("datesConfiguration").filter(|d| d.is_object());
+    if let Some(d) = dates {
+        let dates_path = path::member(base, "datesConfiguration");
+        for field in ["updatedDateFormat", "createdDateFormat"] {
+            if let Some(mask) = text(d.get(field))
+                && let Err(e) = oc_template::Mask::compile(&mask)
             {
-                problems.push(path::member(&dates, field), e.to_string());
+                problems.push(path::member(&dates_path, field), e.to_string());
             }
         }
-        for (field, value) in
-            [("updatedDateTimezone", &d.updated_date_timezone), ("createdDateTimezone", &d.created_date_timezone)]
-        {
-            if let Some(zone) = value
-                && let Err(e) = oc_template::Zone::parse(zone)
+        for field in ["updatedDateTimezone", "createdDateTimezone"] {
+            if let Some(zone) = text(d.get(field))
+                && let Err(e) = oc_template::Zone::parse(&zone)
             {
-                problems.push(path::member(&dates, field), e.to_string());
+                problems.push(path::member(&dates_path, field), e.to_string());
             }
         }
     }
-    let template = match oc_template::Template::parse(&pc.url) {
+    let Some(url) = text(entry.get("url")) else { return };
+    let template = match oc_template::Template::parse(&url) {
         Ok(t) => t,
         Err(e) => {
             problems.push(url_path, e.to_string());
@@ -112,8 +109,13 @@ pub fn check_poller(
         }
     };
     let Some(provider) = provider else { return };
-    let rendered = template.render(now);
-    match provider.compile(&rendered, &field_needs(pc)) {
+    let mut needs = FieldNeeds::default();
+    needs.fields.extend(text(entry.get("idField")));
+    if let Some(d) = dates {
+        needs.fields.extend(text(d.get("updatedDateField")));
+        needs.fields.extend(text(d.get("createdDateField")));
+    }
+    match provider.compile(&template.render(now), &needs) {
         Ok(q) => warnings.extend(q.warnings.into_iter().map(|w| Problem::new(url_path.clone(), w))),
         Err(e) => {
             for d in e.0 {

@@ -1,0 +1,198 @@
+//! The instances API against the real service and a real SQLite store, with wiremock standing in for Sage's
+//! OAuth: validation across layers, warnings, the response shape, tags, PATCH, configuration entries,
+//! enable/disable, delete.
+
+use oc_store::testing;
+use oc_tests::sage_fake::{sage_args, sage_oauth_only};
+use oc_tests::{SEED_EXAMPLE, Server};
+use serde_json::{Value, json};
+
+async fn server() -> (Server, wiremock::MockServer) {
+    let sage = sage_oauth_only().await;
+    let args = sage_args(&sage);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    (Server::start(testing::sqlite().await, &args).await.unwrap(), sage)
+}
+
+fn seed() -> Value {
+    let mut b: Value = serde_json::from_str(SEED_EXAMPLE).unwrap();
+    b["configuration"]["event.notification.enabled"] = json!(false);
+    b
+}
+
+#[tokio::test]
+async fn seed_body_is_accepted_verbatim_with_the_repaired_quote_warning() {
+    let (server, _sage) = server().await;
+    let org = server.organization("acme").await;
+    let body: Value = serde_json::from_str(SEED_EXAMPLE).unwrap();
+    let (s, v) = server.call("POST", "/instances", Some(&org.authorization), Some(&body)).await;
+    assert_eq!(s, 200, "{v}");
+    assert!(v["id"].is_i64(), "{v}");
+    assert!(v["token"].as_str().is_some_and(|t| t.len() >= 32), "{v}");
+    assert_eq!(v["name"], "API_Polling");
+    assert_eq!(v["element"]["key"], "sageone");
+    assert_eq!(v["element"]["hub"], "finance");
+    assert_eq!(
+        (v["valid"].clone(), v["disabled"].clone(), v["eventsEnabled"].clone()),
+        (json!(true), json!(false), json!(true))
+    );
+    assert_eq!(v["tags"], json!(["Test"]));
+    assert!(v["createdDate"].is_string() && v["user"]["id"].is_i64(), "{v}");
+    let c = &v["configuration"];
+    for secret in ["oauth.api.secret", "signature.secret", "apim.subscription.key"] {
+        assert_eq!(c[secret], "********", "{secret}");
+    }
+    assert_eq!(c["oauth.api.key"], "xxxxxxxxxxxxxxxxxx");
+    let poller: Value =
+        serde_json::from_str(c["event.poller.configuration"].as_str().expect("echoed as a string")).unwrap();
+    assert_eq!(poller["customers"]["idField"], "id");
+    let warnings = v["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings.iter().any(|w| w["path"].as_str().unwrap().ends_with("customers.url")
+            && w["message"].as_str().unwrap().contains("closing `'` was added")),
+        "{v}"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_problem_of_every_layer_in_one_answer() {
+    let (server, _sage) = server().await;
+    let org = server.organization("acme").await;
+    let mut b = seed();
+    b["tags"] = json!(["ok", 3]);
+    let c = &mut b["configuration"];
+    c["event.poller.refresh_interval"] = json!("never");
+    c["event.notification.callback.url"] = json!("not a url");
+    let p = &mut c["event.poller.configuration"]["customers"];
+    p["url"] = json!("/hubs/finance/customers?where=lastModifiedDate>='${date:yyyy-MM-dd'T'HH:mm:ss'Q}'");
+    p["datesConfiguration"]["updatedDateTimezone"] = json!("Nowhere/Land");
+    p.as_object_mut().unwrap().remove("idField");
+    let (s, v) = server.call("POST", "/instances", Some(&org.authorization), Some(&b)).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["code"], "invalid_request");
+    let paths: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["path"].as_str().unwrap()).collect();
+    for want in [
+        "tags[1]",
+        "configuration[\"event.poller.refresh_interval\"]",
+        "configuration[\"event.notification.callback.url\"]",
+        "configuration[\"event.poller.configuration\"].customers.idField",
+        "configuration[\"event.poller.configuration\"].customers.datesConfiguration.updatedDateTimezone",
+    ] {
+        assert!(paths.contains(&want), "{want} missing in {paths:?}");
+    }
+    let (s, v) = server.call("POST", "/instances", Some(&org.authorization), None).await;
+    assert_eq!(s, 400, "{v}");
+    let (s, v) = server
+        .call(
+            "POST",
+            "/instances",
+            Some(&org.authorization),
+            Some(&json!({"element": {"key": "quickbooks"}, "name": "x"})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["errors"].as_array().unwrap().iter().any(|e| e["path"] == "element.key"), "{v}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tags_patch_configuration_entries_enable_disable_delete() {
+    let (server, _sage) = server().await;
+    let org = server.organization("acme").await;
+    let auth = Some(org.authorization.as_str());
+    let mut a = seed();
+    a["tags"] = json!(["red", "big"]);
+    let mut b = seed();
+    b["tags"] = json!(["blue"]);
+    let (_, ia) = server.call("POST", "/instances", auth, Some(&a)).await;
+    let (_, ib) = server.call("POST", "/instances", auth, Some(&b)).await;
+    let (id, token) = (ia["id"].as_i64().unwrap(), ia["token"].as_str().unwrap().to_string());
+
+    let (_, v) = server.call("GET", "/instances?tags[]=red", auth, None).await;
+    assert_eq!(v.as_array().unwrap().iter().map(|i| i["id"].clone()).collect::<Vec<_>>(), vec![ia["id"].clone()]);
+    let (_, v) = server.call("GET", "/instances?tags%5B%5D=blue", auth, None).await;
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!(v[0]["id"], ib["id"]);
+    let (_, v) = server.call("GET", "/instances", auth, None).await;
+    assert_eq!(v.as_array().unwrap().len(), 2);
+
+    // PATCH merges configuration by key, replaces tags, keeps the rest
+    let (s, v) = server
+        .call(
+            "PATCH",
+            &format!("/instances/{id}"),
+            auth,
+            Some(
+                &json!({"tags": ["green"], "configuration": {"event.poller.refresh_interval": "0.5", "custom.key": 7}}),
+            ),
+        )
+        .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["tags"], json!(["green"]));
+    assert_eq!(v["configuration"]["event.poller.refresh_interval"], "0.5");
+    assert_eq!(v["configuration"]["custom.key"], 7);
+    assert_eq!(v["configuration"]["country"], "US");
+    let (s, v) = server
+        .call(
+            "PATCH",
+            &format!("/instances/{id}"),
+            auth,
+            Some(&json!({"configuration": {"event.poller.refresh_interval": "0"}})),
+        )
+        .await;
+    assert_eq!(s, 400, "{v}");
+
+    // configuration entries
+    let (s, entries) = server.call("GET", &format!("/instances/{id}/configuration"), auth, None).await;
+    assert_eq!(s, 200);
+    let country = entries.as_array().unwrap().iter().find(|e| e["key"] == "country").unwrap().clone();
+    let (s, v) = server
+        .call(
+            "PATCH",
+            &format!("/instances/{id}/configuration/{}", country["id"]),
+            auth,
+            Some(&json!({"propertyValue": "GB"})),
+        )
+        .await;
+    assert_eq!((s, v["propertyValue"].clone()), (200, json!("GB")), "{v}");
+    let secret = entries.as_array().unwrap().iter().find(|e| e["key"] == "oauth.api.secret").unwrap();
+    assert_eq!(secret["propertyValue"], "********");
+
+    // disable: instance calls answer 403; enable again
+    let element_auth = format!("{}, Element {token}", org.authorization);
+    let (s, v) = server.call("DELETE", &format!("/instances/{id}/enabled"), auth, None).await;
+    assert_eq!((s, v["disabled"].clone()), (200, json!(true)));
+    let (s, _) = server.call("GET", "/instances/configuration", Some(&element_auth), None).await;
+    assert_eq!(s, 403);
+    let (s, v) = server.call("PUT", &format!("/instances/{id}/enabled"), auth, None).await;
+    assert_eq!((s, v["disabled"].clone()), (200, json!(false)));
+    let (s, _) = server.call("GET", "/instances/configuration", Some(&element_auth), None).await;
+    assert_eq!(s, 200);
+
+    // delete: gone, and its token stops working
+    let (s, _) = server.call("DELETE", &format!("/instances/{id}"), auth, None).await;
+    assert_eq!(s, 200);
+    let (s, _) = server.call("GET", &format!("/instances/{id}"), auth, None).await;
+    assert_eq!(s, 404);
+    let (s, _) = server.call("GET", "/instances/configuration", Some(&element_auth), None).await;
+    assert_eq!(s, 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_ready_metrics_openapi() {
+    let (server, _sage) = server().await;
+    assert_eq!(server.call("GET", "/healthz", None, None).await.0, 200);
+    assert_eq!(server.call("GET", "/readyz", None, None).await.0, 200);
+    let (s, text) = server.call("GET", "/metrics", None, None).await;
+    assert_eq!(s, 200);
+    let text = text.as_str().unwrap().to_string();
+    for family in ["ocpoll_polls_total", "ocpoll_outbox_depth", "ocpoll_http_requests_total"] {
+        assert!(text.contains(&format!("# TYPE {family}")), "{family} in {text}");
+    }
+    let (s, doc) = server.call("GET", "/openapi.json", None, None).await;
+    assert_eq!(s, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    server.stop().await;
+}
