@@ -78,10 +78,12 @@ impl Inner {
         loop {
             attempt += 1;
             if let Some(key) = limit_key {
-                self.limiter.acquire(key, self.clock.as_ref(), self.pause.as_ref()).await;
+                let waited = self.limiter.acquire(key, self.clock.as_ref(), self.pause.as_ref()).await;
+                self.stats.limiter_waited(waited);
             }
             let failure = match build().send().await {
                 Err(e) => {
+                    self.stats.transport_error();
                     if resend == Resend::IfNotSent && !e.is_connect() {
                         return Err(ProviderError::Transport(describe(&e)));
                     }
@@ -89,6 +91,7 @@ impl Inner {
                 }
                 Ok(response) => {
                     let status = response.status().as_u16();
+                    self.stats.answered(status);
                     let date = header_date(response.headers());
                     if let Some(date) = date {
                         self.record_provider_time(date);
@@ -111,6 +114,9 @@ impl Inner {
                 return Err(failure.into_error());
             }
             tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, "retrying a sage request");
+            if matches!(failure, Failure::Throttled(_)) {
+                self.stats.throttled_wait(delay);
+            }
             self.pause.pause(delay).await;
             waited += delay;
         }

@@ -7,6 +7,8 @@
 //! - [`translate`]: a `where` clause for a resource → [`Translation`] (what `ocpoll ceql translate` prints);
 //!   [`compile`]: a whole hub URL → [`CompiledQuery`](oc_model::ports::CompiledQuery);
 //! - [`ceql`]: the CEQL parser, syntax tree, printer and local evaluation;
+//! - [`SageProvider::stats`]: requests by status, rate-limit waits and token refreshes, counted
+//!   ([`SageStatsSnapshot`]);
 //! - [`resources`]: the finance hub's resources; [`endpoints`]: Sage's list endpoints as its swagger declares them.
 //!
 //! Translating a clause:
@@ -69,6 +71,7 @@ mod pause;
 mod provider;
 mod ratelimit;
 pub mod resources;
+mod stats;
 mod translate;
 
 pub use config::{DEFAULT_API_URL, DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, RateLimit, RetryPolicy, SageConfig};
@@ -76,4 +79,5 @@ pub use envelope::decode_page;
 pub use error::{CeqlError, SageApiError, Warning};
 pub use pause::{Pause, TokioPause};
 pub use provider::{MAX_PAGE_SIZE, SageProvider, element_info};
+pub use stats::{RefreshCounts, SageStatsSnapshot};
 pub use translate::{Translation, compile, translate};

@@ -23,6 +23,7 @@ use url::Url;
 
 use crate::http::{Resend, api_error, snippet};
 use crate::provider::Inner;
+use crate::stats::RefreshOutcome;
 
 /// Sage's token answer.
 #[derive(Deserialize)]
@@ -266,7 +267,26 @@ impl Inner {
             ("grant_type", "refresh_token"),
             ("refresh_token", tokens.refresh_token.expose()),
         ];
-        let answer = match self.token_request(&form).await {
+        let result = self.refresh_request(session, holder, &tokens, &form).await;
+        self.stats.refreshed(match &result {
+            Ok(_) => RefreshOutcome::Ok,
+            Err(ProviderError::ReauthorizationRequired(_)) => RefreshOutcome::InvalidGrant,
+            Err(ProviderError::InvalidClient(_)) => RefreshOutcome::InvalidClient,
+            Err(_) => RefreshOutcome::Failed,
+        });
+        result
+    }
+
+    /// Sends the refresh and saves what it brings.
+    async fn refresh_request(
+        &self,
+        session: &Session,
+        holder: &str,
+        tokens: &TokenSet,
+        form: &[(&str, &str)],
+    ) -> Result<Secret, ProviderError> {
+        let id = session.instance_id;
+        let answer = match self.token_request(form).await {
             Ok((answer, _)) => answer,
             Err(TokenFailure::InvalidGrant(message)) => {
                 let reason = format!("sage refused the refresh token (invalid_grant: {message}); authorize again");
@@ -278,7 +298,7 @@ impl Inner {
             Err(TokenFailure::InvalidClient(m)) => return Err(ProviderError::InvalidClient(m)),
             Err(TokenFailure::Other(e)) => return Err(e),
         };
-        let new = self.token_set(answer, Some(&tokens))?;
+        let new = self.token_set(answer, Some(tokens))?;
         // Persist before use: the old refresh token is spent, and only the store can carry the new one forward.
         session.vault.save_refreshed(id, holder, &new).await?;
         tracing::debug!(instance = id, "sage tokens refreshed and saved");

@@ -22,6 +22,7 @@ use crate::envelope::decode_page;
 use crate::http::{Resend, api_error, snippet};
 use crate::pause::{Pause, TokioPause};
 use crate::ratelimit::RateLimiter;
+use crate::stats::{SageStats, SageStatsSnapshot};
 
 /// The largest `items_per_page` Sage serves.
 pub const MAX_PAGE_SIZE: u32 = 200;
@@ -49,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) refresh_locks: Mutex<HashMap<i64, Arc<tokio::sync::Mutex<()>>>>,
     /// Sage's clock minus ours, from the last `Date` header.
     skew: Mutex<Option<chrono::Duration>>,
+    /// Requests, waits and refreshes, counted.
+    pub(crate) stats: SageStats,
 }
 
 impl std::fmt::Debug for Inner {
@@ -81,6 +84,7 @@ impl SageProvider {
                 pause,
                 refresh_locks: Mutex::new(HashMap::new()),
                 skew: Mutex::new(None),
+                stats: SageStats::default(),
             }),
         })
     }
@@ -94,6 +98,11 @@ impl SageProvider {
     /// so the true skew lies in `[skew, skew + 1 s)`). `None` before the first answer.
     pub fn skew(&self) -> Option<chrono::Duration> {
         *self.inner.skew.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// What this provider (and its clones) did so far: requests by status, rate-limit waits, token refreshes.
+    pub fn stats(&self) -> SageStatsSnapshot {
+        self.inner.stats.snapshot()
     }
 
     /// Requests counted in the current rate-limit window of a business.

@@ -3,7 +3,7 @@
 //! OAuth code exchange. Time is a `ManualClock`; waits go through a recording `Pause` that moves that clock, so
 //! no test sleeps.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +16,7 @@ use oc_model::ports::{
 };
 use oc_model::{InstanceId, Secret};
 use oc_sageone::endpoints::endpoint;
-use oc_sageone::{Pause, RateLimit, RetryPolicy, SageConfig, SageProvider};
+use oc_sageone::{Pause, RateLimit, RefreshCounts, RetryPolicy, SageConfig, SageProvider};
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header, method, path, query_param, query_param_is_missing};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -459,6 +459,10 @@ async fn a_429_with_retry_after_waits_that_long_then_succeeds() {
     let page = f.fetch(&session, &f.compile(CUSTOMERS), Feed::Changes, PageCursor::First).await.unwrap();
     assert_eq!(page.records.len(), 1);
     assert_eq!(f.waits(), [Duration::from_secs(7)]);
+    let stats = f.sage.stats();
+    assert_eq!(stats.responses, BTreeMap::from([(200, 1), (429, 1)]));
+    assert_eq!((stats.throttle_waits, stats.throttle_wait), (1, Duration::from_secs(7)));
+    assert_eq!((stats.limiter_waits, stats.transport_errors, stats.requests()), (0, 0, 2));
 }
 
 #[tokio::test]
@@ -497,6 +501,8 @@ async fn a_retry_after_beyond_the_budget_fails_at_once() {
     assert_eq!(err, ProviderError::RateLimited { retry_after: Some(Duration::from_secs(3600)) });
     assert!(err.is_transient());
     assert!(f.waits().is_empty());
+    let stats = f.sage.stats();
+    assert_eq!((stats.responses.get(&429), stats.throttle_waits), (Some(&1), 0));
 }
 
 #[tokio::test]
@@ -523,6 +529,8 @@ async fn a_503_is_retried_until_the_attempts_run_out() {
     assert!(err.is_transient());
     let waits = f.waits();
     assert_eq!(waits.len(), 3, "{waits:?}");
+    // Server errors are retried but are not throttling.
+    assert_eq!((f.sage.stats().responses, f.sage.stats().throttle_waits), (BTreeMap::from([(503, 4)]), 0));
     assert!(waits[2] >= Duration::from_millis(200) && waits[2] <= Duration::from_millis(400), "{waits:?}");
 }
 
@@ -538,6 +546,9 @@ async fn transport_failures_are_retried_then_reported() {
     let err = f.fetch(&session, &f.compile(CUSTOMERS), Feed::Changes, PageCursor::First).await.unwrap_err();
     assert!(matches!(err, ProviderError::Transport(_)), "{err:?}");
     assert_eq!(f.waits().len(), 3);
+    let stats = f.sage.stats();
+    assert_eq!((stats.transport_errors, stats.requests()), (4, 4));
+    assert!(stats.responses.is_empty());
 }
 
 // ---- errors ----
@@ -635,6 +646,9 @@ async fn a_401_refreshes_once_and_retries_the_same_page_with_the_rotated_token_s
     assert_eq!(stored.refresh_token.expose(), "r1");
     assert_eq!(stored.expires_at, t0() + chrono::Duration::seconds(300));
     assert_eq!(stored.refresh_expires_at, Some(t0() + chrono::Duration::seconds(2_678_400)));
+    let stats = f.sage.stats();
+    assert_eq!(stats.refreshes, RefreshCounts { ok: 1, ..RefreshCounts::default() });
+    assert_eq!(stats.responses, BTreeMap::from([(200, 2), (401, 1)]));
 }
 
 #[tokio::test]
@@ -711,6 +725,8 @@ async fn concurrent_refreshes_collapse_into_one_token_request() {
     a.unwrap();
     b.unwrap();
     assert_eq!(entries(&vault.log).iter().filter(|e| e.starts_with("save")).count(), 1);
+    // The refresh made unnecessary by the first one is not counted.
+    assert_eq!(f.sage.stats().refreshes, RefreshCounts { ok: 1, ..RefreshCounts::default() });
 }
 
 #[tokio::test]
@@ -760,6 +776,9 @@ async fn invalid_grant_marks_the_instance_invalid_and_is_not_retried() {
     assert_eq!(entries(&vault.log), ["lock", "invalid", "unlock"]);
     assert!(vault.invalid.lock().unwrap().as_deref().unwrap().contains("invalid_grant"));
     assert!(f.waits().is_empty());
+    let stats = f.sage.stats();
+    assert_eq!(stats.refreshes, RefreshCounts { invalid_grant: 1, ..RefreshCounts::default() });
+    assert_eq!(stats.responses, BTreeMap::from([(400, 1)]));
 }
 
 #[tokio::test]
@@ -779,6 +798,7 @@ async fn a_lost_refresh_lock_means_the_new_token_is_not_used() {
     Mock::given(method("GET")).respond_with(ResponseTemplate::new(200)).expect(0).mount(&f.server).await;
     let err = f.fetch(&session, &f.compile(CUSTOMERS), Feed::Changes, PageCursor::First).await.unwrap_err();
     assert!(matches!(err, ProviderError::Store(StoreError::LeaseLost(_))), "{err:?}");
+    assert_eq!(f.sage.stats().refreshes, RefreshCounts { failed: 1, ..RefreshCounts::default() });
 }
 
 // ---- rate limit ----
@@ -801,9 +821,13 @@ async fn the_rate_limit_is_per_business_and_shared_by_sessions() {
     // Another business is not held up.
     f.fetch(&other, &query, Feed::Changes, PageCursor::First).await.unwrap();
     assert!(f.waits().is_empty());
+    assert_eq!(f.sage.stats().limiter_waits, 0);
     // The third request of biz-1 waits until the first leaves the window.
     f.fetch(&one, &query, Feed::Changes, PageCursor::First).await.unwrap();
     assert_eq!(f.waits(), [Duration::from_secs(50)]);
+    let stats = f.sage.stats();
+    assert_eq!((stats.limiter_waits, stats.limiter_wait, stats.throttle_waits), (1, Duration::from_secs(50), 0));
+    assert_eq!(stats.responses, BTreeMap::from([(200, 4)]));
     assert_eq!(f.api_requests().await.len(), 4);
 }
 
