@@ -1,6 +1,8 @@
 //! Notifications delivered and recorded per second: a fresh SQLite store holding `N` due notifications, a local
 //! keep-alive receiver, signing on; the time from the first round until every notification is delivered and its
-//! attempt recorded (batching included). Two engines: rounds of `run_once` and the `run` service loop.
+//! attempt recorded (batching included). Two engines: rounds of `run_once` and the `run` service loop. Two
+//! ceilings, to see which side limits: the store calls alone (batch, claim, record; no HTTP), and the notifier
+//! alone (signed POSTs, 32 in flight; no store).
 
 #[path = "../tests/support/receiver.rs"]
 mod receiver;
@@ -12,7 +14,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
-use oc_model::ports::{Clock, OutboxStore};
+use oc_model::Secret;
+use oc_model::ports::{Clock, DeliveryRequest, NewAttempt, NextStep, Notifier, OutboxStore};
 use oc_notify::{Dispatcher, DispatcherConfig, HttpNotifier, HttpNotifierConfig};
 use oc_store::SqlStore;
 use receiver::Receiver;
@@ -79,7 +82,7 @@ async fn service(s: &Setup) -> Duration {
         if stats.unbatched_events == 0 && stats.pending_notifications == 0 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let elapsed = start.elapsed();
     let _ = stop.send(());
@@ -88,16 +91,76 @@ async fn service(s: &Setup) -> Duration {
     elapsed
 }
 
+/// The store's share: the same batch/claim/record calls as the engine makes, without HTTP.
+async fn store_only(s: &Setup, events_per_notification: usize) -> Duration {
+    let store = &s.world.store;
+    let now = s.world.now();
+    let start = Instant::now();
+    let mut recorded = 0;
+    loop {
+        let batched = store.batch_events(now, events_per_notification).await.unwrap();
+        let claims = store.claim_deliveries("bench", now, 128, Duration::from_secs(300)).await.unwrap();
+        if batched == 0 && claims.is_empty() {
+            break;
+        }
+        for claim in claims {
+            let attempt = NewAttempt {
+                at: now,
+                status_code: Some(200),
+                latency_ms: 1,
+                error: None,
+                response_excerpt: "ok".into(),
+            };
+            store.record_attempt(claim.notification.id, &claim.lease, &attempt, NextStep::Delivered).await.unwrap();
+            recorded += 1;
+        }
+    }
+    let elapsed = start.elapsed();
+    assert_eq!(recorded, NOTIFICATIONS);
+    elapsed
+}
+
+/// The notifier's share: signed POSTs of a one-event body to the local receiver, 32 in flight.
+async fn notifier_only() -> Duration {
+    let receiver = Receiver::start().await;
+    let clock: Arc<dyn Clock> = Arc::new(oc_model::ports::SystemClock);
+    let config = HttpNotifierConfig { allow_private_callbacks: true, ..HttpNotifierConfig::default() };
+    let notifier = Arc::new(HttpNotifier::new(config, clock).unwrap());
+    let body = Arc::new(serde_json::to_vec(&serde_json::json!({"message": {"events": [event(1, "c1", 0)]}})).unwrap());
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for worker in 0..32 {
+        let (notifier, body, url) = (notifier.clone(), body.clone(), receiver.url(&format!("/hook/{}", worker % 8)));
+        tasks.spawn(async move {
+            let key = Secret::new("k3y");
+            for n in (worker..NOTIFICATIONS).step_by(32) {
+                let id = n.to_string();
+                let request =
+                    DeliveryRequest { url: &url, body: &body, notification_id: &id, signature_key: Some(&key) };
+                assert!(notifier.deliver(&request).await.status == Some(200));
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    start.elapsed()
+}
+
 fn bench(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let mut group = c.benchmark_group("delivery");
     group.sampling_mode(SamplingMode::Flat).sample_size(10).warm_up_time(Duration::from_millis(1));
     group.measurement_time(Duration::from_secs(1));
     group.throughput(Throughput::Elements(NOTIFICATIONS as u64));
+    group.bench_function("notifier only (no store), 1 event per notification", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| runtime.block_on(notifier_only())).sum())
+    });
+    group.bench_function("run_once rounds, 1 event(s) per notification", |b| {
+        b.iter_custom(|iters| (0..iters).map(|_| runtime.block_on(async { rounds(&setup(1).await).await })).sum())
+    });
     for events in [1usize, 10] {
-        group.bench_function(format!("run_once rounds, {events} event(s) per notification"), |b| {
+        group.bench_function(format!("store only (no HTTP), {events} event(s) per notification"), |b| {
             b.iter_custom(|iters| {
-                (0..iters).map(|_| runtime.block_on(async { rounds(&setup(events).await).await })).sum()
+                (0..iters).map(|_| runtime.block_on(async { store_only(&setup(events).await, events).await })).sum()
             })
         });
         group.bench_function(format!("run loop, {events} event(s) per notification"), |b| {

@@ -230,7 +230,7 @@ where
     /// One round: batches new events, claims what is due now (up to `max_claimed`), attempts every claim and
     /// records each attempt. Returns when every claimed notification is finished.
     pub async fn run_once(&self) -> Result<TickReport, NotifyError> {
-        let (jobs, mut report) = self.claim(self.inner.config.max_claimed).await?;
+        let (jobs, mut report) = self.claim(self.inner.config.max_claimed, true).await?;
         let mut tasks = JoinSet::new();
         for job in jobs {
             let inner = self.inner.clone();
@@ -252,13 +252,17 @@ where
         // claim again on a finished attempt only while the last claim came back full (more may be due)
         let mut more_due = true;
         let mut claim_now = true;
-        let min_claim = (config.max_claimed / 4).max(1);
+        // batching is a write: only when woken, on the tick, or while the last batching still found events
+        let mut batch_now = true;
+        // every claim is a write transaction: claim in large bites
+        let min_claim = (config.max_claimed / 2).max(1);
         loop {
             let room = config.max_claimed.saturating_sub(tasks.len());
             if room > 0 && (claim_now || (more_due && room >= min_claim)) {
-                match self.claim(room).await {
+                match self.claim(room, batch_now).await {
                     Ok((jobs, report)) => {
                         more_due = report.claimed == room;
+                        batch_now = report.batched > 0;
                         if report.batched > 0 || report.claimed > 0 {
                             tracing::debug!(batched = report.batched, claimed = report.claimed, "delivery round");
                         }
@@ -279,19 +283,19 @@ where
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {
                     while tasks.try_join_next().is_some() {}
                 }
-                () = self.inner.wake.notified() => claim_now = true,
-                () = tokio::time::sleep(config.poll_interval) => claim_now = true,
+                () = self.inner.wake.notified() => (claim_now, batch_now) = (true, true),
+                () = tokio::time::sleep(config.poll_interval) => (claim_now, batch_now) = (true, true),
             }
         }
         while tasks.join_next().await.is_some() {}
     }
 
-    /// Batches new events and claims up to `limit` due notifications, with their instances.
-    async fn claim(&self, limit: usize) -> Result<(Vec<Job>, TickReport), NotifyError> {
+    /// Batches new events (when `batch`) and claims up to `limit` due notifications, with their instances.
+    async fn claim(&self, limit: usize, batch: bool) -> Result<(Vec<Job>, TickReport), NotifyError> {
         let inner = &self.inner;
         let config = &inner.config;
         let now = inner.clock.now();
-        let batched = inner.store.batch_events(now, config.max_events).await?;
+        let batched = if batch { inner.store.batch_events(now, config.max_events).await? } else { 0 };
         let claims = inner.store.claim_deliveries(&config.owner, now, limit, config.lease_ttl).await?;
         let mut instances: HashMap<InstanceId, Option<Arc<Instance>>> = HashMap::new();
         for claim in &claims {
