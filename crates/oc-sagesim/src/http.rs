@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{any, get, post};
 use chrono::Duration;
 use serde_json::{Map, Value, json};
@@ -98,7 +98,10 @@ fn redirect_with(uri: &str, params: &[(&str, &str)]) -> Response {
                     q.append_pair(k, v);
                 }
             }
-            Redirect::to(u.as_str()).into_response()
+            match HeaderValue::from_str(u.as_str()) {
+                Ok(location) => (StatusCode::FOUND, [(header::LOCATION, location)]).into_response(),
+                Err(_) => oauth_error_page("invalid_request", "redirect_uri cannot be a header value"),
+            }
         }
         Err(e) => oauth_error_page("invalid_request", &format!("redirect_uri is not a url: {e}")),
     }
@@ -121,14 +124,16 @@ fn refuse(a_uri: &str, state: Option<&str>, error: &str) -> Response {
     redirect_with(a_uri, &params)
 }
 
-fn check_authorize(inner: &Inner, pairs: &[(String, String)]) -> Result<Authorize, Response> {
+fn check_authorize(inner: &Inner, pairs: &[(String, String)]) -> Result<Authorize, Box<Response>> {
     let checked = lock(&inner.oauth).check_authorize(pairs);
-    checked.map_err(|e| match e {
-        AuthorizeError::Page(code, detail) => oauth_error_page(code, &detail),
-        AuthorizeError::Redirect(code) => {
-            let last = |n: &str| pairs.iter().rev().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
-            refuse(last("redirect_uri").unwrap_or(""), last("state"), code)
-        }
+    checked.map_err(|e| {
+        Box::new(match e {
+            AuthorizeError::Page(code, detail) => oauth_error_page(code, &detail),
+            AuthorizeError::Redirect(code) => {
+                let last = |n: &str| pairs.iter().rev().find(|(k, _)| k == n).map(|(_, v)| v.as_str());
+                refuse(last("redirect_uri").unwrap_or(""), last("state"), code)
+            }
+        })
     })
 }
 
@@ -137,7 +142,7 @@ async fn authorize(State(inner): State<Shared>, RawQuery(query): RawQuery) -> Re
     let pairs = parse_pairs(query.as_deref());
     let a = match check_authorize(&inner, &pairs) {
         Ok(a) => a,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     if !inner.config.consent_page {
         return approve(&inner, &a);
@@ -164,7 +169,7 @@ async fn consent(State(inner): State<Shared>, body: Bytes) -> Response {
     let pairs = parse_pairs(std::str::from_utf8(&body).ok());
     let a = match check_authorize(&inner, &pairs) {
         Ok(a) => a,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     match pairs.iter().rev().find(|(k, _)| k == "decision").map(|(_, v)| v.as_str()) {
         Some("approve") => approve(&inner, &a),

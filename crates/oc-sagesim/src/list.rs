@@ -317,10 +317,11 @@ impl ListRequest {
             None if state.deleted_at.is_some() => return false,
             None => {}
         }
-        if let Some(since) = self.since {
-            if state.stamp() < since && state.created_at < since {
-                return false;
-            }
+        if let Some(since) = self.since
+            && state.stamp() < since
+            && state.created_at < since
+        {
+            return false;
         }
         let f = &state.fields;
         self.filters.iter().all(|filter| match filter {

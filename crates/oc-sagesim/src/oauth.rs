@@ -276,10 +276,10 @@ impl OAuth {
         let client_id = self.client(pairs)?.client_id.clone();
         let token = param(pairs, "token").ok_or(TokenError::InvalidRequest)?;
         let grant = self.refresh.get(token).map(|r| r.grant).or_else(|| self.access.get(token).map(|a| a.grant));
-        if let Some(g) = grant.and_then(|g| self.grants.get_mut(g)) {
-            if g.client_id == client_id {
-                g.revoked = true;
-            }
+        if let Some(g) = grant.and_then(|g| self.grants.get_mut(g))
+            && g.client_id == client_id
+        {
+            g.revoked = true;
         }
         Ok(())
     }
