@@ -4,10 +4,12 @@
 //!
 //! SQLite: one writer connection (every write transaction starts with `BEGIN IMMEDIATE` on it, so writes are
 //! serialized inside the process and wait on the busy timeout across processes — `SQLITE_BUSY` does not reach
-//! a caller) and a small pool of reader connections; WAL mode lets readers run beside the writer.
+//! a caller) and a small pool of reader connections; WAL mode lets readers run beside the writer, and a
+//! background task checkpoints the WAL so that commits do not.
 
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use oc_model::ports::StoreError;
@@ -29,7 +31,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
 )];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// A bound value.
 #[derive(Debug, Clone)]
@@ -181,6 +183,15 @@ impl ConnRef<'_> {
         self.opt(sql, args).await?.ok_or_else(|| StoreError::Database(format!("{}: no row", context(sql))))
     }
 
+    /// Placeholders for `n` values bound from position `from` on, comma-separated: `$from, ...` on
+    /// PostgreSQL, `?, ...` on SQLite, where numbered parameters cost a linear search each when bound
+    /// (quadratic in a statement of hundreds of values). sqlx numbers anonymous parameters without
+    /// regard to numbered ones, so every parameter of such a statement must come from here, in order.
+    pub(crate) fn placeholders(&self, from: usize, n: usize) -> String {
+        let one = |i: usize| if self.is_pg() { format!("${i}") } else { "?".to_string() };
+        (from..from + n).map(one).collect::<Vec<_>>().join(", ")
+    }
+
     /// True on PostgreSQL.
     pub(crate) fn is_pg(&self) -> bool {
         matches!(self, ConnRef::Pg(_))
@@ -256,8 +267,42 @@ impl Row {
 /// The connection pools of the chosen backend.
 #[derive(Clone)]
 pub(crate) enum Pools {
-    Sqlite { writer: SqlitePool, reader: SqlitePool },
+    Sqlite { writer: SqlitePool, reader: SqlitePool, _checkpointer: Option<Arc<Checkpointer>> },
     Postgres(PgPool),
+}
+
+/// Pages of WAL after which a committing writer checkpoints by itself: a safety net, as the background
+/// checkpointer normally keeps the WAL far shorter.
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 16_384;
+/// How often the background checkpointer copies the WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
+
+/// Copies the SQLite WAL into the database in the background (`PRAGMA wal_checkpoint(PASSIVE)`, which blocks
+/// neither readers nor the writer), so commits do not pay for checkpoints. Stops when the last handle goes.
+pub(crate) struct Checkpointer(tokio::task::JoinHandle<()>);
+
+impl Checkpointer {
+    fn spawn(pool: SqlitePool) -> Self {
+        Checkpointer(tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(CHECKPOINT_EVERY);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                if pool.is_closed() {
+                    return;
+                }
+                if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+                    tracing::debug!(error = %e, "background WAL checkpoint failed; the writer checkpoints when needed");
+                }
+            }
+        }))
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How to open a store; see [`crate::StoreOptions`].
@@ -292,24 +337,29 @@ impl Pools {
                 .foreign_keys(true);
             let memory = o.url.contains(":memory:") || o.url.contains("mode=memory");
             let connect = |e: sqlx::Error| StoreError::Database(format!("cannot open the SQLite database: {e}"));
+            // The writer keeps a large page cache: index pages touched by every commit stay in memory.
+            let writer_options = base
+                .clone()
+                .pragma("cache_size", "-65536")
+                .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES.to_string());
             let writer = SqlitePoolOptions::new()
                 .max_connections(1)
                 .min_connections(if memory { 1 } else { 0 })
                 .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
                 .max_lifetime(if memory { None } else { Some(Duration::from_secs(3600)) })
-                .connect_with(base.clone())
+                .connect_with(writer_options)
                 .await
                 .map_err(connect)?;
-            let reader = if memory {
-                writer.clone()
-            } else {
-                SqlitePoolOptions::new()
-                    .max_connections(o.max_connections.max(1))
-                    .connect_with(base)
-                    .await
-                    .map_err(connect)?
-            };
-            Ok(Pools::Sqlite { writer, reader })
+            if memory {
+                return Ok(Pools::Sqlite { reader: writer.clone(), writer, _checkpointer: None });
+            }
+            let reader = SqlitePoolOptions::new()
+                .max_connections(o.max_connections.max(1))
+                .connect_with(base)
+                .await
+                .map_err(connect)?;
+            let checkpointer = Some(Arc::new(Checkpointer::spawn(reader.clone())));
+            Ok(Pools::Sqlite { writer, reader, _checkpointer: checkpointer })
         } else if o.url.starts_with("postgres://") || o.url.starts_with("postgresql://") {
             let mut options = PgConnectOptions::from_str(o.url).map_err(bad_url)?;
             if let Some(schema) = o.schema {
@@ -422,7 +472,7 @@ impl Pools {
     /// Closes every connection.
     pub(crate) async fn close(&self) {
         match self {
-            Pools::Sqlite { writer, reader } => {
+            Pools::Sqlite { writer, reader, .. } => {
                 reader.close().await;
                 writer.close().await;
             }

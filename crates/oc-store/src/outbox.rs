@@ -88,11 +88,6 @@ fn attempt_from_row(r: &Row) -> Result<StoredAttempt, StoreError> {
     })
 }
 
-/// `$from, $from+1, ...` for `n` values.
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
-}
-
 /// The first [`EXCERPT_BYTES`] of `s`, cut on a character boundary.
 fn excerpt(s: &str) -> String {
     if s.len() <= EXCERPT_BYTES {
@@ -103,6 +98,60 @@ fn excerpt(s: &str) -> String {
         end -= 1;
     }
     s[..end].to_string()
+}
+
+/// Which notifications a claim takes.
+#[derive(Clone, Copy)]
+enum Claimable {
+    /// Being delivered under a lease that lapsed.
+    Lapsed,
+    /// Pending and due.
+    Due,
+}
+
+/// Leases up to `limit` notifications of one kind to `owner`. Each kind is read in order from its own index,
+/// so the cost follows the notifications claimed, not the size of the outbox.
+async fn claim_some(
+    c: &mut ConnRef<'_>,
+    kind: Claimable,
+    owner: &str,
+    expires: DateTime<Utc>,
+    now: DateTime<Utc>,
+    limit: usize,
+) -> Result<Vec<Row>, StoreError> {
+    let (status, time) = match kind {
+        Claimable::Lapsed => ("delivering", "lease_expires_at"),
+        Claimable::Due => ("pending", "next_attempt_at"),
+    };
+    // Per-object order: not while an earlier notification holding an event of the same object is still
+    // pending or being delivered.
+    let due = format!(
+        "SELECT n.nseq FROM notifications n JOIN instances i ON i.id = n.instance_id \
+         WHERE n.status = '{status}' AND n.{time} <= $3 \
+         AND i.deleted_at IS NULL AND NOT i.disabled AND i.notifications_enabled \
+         AND i.notifications_disabled_reason IS NULL \
+         AND NOT EXISTS (SELECT 1 FROM events e \
+             JOIN events o ON o.instance_id = e.instance_id AND o.object_type = e.object_type \
+                 AND o.object_id = e.object_id \
+             JOIN notifications m ON m.id = o.notification_id \
+             WHERE e.notification_id = n.id AND m.nseq < n.nseq AND m.status IN ('pending', 'delivering')) \
+         ORDER BY n.{time}, n.nseq LIMIT $4"
+    );
+    let set = "SET status = 'delivering', lease_owner = $1, lease_generation = lease_generation + 1, \
+         lease_expires_at = $2";
+    let returning = "RETURNING notifications.nseq, notifications.id, notifications.instance_id, \
+         notifications.object_type, notifications.status, notifications.attempts, notifications.created_at, \
+         notifications.next_attempt_at, notifications.delivered_at, notifications.last_error, \
+         notifications.lease_generation";
+    let sql = if c.is_pg() {
+        format!(
+            "UPDATE notifications {set} FROM ({due} FOR UPDATE OF n SKIP LOCKED) due \
+             WHERE notifications.nseq = due.nseq {returning}"
+        )
+    } else {
+        format!("UPDATE notifications {set} WHERE nseq IN ({due}) {returning}")
+    };
+    c.all(&sql, args![owner, ns(expires), ns(now), count(limit)]).await
 }
 
 async fn attempts_of(c: &mut ConnRef<'_>, notification: &str) -> Result<Vec<StoredAttempt>, StoreError> {
@@ -167,7 +216,11 @@ impl OutboxStore for SqlStore {
                 let mut values: Vec<Val> = args![&id];
                 values.extend(chunk.iter().map(|s| Val::I64(*s)));
                 c.exec(
-                    &format!("UPDATE events SET notification_id = $1 WHERE seq IN ({})", placeholders(2, chunk.len())),
+                    &format!(
+                        "UPDATE events SET notification_id = {} WHERE seq IN ({})",
+                        c.placeholders(1, 1),
+                        c.placeholders(2, chunk.len())
+                    ),
                     values,
                 )
                 .await?;
@@ -189,36 +242,14 @@ impl OutboxStore for SqlStore {
             return Ok(Vec::new());
         }
         let expires = after(now, ttl);
-        // Per-object order: not while an earlier notification holding an event of the same object is still
-        // pending or being delivered.
-        let due = "SELECT n.nseq FROM notifications n JOIN instances i ON i.id = n.instance_id \
-             WHERE ((n.status = 'pending' AND n.next_attempt_at <= $3) \
-                 OR (n.status = 'delivering' AND n.lease_expires_at <= $3)) \
-             AND i.deleted_at IS NULL AND NOT i.disabled AND i.notifications_enabled \
-             AND i.notifications_disabled_reason IS NULL \
-             AND NOT EXISTS (SELECT 1 FROM events e \
-                 JOIN events o ON o.instance_id = e.instance_id AND o.object_type = e.object_type \
-                     AND o.object_id = e.object_id \
-                 JOIN notifications m ON m.id = o.notification_id \
-                 WHERE e.notification_id = n.id AND m.nseq < n.nseq AND m.status IN ('pending', 'delivering')) \
-             ORDER BY n.nseq LIMIT $4";
-        let set = "SET status = 'delivering', lease_owner = $1, lease_generation = lease_generation + 1, \
-             lease_expires_at = $2";
-        let returning = "RETURNING notifications.nseq, notifications.id, notifications.instance_id, \
-             notifications.object_type, notifications.status, notifications.attempts, notifications.created_at, \
-             notifications.next_attempt_at, notifications.delivered_at, notifications.last_error, \
-             notifications.lease_generation";
         let mut tx = self.pools.write().await?;
         let mut c = tx.c();
-        let sql = if c.is_pg() {
-            format!(
-                "UPDATE notifications {set} FROM ({due} FOR UPDATE OF n SKIP LOCKED) due \
-                 WHERE notifications.nseq = due.nseq {returning}"
-            )
-        } else {
-            format!("UPDATE notifications {set} WHERE nseq IN ({due}) {returning}")
-        };
-        let rows = c.all(&sql, args![owner, ns(expires), ns(now), count(limit)]).await?;
+        // Lapsed leases first (their node died), then due notifications, oldest due first.
+        let mut rows = claim_some(&mut c, Claimable::Lapsed, owner, expires, now, limit).await?;
+        if rows.len() < limit {
+            let more = claim_some(&mut c, Claimable::Due, owner, expires, now, limit - rows.len()).await?;
+            rows.extend(more);
+        }
         let mut claims = Vec::with_capacity(rows.len());
         for r in &rows {
             let lease = Lease {
@@ -237,7 +268,7 @@ impl OutboxStore for SqlStore {
             let sql = format!(
                 "SELECT notification_id, event_id, event_type, object_type, object_id, date, record FROM events \
                  WHERE notification_id IN ({}) ORDER BY seq",
-                placeholders(1, ids.len())
+                c.placeholders(1, ids.len())
             );
             let rows = c.all(&sql, ids).await?;
             let position: HashMap<String, usize> =
@@ -432,7 +463,7 @@ impl OutboxStore for SqlStore {
             if ids.is_empty() {
                 break;
             }
-            let list = placeholders(1, ids.len());
+            let list = c.placeholders(1, ids.len());
             c.exec(&format!("DELETE FROM attempts WHERE notification_id IN ({list})"), ids.clone()).await?;
             c.exec(&format!("DELETE FROM events WHERE notification_id IN ({list})"), ids.clone()).await?;
             pruned += c.exec(&format!("DELETE FROM notifications WHERE id IN ({list})"), ids.clone()).await?;
@@ -484,11 +515,5 @@ mod tests {
         check(&"a".repeat(2000), 1024);
         check(&"é".repeat(600), 1024);
         check(&format!("a{}", "é".repeat(600)), 1023);
-    }
-
-    #[test]
-    fn placeholder_lists() {
-        assert_eq!(placeholders(2, 3), "$2, $3, $4");
-        assert_eq!(placeholders(1, 0), "");
     }
 }

@@ -18,8 +18,8 @@ use crate::db::{ConnRef, Val, args};
 /// Polls kept in the history of one (instance, resource); older ones are pruned as new ones are recorded.
 pub const POLL_HISTORY_PER_RESOURCE: i64 = 100;
 
-/// Rows per multi-row `INSERT` of events (9 values each; well under SQLite's bound-parameter limit).
-const EVENTS_PER_INSERT: usize = 100;
+/// Rows per multi-row `INSERT` of events (9 values each: well under the bound-parameter limits).
+const EVENTS_PER_INSERT: usize = 250;
 
 pub(crate) fn lease_lost(what: &str) -> StoreError {
     StoreError::LeaseLost(format!("{what}: the lease expired or was taken over"))
@@ -50,22 +50,12 @@ pub(crate) async fn insert_events(
         );
         let mut values: Vec<Val> = Vec::with_capacity(chunk.len() * 9);
         for (i, e) in chunk.iter().enumerate() {
-            let b = i * 9;
             if i > 0 {
                 sql.push(',');
             }
-            sql.push_str(&format!(
-                "(${},${},${},${},${},${},${},${},${})",
-                b + 1,
-                b + 2,
-                b + 3,
-                b + 4,
-                b + 5,
-                b + 6,
-                b + 7,
-                b + 8,
-                b + 9
-            ));
+            sql.push('(');
+            sql.push_str(&c.placeholders(i * 9 + 1, 9));
+            sql.push(')');
             values.extend(args![
                 e.event_id.to_string(),
                 instance,

@@ -173,7 +173,27 @@ async fn deleted_instances_stop_and_drop(b: Backend) {
     assert_eq!(oc_model::ports::TokenVault::tokens(&*s, inst.id).await.unwrap(), None);
 }
 
+async fn large_commits_are_whole(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, inst) = setup(&*s, customers()).await;
+    let events: Vec<_> = (0..601).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
+    let c = s.claim_polls("n", t0(), 1, TTL).await.unwrap().remove(0);
+    let mut with_copies = events.clone();
+    with_copies.extend(events[590..].iter().cloned());
+    let summary =
+        s.commit_poll(inst.id, "customers", &c.lease, &commit(with_copies, Some(at(1)), at(1))).await.unwrap();
+    assert_eq!(summary, CommitSummary { inserted: 601, duplicates: 11 });
+    let filter = oc_model::ports::EventFilter { page: 1, page_size: 1000, ..Default::default() };
+    let page = s.list_events(owner.org_id, &filter).await.unwrap();
+    assert_eq!(page.total, 601);
+    let mut stored: Vec<_> = page.items.into_iter().map(|v| v.event).collect();
+    stored.reverse();
+    assert_eq!(stored, events, "every event, each once, in order, intact");
+}
+
 on_both!(
+    large_commits_are_whole,
     claim_commit_and_claim_again,
     oldest_due_first_and_limits,
     abandoned_polls_keep_state,
