@@ -1,13 +1,18 @@
 //! Prometheus metrics: counters, gauges and histograms kept in memory and rendered in the text format.
 //!
-//! No metrics library: the families are few and fixed, and the text format is simple.
+//! No metrics library: the families are few and fixed, and the text format is simple. Figures counted elsewhere
+//! (the Sage provider's own counters) are copied in at scrape time by [`ScrapeHook`]s.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-type Labels = Vec<(&'static str, String)>;
+/// Label names and values of one series.
+pub type Labels = Vec<(&'static str, String)>;
+
+/// Copies figures kept elsewhere into the registry; run by [`Metrics::render`] before it renders.
+pub type ScrapeHook = Arc<dyn Fn(&Metrics) + Send + Sync>;
 
 #[derive(Debug, Default)]
 struct Histogram {
@@ -30,23 +35,68 @@ struct Registry {
 const HELP: &[(&str, &str, &str)] = &[
     ("ocpoll_http_requests_total", "counter", "HTTP requests served, by route and status"),
     ("ocpoll_http_request_duration_seconds", "histogram", "HTTP request latency"),
-    ("ocpoll_polls_total", "counter", "polls by outcome (ok, inconsistent, failed, reauthorization_required)"),
+    (
+        "ocpoll_polls_total",
+        "counter",
+        "polls by outcome (ok, inconsistent, failed, reauthorization_required; lease_lost or store_error when the \
+         store refused to record the poll)",
+    ),
     ("ocpoll_poll_duration_seconds", "histogram", "duration of one poll of one (instance, resource)"),
-    ("ocpoll_records_fetched_total", "counter", "records read from the provider"),
-    ("ocpoll_events_total", "counter", "events recorded, by type"),
-    ("ocpoll_notifications_total", "counter", "delivery attempts, by outcome"),
-    ("ocpoll_delivery_latency_seconds", "histogram", "time from an event's recording to its delivery"),
+    ("ocpoll_records_fetched_total", "counter", "records read from the provider by polls"),
+    (
+        "ocpoll_events_total",
+        "counter",
+        "events found by polls and committed, by type; counts the duplicates the outbox ignored too \
+         (ocpoll_duplicate_events_total)",
+    ),
+    (
+        "ocpoll_duplicate_events_total",
+        "counter",
+        "events of a poll commit ignored because their id was recorded already (a poll repeated after a crash)",
+    ),
+    (
+        "ocpoll_notifications_total",
+        "counter",
+        "delivery attempts recorded, by outcome (delivered, retry, failed) and answer class (2xx to 5xx, none)",
+    ),
+    (
+        "ocpoll_delivery_latency_seconds",
+        "histogram",
+        "time to a notification's delivery since the oldest change it carries (since=change, the record's \
+         date on the provider's clock) and since it was batched (since=batched)",
+    ),
     ("ocpoll_outbox_depth", "gauge", "events and notifications waiting, by kind"),
     ("ocpoll_delivery_lag_seconds", "gauge", "age of the oldest pending notification"),
-    ("ocpoll_sage_requests_total", "counter", "requests sent to Sage, by status"),
-    ("ocpoll_rate_limit_waits_total", "counter", "times a request waited for the per-business rate limiter"),
-    ("ocpoll_token_refreshes_total", "counter", "OAuth token refreshes, by outcome"),
+    (
+        "ocpoll_sage_requests_total",
+        "counter",
+        "tries sent to Sage (each retry counts), by HTTP status, or transport_error when no answer came",
+    ),
+    (
+        "ocpoll_rate_limit_waits_total",
+        "counter",
+        "waits for a rate limit: ocpoll's per-business limiter (by=limiter) or a 429 from Sage (by=sage)",
+    ),
+    ("ocpoll_rate_limit_wait_seconds_total", "counter", "time spent in those waits"),
+    (
+        "ocpoll_token_refreshes_total",
+        "counter",
+        "OAuth token refreshes sent to Sage, by outcome (ok, invalid_grant, invalid_client, failed)",
+    ),
 ];
 
 /// The metrics of one process.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Metrics {
     registry: Mutex<Registry>,
+    hooks: Mutex<Vec<ScrapeHook>>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hooks = self.hooks.lock().map_or(0, |h| h.len());
+        f.debug_struct("Metrics").field("registry", &self.registry).field("hooks", &hooks).finish()
+    }
 }
 
 impl Metrics {
@@ -57,6 +107,18 @@ impl Metrics {
     /// Adds `by` to a counter.
     pub fn count(&self, name: &'static str, labels: Labels, by: f64) {
         self.with(|r| *r.counters.entry((name, labels)).or_default() += by);
+    }
+
+    /// Sets a counter kept elsewhere to its current total.
+    pub fn set_counter(&self, name: &'static str, labels: Labels, total: f64) {
+        self.with(|r| {
+            r.counters.insert((name, labels), total);
+        });
+    }
+
+    /// Runs `hook` before every rendering, e.g. to copy a provider's counters in.
+    pub fn on_scrape(&self, hook: ScrapeHook) {
+        self.hooks.lock().unwrap_or_else(|e| e.into_inner()).push(hook);
     }
 
     /// Sets a gauge.
@@ -94,8 +156,13 @@ impl Metrics {
         self.observe("ocpoll_http_request_duration_seconds", vec![], latency);
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition, after the scrape hooks ran.
     pub fn render(&self) -> String {
+        // Cloned out: a hook writes into this registry, and may be slow; neither lock is held meanwhile.
+        let hooks = self.hooks.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for hook in hooks {
+            hook(self);
+        }
         self.with(|r| {
             let mut out = String::new();
             for (name, kind, help) in HELP {
@@ -156,5 +223,30 @@ mod tests {
         assert!(text.contains("ocpoll_poll_duration_seconds_count 1\n"));
         m.count("ocpoll_http_requests_total", vec![("route", "a\"b".into())], 1.0);
         assert!(m.render().contains("route=\"a\\\"b\""));
+    }
+
+    #[test]
+    fn scrape_hooks_set_counters_before_rendering() {
+        let m = Metrics::default();
+        let total = Arc::new(Mutex::new(3.0));
+        let seen = total.clone();
+        m.on_scrape(Arc::new(move |m: &Metrics| {
+            let v = *seen.lock().unwrap();
+            m.set_counter("ocpoll_sage_requests_total", vec![("status", "200".into())], v);
+        }));
+        assert!(m.render().contains("ocpoll_sage_requests_total{status=\"200\"} 3\n"));
+        *total.lock().unwrap() = 5.0;
+        let text = m.render();
+        assert!(text.contains("ocpoll_sage_requests_total{status=\"200\"} 5\n"), "{text}");
+        assert!(!text.contains("} 3\n"), "{text}");
+    }
+
+    #[test]
+    fn every_family_has_help_and_type() {
+        let text = Metrics::default().render();
+        for (name, kind, _) in HELP {
+            assert!(text.contains(&format!("# TYPE {name} {kind}\n")), "{name}");
+        }
+        assert!(!text.contains("\n\n"));
     }
 }
