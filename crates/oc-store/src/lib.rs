@@ -55,8 +55,8 @@ pub enum Backend {
     Postgres,
 }
 
-/// How to open a store.
-#[derive(Debug, Clone)]
+/// How to open a store. Its `Debug` hides the key and any password in the URL.
+#[derive(Clone)]
 pub struct StoreOptions {
     /// `sqlite://PATH` (created if missing) or `postgres://...`.
     pub url: String,
@@ -83,6 +83,32 @@ impl StoreOptions {
             busy_timeout: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
         }
+    }
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreOptions")
+            .field("url", &redact_url(&self.url))
+            .field("key", &self.key)
+            .field("max_connections", &self.max_connections)
+            .field("schema", &self.schema)
+            .field("busy_timeout", &self.busy_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `url` with the password of its user info (`user:password@`), if any, replaced by `****`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((user_info, host)) if user_info.contains(':') => {
+            let user = user_info.split(':').next().unwrap_or_default();
+            format!("{scheme}://{user}:****@{host}{tail}")
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -117,6 +143,24 @@ pub async fn connect_with(options: StoreOptions) -> Result<SqlStore, StoreError>
     let store = SqlStore { pools, cipher: key::Cipher::new(&options.key), clock: options.clock };
     store.migrate().await?;
     Ok(store)
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        let check = |url: &str, expected: &str| assert_eq!(redact_url(url), expected, "{url}");
+        check("postgres://u:secret@h:5432/db?sslmode=require", "postgres://u:****@h:5432/db?sslmode=require");
+        check("postgres://u:p@ss@h/db", "postgres://u:****@h/db");
+        check("postgres://postgres@127.0.0.1:5432/test", "postgres://postgres@127.0.0.1:5432/test");
+        check("sqlite://ocpoll.db", "sqlite://ocpoll.db");
+        check("sqlite::memory:", "sqlite::memory:");
+        let options = StoreOptions::new("postgres://u:secret@h/db", MasterKey::from_bytes([9; 32]));
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("secret") && shown.contains("u:****@h"), "{shown}");
+    }
 }
 
 impl SqlStore {
