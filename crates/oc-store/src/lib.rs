@@ -145,24 +145,6 @@ pub async fn connect_with(options: StoreOptions) -> Result<SqlStore, StoreError>
     Ok(store)
 }
 
-#[cfg(test)]
-mod unit_tests {
-    use super::*;
-
-    #[test]
-    fn urls_are_redacted() {
-        let check = |url: &str, expected: &str| assert_eq!(redact_url(url), expected, "{url}");
-        check("postgres://u:secret@h:5432/db?sslmode=require", "postgres://u:****@h:5432/db?sslmode=require");
-        check("postgres://u:p@ss@h/db", "postgres://u:****@h/db");
-        check("postgres://postgres@127.0.0.1:5432/test", "postgres://postgres@127.0.0.1:5432/test");
-        check("sqlite://ocpoll.db", "sqlite://ocpoll.db");
-        check("sqlite::memory:", "sqlite::memory:");
-        let options = StoreOptions::new("postgres://u:secret@h/db", MasterKey::from_bytes([9; 32]));
-        let shown = format!("{options:?}");
-        assert!(!shown.contains("secret") && shown.contains("u:****@h"), "{shown}");
-    }
-}
-
 impl SqlStore {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
@@ -178,5 +160,23 @@ impl SqlStore {
     /// Closes every connection; later calls fail.
     pub async fn close(&self) {
         self.pools.close().await;
+    }
+}
+
+#[cfg(test)]
+mod unit_tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        let check = |url: &str, expected: &str| assert_eq!(redact_url(url), expected, "{url}");
+        check("postgres://u:secret@h:5432/db?sslmode=require", "postgres://u:****@h:5432/db?sslmode=require");
+        check("postgres://u:p@ss@h/db", "postgres://u:****@h/db");
+        check("postgres://postgres@127.0.0.1:5432/test", "postgres://postgres@127.0.0.1:5432/test");
+        check("sqlite://ocpoll.db", "sqlite://ocpoll.db");
+        check("sqlite::memory:", "sqlite::memory:");
+        let options = StoreOptions::new("postgres://u:secret@h/db", MasterKey::from_bytes([9; 32]));
+        let shown = format!("{options:?}");
+        assert!(!shown.contains("secret") && shown.contains("u:****@h"), "{shown}");
     }
 }
