@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Map, Value};
 
 use crate::sage_error::ApiError;
-use crate::store::{Collection, RecordState};
+use crate::store::{Collection, RecordState, RefKeys};
 use crate::swagger::Endpoint;
 use crate::timefmt;
 
@@ -117,7 +117,7 @@ fn write_json(out: &mut Vec<u8>, v: &Value) {
 #[derive(Debug, Clone)]
 enum Filter {
     /// `x_id`: the nested `x.id` (or one of the array `xs`) equals the value.
-    Ref { field: String, many: bool, id: String },
+    Ref { field: String, many: bool, id: String, key: u64 },
     /// `search`: a case-insensitive substring of one of the fields.
     Search { fields: &'static [&'static str], needle: String },
     /// A field equals a boolean.
@@ -287,13 +287,16 @@ impl ListRequest {
                     if let Some(field) = other.strip_suffix("_id") {
                         let plural = format!("{field}s");
                         if endpoint.has_property(field) {
+                            let key = RefKeys::key(field, value);
                             request.filters.push(Filter::Ref {
                                 field: field.to_owned(),
                                 many: false,
                                 id: value.clone(),
+                                key,
                             });
                         } else if endpoint.has_property(&plural) {
-                            request.filters.push(Filter::Ref { field: plural, many: true, id: value.clone() });
+                            let key = RefKeys::key(&plural, value);
+                            request.filters.push(Filter::Ref { field: plural, many: true, id: value.clone(), key });
                         }
                     }
                     // Other declared parameters change what Sage computes or shows (balances, nested
@@ -325,10 +328,11 @@ impl ListRequest {
         }
         let f = &state.fields;
         self.filters.iter().all(|filter| match filter {
-            Filter::Ref { field, many: false, id } => {
+            Filter::Ref { key, .. } if !state.refs.overflow => state.refs.contains(*key),
+            Filter::Ref { field, many: false, id, .. } => {
                 f.get(field).and_then(|v| v.get("id")).and_then(Value::as_str) == Some(id)
             }
-            Filter::Ref { field, many: true, id } => f
+            Filter::Ref { field, many: true, id, .. } => f
                 .get(field)
                 .and_then(Value::as_array)
                 .is_some_and(|a| a.iter().any(|x| x.get("id").and_then(Value::as_str) == Some(id))),

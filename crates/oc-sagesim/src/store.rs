@@ -18,6 +18,61 @@ pub(crate) struct RecordState {
     pub(crate) updated_at: DateTime<Utc>,
     pub(crate) deleted_at: Option<DateTime<Utc>>,
     pub(crate) fields: Map<String, Value>,
+    /// The references list filters (`contact_id`, `contact_type_id`, ...) look at, precomputed.
+    pub(crate) refs: RefKeys,
+}
+
+/// The ids of a record's nested references that a declared `x_id` list parameter can filter on, kept inline as
+/// hashes of `(field, id)` so that filtering a list touches no record JSON (it is the hot path of a poll).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RefKeys {
+    keys: [u64; 8],
+    len: u8,
+    /// More references than fit: filters read the record's JSON instead.
+    pub(crate) overflow: bool,
+}
+
+impl RefKeys {
+    /// The key of reference `field` (as named in the record, e.g. `contact_types`) to `id`.
+    pub(crate) fn key(field: &str, id: &str) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        field.hash(&mut h);
+        id.hash(&mut h);
+        h.finish()
+    }
+
+    fn push(&mut self, key: u64) {
+        match self.keys.get_mut(usize::from(self.len)) {
+            Some(slot) => {
+                *slot = key;
+                self.len += 1;
+            }
+            None => self.overflow = true,
+        }
+    }
+
+    /// Whether the record refers to `key` (meaningless when `overflow`).
+    pub(crate) fn contains(&self, key: u64) -> bool {
+        self.keys[..usize::from(self.len)].contains(&key)
+    }
+
+    fn of(endpoint: &Endpoint, record: &Map<String, Value>) -> RefKeys {
+        let mut refs = RefKeys::default();
+        for param in endpoint.list_ref_params() {
+            let single = param.trim_end_matches("_id");
+            let plural = format!("{single}s");
+            if let Some(id) = record.get(single).and_then(|v| v.get("id")).and_then(Value::as_str) {
+                refs.push(RefKeys::key(single, id));
+            }
+            for item in record.get(&plural).and_then(Value::as_array).into_iter().flatten() {
+                if let Some(id) = item.get("id").and_then(Value::as_str) {
+                    refs.push(RefKeys::key(&plural, id));
+                }
+            }
+        }
+        refs
+    }
 }
 
 impl RecordState {
@@ -492,7 +547,8 @@ fn finish(
     if endpoint.has_property("deleted_at") {
         record.insert("deleted_at".into(), deleted_at.map_or(Value::Null, |d| Value::String(timefmt::format(d))));
     }
-    RecordState { created_at, updated_at, deleted_at, fields: record }
+    let refs = RefKeys::of(endpoint, &record);
+    RecordState { created_at, updated_at, deleted_at, fields: record, refs }
 }
 
 /// The endpoint a Rust or admin caller names, if the simulator can hold its records.

@@ -262,3 +262,21 @@ async fn the_same_seed_serves_the_same_data() {
     assert_eq!(a.get(q).await.body, b.get(q).await.body);
     assert_ne!(a.get(q).await.body, c.get(q).await.body);
 }
+
+#[tokio::test]
+async fn reference_filters_hold_for_records_with_many_references() {
+    let f = Fixture::new(3);
+    let types: Vec<String> = (1..=10).map(|i| format!("TYPE_{i}")).collect();
+    let created =
+        f.sim.create_record(&f.lead, "contacts", json!({"name": "Many", "contact_type_ids": types})).expect("create");
+    let id = created["id"].as_str().expect("id");
+    for ty in ["TYPE_1", "TYPE_10"] {
+        assert_eq!(ids(&f.scan(&format!("/contacts?contact_type_id={ty}")).await), [id], "{ty}");
+    }
+    assert!(f.scan("/contacts?contact_type_id=TYPE_11").await.is_empty());
+    let contact = f.sim.record_ids(&f.lead, "contacts")[0].clone();
+    let invoices = f.scan(&format!("/sales_invoices?contact_id={contact}&attributes=contact")).await;
+    assert!(invoices.iter().all(|i| i["contact"]["id"] == contact.as_str()));
+    let all = f.scan("/sales_invoices?attributes=contact").await;
+    assert_eq!(invoices.len(), all.iter().filter(|i| i["contact"]["id"] == contact.as_str()).count());
+}

@@ -86,6 +86,11 @@ impl Endpoint {
         split(self.delete).any(|p| p == param)
     }
 
+    /// The `x_id` parameters of `GET /name` (reference filters).
+    pub(crate) fn list_ref_params(&self) -> impl Iterator<Item = &'static str> {
+        split(self.list).filter(|p| p.ends_with("_id"))
+    }
+
     /// The attributes `sort=` accepts.
     pub(crate) fn sort_attributes(&self) -> impl Iterator<Item = &'static str> {
         split(self.sort)
