@@ -2,7 +2,8 @@
 //! state, the event outbox, notifications and delivery attempts, leases, and secrets encrypted at rest. It
 //! implements the store port of `oc-model` and is the only crate that writes SQL.
 //!
-//! [`connect`] picks the backend once from the URL (`sqlite://PATH`, created if missing; `postgres://...`),
+//! [`connect`] picks the backend once from the URL (`sqlite://PATH`, created if missing; `postgres://...`, with
+//! TLS when the URL asks for it, e.g. `?sslmode=require` or `verify-full`),
 //! applies the embedded migrations (refusing a database written by a newer binary) and checks the
 //! [`MasterKey`] against the database, so a wrong key fails at start rather than by handing out garbage. The
 //! resulting [`SqlStore`] implements every store trait and [`TokenVault`](oc_model::ports::TokenVault):
