@@ -16,6 +16,7 @@ use crate::testing::{self, TestStore};
 mod accounts;
 mod instances;
 mod leases;
+mod model;
 mod outbox;
 mod polls;
 mod schema;
