@@ -61,6 +61,25 @@ pub fn parse_app(value: &str) -> Result<AppRegistration, SimError> {
     Ok(AppRegistration::new(id, secret, uri))
 }
 
+/// Parses an apps file: one `CLIENT_ID:CLIENT_SECRET:REDIRECT_URI` per line; blank lines and lines starting with
+/// `#` are skipped. The error names the first bad line (from 1).
+pub fn parse_apps(text: &str) -> Result<Vec<AppRegistration>, SimError> {
+    let mut apps = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        apps.push(parse_app(line).map_err(|e| match e {
+            SimError::InvalidApp { value, reason } => {
+                SimError::InvalidApp { value, reason: format!("line {}: {reason}", n + 1) }
+            }
+            other => other,
+        })?);
+    }
+    Ok(apps)
+}
+
 /// How to run a simulator. `Default` is what `ocpoll sim` uses without flags (with port 0).
 #[derive(Debug, Clone)]
 pub struct SimConfig {
@@ -152,6 +171,20 @@ mod tests {
         check("id::http://x.test/", Err("empty client secret"));
         check("id:secret:not a url", Err("not a url"));
         check("id:secret:ftp://x.test/", Err("http or https"));
+    }
+
+    #[test]
+    fn an_apps_file_holds_one_app_per_line() {
+        let apps = parse_apps("# demo apps\n\na:b:http://x.test/cb\n  c:d:https://y.test:8443/cb  \n").expect("apps");
+        assert_eq!(
+            apps,
+            [
+                AppRegistration::new("a", "b", "http://x.test/cb"),
+                AppRegistration::new("c", "d", "https://y.test:8443/cb")
+            ]
+        );
+        let err = parse_apps("a:b:http://x.test/cb\nbroken\n").expect_err("bad line");
+        assert!(err.to_string().contains("line 2"), "{err}");
     }
 
     proptest::proptest! {

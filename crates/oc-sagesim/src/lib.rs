@@ -39,7 +39,7 @@ mod store;
 mod swagger;
 mod timefmt;
 
-pub use config::{AppRegistration, SimConfig, parse_app};
+pub use config::{AppRegistration, SimConfig, parse_app, parse_apps};
 pub use error::SimError;
 pub use faults::{FaultSettings, PageAction, PageHook};
 pub use oauth::TokenResponse;
