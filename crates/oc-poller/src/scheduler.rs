@@ -1,0 +1,309 @@
+//! The scheduler: claims due poll jobs from the store, runs them with a bounded number in flight, and
+//! computes when each job is due again (interval with jitter, exponential capped backoff after failures).
+//!
+//! Everything it knows about instances it re-reads from the store at every claim, so created, updated,
+//! disabled and deleted instances are picked up without a restart. Leases in the store keep two nodes (or two
+//! tasks) from polling the same (instance, resource) at once. Decisions read time from the [`Clock`] port;
+//! only [`Scheduler::run`]'s idle wait between claims uses the runtime's timer.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use oc_model::Secret;
+use oc_model::config::DEFAULT_REFRESH_INTERVAL;
+use oc_model::ids::InstanceId;
+use oc_model::ports::{
+    Clock, Instance, Lease, OAuthApp, PollClaim, PollFailure, PollOutcome, PollStatus, Provider, Session, Store,
+    TokenVault,
+};
+use tokio::task::JoinSet;
+
+use crate::engine::{Engine, EngineConfig, PollJob, PollReport};
+use crate::error::PollError;
+
+/// Settings of the scheduler.
+#[derive(Debug, Clone)]
+pub struct SchedulerConfig {
+    /// This node's name in leases.
+    pub owner: String,
+    /// Polls running at once, over all instances (default 16).
+    pub max_in_flight: usize,
+    /// How often [`Scheduler::run`] looks for due jobs when nothing finishes (default 1 s).
+    pub tick: Duration,
+    /// Jitter added to each interval: this fraction of it, at most [`max_jitter`](Self::max_jitter) (default 0.1).
+    pub jitter: f64,
+    /// The largest jitter (default 30 s).
+    pub max_jitter: Duration,
+    /// The first delay after a failure when it is longer than the interval (default 30 s).
+    pub backoff_base: Duration,
+    /// The longest delay after failures (default 1 h; never shorter than the interval).
+    pub backoff_cap: Duration,
+    /// How long shutdown waits for running polls before abandoning them (default 30 s).
+    pub shutdown_deadline: Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            owner: "ocpoll".into(),
+            max_in_flight: 16,
+            tick: Duration::from_secs(1),
+            jitter: 0.1,
+            max_jitter: Duration::from_secs(30),
+            backoff_base: Duration::from_secs(30),
+            backoff_cap: Duration::from_secs(3600),
+            shutdown_deadline: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The providers by element key (`sageone`).
+pub type Providers = HashMap<String, Arc<dyn Provider>>;
+
+type Running = Mutex<HashMap<(InstanceId, String), Arc<Mutex<Lease>>>>;
+
+/// What happened to one claimed job.
+#[derive(Debug)]
+pub struct JobResult {
+    /// The instance.
+    pub instance_id: InstanceId,
+    /// The resource.
+    pub resource: String,
+    /// The poll's report; `Ok(None)` when the job was released without polling (instance gone or switched
+    /// off meanwhile).
+    pub result: Result<Option<PollReport>, PollError>,
+}
+
+/// Runs the engine for every due (instance, resource).
+pub struct Scheduler {
+    store: Arc<dyn Store>,
+    providers: Providers,
+    clock: Arc<dyn Clock>,
+    engine: Engine,
+    config: SchedulerConfig,
+    running: Running,
+}
+
+impl Scheduler {
+    /// A scheduler over `store`, with one provider per element key.
+    pub fn new(
+        store: Arc<dyn Store>,
+        providers: Providers,
+        clock: Arc<dyn Clock>,
+        engine: EngineConfig,
+        config: SchedulerConfig,
+    ) -> Arc<Self> {
+        Arc::new(Scheduler {
+            engine: Engine::new(clock.clone(), engine),
+            store,
+            providers,
+            clock,
+            config,
+            running: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Polls running now.
+    pub fn in_flight(&self) -> usize {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn free_slots(&self) -> usize {
+        self.config.max_in_flight.saturating_sub(self.in_flight())
+    }
+
+    async fn claim(&self) -> Result<Vec<PollClaim>, PollError> {
+        let free = self.free_slots();
+        if free == 0 {
+            return Ok(Vec::new());
+        }
+        Ok(self.store.claim_polls(&self.config.owner, self.clock.now(), free, self.engine.config().lease_ttl).await?)
+    }
+
+    /// One step: claims the due jobs (as many as there are free slots) and runs them, concurrently, to the
+    /// end. For tests and tools; the service uses [`run`](Self::run).
+    pub async fn tick(self: &Arc<Self>) -> Result<Vec<JobResult>, PollError> {
+        let claims = self.claim().await?;
+        let mut set = JoinSet::new();
+        for claim in claims {
+            let this = self.clone();
+            set.spawn(async move { this.run_claim(claim).await });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = set.join_next().await {
+            match r {
+                Ok(r) => out.push(r),
+                Err(e) => tracing::error!(error = %e, "poll task failed"),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs until `shutdown` completes, then stops claiming, lets running polls finish for up to
+    /// [`SchedulerConfig::shutdown_deadline`], and abandons the rest (nothing half-committed: a commit is one
+    /// store transaction) and releases their leases.
+    pub async fn run(self: Arc<Self>, shutdown: impl Future<Output = ()>) {
+        let mut set: JoinSet<JobResult> = JoinSet::new();
+        tokio::pin!(shutdown);
+        loop {
+            match self.claim().await {
+                Ok(claims) => {
+                    for claim in claims {
+                        let this = self.clone();
+                        set.spawn(async move { this.run_claim(claim).await });
+                    }
+                }
+                Err(e) => tracing::warn!(error = %crate::error::chain(&e), "claiming poll jobs failed"),
+            }
+            tokio::select! {
+                _ = &mut shutdown => break,
+                Some(done) = set.join_next(), if !set.is_empty() => log_result(done),
+                _ = tokio::time::sleep(self.config.tick) => {}
+            }
+        }
+        let deadline = tokio::time::sleep(self.config.shutdown_deadline);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                next = set.join_next() => match next {
+                    Some(done) => log_result(done),
+                    None => break,
+                },
+                _ = &mut deadline => {
+                    set.abort_all();
+                    while set.join_next().await.is_some() {}
+                    break;
+                }
+            }
+        }
+        self.release_all().await;
+    }
+
+    async fn release_all(&self) {
+        let leases: Vec<((InstanceId, String), Lease)> = {
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            running.drain().map(|(k, v)| (k, v.lock().unwrap_or_else(|e| e.into_inner()).clone())).collect()
+        };
+        for ((instance, resource), lease) in leases {
+            if let Err(e) = self.store.release_poll(instance, &resource, &lease).await {
+                tracing::warn!(instance, resource, error = %e, "releasing a lease at shutdown failed");
+            }
+        }
+    }
+
+    async fn run_claim(self: Arc<Self>, claim: PollClaim) -> JobResult {
+        let key = (claim.instance_id, claim.resource.clone());
+        let slot = Arc::new(Mutex::new(claim.lease.clone()));
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), slot.clone());
+        let result = self.poll_claim(&claim, &slot).await;
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        JobResult { instance_id: claim.instance_id, resource: claim.resource, result }
+    }
+
+    async fn poll_claim(&self, claim: &PollClaim, slot: &Mutex<Lease>) -> Result<Option<PollReport>, PollError> {
+        let instance = match self.store.instance_by_id(claim.instance_id).await? {
+            Some(i) if !i.disabled && i.valid => i,
+            _ => {
+                // deleted, switched off or waiting for re-authorization since the claim: leave it
+                self.store.release_poll(claim.instance_id, &claim.resource, &claim.lease).await?;
+                return Ok(None);
+            }
+        };
+        let now = self.clock.now();
+        let interval = instance.configuration.refresh_interval().unwrap_or(DEFAULT_REFRESH_INTERVAL);
+        let next_run_ok = now + to_chrono(interval + self.jitter(claim, interval, now));
+        let failures = claim.state.consecutive_failures.saturating_add(1);
+        let next_run_failed = now + to_chrono(self.backoff(interval, failures));
+        let Some(provider) = self.providers.get(&instance.element_key) else {
+            let failure = PollFailure {
+                outcome: PollOutcome {
+                    started_at: now,
+                    finished_at: now,
+                    status: PollStatus::Failed,
+                    window_start: None,
+                    pages: 0,
+                    records: 0,
+                    created: 0,
+                    updated: 0,
+                    deleted: 0,
+                    warnings: Vec::new(),
+                    error: Some(format!("no provider serves the element {:?}", instance.element_key)),
+                },
+                next_run_at: next_run_failed,
+            };
+            self.store.abandon_poll(claim.instance_id, &claim.resource, &claim.lease, &failure).await?;
+            return Ok(None);
+        };
+        let vault: Arc<dyn TokenVault> = self.store.clone();
+        let session = session(&instance, vault);
+        let job = PollJob {
+            claim,
+            instance: &instance,
+            provider: provider.as_ref(),
+            session: &session,
+            store: self.store.as_ref(),
+            next_run_ok,
+            next_run_failed,
+            lease_slot: Some(slot),
+        };
+        self.engine.poll(job).await.map(Some)
+    }
+
+    /// A small deterministic jitter, so that instances created together spread out.
+    fn jitter(&self, claim: &PollClaim, interval: Duration, now: DateTime<Utc>) -> Duration {
+        let max = interval.mul_f64(self.config.jitter.clamp(0.0, 1.0)).min(self.config.max_jitter);
+        let seed =
+            crate::hash::content_hash(&serde_json::json!([claim.instance_id, claim.resource, now.timestamp_millis()]));
+        max.mul_f64((seed >> 11) as f64 / (1u64 << 53) as f64)
+    }
+
+    /// The delay after the `failures`-th failure in a row: the interval (or the base) doubled per failure,
+    /// capped.
+    pub fn backoff(&self, interval: Duration, failures: u32) -> Duration {
+        let first = interval.max(self.config.backoff_base);
+        let cap = self.config.backoff_cap.max(interval);
+        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(20));
+        first.saturating_mul(factor).min(cap)
+    }
+}
+
+fn log_result(done: Result<JobResult, tokio::task::JoinError>) {
+    match done {
+        Ok(JobResult { instance_id, resource, result: Err(e) }) => {
+            tracing::warn!(instance_id, resource, error = %crate::error::chain(&e), "poll not recorded")
+        }
+        Ok(JobResult { instance_id, resource, result: Ok(Some(r)) }) => tracing::debug!(
+            instance_id,
+            resource,
+            status = ?r.outcome.status,
+            created = r.outcome.created,
+            updated = r.outcome.updated,
+            deleted = r.outcome.deleted,
+            "poll done"
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "poll task failed"),
+    }
+}
+
+fn to_chrono(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// The provider session of an instance.
+pub fn session(instance: &Instance, vault: Arc<dyn TokenVault>) -> Session {
+    let c = &instance.configuration;
+    Session {
+        instance_id: instance.id,
+        app: OAuthApp {
+            client_id: c.api_key().unwrap_or_default(),
+            client_secret: c.api_secret().unwrap_or_else(|| Secret::new("")),
+            redirect_uri: c.oauth_callback_url().unwrap_or_default(),
+        },
+        account: instance.account.clone(),
+        vault,
+    }
+}
