@@ -1,1 +1,121 @@
-fn main() {}
+//! Classify and de-duplicate already-fetched pages, side by side with `serde_json` parsing the same records'
+//! bytes; and the size of the `seen` state per tracked record.
+//!
+//! `cargo bench -p oc-poller --bench classify`
+
+use std::hint::black_box;
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use oc_poller::classify::{Classified, Classifier, Collector, FeedKind, RecordReader, Window};
+use oc_poller::fields::{DateFormat, FieldPath};
+use oc_poller::hash::content_hash;
+use oc_poller::seen::{SeenEntry, SeenSet};
+use serde_json::{Value, json};
+
+const RECORDS: usize = 10_000;
+const PAGE: usize = 200;
+const BASE_MS: i64 = 1_714_564_800_000; // 2024-05-01T12:00:00Z
+
+fn iso(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// A Sage contact as listed with `attributes=created_at,updated_at`.
+fn record(i: usize) -> Value {
+    let id = format!("{:032x}", (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834));
+    json!({
+        "id": id,
+        "displayed_as": format!("Customer {i} (C{i:05})"),
+        "$path": format!("/contacts/{id}"),
+        "created_at": iso(BASE_MS - 86_400_000 + i as i64 * 1000),
+        "updated_at": iso(BASE_MS + (i as i64 / 3) * 1000),
+    })
+}
+
+fn reader() -> RecordReader {
+    RecordReader {
+        id: FieldPath::new("id"),
+        updated: Some((FieldPath::new("updated_at"), DateFormat::mask("yyyy-MM-dd'T'HH:mm:ss'Z'", None).unwrap())),
+        created: Some((FieldPath::new("created_at"), DateFormat::mask("yyyy-MM-dd'T'HH:mm:ss'Z'", None).unwrap())),
+        deleted: FieldPath::new("deleted_at"),
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let records: Vec<Value> = (0..RECORDS).map(record).collect();
+    let pages_bytes: Vec<Vec<u8>> =
+        records.chunks(PAGE).map(|p| serde_json::to_vec(&json!({ "$items": p })).unwrap()).collect();
+    let pages: Vec<Vec<Value>> = records.chunks(PAGE).map(<[Value]>::to_vec).collect();
+    let reader = reader();
+    // half the records were notified before in their current state: the usual overlap of a lookback window
+    let mut seen = SeenSet::new();
+    for r in records.iter().step_by(2) {
+        let d = chrono::DateTime::parse_from_rfc3339(r["updated_at"].as_str().unwrap()).unwrap().timestamp_millis();
+        seen.insert(
+            r["id"].as_str().unwrap(),
+            SeenEntry { date_ms: Some(d), hash: content_hash(r), deleted: false, observed: false },
+        );
+    }
+    let window = Window {
+        instance_id: 1,
+        resource: "customers".into(),
+        t0_ms: BASE_MS + 86_400_000,
+        updated_from_ms: Some(BASE_MS - 60_000),
+        strict_lower_bound: false,
+        skip_after_t0: false,
+        created_after_ms: BASE_MS - 60_000,
+        created_from_ms: BASE_MS - 60_000,
+        compare_hashes: true,
+    };
+
+    let id_bytes: usize = seen.iter().map(|(id, _)| id.len()).sum();
+    let encoded = seen.encode();
+    eprintln!(
+        "seen state: {} records, {} bytes encoded, {:.1} bytes per record beyond the id ({} id bytes)",
+        seen.len(),
+        encoded.len(),
+        (encoded.len() - id_bytes) as f64 / seen.len() as f64,
+        id_bytes / seen.len()
+    );
+
+    let mut g = c.benchmark_group("pages_of_10000_records");
+    g.throughput(Throughput::Elements(RECORDS as u64));
+    g.sample_size(10);
+    g.measurement_time(std::time::Duration::from_secs(3));
+    g.warm_up_time(std::time::Duration::from_secs(1));
+    g.bench_function("serde_json_parse", |b| {
+        b.iter(|| {
+            for p in &pages_bytes {
+                black_box(serde_json::from_slice::<Value>(p).unwrap());
+            }
+        })
+    });
+    g.bench_function("dedup_and_classify", |b| {
+        b.iter_batched(
+            || (pages.clone(), seen.clone()),
+            |(pages, mut seen)| {
+                let mut collector = Collector::new();
+                let mut position = 0;
+                for page in pages {
+                    for r in page {
+                        collector.offer(&reader, FeedKind::Changes, r, position, None);
+                        position += 1;
+                    }
+                }
+                let mut out = Classified::default();
+                Classifier { reader: &reader, window: &window, local: None }.classify(
+                    collector.into_sorted(),
+                    &mut seen,
+                    &mut out,
+                );
+                assert_eq!(out.events.len(), RECORDS / 2);
+                (out, seen)
+            },
+            BatchSize::LargeInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -121,7 +121,7 @@ impl RecordReader {
 /// One record as collected: the newest observation of its id.
 #[derive(Debug, Clone)]
 pub struct Observation {
-    /// The record id.
+    /// The record id (empty while collecting: the collector's key holds it).
     pub id: Box<str>,
     /// Its updated (or deleted) date in Unix milliseconds.
     pub date_ms: Option<i64>,
@@ -131,6 +131,8 @@ pub struct Observation {
     pub record: Value,
     /// Observation order (later observations of an equal date win).
     pub seq: u64,
+    /// The last scan that read this id.
+    scan: u32,
 }
 
 /// Collects the records of every page of a scan (and of its rescans), keeping the newest state of each id.
@@ -138,6 +140,8 @@ pub struct Observation {
 pub struct Collector {
     map: HashMap<Box<str>, Observation>,
     seq: u64,
+    scan: u32,
+    distinct_in_scan: usize,
     /// Records read, duplicates included.
     pub read: u64,
     /// Warnings for records without an id.
@@ -147,14 +151,13 @@ pub struct Collector {
 }
 
 /// What [`Collector::offer`] read of a record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Offered {
-    /// The id.
-    pub id: Box<str>,
     /// The date (Unix ms).
     pub date_ms: Option<i64>,
-    /// The observation of the same id collected before: its sequence number and date.
-    pub prior: Option<(u64, Option<i64>)>,
+    /// This state (id and date) was known before the current scan: read by an earlier scan of this poll, or
+    /// in the `seen` set given to [`Collector::offer`].
+    pub known: bool,
 }
 
 /// Which list a collector reads.
@@ -187,16 +190,39 @@ impl Collector {
         self.map.contains_key(id)
     }
 
-    /// The collected observations, in no particular order.
-    pub fn observations(&self) -> impl Iterator<Item = &Observation> {
-        self.map.values()
+    /// The collected (id, observation) pairs, in no particular order.
+    pub fn observations(&self) -> impl Iterator<Item = (&str, &Observation)> {
+        self.map.iter().map(|(k, v)| (&**k, v))
+    }
+
+    /// Starts a new scan (for [`distinct_in_scan`](Self::distinct_in_scan)).
+    pub fn begin_scan(&mut self) {
+        self.scan += 1;
+        self.distinct_in_scan = 0;
+    }
+
+    /// Distinct ids read since [`begin_scan`](Self::begin_scan).
+    pub fn distinct_in_scan(&self) -> usize {
+        self.distinct_in_scan
+    }
+
+    /// The number of observations offered so far (with an id).
+    pub fn seq(&self) -> u64 {
+        self.seq
     }
 
     /// Adds one record read at `position` of its scan; returns what was read of it when it has an id.
-    pub fn offer(&mut self, reader: &RecordReader, kind: FeedKind, record: Value, position: u64) -> Option<Offered> {
+    pub fn offer(
+        &mut self,
+        reader: &RecordReader,
+        kind: FeedKind,
+        record: Value,
+        position: u64,
+        seen: Option<&SeenSet>,
+    ) -> Option<Offered> {
         self.read += 1;
-        let id: Box<str> = match reader.id.id(&record) {
-            Ok(id) => id.into(),
+        let id = match reader.id.id(&record) {
+            Ok(id) => id,
             Err(why) => {
                 let message = format!("record id field {:?} is {why}; the record is skipped", reader.id.as_string());
                 self.warn(PollWarning { record_id: None, position: Some(position), message });
@@ -208,27 +234,31 @@ impl Collector {
             FeedKind::Deleted => reader.deleted(&record).ms(),
         };
         self.seq += 1;
-        let obs = Observation { id: id.clone(), date_ms, quality, record, seq: self.seq };
-        let prior = match self.map.get_mut(&id) {
+        let (seq, scan) = (self.seq, self.scan);
+        let in_seen = date_ms.is_some() && seen.and_then(|s| s.get(&id)).is_some_and(|e| e.date_ms == date_ms);
+        match self.map.get_mut(&*id) {
             Some(old) => {
-                let prior = (old.seq, old.date_ms);
+                let known = in_seen || (old.scan != scan && date_ms.is_some() && old.date_ms == date_ms);
+                if old.scan != scan {
+                    old.scan = scan;
+                    self.distinct_in_scan += 1;
+                }
                 // keep the newest state: a later date wins; at an equal date the later observation wins
                 if !matches!((old.date_ms, date_ms), (Some(o), Some(n)) if o > n) {
-                    *old = obs;
+                    old.date_ms = date_ms;
+                    old.quality = quality;
+                    old.seq = seq;
+                    old.record = record;
                 }
-                Some(prior)
+                Some(Offered { date_ms, known })
             }
             None => {
-                self.map.insert(id.clone(), obs);
-                None
+                let key: Box<str> = id.into();
+                self.distinct_in_scan += 1;
+                self.map.insert(key, Observation { id: Box::default(), date_ms, quality, record, seq, scan });
+                Some(Offered { date_ms, known: in_seen })
             }
-        };
-        Some(Offered { id, date_ms, prior })
-    }
-
-    /// The number of observations offered so far (with an id).
-    pub fn seq(&self) -> u64 {
-        self.seq
+        }
     }
 
     fn warn(&mut self, w: PollWarning) {
@@ -243,7 +273,14 @@ impl Collector {
 
     /// The observations, oldest date first (undated last), ties by id.
     pub fn into_sorted(self) -> Vec<Observation> {
-        let mut v: Vec<Observation> = self.map.into_values().collect();
+        let mut v: Vec<Observation> = self
+            .map
+            .into_iter()
+            .map(|(id, mut o)| {
+                o.id = id;
+                o
+            })
+            .collect();
         v.sort_unstable_by(|a, b| {
             (a.date_ms.is_none(), a.date_ms, &a.id).cmp(&(b.date_ms.is_none(), b.date_ms, &b.id))
         });
@@ -483,7 +520,7 @@ mod tests {
         let r = reader();
         let mut c = Collector::new();
         for (i, rec) in records.into_iter().enumerate() {
-            c.offer(&r, FeedKind::Changes, rec, i as u64);
+            c.offer(&r, FeedKind::Changes, rec, i as u64, None);
         }
         let mut out = Classified::default();
         Classifier { reader: &r, window: w, local: None }.classify(c.into_sorted(), seen, &mut out);
@@ -542,9 +579,9 @@ mod tests {
     fn records_without_id_or_readable_date_are_warned_about() {
         let r = reader();
         let mut c = Collector::new();
-        c.offer(&r, FeedKind::Changes, json!({"updated_at": "2024-01-01T00:01:00Z"}), 4);
-        c.offer(&r, FeedKind::Changes, json!({"id": "x", "updated_at": "garbage"}), 5);
-        c.offer(&r, FeedKind::Changes, json!({"id": "y", "updated_at": 1704067260000i64}), 6);
+        c.offer(&r, FeedKind::Changes, json!({"updated_at": "2024-01-01T00:01:00Z"}), 4, None);
+        c.offer(&r, FeedKind::Changes, json!({"id": "x", "updated_at": "garbage"}), 5, None);
+        c.offer(&r, FeedKind::Changes, json!({"id": "y", "updated_at": 1704067260000i64}), 6, None);
         assert_eq!(c.warnings.len(), 1);
         assert_eq!(c.warnings[0].position, Some(4));
         let mut out = Classified::default();
@@ -563,7 +600,7 @@ mod tests {
         assert_eq!(out.events[1].date.timestamp_millis(), w.t0_ms);
         // the undated record is not notified again while its content stays
         let mut c = Collector::new();
-        c.offer(&r, FeedKind::Changes, json!({"id": "x", "updated_at": "garbage"}), 0);
+        c.offer(&r, FeedKind::Changes, json!({"id": "x", "updated_at": "garbage"}), 0, None);
         let mut out = Classified::default();
         Classifier { reader: &r, window: &w, local: None }.classify(c.into_sorted(), &mut seen, &mut out);
         assert!(out.events.is_empty());
@@ -576,7 +613,7 @@ mod tests {
         let mut seen = SeenSet::new();
         for expected in [1, 0] {
             let mut c = Collector::new();
-            c.offer(&r, FeedKind::Deleted, json!({"id": "d", "deleted_at": "2024-01-01T00:03:00Z"}), 0);
+            c.offer(&r, FeedKind::Deleted, json!({"id": "d", "deleted_at": "2024-01-01T00:03:00Z"}), 0, None);
             let mut out = Classified::default();
             Classifier { reader: &r, window: &w, local: None }.classify_deleted(c.into_sorted(), &mut seen, &mut out);
             assert_eq!(out.deleted, expected);

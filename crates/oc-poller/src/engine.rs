@@ -511,7 +511,7 @@ async fn scan_all(
         let r: ScanReport = scanner.scan(query, Feed::Changes, FeedKind::Changes, &mut changes).await?;
         pages += r.pages;
         if attempt == 0 && keep_first_ids {
-            first_ids = changes.observations().map(|o| o.id.clone()).collect();
+            first_ids = changes.observations().map(|(id, _)| id.into()).collect();
         }
         if query.has_deleted_feed {
             // rows never leave the deleted list, so paging it cannot skip one (a row added meanwhile can only
@@ -523,7 +523,7 @@ async fn scan_all(
         problems = r.problems;
         if r.added {
             let removed = !query.has_deleted_feed
-                || deletions.observations().any(|o| o.date_ms.is_none_or(|d| d >= r.start_ms - 1000));
+                || deletions.observations().any(|(_, o)| o.date_ms.is_none_or(|d| d >= r.start_ms - 1000));
             if removed {
                 problems.push("records were added to and removed from the window while it was read".into());
             }

@@ -1,7 +1,6 @@
 //! Reading every page of one window from the provider, with the consistency checks of `change-detection.md`
 //! step 4 and lease renewal between pages.
 
-use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -105,12 +104,11 @@ impl Scanner<'_, '_> {
         let local_start = self.clock.now();
         let mut scan_start_ms: Option<i64> = None;
         let mut first_total: Option<u64> = None;
-        let mut distinct: HashSet<Box<str>> = HashSet::new();
         let mut cursor = PageCursor::First;
         let mut rebased: Option<CompiledQuery> = None;
         let mut moved = false;
         let mut position = 0u64;
-        let scan_seq = collector.seq();
+        collector.begin_scan();
         loop {
             if report.pages >= self.max_pages {
                 return Err(PollError::PageLimit(self.max_pages));
@@ -143,18 +141,15 @@ impl Scanner<'_, '_> {
             let mut newest: Option<i64> = None;
             for record in page.records {
                 position += 1;
-                if let Some(o) = collector.offer(self.reader, kind, record, position - 1) {
-                    if let Some(d) = o.date_ms {
-                        newest = Some(newest.map_or(d, |n: i64| n.max(d)));
-                        // a record added to the window during this scan can hide a shifted one: note it,
-                        // unless this state was already observed before the scan began
-                        let before_scan = o.prior.is_some_and(|(seq, date)| seq <= scan_seq && date == Some(d))
-                            || self.seen.get(&o.id).is_some_and(|e| e.date_ms == Some(d));
-                        if d > start_ms && !before_scan {
-                            moved = true;
-                        }
+                if let Some(o) = collector.offer(self.reader, kind, record, position - 1, Some(self.seen))
+                    && let Some(d) = o.date_ms
+                {
+                    newest = Some(newest.map_or(d, |n: i64| n.max(d)));
+                    // a record added to the window during this scan can hide a shifted one: note it, unless this
+                    // state was already observed before the scan began
+                    if d > start_ms && !o.known {
+                        moved = true;
                     }
-                    distinct.insert(o.id);
                 }
             }
             if let Some(rebase) = self.rebase {
@@ -178,9 +173,10 @@ impl Scanner<'_, '_> {
         }
         if self.check_consistency && kind == FeedKind::Changes {
             if let Some(t) = first_total
-                && (distinct.len() as u64) < t
+                && (collector.distinct_in_scan() as u64) < t
             {
-                report.problems.push(format!("{} distinct records read of a total of {t}", distinct.len()));
+                let n = collector.distinct_in_scan();
+                report.problems.push(format!("{n} distinct records read of a total of {t}"));
             }
             report.added = moved;
         } else {

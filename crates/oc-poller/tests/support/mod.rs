@@ -20,7 +20,7 @@ use oc_model::ports::{
 use oc_poller::{Engine, EngineConfig, PollJob, PollReport};
 use serde_json::{Value, json};
 
-pub use model::{Faults, Model, Rng};
+pub use model::{Action, Faults, Model, Rng};
 
 /// The real store, recording what was committed and able to "crash" before a commit.
 pub struct Recorder {
@@ -31,6 +31,8 @@ pub struct Recorder {
     pub outcomes: Mutex<Vec<PollOutcome>>,
     /// The next commit fails as if the process died just before it.
     pub crash_next_commit: AtomicBool,
+    /// The events of every commit attempted, committed or not.
+    pub attempted: Mutex<Vec<Vec<Event>>>,
 }
 
 #[async_trait]
@@ -61,6 +63,7 @@ impl PollStore for Recorder {
         lease: &Lease,
         commit: &PollCommit,
     ) -> Result<CommitSummary, StoreError> {
+        self.attempted.lock().unwrap().push(commit.events.clone());
         if self.crash_next_commit.swap(false, Ordering::SeqCst) {
             return Err(StoreError::Database("the process died before the commit".into()));
         }
@@ -176,6 +179,7 @@ impl Harness {
                 committed: Mutex::new(Vec::new()),
                 outcomes: Mutex::new(Vec::new()),
                 crash_next_commit: AtomicBool::new(false),
+                attempted: Mutex::new(Vec::new()),
             },
             clock,
             model,

@@ -95,6 +95,23 @@ pub struct ModelState {
     pub requests: Vec<String>,
     /// Advance the local clock by up to this many ms at each page request.
     pub page_latency_ms: u64,
+    /// Advance the local clock by exactly this many ms at each page request.
+    pub fixed_latency_ms: u64,
+    /// Makes every new row become visible this many ms after its timestamp (instead of the random delay).
+    pub late_override: Option<i64>,
+    /// Actions run right before the page request of the given number (see [`ModelState::calls`]) is served.
+    pub script: Vec<(u64, Action)>,
+}
+
+/// A scripted action of the model.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Update a record.
+    Update(String),
+    /// Delete a record.
+    Delete(String),
+    /// Fail the request (a 503 beyond the retry budget).
+    Fail,
 }
 
 /// The model provider.
@@ -156,6 +173,9 @@ impl Model {
                 served: HashSet::new(),
                 requests: Vec::new(),
                 page_latency_ms: 0,
+                fixed_latency_ms: 0,
+                late_override: None,
+                script: Vec::new(),
             }),
             clock,
             crashed: tokio::sync::Notify::new(),
@@ -176,6 +196,9 @@ impl Model {
 
 impl ModelState {
     fn late(&mut self) -> i64 {
+        if let Some(l) = self.late_override {
+            return l;
+        }
         if self.max_late_ms > 0 && self.rng.chance(0.3) { self.rng.below(self.max_late_ms as u64) as i64 } else { 0 }
     }
 
@@ -373,7 +396,26 @@ impl Provider for Model {
             let d = s.rng.below(s.page_latency_ms + 1);
             self.clock.advance(std::time::Duration::from_millis(d));
         }
+        if s.fixed_latency_ms > 0 {
+            self.clock.advance(std::time::Duration::from_millis(s.fixed_latency_ms));
+        }
         let now = self.clock.now().timestamp_millis() + s.skew_ms;
+        let call = s.calls;
+        let actions: Vec<Action> = s.script.iter().filter(|(c, _)| *c == call).map(|(_, a)| a.clone()).collect();
+        for a in actions {
+            match a {
+                Action::Update(id) => s.update(&id, now),
+                Action::Delete(id) => s.delete(&id, now),
+                Action::Fail => {
+                    return Err(ProviderError::Api {
+                        status: 503,
+                        code: "Unavailable".into(),
+                        message: "scripted failure".into(),
+                        source_field: None,
+                    });
+                }
+            }
+        }
         // 401: refreshed inside the provider, invisible to the engine
         if s.rng.chance(0.05) {
             s.refreshes += 1;
