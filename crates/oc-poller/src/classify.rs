@@ -6,8 +6,10 @@
 
 use std::collections::HashMap;
 
+use crate::hash::IdHash;
+
 use chrono::{DateTime, Utc};
-use oc_model::event::{Event, EventType, event_id};
+use oc_model::event::{Event, EventType};
 use oc_model::ports::{PollWarning, RecordFilter};
 use serde_json::Value;
 
@@ -131,6 +133,8 @@ pub struct Observation {
     pub record: Value,
     /// Observation order (later observations of an equal date win).
     pub seq: u64,
+    /// The record's content hash, taken when it was read (while its memory is hot).
+    pub hash: u64,
     /// The last scan that read this id.
     scan: u32,
 }
@@ -138,7 +142,10 @@ pub struct Observation {
 /// Collects the records of every page of a scan (and of its rescans), keeping the newest state of each id.
 #[derive(Debug, Default)]
 pub struct Collector {
-    map: HashMap<Box<str>, Observation>,
+    /// Index of each id's observation in `obs`.
+    map: HashMap<Box<str>, usize, IdHash>,
+    /// The observations in the order first read: records stay in memory order for the classification.
+    obs: Vec<Observation>,
     seq: u64,
     scan: u32,
     distinct_in_scan: usize,
@@ -192,7 +199,15 @@ impl Collector {
 
     /// The collected (id, observation) pairs, in no particular order.
     pub fn observations(&self) -> impl Iterator<Item = (&str, &Observation)> {
-        self.map.iter().map(|(k, v)| (&**k, v))
+        self.map.iter().map(|(k, &i)| (&**k, &self.obs[i]))
+    }
+
+    /// Makes room for `n` more ids (the provider's total, when it gives one), so the map is not regrown page
+    /// by page.
+    pub fn reserve(&mut self, n: usize) {
+        let n = n.saturating_sub(self.map.len()).min(1 << 20);
+        self.map.reserve(n);
+        self.obs.reserve(n);
     }
 
     /// Starts a new scan (for [`distinct_in_scan`](Self::distinct_in_scan)).
@@ -235,9 +250,11 @@ impl Collector {
         };
         self.seq += 1;
         let (seq, scan) = (self.seq, self.scan);
+        let hash = content_hash(&record);
         let in_seen = date_ms.is_some() && seen.and_then(|s| s.get(&id)).is_some_and(|e| e.date_ms == date_ms);
-        match self.map.get_mut(&*id) {
-            Some(old) => {
+        match self.map.get(&*id) {
+            Some(&i) => {
+                let old = &mut self.obs[i];
                 let known = in_seen || (old.scan != scan && date_ms.is_some() && old.date_ms == date_ms);
                 if old.scan != scan {
                     old.scan = scan;
@@ -248,6 +265,7 @@ impl Collector {
                     old.date_ms = date_ms;
                     old.quality = quality;
                     old.seq = seq;
+                    old.hash = hash;
                     old.record = record;
                 }
                 Some(Offered { date_ms, known })
@@ -255,7 +273,8 @@ impl Collector {
             None => {
                 let key: Box<str> = id.into();
                 self.distinct_in_scan += 1;
-                self.map.insert(key, Observation { id: Box::default(), date_ms, quality, record, seq, scan });
+                self.map.insert(key, self.obs.len());
+                self.obs.push(Observation { id: Box::default(), date_ms, quality, record, seq, hash, scan });
                 Some(Offered { date_ms, known: in_seen })
             }
         }
@@ -271,20 +290,13 @@ impl Collector {
         }
     }
 
-    /// The observations, oldest date first (undated last), ties by id.
-    pub fn into_sorted(self) -> Vec<Observation> {
-        let mut v: Vec<Observation> = self
-            .map
-            .into_iter()
-            .map(|(id, mut o)| {
-                o.id = id;
-                o
-            })
-            .collect();
-        v.sort_unstable_by(|a, b| {
-            (a.date_ms.is_none(), a.date_ms, &a.id).cmp(&(b.date_ms.is_none(), b.date_ms, &b.id))
-        });
-        v
+    /// The observations, in the order their ids were first read (events are put in order at the end of a poll).
+    pub fn into_observations(self) -> Vec<Observation> {
+        let mut obs = self.obs;
+        for (id, i) in self.map {
+            obs[i].id = id;
+        }
+        obs
     }
 }
 
@@ -335,6 +347,15 @@ pub struct Classifier<'a> {
     pub window: &'a Window,
     /// The residual predicate.
     pub local: Option<&'a dyn RecordFilter>,
+    /// A scratch buffer for event ids.
+    pub buf: std::cell::RefCell<Vec<u8>>,
+}
+
+impl<'a> Classifier<'a> {
+    /// A classifier of records read by `reader` in `window`, with the residual predicate `local`.
+    pub fn new(reader: &'a RecordReader, window: &'a Window, local: Option<&'a dyn RecordFilter>) -> Self {
+        Classifier { reader, window, local, buf: std::cell::RefCell::new(Vec::with_capacity(128)) }
+    }
 }
 
 const EPOCH_MS: i64 = 0;
@@ -343,6 +364,9 @@ impl Classifier<'_> {
     /// Classifies the records of the changes feed, updating `seen` and appending to `out`.
     pub fn classify(&self, records: Vec<Observation>, seen: &mut SeenSet, out: &mut Classified) {
         let w = self.window;
+        // grow once: regrowing large tables after many small frees is slow with the system allocator
+        seen.reserve(records.len());
+        out.events.reserve(records.len());
         for obs in records {
             if let Some(d) = obs.date_ms {
                 if w.skip_after_t0 && d > w.t0_ms {
@@ -362,7 +386,7 @@ impl Classifier<'_> {
             if obs.quality != DateQuality::Parsed {
                 self.warn_date(&obs, out);
             }
-            let hash = content_hash(&obs.record);
+            let hash = obs.hash;
             let event_type = match seen.get(&obs.id) {
                 Some(e) => {
                     if same_state(e, obs.date_ms, hash, w.compare_hashes) {
@@ -406,7 +430,7 @@ impl Classifier<'_> {
             if obs.quality != DateQuality::Parsed {
                 self.warn_date(&obs, out);
             }
-            let hash = content_hash(&obs.record);
+            let hash = obs.hash;
             if let Some(e) = seen.get(&obs.id)
                 && e.deleted
                 && (e.date_ms == obs.date_ms || obs.date_ms.is_none())
@@ -447,7 +471,15 @@ impl Classifier<'_> {
             EventType::Deleted => out.deleted += 1,
         }
         out.events.push(Event {
-            event_id: event_id(w.instance_id, &w.resource, &obs.id, event_type, id_date, hash),
+            event_id: crate::hash::event_id_into(
+                &mut self.buf.borrow_mut(),
+                w.instance_id,
+                &w.resource,
+                &obs.id,
+                event_type,
+                id_date,
+                hash,
+            ),
             event_type,
             object_type: w.resource.clone(),
             object_id: obs.id.into(),
@@ -523,7 +555,8 @@ mod tests {
             c.offer(&r, FeedKind::Changes, rec, i as u64, None);
         }
         let mut out = Classified::default();
-        Classifier { reader: &r, window: w, local: None }.classify(c.into_sorted(), seen, &mut out);
+        Classifier::new(&r, w, None).classify(c.into_observations(), seen, &mut out);
+        sort_events(&mut out.events);
         let got = out.events.iter().map(|e| format!("{} {}", e.event_type, e.object_id)).collect();
         (got, out)
     }
@@ -587,7 +620,8 @@ mod tests {
         let mut out = Classified::default();
         let mut seen = SeenSet::new();
         let w = window();
-        Classifier { reader: &r, window: &w, local: None }.classify(c.into_sorted(), &mut seen, &mut out);
+        Classifier::new(&r, &w, None).classify(c.into_observations(), &mut seen, &mut out);
+        sort_events(&mut out.events);
         let ids: Vec<_> = out.events.iter().map(|e| e.object_id.as_str()).collect();
         assert_eq!(ids, ["y", "x"]);
         assert_eq!(out.warnings.len(), 2 + 2, "{:?}", out.warnings);
@@ -602,7 +636,7 @@ mod tests {
         let mut c = Collector::new();
         c.offer(&r, FeedKind::Changes, json!({"id": "x", "updated_at": "garbage"}), 0, None);
         let mut out = Classified::default();
-        Classifier { reader: &r, window: &w, local: None }.classify(c.into_sorted(), &mut seen, &mut out);
+        Classifier::new(&r, &w, None).classify(c.into_observations(), &mut seen, &mut out);
         assert!(out.events.is_empty());
     }
 
@@ -615,7 +649,7 @@ mod tests {
             let mut c = Collector::new();
             c.offer(&r, FeedKind::Deleted, json!({"id": "d", "deleted_at": "2024-01-01T00:03:00Z"}), 0, None);
             let mut out = Classified::default();
-            Classifier { reader: &r, window: &w, local: None }.classify_deleted(c.into_sorted(), &mut seen, &mut out);
+            Classifier::new(&r, &w, None).classify_deleted(c.into_observations(), &mut seen, &mut out);
             assert_eq!(out.deleted, expected);
         }
         // a stale copy of the record from before its deletion is not an update

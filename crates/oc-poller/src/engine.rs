@@ -284,7 +284,6 @@ impl Engine {
         };
         let scanned =
             scan_all(&mut scanner, &query, window_start, self.config.max_rescans, !d.deletes_from_feed_only).await;
-        drop(scanner);
         let Scanned { changes, deletions, problems, pages, first_ids } = match scanned {
             Ok(s) => s,
             Err(PollError::Store(e)) => return Err(PollError::Store(e)),
@@ -346,10 +345,10 @@ impl Engine {
             compare_hashes: d.content_hash,
         };
         let mut classified = Classified::default();
-        let classifier = Classifier { reader: &plan.reader, window: &window, local: query.local.as_deref() };
+        let classifier = Classifier::new(&plan.reader, &window, query.local.as_deref());
         let absent = if d.deletes_from_feed_only { Vec::new() } else { absent_ids(&seen, &first_ids, window_start) };
-        classifier.classify(changes.into_sorted(), &mut seen, &mut classified);
-        classifier.classify_deleted(deletions.into_sorted(), &mut seen, &mut classified);
+        classifier.classify(changes.into_observations(), &mut seen, &mut classified);
+        classifier.classify_deleted(deletions.into_observations(), &mut seen, &mut classified);
         for id in absent {
             // pitfall-11 mutation: "not in this scan, so deleted"
             push_inferred_delete(&window, &id, &mut seen, &mut classified);

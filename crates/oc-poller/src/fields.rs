@@ -60,6 +60,8 @@ pub enum DateFormat {
         zone: oc_template::Zone,
         /// The mask as written, for messages.
         source: String,
+        /// The mask is `yyyy-MM-dd'T'HH:mm:ss'Z'` in UTC: a fast path reads its exact shape.
+        utc_seconds: bool,
     },
 }
 
@@ -69,14 +71,21 @@ impl DateFormat {
         let compiled = oc_template::Mask::compile(mask).map_err(|e| format!("date mask {mask:?}: {e}"))?;
         let zone_name = zone.unwrap_or("GMT");
         let zone = oc_template::Zone::parse(zone_name).map_err(|e| format!("timezone {zone_name:?}: {e}"))?;
-        Ok(DateFormat::Mask { mask: compiled, zone, source: mask.to_owned() })
+        // Sage's own format in UTC: read the exact shape directly, the mask only when that fails
+        let utc_seconds = mask == SAGE_MASK && matches!(zone_name, "GMT" | "UTC" | "Z" | "Etc/UTC" | "Etc/GMT");
+        Ok(DateFormat::Mask { mask: compiled, zone, source: mask.to_owned(), utc_seconds })
     }
 
     /// Reads `text`.
     pub fn parse(&self, text: &str) -> Option<DateTime<Utc>> {
         match self {
             DateFormat::Iso => parse_iso(text),
-            DateFormat::Mask { mask, zone, .. } => mask.parse(text, zone).ok(),
+            DateFormat::Mask { mask, zone, utc_seconds, .. } => {
+                if *utc_seconds && let Some(d) = parse_seconds_z(text) {
+                    return Some(d);
+                }
+                mask.parse(text, zone).ok()
+            }
         }
     }
 
@@ -87,6 +96,26 @@ impl DateFormat {
             DateFormat::Mask { source, .. } => format!("mask {source:?}"),
         }
     }
+}
+
+/// The mask of Sage's dates (and Open Connectors' default).
+const SAGE_MASK: &str = "yyyy-MM-dd'T'HH:mm:ss'Z'";
+
+/// Exactly `YYYY-MM-DDTHH:MM:SSZ` from year 1600 on (what the Sage mask accepts there), else `None`.
+fn parse_seconds_z(text: &str) -> Option<DateTime<Utc>> {
+    let b = text.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
+    {
+        return None;
+    }
+    let year = digits(&b[0..4])? as i32;
+    if year < 1600 {
+        // Java's calendar is Julian before 1582: leave old dates to the mask
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(year, digits(&b[5..7])?, digits(&b[8..10])?)?;
+    let time = date.and_hms_opt(digits(&b[11..13])?, digits(&b[14..16])?, digits(&b[17..19])?)?;
+    Some(Utc.from_utc_datetime(&time))
 }
 
 /// Reads ISO 8601 text leniently, also numbers of epoch milliseconds; `None` when it is none of these.
@@ -186,6 +215,26 @@ mod tests {
         check("yesterday", None);
         check("", None);
         check("２０１９-03-25", None);
+    }
+
+    #[test]
+    fn the_fast_path_agrees_with_the_mask() {
+        let fast = DateFormat::mask("yyyy-MM-dd'T'HH:mm:ss'Z'", None).unwrap();
+        let mask = oc_template::Mask::compile("yyyy-MM-dd'T'HH:mm:ss'Z'").unwrap();
+        let gmt = oc_template::Zone::parse("GMT").unwrap();
+        for t in [
+            "2019-03-25T15:31:02Z",
+            "2024-02-29T23:59:59Z",
+            "2023-02-29T00:00:00Z",
+            "2019-03-25T24:00:00Z",
+            "2019-03-25T15:31:60Z",
+            "2019-3-25T15:31:02Z",
+            "2019-03-25T15:31:02",
+            "2019-03-25T15:31:02+01:00",
+            "0999-01-01T00:00:00Z",
+        ] {
+            assert_eq!(fast.parse(t), mask.parse(t, &gmt).ok(), "{t}");
+        }
     }
 
     #[test]

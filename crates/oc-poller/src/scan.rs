@@ -132,7 +132,10 @@ impl Scanner<'_, '_> {
             });
             report.start_ms = start_ms;
             match (first_total, page.total) {
-                (None, Some(t)) if report.pages == 1 => first_total = Some(t),
+                (None, Some(t)) if report.pages == 1 => {
+                    first_total = Some(t);
+                    collector.reserve(usize::try_from(t).unwrap_or(usize::MAX));
+                }
                 (Some(a), Some(b)) if a != b => {
                     push_once(&mut report.problems, format!("the total changed from {a} to {b} between pages"))
                 }

@@ -11,6 +11,8 @@
 
 use std::collections::HashMap;
 
+use crate::hash::IdHash;
+
 use crate::error::PollError;
 
 const MAGIC: &[u8; 2] = b"S1";
@@ -35,7 +37,7 @@ pub struct SeenEntry {
 /// The `seen` set.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SeenSet {
-    entries: HashMap<Box<str>, SeenEntry>,
+    entries: HashMap<Box<str>, SeenEntry, IdHash>,
     floor_ms: Option<i64>,
 }
 
@@ -59,6 +61,11 @@ impl SeenSet {
                 self.entries.insert(id.into(), entry);
             }
         }
+    }
+
+    /// Makes room for `n` more entries.
+    pub fn reserve(&mut self, n: usize) {
+        self.entries.reserve(n);
     }
 
     /// Marks the entry of `id` as observed in this scan.
@@ -171,7 +178,7 @@ impl SeenSet {
         if count > (bytes.len() as u64) / 10 + 1 {
             return Err(PollError::CorruptState(format!("seen set claims {count} entries in {} bytes", bytes.len())));
         }
-        let mut entries = HashMap::with_capacity(count as usize);
+        let mut entries = HashMap::with_capacity_and_hasher(count as usize, IdHash::default());
         for _ in 0..count {
             let len = r.varint()?;
             let id = std::str::from_utf8(r.take(usize::try_from(len).unwrap_or(usize::MAX))?)

@@ -203,11 +203,11 @@ fn check_properties(h: &Harness) -> Result<(), String> {
             }
         }
         // 3. one id per described state
-        let mut ids: BTreeMap<(String, i64, String), HashSet<uuid_like::Id>> = BTreeMap::new();
+        let mut ids: BTreeMap<(String, i64, String), HashSet<u128>> = BTreeMap::new();
         for e in &delivered {
             ids.entry((e.object_id.clone(), e.date.timestamp_millis(), e.record.to_string()))
                 .or_default()
-                .insert(uuid_like::Id(e.event_id.as_u128()));
+                .insert(e.event_id.as_u128());
         }
         for (state, set) in ids {
             if set.len() > 1 {
@@ -220,11 +220,6 @@ fn check_properties(h: &Harness) -> Result<(), String> {
         }
     });
     if problems.is_empty() { Ok(()) } else { Err(problems.join("\n")) }
-}
-
-mod uuid_like {
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-    pub struct Id(pub u128);
 }
 
 fn run_oracle(cases: u32) {

@@ -1,6 +1,6 @@
 //! Shared test support: the model provider, a recording store wrapper over the real SQLite store, and a
 //! harness that runs the real engine against both with a manual clock.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_imports)]
 
 pub mod model;
 
