@@ -1,0 +1,192 @@
+//! The scheduler against the real SQLite store and the model provider, with a manual clock: due jobs,
+//! intervals, the bound on polls in flight, backoff and recovery, re-authorization, instances switched off or
+//! deleted without a restart, and graceful shutdown.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use oc_model::Configuration;
+use oc_model::ports::{Clock, Instance, InstanceStore, ManualClock, PollStatus, PollStore, Principal, Store};
+use oc_poller::{EngineConfig, JobResult, Providers, Scheduler, SchedulerConfig};
+use serde_json::json;
+use support::Model;
+
+struct World {
+    _db: oc_store::testing::TestStore,
+    store: Arc<dyn Store>,
+    owner: Principal,
+    clock: Arc<ManualClock>,
+    model: Arc<Model>,
+}
+
+fn start() -> DateTime<Utc> {
+    "2024-05-01T12:00:00Z".parse().unwrap()
+}
+
+async fn world() -> World {
+    let (db, store, owner) = support::sqlite().await;
+    let clock = Arc::new(ManualClock::new(start()));
+    let model = Arc::new(Model::new(clock.clone(), 0, 7));
+    World { _db: db, store, owner, clock, model }
+}
+
+impl World {
+    async fn instance(&self, interval_minutes: f64) -> Instance {
+        let mut c = Configuration::new();
+        c.insert("event.notification.enabled", json!(true));
+        c.insert("event.notification.callback.url", json!("https://example.com/hook"));
+        c.insert("event.poller.refresh_interval", json!(interval_minutes));
+        c.insert(
+            "event.poller.configuration",
+            json!({"things": {"url": "/hubs/finance/things?since=${date}", "idField": "id",
+                "datesConfiguration": {"updatedDateField": "updated_at", "createdDateField": "created_at"}}}),
+        );
+        let mut new = oc_store::testing::new_instance(self.owner, c, self.clock.now());
+        new.element_key = "model".into();
+        self.store.create_instance(&new).await.unwrap()
+    }
+
+    fn scheduler(&self, config: SchedulerConfig) -> Arc<Scheduler> {
+        let mut providers = Providers::new();
+        providers.insert("model".into(), self.model.clone() as Arc<dyn oc_model::ports::Provider>);
+        Scheduler::new(self.store.clone(), providers, self.clock.clone(), EngineConfig::default(), config)
+    }
+}
+
+fn config() -> SchedulerConfig {
+    SchedulerConfig { owner: "node-a".into(), jitter: 0.0, ..SchedulerConfig::default() }
+}
+
+fn statuses(results: &[JobResult]) -> Vec<(i64, Option<PollStatus>)> {
+    let mut v: Vec<_> = results
+        .iter()
+        .map(|r| (r.instance_id, r.result.as_ref().ok().and_then(|r| r.as_ref()).map(|r| r.outcome.status)))
+        .collect();
+    v.sort_by_key(|x| x.0);
+    v
+}
+
+#[tokio::test]
+async fn due_jobs_run_on_their_interval() {
+    let w = world().await;
+    let a = w.instance(1.0).await;
+    let b = w.instance(0.25).await;
+    let s = w.scheduler(config());
+    assert_eq!(statuses(&s.tick().await.unwrap()), [(a.id, Some(PollStatus::Ok)), (b.id, Some(PollStatus::Ok))]);
+    assert!(s.tick().await.unwrap().is_empty(), "nothing is due right after");
+    w.clock.advance(Duration::from_secs(15));
+    assert_eq!(statuses(&s.tick().await.unwrap()), [(b.id, Some(PollStatus::Ok))], "a quarter minute: only b");
+    w.clock.advance(Duration::from_secs(45));
+    assert_eq!(statuses(&s.tick().await.unwrap()).len(), 2);
+}
+
+#[tokio::test]
+async fn polls_in_flight_are_bounded() {
+    let w = world().await;
+    for _ in 0..3 {
+        w.instance(1.0).await;
+    }
+    let s = w.scheduler(SchedulerConfig { max_in_flight: 2, ..config() });
+    assert_eq!(s.tick().await.unwrap().len(), 2);
+    assert_eq!(s.tick().await.unwrap().len(), 1, "the third waits for a free slot");
+}
+
+#[tokio::test]
+async fn a_failing_instance_backs_off_and_recovers() {
+    let w = world().await;
+    let a = w.instance(1.0).await;
+    let s = w.scheduler(config());
+    w.model.with(|m, _| m.faults.error_rate = 1.0);
+    assert_eq!(statuses(&s.tick().await.unwrap()), [(a.id, Some(PollStatus::Failed))]);
+    w.clock.advance(Duration::from_secs(60));
+    assert_eq!(statuses(&s.tick().await.unwrap()), [(a.id, Some(PollStatus::Failed))]);
+    // the second failure in a row waits twice the interval
+    w.clock.advance(Duration::from_secs(60));
+    assert!(s.tick().await.unwrap().is_empty());
+    w.clock.advance(Duration::from_secs(60));
+    w.model.with(|m, _| m.faults.error_rate = 0.0);
+    assert_eq!(statuses(&s.tick().await.unwrap()), [(a.id, Some(PollStatus::Ok))]);
+    let state = w.store.poll_state(a.id, "things").await.unwrap().unwrap();
+    assert_eq!(state.consecutive_failures, 0);
+    w.clock.advance(Duration::from_secs(60));
+    assert_eq!(s.tick().await.unwrap().len(), 1, "back on the plain interval");
+}
+
+#[test]
+fn backoff_doubles_and_is_capped() {
+    let s =
+        SchedulerConfig { backoff_base: Duration::from_secs(30), backoff_cap: Duration::from_secs(600), ..config() };
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let w = rt.block_on(world());
+    let sched = w.scheduler(s);
+    let check = |interval: u64, failures: u32, expected: u64| {
+        assert_eq!(sched.backoff(Duration::from_secs(interval), failures), Duration::from_secs(expected));
+    };
+    check(10, 1, 30);
+    check(10, 2, 60);
+    check(10, 5, 480);
+    check(10, 6, 600);
+    check(10, 40, 600);
+    check(900, 1, 900);
+    check(900, 3, 900);
+}
+
+#[tokio::test]
+async fn invalid_grant_marks_the_instance_invalid_and_stops_polling_it() {
+    let w = world().await;
+    let a = w.instance(1.0).await;
+    let s = w.scheduler(config());
+    w.model.with(|m, _| m.faults.reauth_rate = 1.0);
+    assert_eq!(statuses(&s.tick().await.unwrap()), [(a.id, Some(PollStatus::ReauthorizationRequired))]);
+    let i = w.store.instance_by_id(a.id).await.unwrap().unwrap();
+    assert!(!i.valid);
+    w.clock.advance(Duration::from_secs(3600));
+    assert!(s.tick().await.unwrap().is_empty(), "not polled until re-authorized");
+}
+
+#[tokio::test]
+async fn disabled_and_deleted_instances_are_left_alone_without_a_restart() {
+    let w = world().await;
+    let a = w.instance(1.0).await;
+    let b = w.instance(1.0).await;
+    let s = w.scheduler(config());
+    assert_eq!(s.tick().await.unwrap().len(), 2);
+    w.store.set_disabled(w.owner.org_id, a.id, true, w.clock.now()).await.unwrap();
+    w.store.delete_instance(w.owner.org_id, b.id, w.clock.now()).await.unwrap();
+    let c = w.instance(1.0).await;
+    w.clock.advance(Duration::from_secs(60));
+    assert_eq!(statuses(&s.tick().await.unwrap()), [(c.id, Some(PollStatus::Ok))], "only the new one");
+    w.store.set_disabled(w.owner.org_id, a.id, false, w.clock.now()).await.unwrap();
+    w.clock.advance(Duration::from_secs(60));
+    assert_eq!(statuses(&s.tick().await.unwrap()).len(), 2);
+}
+
+#[tokio::test]
+async fn shutdown_abandons_a_stuck_poll_within_the_deadline_and_releases_its_lease() {
+    let w = world().await;
+    let a = w.instance(1.0).await;
+    // the first page request never answers
+    w.model.with(|m, _| m.faults.crash_at = Some(1));
+    let s = w.scheduler(SchedulerConfig {
+        shutdown_deadline: Duration::from_millis(50),
+        tick: Duration::from_millis(10),
+        ..config()
+    });
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = tokio::spawn(s.clone().run(async {
+        let _ = stopped.await;
+    }));
+    // wait for the poll to be stuck in its page request (a condition, with a deadline)
+    tokio::time::timeout(Duration::from_secs(10), w.model.crashed.notified()).await.expect("the poll started");
+    assert_eq!(s.in_flight(), 1);
+    stop.send(()).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), run).await.expect("shutdown within the deadline").unwrap();
+    assert_eq!(s.in_flight(), 0);
+    // the lease was released: the job can be claimed at once, and nothing was committed
+    let claims = w.store.claim_polls("node-b", w.clock.now(), 10, Duration::from_secs(60)).await.unwrap();
+    assert_eq!(claims.iter().map(|c| c.instance_id).collect::<Vec<_>>(), [a.id]);
+    assert_eq!(claims[0].state.watermark, None);
+}
