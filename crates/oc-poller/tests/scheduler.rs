@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use oc_model::Configuration;
-use oc_model::ports::{Clock, Instance, InstanceStore, ManualClock, PollStatus, PollStore, Principal, Store};
+use oc_model::ports::{Clock, Instance, ManualClock, PollStatus, Principal, Store};
 use oc_poller::{EngineConfig, JobResult, Providers, Scheduler, SchedulerConfig};
 use serde_json::json;
 use support::Model;
