@@ -227,7 +227,12 @@ fn run_oracle(cases: u32) {
     let (_db, store, owner) = rt.block_on(support::sqlite());
     let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
     let started = Instant::now();
+    let done = std::cell::Cell::new(0u64);
     let result = runner.run(&scenario(), |sc| {
+        done.set(done.get() + 1);
+        if done.get() % 10_000 == 0 {
+            eprintln!("oracle: {} cases, {:.0} s", done.get(), started.elapsed().as_secs_f64());
+        }
         if std::env::var_os("OCPOLL_ORACLE_VERBOSE").is_some() {
             eprintln!("case {sc:?}");
         }
