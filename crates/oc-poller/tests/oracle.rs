@@ -230,7 +230,7 @@ fn run_oracle(cases: u32) {
     let done = std::cell::Cell::new(0u64);
     let result = runner.run(&scenario(), |sc| {
         done.set(done.get() + 1);
-        if done.get() % 10_000 == 0 {
+        if done.get().is_multiple_of(10_000) {
             eprintln!("oracle: {} cases, {:.0} s", done.get(), started.elapsed().as_secs_f64());
         }
         if std::env::var_os("OCPOLL_ORACLE_VERBOSE").is_some() {
