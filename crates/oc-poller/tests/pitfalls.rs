@@ -301,3 +301,18 @@ async fn a_crash_before_the_commit_loses_nothing_and_reproduces_the_same_event_i
     assert_eq!(ids(&attempts[0]), ids(&attempts[1]));
     assert_eq!(ids(&h.delivered()), ids(&attempts[0]));
 }
+
+#[tokio::test]
+async fn the_residual_predicate_filters_records_locally() {
+    let url = "/hubs/finance/things?since=${date:yyyy-MM-dd'T'HH:mm:ss'Z'}&exclude=red";
+    let (_db, h) = harness(|_| {}, Setup { url: url.into(), ..setup() }).await;
+    let at: Vec<String> = (0..12).map(|i| format!("12:01:{i:02}")).collect();
+    let ids = create(&h, &at.iter().map(String::as_str).collect::<Vec<_>>());
+    poll_at(&h, "12:02:00").await.unwrap();
+    let color = |id: &str| provider(&h, id).unwrap()["color"].as_str().unwrap().to_owned();
+    let red = ids.iter().filter(|id| color(id) == "red").count();
+    assert!(red > 0 && red < ids.len(), "the scenario needs both kinds");
+    let delivered = h.delivered();
+    assert_eq!(delivered.len(), ids.len() - red);
+    assert!(delivered.iter().all(|e| e.record["color"] != "red"));
+}
