@@ -20,6 +20,11 @@ struct Cli {
 enum Command {
     /// Run the HTTP API, the pollers and the delivery workers.
     Serve(ServeSettings),
+    /// Everything on one machine: the Sage simulator, the service on SQLite in a temporary directory and a callback
+    /// receiver that verifies signatures; makes changes and prints them and the notifications they cause.
+    Demo(oc_bin::demo::DemoArgs),
+    /// Only the Sage Accounting v3.1 simulator (OAuth, API, faults), until Ctrl-C.
+    Sim(cmd::sim::Args),
     /// Apply the database migrations and exit.
     Migrate(DatabaseArgs),
     /// Organizations.
@@ -83,6 +88,11 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(settings) => block_on(oc_bin::service::serve(settings)),
+        Command::Demo(args) => block_on(oc_bin::demo::run(args)),
+        Command::Sim(args) => block_on(async move {
+            oc_bin::service::init_logging(oc_bin::settings::LogFormat::Text);
+            cmd::sim::run(args).await
+        }),
         Command::Migrate(db) => block_on(async move {
             oc_bin::service::init_logging(oc_bin::settings::LogFormat::Text);
             cmd::admin::migrate(&db).await

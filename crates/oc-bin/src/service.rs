@@ -18,13 +18,19 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState, Providers, Wakers};
+use crate::instrument::{self, InstrumentedStore};
 use crate::metrics::Metrics;
 use crate::settings::{DatabaseArgs, LogFormat, ServeSettings};
 
 /// Sets up logging once: human-readable or JSON lines, `RUST_LOG` filters (default `info`).
 pub fn init_logging(format: LogFormat) {
+    init_logging_with(format, "info,sqlx=warn,hyper=warn,reqwest=warn");
+}
+
+/// Sets up logging once with `default_filter` where `RUST_LOG` is not set.
+pub fn init_logging_with(format: LogFormat, default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,hyper=warn,reqwest=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
     let _ = match format {
@@ -145,7 +151,11 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
 /// Starts everything on `store` with `clock`; returns once the API listens.
 pub async fn start(settings: &ServeSettings, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Running> {
     let node = node_id(settings);
-    let provider: Arc<dyn Provider> = Arc::new(sage_provider(settings, &node)?);
+    let metrics = Arc::new(Metrics::default());
+    let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(store, metrics.clone()));
+    let sage = sage_provider(settings, &node)?;
+    metrics.on_scrape(instrument::sage_scrape_hook(sage.clone()));
+    let provider: Arc<dyn Provider> = Arc::new(sage);
     let providers = Providers::single(provider.clone());
     let engine_providers: HashMap<String, Arc<dyn Provider>> =
         providers.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -183,7 +193,7 @@ pub async fn start(settings: &ServeSettings, store: Arc<dyn Store>, clock: Arc<d
         store: store.clone(),
         providers,
         clock: clock.clone(),
-        metrics: Arc::new(Metrics::default()),
+        metrics,
         wakers: Wakers { dispatcher: dispatcher.waker() },
     };
     let listener =

@@ -2,5 +2,6 @@
 
 pub(crate) mod admin;
 pub(crate) mod ceql;
+pub(crate) mod sim;
 pub(crate) mod template;
 pub(crate) mod validate;
