@@ -2,9 +2,15 @@
 //! code `ocpoll serve` runs) over HTTP against real databases, with the Sage simulator or wiremock standing in
 //! for Sage and a local receiver for the customer's callback. Fixtures live in `fixtures/`.
 //!
-//! This library holds the harness: [`Server`] (a running service on a fresh store) and helpers to call its API.
+//! This library holds the harness: [`Server`] (a running service on a fresh store), [`Api`] (a client of any
+//! running service, in-process or a child process), [`sim::Sage`] (the simulator with a registered app),
+//! [`receiver::Receiver`] (a callback receiver that verifies signatures and can be told to fail) and
+//! [`process::Node`] (the real `ocpoll serve` binary as a child process).
 
+pub mod process;
+pub mod receiver;
 pub mod sage_fake;
+pub mod sim;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,9 +109,94 @@ impl Server {
         (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
+    /// A client of this service acting as `org`.
+    pub fn api(&self, org: &Org) -> Api {
+        Api { api: self.api.clone(), root: self.root.clone(), http: self.http.clone(), auth: org.authorization.clone() }
+    }
+
     /// Stops the service.
     pub async fn stop(self) {
         self.running.shutdown().await;
+    }
+}
+
+/// A client of a running service with one caller's credentials.
+#[derive(Debug, Clone)]
+pub struct Api {
+    /// `http://127.0.0.1:PORT/elements/api-v2`.
+    pub api: String,
+    /// `http://127.0.0.1:PORT`.
+    pub root: String,
+    /// The client.
+    pub http: reqwest::Client,
+    /// The `Authorization` header.
+    pub auth: String,
+}
+
+impl Api {
+    /// A client of the service whose API base is `api`, with `auth` as `Authorization`.
+    pub fn new(api: &str, auth: &str) -> Api {
+        Api {
+            api: api.to_string(),
+            root: api.strip_suffix("/elements/api-v2").unwrap_or(api).to_string(),
+            http: reqwest::Client::builder().timeout(Duration::from_secs(30)).build().expect("a client"),
+            auth: auth.to_string(),
+        }
+    }
+
+    /// Sends `method path` (under the API base) with the credentials and an optional JSON body; the status and
+    /// the JSON answer (a string when not JSON).
+    pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
+        let mut req = self
+            .http
+            .request(method.parse().expect("a method"), format!("{}{path}", self.api))
+            .header("authorization", &self.auth);
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("the server answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// `call`, asserting the status.
+    pub async fn ok(&self, method: &str, path: &str, body: Option<&Value>, want: u16) -> Value {
+        let (status, v) = self.call(method, path, body).await;
+        assert_eq!(status, want, "{method} {path} answered {status}: {v}");
+        v
+    }
+
+    /// Creates an instance; returns its id and the answer.
+    pub async fn create_instance(&self, body: &Value) -> (i64, Value) {
+        let v = self.ok("POST", "/instances", Some(body), 200).await;
+        (v["id"].as_i64().expect("an instance id"), v)
+    }
+
+    /// Every event of an instance, newest first (up to 500).
+    pub async fn events(&self, instance: i64) -> Vec<Value> {
+        let v = self.ok("GET", &format!("/instances/{instance}/events?pageSize=500"), None, 200).await;
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// The latest polls of an instance, newest first (up to 1000).
+    pub async fn polls(&self, instance: i64) -> Vec<Value> {
+        let v = self.ok("GET", &format!("/instances/{instance}/polls?limit=1000"), None, 200).await;
+        v.as_array().cloned().unwrap_or_default()
+    }
+
+    /// How many polls of an instance have finished.
+    pub async fn poll_count(&self, instance: i64) -> usize {
+        self.polls(instance).await.len()
+    }
+
+    /// Waits until `n` more polls of `instance` than now have finished.
+    pub async fn wait_polls(&self, instance: i64, n: usize, deadline: Duration) {
+        let start = self.poll_count(instance).await;
+        eventually(deadline, &format!("{n} more polls of instance {instance}"), || async {
+            self.poll_count(instance).await >= start + n
+        })
+        .await;
     }
 }
 

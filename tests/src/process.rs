@@ -1,0 +1,219 @@
+//! The real `ocpoll` binary as a child process: built once per test binary, started with `ocpoll serve` on a test
+//! store's database, killed with SIGKILL or stopped with SIGTERM.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use oc_store::Backend;
+use oc_store::testing::TestStore;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::oneshot;
+
+/// Builds `ocpoll` (once per process) with `cargo build -p oc-bin --bin ocpoll` and returns its path.
+pub fn ocpoll_binary() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "-p", "oc-bin", "--bin", "ocpoll"])
+            .current_dir(&workspace)
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building ocpoll failed: {status}");
+        let target =
+            std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
+        let bin = target.join("debug").join("ocpoll");
+        assert!(bin.exists(), "{} is missing after the build", bin.display());
+        bin
+    })
+    .clone()
+}
+
+/// The database URL under which `ocpoll serve` finds the data of `store` (its schema on PostgreSQL), and the
+/// master key of its secrets in hex.
+pub fn database_of(store: &TestStore) -> (String, String) {
+    let o = store.options();
+    let url = match (store.backend(), &o.schema) {
+        (Backend::Postgres, Some(schema)) => {
+            let sep = if o.url.contains('?') { '&' } else { '?' };
+            format!("{}{sep}options=-c%20search_path%3D{schema}", o.url)
+        }
+        _ => o.url.clone(),
+    };
+    (url, o.key.to_hex())
+}
+
+/// How to start one `ocpoll serve`.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    /// `--database-url`.
+    pub database_url: String,
+    /// `OCPOLL_MASTER_KEY`.
+    pub master_key: String,
+    /// `OCPOLL_ORGANIZATION_SECRET`.
+    pub org_secret: String,
+    /// `OCPOLL_USER_SECRET`.
+    pub user_secret: String,
+    /// `--node-id` (leases are taken under `{node_id}-poll` and `{node_id}-notify`).
+    pub node_id: String,
+    /// More flags.
+    pub args: Vec<String>,
+}
+
+impl NodeConfig {
+    /// A node on `store` with fresh credentials and the given flags.
+    pub fn new(store: &TestStore, node_id: &str, args: Vec<String>) -> NodeConfig {
+        let (database_url, master_key) = database_of(store);
+        NodeConfig {
+            database_url,
+            master_key,
+            org_secret: format!("org-{}", uuid::Uuid::new_v4().simple()),
+            user_secret: format!("user-{}", uuid::Uuid::new_v4().simple()),
+            node_id: node_id.to_string(),
+            args,
+        }
+    }
+
+    /// `User <u>, Organization <o>`.
+    pub fn authorization(&self) -> String {
+        format!("User {}, Organization {}", self.user_secret, self.org_secret)
+    }
+}
+
+/// A running `ocpoll serve`.
+pub struct Node {
+    child: Child,
+    /// `http://ADDR/elements/api-v2`.
+    pub api: String,
+    /// `http://ADDR`.
+    pub root: String,
+    /// Its `--node-id`.
+    pub node_id: String,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Node {
+    /// Starts `ocpoll serve` and waits until it prints where its API listens.
+    pub async fn start(config: &NodeConfig) -> Result<Node> {
+        let bin = ocpoll_binary();
+        let mut child = Command::new(&bin)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--database-url", &config.database_url, "--node-id", &config.node_id])
+            .args(&config.args)
+            .env("OCPOLL_MASTER_KEY", &config.master_key)
+            .env("OCPOLL_ORGANIZATION_SECRET", &config.org_secret)
+            .env("OCPOLL_USER_SECRET", &config.user_secret)
+            .env("RUST_LOG", std::env::var("OCPOLL_E2E_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
+            .env_remove("OCPOLL_LISTEN")
+            .env_remove("OCPOLL_DATABASE_URL")
+            .env_remove("OCPOLL_MASTER_KEY_FILE")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .with_context(|| format!("starting {}", bin.display()))?;
+        let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = oneshot::channel::<String>();
+        let lines = log.clone();
+        tokio::spawn(async move {
+            let mut tx = Some(tx);
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if let Some(rest) = line.strip_prefix("ocpoll: API at ")
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+                }
+                lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
+            }
+        });
+        let api = match tokio::time::timeout(Duration::from_secs(60), rx).await {
+            Ok(Ok(api)) => api,
+            _ => {
+                let _ = child.start_kill();
+                let log = log.lock().unwrap_or_else(|e| e.into_inner()).join("\n");
+                bail!("ocpoll serve did not print its address; its log:\n{log}");
+            }
+        };
+        let root = api.strip_suffix("/elements/api-v2").unwrap_or(&api).to_string();
+        Ok(Node { child, api, root, node_id: config.node_id.clone(), log })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    /// `kill -9`, and waits for the process to be gone.
+    pub async fn kill9(mut self) -> Vec<String> {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+        self.log()
+    }
+
+    /// SIGTERM, and waits (at most `within`) for a clean exit; returns whether it exited with 0.
+    pub async fn terminate(mut self, within: Duration) -> bool {
+        let Some(pid) = self.child.id() else { return false };
+        let _ = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+        match tokio::time::timeout(within, self.child.wait()).await {
+            Ok(Ok(status)) => status.success(),
+            _ => false,
+        }
+    }
+
+    /// Its stderr so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("---- log of ocpoll node {} ----\n{}", self.node_id, self.log().join("\n"));
+        }
+        let _ = self.child.start_kill();
+    }
+}
+
+/// Makes every lease a dead node held lapse now (poll jobs, notifications, token refresh locks), as its lease TTL
+/// running out would (5 minutes, which the serve settings cannot shorten).
+pub async fn expire_leases_of(store: &TestStore, node_id: &str) -> Result<u64> {
+    use sqlx::Connection;
+    let owner = format!("{node_id}-%");
+    let holder = format!("{node_id}:%");
+    let statements = [
+        ("UPDATE poll_jobs SET lease_expires_at = 0 WHERE lease_owner LIKE $1", &owner),
+        ("UPDATE notifications SET lease_expires_at = 0 WHERE lease_owner LIKE $1", &owner),
+        ("UPDATE instance_tokens SET refresh_lock_until = 0 WHERE refresh_holder LIKE $1", &holder),
+    ];
+    let o = store.options();
+    let mut n = 0;
+    match store.backend() {
+        Backend::Sqlite => {
+            let mut c = sqlx::SqliteConnection::connect(&o.url).await?;
+            for (sql, arg) in statements {
+                let sql = sql.replace("$1", "?1");
+                n += sqlx::query(&sql).bind(arg.as_str()).execute(&mut c).await?.rows_affected();
+            }
+            c.close().await?;
+        }
+        Backend::Postgres => {
+            let mut c = sqlx::PgConnection::connect(&o.url).await?;
+            if let Some(schema) = &o.schema {
+                sqlx::query(&format!("SET search_path TO \"{schema}\"")).execute(&mut c).await?;
+            }
+            for (sql, arg) in statements {
+                n += sqlx::query(sql).bind(arg.as_str()).execute(&mut c).await?.rows_affected();
+            }
+            c.close().await?;
+        }
+    }
+    Ok(n)
+}
