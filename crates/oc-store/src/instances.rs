@@ -340,6 +340,14 @@ impl InstanceStore for SqlStore {
                 args![id, account_json(account)?],
             )
             .await?;
+            // A new grant is a fresh start: the jobs are due at once instead of waiting out the backoff that the
+            // failed polls (the invalid_grant one included) scheduled.
+            c.exec(
+                "UPDATE poll_jobs SET consecutive_failures = 0, \
+                 next_run_at = CASE WHEN next_run_at > $2 THEN $2 ELSE next_run_at END WHERE instance_id = $1",
+                args![id, ns(now)],
+            )
+            .await?;
         }
         c.exec("UPDATE instances SET updated_at = $2 WHERE id = $1", args![id, ns(now)]).await?;
         let instance = self.load_instance(&mut c, id, None, false).await?.ok_or_else(|| not_found(id))?;

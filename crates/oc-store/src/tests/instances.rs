@@ -1,11 +1,11 @@
 //! Instances: round trip, secrets at rest, updates and the poll jobs following the configuration.
 
 use oc_model::config::Configuration;
-use oc_model::ports::{InstanceUpdate, ProviderAccount, StoreError, TokenSet};
+use oc_model::ports::{InstanceUpdate, PollFailure, PollStatus, ProviderAccount, StoreError, TokenSet};
 use oc_model::secret::Secret;
 use serde_json::json;
 
-use super::{TTL, at, config, customers, on_both, open, setup, t0};
+use super::{TTL, at, config, customers, on_both, open, outcome, setup, t0};
 use crate::Backend;
 use crate::db::args;
 
@@ -262,7 +262,33 @@ async fn validity_and_switches(b: Backend) {
     assert!(matches!(s.mark_invalid(987654, "x").await, Err(StoreError::NotFound(_))));
 }
 
+/// A re-authorization makes the jobs due at once: the backoff scheduled by the failed polls (the one that found
+/// the grant revoked included) does not delay the first poll with the new grant.
+async fn reauthorization_makes_the_jobs_due_at_once(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, inst) = setup(&*s, customers()).await;
+    let claim = s.claim_polls("node", at(1), 10, TTL).await.unwrap().pop().expect("a due job");
+    let failure = PollFailure { outcome: outcome(PollStatus::ReauthorizationRequired, at(2)), next_run_at: at(3600) };
+    s.abandon_poll(inst.id, "customers", &claim.lease, &failure).await.unwrap();
+    s.mark_invalid(inst.id, "re-authorization required").await.unwrap();
+    let tokens = TokenSet {
+        access_token: Secret::new("new-access"),
+        refresh_token: Secret::new("new-refresh"),
+        expires_at: at(3600),
+        refresh_expires_at: None,
+        scope: None,
+    };
+    let update =
+        InstanceUpdate { authorization: Some((tokens, ProviderAccount::default())), now: at(10), ..Default::default() };
+    s.update_instance(owner.org_id, inst.id, &update).await.unwrap();
+    let claims = s.claim_polls("node", at(10), 10, TTL).await.unwrap();
+    assert_eq!(claims.len(), 1, "due at the re-authorization, not at the backoff");
+    assert_eq!(claims[0].state.consecutive_failures, 0);
+}
+
 on_both!(
+    reauthorization_makes_the_jobs_due_at_once,
     instance_round_trip,
     secrets_are_not_stored_in_clear,
     list_by_tags,
