@@ -1,0 +1,189 @@
+//! Issue 9, item 13: delivery when the receiver is down, through the real service on SQLite and on PostgreSQL.
+//!
+//! - the receiver answers 503 for a while: once it is back, everything arrives, each change once, in order per
+//!   object (an object's UPDATED never before its CREATED), with the same notification id on every attempt, and
+//!   every attempt is listed over the API;
+//! - a notification that failed for good is listed as failed and redelivered over the API, one by its event and
+//!   one in bulk for the instance.
+//!
+//! The retry schedule (OC's: 4 s, 16 s, 64 s, … 9 retries over ~73 h) cannot be shortened through the serve
+//! settings, so "failed for good" is reached by recording the last attempt through the store port, as the
+//! dispatcher does when the schedule runs out.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use oc_model::ports::{NewAttempt, NextStep};
+use oc_store::testing::{self, TestStore};
+use oc_tests::receiver::{Receiver, counts};
+use oc_tests::sim::Sage;
+use oc_tests::{Api, Server, eventually};
+use serde_json::{Value, json};
+
+const KEY: &str = "e2e-delivery-key";
+const WAIT: Duration = Duration::from_secs(40);
+
+fn expect(pairs: &[(&str, &str)]) -> BTreeMap<(String, String), usize> {
+    pairs.iter().map(|(o, t)| ((o.to_string(), t.to_string()), 1)).collect()
+}
+
+/// The event of `object` and `event_type` as the API lists it.
+async fn listed(api: &Api, id: i64, object: &str, event_type: &str) -> Option<Value> {
+    api.events(id).await.into_iter().find(|e| e["objectId"] == object && e["eventType"] == event_type)
+}
+
+/// `GET /instances/events/{eventId}`.
+async fn detail(api: &Api, event_id: &str) -> Value {
+    api.ok("GET", &format!("/instances/events/{event_id}"), None, 200).await
+}
+
+/// Waits until the event's notification had a failed attempt and is pending again, then records its last
+/// attempt as failed for good through the store (what the dispatcher does when the retry schedule runs out).
+async fn fail_for_good(server: &Server, api: &Api, id: i64, object: &str) -> (String, String) {
+    eventually(WAIT, "a failed attempt of the CREATED event, pending again", || async {
+        let Some(e) = listed(api, id, object, "CREATED").await else { return false };
+        let d = detail(api, e["eventId"].as_str().unwrap_or_default()).await;
+        d["notification"]["status"] == "pending" && d["notification"]["attempts"].as_u64().unwrap_or(0) >= 1
+    })
+    .await;
+    let e = listed(api, id, object, "CREATED").await.unwrap();
+    let event_id = e["eventId"].as_str().unwrap().to_string();
+    let notification_id = e["notificationId"].as_str().unwrap().to_string();
+    let store = server.test_store.dyn_store();
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let claims = store.claim_deliveries("e2e-retry-schedule", later, 10, Duration::from_secs(7200)).await.unwrap();
+    let ids: Vec<String> = claims.iter().map(|c| c.notification.id.to_string()).collect();
+    assert_eq!(ids, vec![notification_id.clone()], "only the failing notification is pending");
+    for c in claims {
+        let attempt = NewAttempt {
+            at: chrono::Utc::now(),
+            status_code: Some(503),
+            latency_ms: 1,
+            error: None,
+            response_excerpt: "the last attempt of the schedule (recorded by the test)".into(),
+        };
+        store.record_attempt(c.notification.id, &c.lease, &attempt, NextStep::Failed).await.unwrap();
+    }
+    (event_id, notification_id)
+}
+
+async fn receiver_outage(store: TestStore) {
+    let sage = Sage::start(5).await.unwrap();
+    let receiver = Receiver::start(KEY).await;
+    let args = sage.serve_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(store, &args).await.unwrap();
+    let org = server.organization("delivery").await;
+    let api = server.api(&org);
+    let code = sage.code().await.unwrap();
+    let (id, _) = api.create_instance(&sage.instance_body(&code, &receiver.url("/hook"), KEY, 1.5)).await;
+
+    // Down: the first notification fails; more changes pile up behind it.
+    receiver.set_status(503);
+    let (a, _) = sage.create_customer("Outage A");
+    let (b, _) = sage.create_customer("Outage B");
+    let (c, _) = sage.create_customer("Outage C");
+    eventually(WAIT, "a refused attempt", || async { receiver.refused() >= 1 }).await;
+    sage.update_customer(&a, "edited while the receiver is down");
+    sage.update_customer(&b, "edited while the receiver is down");
+    eventually(WAIT, "five events recorded", || async { api.events(id).await.len() == 5 }).await;
+    assert!(receiver.accepted().is_empty());
+    // Back up: everything arrives, in order per object.
+    receiver.set_status(200);
+    eventually(WAIT, "five events delivered", || async { receiver.events().len() >= 5 }).await;
+    api.wait_polls(id, 2, WAIT).await;
+    let events = receiver.events();
+    assert_eq!(
+        counts(&events),
+        expect(&[(&a, "CREATED"), (&b, "CREATED"), (&c, "CREATED"), (&a, "UPDATED"), (&b, "UPDATED")]),
+        "{events:#?}"
+    );
+    for object in [&a, &b] {
+        let order: Vec<&str> =
+            events.iter().filter(|e| &e.object_id == object).map(|e| e.event_type.as_str()).collect();
+        assert_eq!(order, ["CREATED", "UPDATED"], "order of {object}");
+    }
+    // Every refused notification came again under the same id with the same events.
+    let hooks = receiver.hooks();
+    for refused in hooks.iter().filter(|h| h.answered == 503) {
+        let again = hooks
+            .iter()
+            .find(|h| h.answered == 200 && h.notification_id() == refused.notification_id())
+            .expect("the refused notification delivered later");
+        let ids = |h: &oc_tests::receiver::Hook| h.events().into_iter().map(|e| e.event_id).collect::<Vec<_>>();
+        assert_eq!(ids(refused), ids(again));
+        assert!(refused.elements_ok && refused.standard_ok && again.elements_ok && again.standard_ok);
+    }
+    // The attempts are listed: 503 first, 200 last.
+    let created_a = listed(&api, id, &a, "CREATED").await.unwrap();
+    assert_eq!(created_a["status"], "delivered");
+    let d = detail(&api, created_a["eventId"].as_str().unwrap()).await;
+    let attempts = d["attempts"].as_array().expect("attempts");
+    assert!(attempts.len() >= 2, "{d:#}");
+    assert_eq!(attempts[0]["status_code"], 503, "{d:#}");
+    assert_eq!(attempts[attempts.len() - 1]["status_code"], 200, "{d:#}");
+    assert_eq!(d["notification"]["status"], "delivered");
+    assert_eq!(d["notification"]["attempts"].as_u64(), Some(attempts.len() as u64));
+
+    // Failed for good, then redelivered by its event.
+    receiver.set_status(503);
+    let (dd, _) = sage.create_customer("Outage D");
+    let (d_event, d_notification) = fail_for_good(&server, &api, id, &dd).await;
+    let failed = api.ok("GET", &format!("/instances/{id}/events?status=failed"), None, 200).await;
+    let failed_ids: Vec<&str> = failed.as_array().unwrap().iter().filter_map(|e| e["eventId"].as_str()).collect();
+    assert_eq!(failed_ids, [d_event.as_str()]);
+    receiver.set_status(200);
+    let r = api.ok("POST", &format!("/instances/events/{d_event}/redeliver"), None, 200).await;
+    assert_eq!(r, json!({"redelivered": 1}));
+    eventually(WAIT, "CREATED of D redelivered", || async {
+        receiver.events().iter().any(|e| e.object_id == dd && e.event_type == "CREATED")
+    })
+    .await;
+    let delivered = receiver.accepted().into_iter().find(|h| h.events().iter().any(|e| e.object_id == dd)).unwrap();
+    assert_eq!(delivered.notification_id(), d_notification, "redelivered under its own id");
+    let (status, _) = api.call("POST", &format!("/instances/events/{d_event}/redeliver"), None).await;
+    assert_eq!(status, 409, "only failed notifications are redelivered");
+
+    // Failed for good, then redelivered in bulk.
+    receiver.set_status(503);
+    let (e, _) = sage.create_customer("Outage E");
+    let (e_event, _) = fail_for_good(&server, &api, id, &e).await;
+    assert_eq!(listed(&api, id, &e, "CREATED").await.unwrap()["status"], "failed");
+    receiver.set_status(200);
+    let r = api.ok("POST", &format!("/instances/{id}/notifications/redeliver"), None, 200).await;
+    assert_eq!(r, json!({"redelivered": 1}));
+    eventually(WAIT, "CREATED of E redelivered", || async {
+        receiver.events().iter().any(|x| x.object_id == e && x.event_type == "CREATED")
+    })
+    .await;
+    assert_eq!(detail(&api, &e_event).await["notification"]["status"], "delivered");
+    let r = api.ok("POST", &format!("/instances/{id}/notifications/redeliver"), None, 200).await;
+    assert_eq!(r, json!({"redelivered": 0}));
+
+    api.wait_polls(id, 2, WAIT).await;
+    assert_eq!(
+        counts(&receiver.events()),
+        expect(&[
+            (&a, "CREATED"),
+            (&b, "CREATED"),
+            (&c, "CREATED"),
+            (&a, "UPDATED"),
+            (&b, "UPDATED"),
+            (&dd, "CREATED"),
+            (&e, "CREATED")
+        ])
+    );
+    assert!(api.events(id).await.iter().all(|e| e["status"] == "delivered"));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_outage_sqlite() {
+    receiver_outage(testing::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn receiver_outage_postgres() {
+    let Some(store) = testing::postgres().await else { return };
+    receiver_outage(store).await;
+}
