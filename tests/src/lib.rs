@@ -7,6 +7,7 @@
 //! [`receiver::Receiver`] (a callback receiver that verifies signatures and can be told to fail) and
 //! [`process::Node`] (the real `ocpoll serve` binary as a child process).
 
+pub mod changes;
 pub mod process;
 pub mod receiver;
 pub mod sage_fake;

@@ -217,3 +217,26 @@ pub async fn expire_leases_of(store: &TestStore, node_id: &str) -> Result<u64> {
     }
     Ok(n)
 }
+
+/// A connection to the PostgreSQL schema of `store`.
+pub async fn pg_connection(store: &TestStore) -> Result<sqlx::PgConnection> {
+    use sqlx::Connection;
+    let o = store.options();
+    let mut c = sqlx::PgConnection::connect(&o.url).await?;
+    if let Some(schema) = &o.schema {
+        sqlx::query(&format!("SET search_path TO \"{schema}\"")).execute(&mut c).await?;
+    }
+    Ok(c)
+}
+
+/// The poll job leases held right now (PostgreSQL), as `(instance, resource, owner)`.
+pub async fn poll_lease_owners(c: &mut sqlx::PgConnection) -> Result<Vec<(i64, String, String)>> {
+    use sqlx::Row;
+    let rows = sqlx::query(
+        "SELECT instance_id, resource, lease_owner FROM poll_jobs WHERE lease_owner IS NOT NULL \
+         AND lease_expires_at > (EXTRACT(EPOCH FROM clock_timestamp()) * 1e9)::BIGINT",
+    )
+    .fetch_all(c)
+    .await?;
+    rows.iter().map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<String, _>(1)?, r.try_get::<String, _>(2)?))).collect()
+}

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ use serde_json::Value;
 /// One request that reached the receiver.
 #[derive(Debug, Clone)]
 pub struct Hook {
-    /// When it arrived.
+    /// When it arrived (it is recorded on arrival, before the answer).
     pub at: DateTime<Utc>,
     /// The path it was sent to.
     pub path: String,
@@ -112,6 +112,7 @@ struct Inner {
     hooks: Mutex<Vec<Hook>>,
     status: AtomicU16,
     delay_ms: AtomicU64,
+    in_flight: AtomicUsize,
 }
 
 /// A running receiver.
@@ -129,6 +130,7 @@ impl Receiver {
             hooks: Mutex::new(Vec::new()),
             status: AtomicU16::new(200),
             delay_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a free port");
         let addr = listener.local_addr().expect("an address");
@@ -152,6 +154,11 @@ impl Receiver {
     /// Waits this long before answering.
     pub fn set_delay(&self, delay: Duration) {
         self.inner.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Requests being received right now (not answered yet).
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::SeqCst)
     }
 
     /// Every request so far, in arrival order.
@@ -196,11 +203,19 @@ fn standard_crate_ok(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
     wh.verify(body, headers).is_ok()
 }
 
-async fn take(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
-    let delay = inner.delay_ms.load(Ordering::SeqCst);
-    if delay > 0 {
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+struct InFlight(Arc<Inner>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// Records the request at once (a receiver processes what it got even when the sender is gone before the answer),
+/// then answers after the delay.
+async fn take(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+    inner.in_flight.fetch_add(1, Ordering::SeqCst);
+    let _guard = InFlight(inner.clone());
     let answered = inner.status.load(Ordering::SeqCst);
     let hook = Hook {
         at: Utc::now(),
@@ -214,5 +229,9 @@ async fn take(State(inner): State<Arc<Inner>>, uri: Uri, headers: HeaderMap, bod
         headers,
     };
     inner.hooks.lock().unwrap_or_else(|e| e.into_inner()).push(hook);
+    let delay = inner.delay_ms.load(Ordering::SeqCst);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     StatusCode::from_u16(answered).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

@@ -1,0 +1,106 @@
+//! Issue 9, item 14: `kill -9` of the real `ocpoll serve` binary while it polls and delivers, and a restart on the
+//! same database (SQLite file, PostgreSQL schema), three times, while the simulator keeps changing customers. At
+//! the end every change has arrived (a matching event for each create, update and delete), duplicates only under
+//! the same event id, and a consumer applying the events holds Sage's final state.
+//!
+//! Sage answers slowly (250 ms) and the receiver too (150 ms), so that a kill often lands inside a poll or a
+//! delivery. A killed node's leases last 5 minutes and the serve settings cannot shorten them; the test makes
+//! them lapse at once (what waiting 5 minutes would do) before the restart.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use oc_store::testing::{self, TestStore};
+use oc_tests::changes::{Changer, check_delivered, undelivered};
+use oc_tests::process::{Node, NodeConfig, expire_leases_of, ocpoll_binary};
+use oc_tests::receiver::Receiver;
+use oc_tests::sim::Sage;
+use oc_tests::{Api, eventually};
+
+const KEY: &str = "e2e-crash-key";
+
+async fn kill_and_restart(store: TestStore, seed: u64) {
+    tokio::task::spawn_blocking(ocpoll_binary).await.unwrap();
+    let sage = Arc::new(Sage::start(5).await.unwrap());
+    sage.sim.set_latency(Duration::from_millis(250));
+    let receiver = Receiver::start(KEY).await;
+    receiver.set_delay(Duration::from_millis(150));
+    let mut config = NodeConfig::new(&store, &format!("crash-{seed}-0"), sage.serve_args());
+    let mut node = Node::start(&config).await.unwrap();
+    let api = Api::new(&node.api, &config.authorization());
+    let code = sage.code().await.unwrap();
+    let (id, _) = api.create_instance(&sage.instance_body(&code, &receiver.url("/hook"), KEY, 1.5)).await;
+
+    let t = std::time::Instant::now();
+    let changer = Changer::start(sage.clone(), Duration::from_millis(300), seed);
+    let mut lapsed = Vec::new();
+    for round in 1..=3u64 {
+        // Let it work until some changes of this round have arrived, then kill it: in round 1 while a
+        // notification is being received, in round 2 right after a Sage request of a poll was answered (the
+        // poll's next request is on its way), in round 3 at a time that varies.
+        let before = receiver.hooks().len();
+        eventually(Duration::from_secs(30), "notifications before the kill", || async {
+            receiver.hooks().len() > before
+        })
+        .await;
+        match round {
+            1 => {
+                eventually(Duration::from_secs(30), "a delivery in flight", || async { receiver.in_flight() > 0 }).await
+            }
+            2 => {
+                let served = sage.api_requests();
+                eventually(Duration::from_secs(30), "a poll in flight", || async { sage.api_requests() > served }).await
+            }
+            _ => tokio::time::sleep(Duration::from_millis(300 + seed * 97 % 1500)).await,
+        }
+        let node_id = node.node_id.clone();
+        node.kill9().await;
+        lapsed.push(expire_leases_of(&store, &node_id).await.unwrap());
+        config.node_id = format!("crash-{seed}-{round}");
+        node = Node::start(&config).await.unwrap();
+        eprintln!("{:?}: round {round} restarted at {:?}", store.backend(), t.elapsed());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let changes = changer.stop().await;
+    let api = Api::new(&node.api, &config.authorization());
+    let until = std::time::Instant::now() + Duration::from_secs(45);
+    while !undelivered(&changes, &receiver.events()).is_empty() {
+        if std::time::Instant::now() > until {
+            let polls = api.polls(id).await;
+            let events = api.events(id).await;
+            panic!(
+                "not delivered after 45 s: {:#?}\nlatest polls: {:#?}\nevents not delivered: {:#?}",
+                undelivered(&changes, &receiver.events()),
+                &polls[..polls.len().min(5)],
+                events.iter().filter(|e| e["status"] != "delivered").collect::<Vec<_>>()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    eprintln!("{:?}: all delivered at {:?}", store.backend(), t.elapsed());
+    api.wait_polls(id, 2, Duration::from_secs(30)).await;
+    let events = receiver.events();
+    check_delivered(&sage, &changes, &events);
+    assert!(receiver.hooks().iter().all(|h| h.elements_ok && h.standard_ok));
+    let distinct: std::collections::BTreeSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
+    eprintln!(
+        "{:?}: {} changes, {} events received ({} distinct), leases lapsed at the kills: {lapsed:?}",
+        store.backend(),
+        changes.len(),
+        events.len(),
+        distinct.len()
+    );
+    assert!(changes.len() >= 20, "enough changes were made: {}", changes.len());
+    assert!(node.terminate(Duration::from_secs(15)).await, "a clean stop on SIGTERM");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_restart_sqlite() {
+    kill_and_restart(testing::sqlite().await, 11).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_restart_postgres() {
+    let Some(store) = testing::postgres().await else { return };
+    kill_and_restart(store, 12).await;
+}
