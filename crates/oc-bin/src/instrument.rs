@@ -18,10 +18,10 @@ use chrono::{DateTime, Duration, Utc};
 use oc_model::event::EventType;
 use oc_model::ids::{InstanceId, OrgId};
 use oc_model::ports::{
-    AccountStore, CommitSummary, DeliveryClaim, EventDetail, EventFilter, EventPage, Instance, InstanceStore,
-    InstanceUpdate, Lease, NewAttempt, NewInstance, NewOrganization, NextStep, NotificationRecord, Organization,
-    OutboxStats, OutboxStore, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecord, PollState, PollStatus,
-    PollStore, Principal, Store, StoreError, StoredAttempt, TokenSet, TokenVault,
+    AccountStore, AttemptRecord, CommitSummary, DeliveryClaim, EventDetail, EventFilter, EventPage, Instance,
+    InstanceStore, InstanceUpdate, Lease, NewAttempt, NewInstance, NewOrganization, NextStep, NotificationRecord,
+    Organization, OutboxStats, OutboxStore, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecord, PollState,
+    PollStatus, PollStore, Principal, Store, StoreError, StoredAttempt, TokenSet, TokenVault,
 };
 use oc_sageone::{SageProvider, SageStatsSnapshot};
 use uuid::Uuid;
@@ -57,6 +57,32 @@ impl InstrumentedStore {
 
     fn in_flight(&self) -> std::sync::MutexGuard<'_, InFlight> {
         self.in_flight.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts an attempt once the store has answered (`recorded`: it was written), and observes the delivery
+    /// latency of a delivered notification.
+    fn attempt_done(&self, notification: Uuid, attempt: &NewAttempt, next: NextStep, recorded: bool) {
+        // Forgotten whatever happened: a retry is claimed (and remembered) again.
+        let claimed = self.in_flight().attempted(notification);
+        if !recorded {
+            return;
+        }
+        let m = &self.metrics;
+        m.count(
+            "ocpoll_notifications_total",
+            vec![("outcome", attempt_label(next).to_string()), ("class", class_label(attempt.status_code))],
+            1.0,
+        );
+        if let (NextStep::Delivered, Some(c)) = (next, claimed) {
+            let millis = i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX);
+            let delivered_at = attempt.at + Duration::milliseconds(millis);
+            if let Some(change) = c.oldest_change {
+                let since = vec![("since", "change".to_string())];
+                m.observe("ocpoll_delivery_latency_seconds", since, positive(delivered_at - change));
+            }
+            let since = vec![("since", "batched".to_string())];
+            m.observe("ocpoll_delivery_latency_seconds", since, positive(delivered_at - c.batched_at));
+        }
     }
 
     /// One poll ended with `label`; `committed` are the events written, when it was written.
@@ -345,27 +371,26 @@ impl OutboxStore for InstrumentedStore {
         next: NextStep,
     ) -> Result<(), StoreError> {
         let result = self.inner.record_attempt(notification, lease, attempt, next).await;
-        // Forgotten whatever happened: a retry is claimed (and remembered) again.
-        let claimed = self.in_flight().attempted(notification);
-        if result.is_ok() {
-            let m = &self.metrics;
-            m.count(
-                "ocpoll_notifications_total",
-                vec![("outcome", attempt_label(next).to_string()), ("class", class_label(attempt.status_code))],
-                1.0,
-            );
-            if let (NextStep::Delivered, Some(c)) = (next, claimed) {
-                let millis = i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX);
-                let delivered_at = attempt.at + Duration::milliseconds(millis);
-                if let Some(change) = c.oldest_change {
-                    let since = vec![("since", "change".to_string())];
-                    m.observe("ocpoll_delivery_latency_seconds", since, positive(delivered_at - change));
+        self.attempt_done(notification, attempt, next, result.is_ok());
+        result
+    }
+
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        // Forwarded as one call, so the inner store's batching is kept; counted per attempt.
+        let results = self.inner.record_attempts(records).await;
+        match &results {
+            Ok(results) => {
+                for (r, result) in records.iter().zip(results) {
+                    self.attempt_done(r.notification, &r.attempt, r.next, result.is_ok());
                 }
-                let since = vec![("since", "batched".to_string())];
-                m.observe("ocpoll_delivery_latency_seconds", since, positive(delivered_at - c.batched_at));
+            }
+            Err(_) => {
+                for r in records {
+                    self.attempt_done(r.notification, &r.attempt, r.next, false);
+                }
             }
         }
-        result
+        results
     }
 
     async fn list_events(&self, org: OrgId, filter: &EventFilter) -> Result<EventPage, StoreError> {
@@ -689,6 +714,42 @@ mod tests {
                 "ocpoll_delivery_latency_seconds_bucket{since=\"change\",le=\"300\"} 1",
                 "ocpoll_delivery_latency_seconds_sum{since=\"change\"} 70.5",
                 "ocpoll_delivery_latency_seconds_sum{since=\"batched\"} 30.5",
+                "ocpoll_delivery_latency_seconds_count{since=\"batched\"} 1",
+            ],
+        );
+        assert!(w.store.in_flight().claims.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_batch_of_attempts_is_forwarded_whole_and_counted_per_attempt() {
+        let w = World::new().await;
+        let lease = w.claim_poll().await;
+        let date = t0() - Duration::seconds(10);
+        let events = vec![w.event("a", EventType::Created, date), w.event("b", EventType::Created, date)];
+        w.store.commit_poll(w.instance, RESOURCE, &lease, &w.commit(events, StdDuration::ZERO, 2)).await.unwrap();
+        w.store.batch_events(w.clock.now(), 1).await.unwrap();
+        let claims = w.store.claim_deliveries("notifier", w.clock.now(), 10, TTL).await.unwrap();
+        assert_eq!(claims.len(), 2);
+        let record = |c: &DeliveryClaim, attempt: NewAttempt, next: NextStep| AttemptRecord {
+            notification: c.notification.id,
+            lease: c.lease.clone(),
+            attempt,
+            next,
+        };
+        let records = vec![
+            record(&claims[0], w.attempt(204, 250), NextStep::Delivered),
+            record(&claims[1], w.attempt(503, 100), NextStep::RetryAt(w.clock.now() + Duration::seconds(30))),
+            // given twice: refused by the store, not counted
+            record(&claims[0], w.attempt(204, 250), NextStep::Delivered),
+        ];
+        let results = w.store.record_attempts(&records).await.unwrap();
+        assert_eq!(results.iter().map(Result::is_ok).collect::<Vec<_>>(), [true, true, false]);
+        check(
+            &w.text(),
+            &[
+                "ocpoll_notifications_total{outcome=\"delivered\",class=\"2xx\"} 1",
+                "ocpoll_notifications_total{outcome=\"retry\",class=\"5xx\"} 1",
+                "ocpoll_delivery_latency_seconds_sum{since=\"change\"} 10.25",
                 "ocpoll_delivery_latency_seconds_count{since=\"batched\"} 1",
             ],
         );

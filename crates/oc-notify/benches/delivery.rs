@@ -1,8 +1,8 @@
 //! Notifications delivered and recorded per second: a fresh SQLite store holding `N` due notifications, a local
 //! keep-alive receiver, signing on; the time from the first round until every notification is delivered and its
 //! attempt recorded (batching included). Two engines: rounds of `run_once` and the `run` service loop. Two
-//! ceilings, to see which side limits: the store calls alone (batch, claim, record; no HTTP), and the notifier
-//! alone (signed POSTs, 32 in flight; no store).
+//! ceilings, to see which side limits: the store calls alone (batch, claim, record; no HTTP; the attempts recorded
+//! one call each or one call per claim), and the notifier alone (signed POSTs, 32 in flight; no store).
 
 #[path = "../tests/support/receiver.rs"]
 mod receiver;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use oc_model::Secret;
-use oc_model::ports::{Clock, DeliveryRequest, NewAttempt, NextStep, Notifier, OutboxStore};
+use oc_model::ports::{AttemptRecord, Clock, DeliveryRequest, NewAttempt, NextStep, Notifier, OutboxStore};
 use oc_notify::{Dispatcher, DispatcherConfig, HttpNotifier, HttpNotifierConfig};
 use oc_store::SqlStore;
 use receiver::Receiver;
@@ -76,13 +76,17 @@ async fn service(s: &Setup) -> Duration {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let engine = s.engine.clone();
     let running = tokio::spawn(async move { engine.run(async move { stopped.await.unwrap_or(()) }).await });
-    // done when the store has nothing pending: every attempt is recorded
+    // done when the store has nothing pending: every attempt is recorded. The store is asked only once every
+    // notification has reached the receiver, so that the measurement does not load the store while it runs.
+    while s.receiver.requests.load(Ordering::SeqCst) < NOTIFICATIONS {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     loop {
         let stats = s.world.store.outbox_stats(s.world.now()).await.unwrap();
         if stats.unbatched_events == 0 && stats.pending_notifications == 0 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let elapsed = start.elapsed();
     let _ = stop.send(());
@@ -91,29 +95,43 @@ async fn service(s: &Setup) -> Duration {
     elapsed
 }
 
-/// The store's share: the same batch/claim/record calls as the engine makes, without HTTP.
-async fn store_only(s: &Setup, events_per_notification: usize) -> Duration {
+/// The store's share: the same batch/claim/record calls as the engine makes, without HTTP; the attempts of a
+/// claim recorded one call each (`record_attempt`) or in one call (`record_attempts`, as the engine does).
+async fn store_only(s: &Setup, events_per_notification: usize, batched: bool) -> Duration {
     let store = &s.world.store;
     let now = s.world.now();
     let start = Instant::now();
     let mut recorded = 0;
     loop {
-        let batched = store.batch_events(now, events_per_notification).await.unwrap();
+        let batched_now = store.batch_events(now, events_per_notification).await.unwrap();
         let claims = store.claim_deliveries("bench", now, 128, Duration::from_secs(300)).await.unwrap();
-        if batched == 0 && claims.is_empty() {
+        if batched_now == 0 && claims.is_empty() {
             break;
         }
-        for claim in claims {
-            let attempt = NewAttempt {
-                at: now,
-                status_code: Some(200),
-                latency_ms: 1,
-                error: None,
-                response_excerpt: "ok".into(),
-            };
-            store.record_attempt(claim.notification.id, &claim.lease, &attempt, NextStep::Delivered).await.unwrap();
-            recorded += 1;
+        let records: Vec<AttemptRecord> = claims
+            .into_iter()
+            .map(|claim| AttemptRecord {
+                notification: claim.notification.id,
+                lease: claim.lease,
+                attempt: NewAttempt {
+                    at: now,
+                    status_code: Some(200),
+                    latency_ms: 1,
+                    error: None,
+                    response_excerpt: "ok".into(),
+                },
+                next: NextStep::Delivered,
+            })
+            .collect();
+        if batched {
+            let results = store.record_attempts(&records).await.unwrap();
+            assert!(results.iter().all(Result::is_ok));
+        } else {
+            for r in &records {
+                store.record_attempt(r.notification, &r.lease, &r.attempt, r.next).await.unwrap();
+            }
         }
+        recorded += records.len();
     }
     let elapsed = start.elapsed();
     assert_eq!(recorded, NOTIFICATIONS);
@@ -158,11 +176,15 @@ fn bench(c: &mut Criterion) {
         b.iter_custom(|iters| (0..iters).map(|_| runtime.block_on(async { rounds(&setup(1).await).await })).sum())
     });
     for events in [1usize, 10] {
-        group.bench_function(format!("store only (no HTTP), {events} event(s) per notification"), |b| {
-            b.iter_custom(|iters| {
-                (0..iters).map(|_| runtime.block_on(async { store_only(&setup(events).await, events).await })).sum()
-            })
-        });
+        for (batched, how) in [(false, "one call per attempt"), (true, "one call per claim")] {
+            let name = format!("store only (no HTTP, {how}), {events} event(s) per notification");
+            group.bench_function(name, |b| {
+                b.iter_custom(|iters| {
+                    let run = || runtime.block_on(async { store_only(&setup(events).await, events, batched).await });
+                    (0..iters).map(|_| run()).sum()
+                })
+            });
+        }
         group.bench_function(format!("run loop, {events} event(s) per notification"), |b| {
             b.iter_custom(|iters| {
                 (0..iters).map(|_| runtime.block_on(async { service(&setup(events).await).await })).sum()

@@ -12,6 +12,11 @@
 //! - **`410 Gone`** switches notifications of the instance off (the instance's status says why); the
 //!   notification stays pending and goes out once they are switched back on.
 //!
+//! Attempts are recorded in batches: the outcomes of the deliveries that finish while the store is busy
+//! recording earlier ones are written together with one [`OutboxStore::record_attempts`] call (one transaction in
+//! `oc-store`), as soon as the store is free (group commit). An attempt thus waits at most for the write in
+//! progress and its own, never for other deliveries to finish.
+//!
 //! A redelivered (failed, then made due again) notification gets a fresh round of the retry schedule.
 //!
 //! A notification whose instance has notifications switched off, no callback URL, or is disabled or deleted is
@@ -29,17 +34,20 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use oc_model::event::{MAX_EVENTS_PER_NOTIFICATION, NotificationMeta};
 use oc_model::ports::{
-    AttemptOutcome, Clock, DeliveryClaim, DeliveryRequest, DeliveryResult, Instance, InstanceStore, NewAttempt,
-    NextStep, Notifier, OutboxStore, StoreError,
+    AttemptOutcome, AttemptRecord, Clock, DeliveryClaim, DeliveryRequest, DeliveryResult, Instance, InstanceStore,
+    NewAttempt, NextStep, Notifier, OutboxStore, StoreError,
 };
 use oc_model::{InstanceId, Notification};
-use tokio::sync::{Notify, Semaphore};
-use tokio::task::JoinSet;
+use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
 use uuid::Uuid;
 
 use crate::breaker::{Admission, BreakerConfig, Breakers};
 use crate::error::NotifyError;
 use crate::retry::RetryPolicy;
+
+/// Attempts recorded together at most (one store call).
+const RECORD_BATCH: usize = 256;
 
 /// Settings of a [`Dispatcher`].
 #[derive(Debug, Clone, PartialEq)]
@@ -231,14 +239,17 @@ where
     /// records each attempt. Returns when every claimed notification is finished.
     pub async fn run_once(&self) -> Result<TickReport, NotifyError> {
         let (jobs, mut report) = self.claim(self.inner.config.max_claimed, true).await?;
+        let (recorder, recording) = Recorder::start(self.inner.store.clone());
         let mut tasks = JoinSet::new();
         for job in jobs {
-            let inner = self.inner.clone();
-            tasks.spawn(async move { inner.attempt(job).await });
+            let (inner, recorder) = (self.inner.clone(), recorder.clone());
+            tasks.spawn(async move { inner.attempt(job, &recorder).await });
         }
+        drop(recorder);
         while let Some(joined) = tasks.join_next().await {
             report.add(joined.unwrap_or(JobOutcome::StoreError));
         }
+        let _ = recording.await;
         Ok(report)
     }
 
@@ -247,6 +258,7 @@ where
     /// recorded. Store errors are logged and retried on the next round.
     pub async fn run(&self, shutdown: impl Future<Output = ()> + Send) {
         let config = &self.inner.config;
+        let (recorder, recording) = Recorder::start(self.inner.store.clone());
         let mut tasks: JoinSet<JobOutcome> = JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         // claim again on a finished attempt only while the last claim came back full (more may be due)
@@ -267,8 +279,8 @@ where
                             tracing::debug!(batched = report.batched, claimed = report.claimed, "delivery round");
                         }
                         for job in jobs {
-                            let inner = self.inner.clone();
-                            tasks.spawn(async move { inner.attempt(job).await });
+                            let (inner, recorder) = (self.inner.clone(), recorder.clone());
+                            tasks.spawn(async move { inner.attempt(job, &recorder).await });
                         }
                     }
                     Err(error) => {
@@ -288,6 +300,8 @@ where
             }
         }
         while tasks.join_next().await.is_some() {}
+        drop(recorder);
+        let _ = recording.await;
     }
 
     /// Batches new events (when `batch`) and claims up to `limit` due notifications, with their instances.
@@ -349,7 +363,7 @@ where
     S: InstanceStore + OutboxStore + ?Sized,
 {
     /// Attempts one claimed notification and records the attempt.
-    async fn attempt(&self, job: Job) -> JobOutcome {
+    async fn attempt(&self, job: Job, recorder: &Recorder) -> JobOutcome {
         let Job { claim, instance } = job;
         let id = claim.notification.id;
         let Some((instance, target)) = instance.and_then(|i| target(&i).map(|t| (i, t))) else {
@@ -367,7 +381,8 @@ where
             Err(error) => {
                 // the store handed out events that cannot form a notification: keep it as failed, visible
                 let attempt = not_attempted(self.clock.now(), format!("cannot build the notification: {error}"));
-                return self.record(&claim, &attempt, NextStep::Failed, JobOutcome::Failed { refused: false }).await;
+                let failed = JobOutcome::Failed { refused: false };
+                return record(recorder, &claim, attempt, NextStep::Failed, failed).await;
             }
         };
 
@@ -389,7 +404,7 @@ where
                     NextStep::RetryAt(at) => NextStep::RetryAt(at.max(until)),
                     other => other,
                 };
-                return self.record(&claim, &attempt, next, JobOutcome::ShortCircuited).await;
+                return record(recorder, &claim, attempt, next, JobOutcome::ShortCircuited).await;
             }
         }
         if !lease_left(&claim, now, self.config.attempt_time) {
@@ -428,7 +443,7 @@ where
             }
         }
         drop(_url_permit);
-        self.conclude(&claim, &instance, number, result, after).await
+        self.conclude(&claim, &instance, number, result, after, recorder).await
     }
 
     /// Records the attempt with what follows it.
@@ -439,6 +454,7 @@ where
         number: u32,
         result: DeliveryResult,
         after: DateTime<Utc>,
+        recorder: &Recorder,
     ) -> JobOutcome {
         let id = claim.notification.id;
         let attempt = NewAttempt {
@@ -474,22 +490,84 @@ where
                 }
             }
         };
-        self.record(claim, &attempt, next, outcome).await
+        record(recorder, claim, attempt, next, outcome).await
+    }
+}
+
+/// Records an attempt with what follows it (through the recorder, with others finished meanwhile); `ok` is the
+/// outcome when it is written.
+async fn record(
+    recorder: &Recorder,
+    claim: &DeliveryClaim,
+    attempt: NewAttempt,
+    next: NextStep,
+    ok: JobOutcome,
+) -> JobOutcome {
+    let id = claim.notification.id;
+    let record = AttemptRecord { notification: id, lease: claim.lease.clone(), attempt, next };
+    match recorder.record(record).await {
+        Ok(()) => ok,
+        Err(StoreError::LeaseLost(why)) => {
+            tracing::warn!(notification = %id, why, "attempt not recorded: lease lost");
+            JobOutcome::LeaseLost
+        }
+        Err(error) => {
+            tracing::error!(notification = %id, error = %error, "recording an attempt failed");
+            JobOutcome::StoreError
+        }
+    }
+}
+
+/// An attempt to record and where its result goes.
+type Pending = (AttemptRecord, oneshot::Sender<Result<(), StoreError>>);
+
+/// Records attempts in batches (group commit): a task takes every attempt waiting, up to [`RECORD_BATCH`],
+/// records them with one [`OutboxStore::record_attempts`] call, answers each, and goes on with those that came
+/// meanwhile. It ends when every handle is gone and the attempts sent are recorded.
+#[derive(Clone)]
+struct Recorder {
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+impl Recorder {
+    fn start<S: OutboxStore + ?Sized + 'static>(store: Arc<S>) -> (Recorder, JoinHandle<()>) {
+        let (queue, mut waiting) = mpsc::unbounded_channel::<Pending>();
+        let task = tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(RECORD_BATCH);
+            while waiting.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+                let (records, answers): (Vec<AttemptRecord>, Vec<_>) = batch.drain(..).unzip();
+                let count = records.len();
+                // In a task of its own, so that a panicking store fails this batch only, not the recorder.
+                let store = store.clone();
+                let call = tokio::spawn(async move { store.record_attempts(&records).await });
+                let results = match call.await {
+                    Ok(Ok(results)) if results.len() == count => results,
+                    Ok(Ok(results)) => {
+                        let error = StoreError::Database(format!(
+                            "the store answered {} results for {count} attempts",
+                            results.len()
+                        ));
+                        vec![Err(error); count]
+                    }
+                    Ok(Err(error)) => vec![Err(error); count],
+                    Err(failed) => {
+                        vec![Err(StoreError::Database(format!("recording attempts failed: {failed}"))); count]
+                    }
+                };
+                for (answer, result) in answers.into_iter().zip(results) {
+                    let _ = answer.send(result);
+                }
+            }
+        });
+        (Recorder { queue }, task)
     }
 
-    async fn record(&self, claim: &DeliveryClaim, attempt: &NewAttempt, next: NextStep, ok: JobOutcome) -> JobOutcome {
-        let id = claim.notification.id;
-        match self.store.record_attempt(id, &claim.lease, attempt, next).await {
-            Ok(()) => ok,
-            Err(StoreError::LeaseLost(why)) => {
-                tracing::warn!(notification = %id, why, "attempt not recorded: lease lost");
-                JobOutcome::LeaseLost
-            }
-            Err(error) => {
-                tracing::error!(notification = %id, error = %error, "recording an attempt failed");
-                JobOutcome::StoreError
-            }
-        }
+    /// Records `record` with whatever else is waiting; its own result.
+    async fn record(&self, record: AttemptRecord) -> Result<(), StoreError> {
+        let stopped = || StoreError::Database("the attempt recorder stopped".into());
+        let (answer, result) = oneshot::channel();
+        self.queue.send((record, answer)).map_err(|_| stopped())?;
+        result.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 

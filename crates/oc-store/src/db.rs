@@ -23,12 +23,20 @@ use crate::error::{corrupt, error_chain};
 use crate::key::Cipher;
 
 /// The embedded migrations: (version, description, SQLite text, PostgreSQL text).
-const MIGRATIONS: &[(i64, &str, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../migrations/sqlite/0001_init.sql"),
-    include_str!("../migrations/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../migrations/sqlite/0001_init.sql"),
+        include_str!("../migrations/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        "claim indexes",
+        include_str!("../migrations/sqlite/0002_claim_indexes.sql"),
+        include_str!("../migrations/postgres/0002_claim_indexes.sql"),
+    ),
+];
 
 /// The newest schema version this binary knows.
 pub const SCHEMA_VERSION: i64 = 2;

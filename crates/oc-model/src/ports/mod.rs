@@ -21,8 +21,9 @@ pub use provider::{
     Provider, ProviderAccount, ProviderError, QueryError, RecordFilter, Session, TokenSet, TokenVault,
 };
 pub use store::{
-    AccountStore, CommitSummary, DeliveryClaim, EventDetail, EventFilter, EventPage, EventStatus, EventView, Instance,
-    InstanceStore, InstanceUpdate, Lease, NewAttempt, NewInstance, NewOrganization, NextStep, NotificationRecord,
-    NotificationStatus, Organization, OutboxStats, OutboxStore, PollClaim, PollCommit, PollFailure, PollOutcome,
-    PollRecord, PollState, PollStatus, PollStore, PollWarning, Principal, Store, StoreError, StoredAttempt,
+    AccountStore, AttemptRecord, CommitSummary, DeliveryClaim, EventDetail, EventFilter, EventPage, EventStatus,
+    EventView, Instance, InstanceStore, InstanceUpdate, Lease, NewAttempt, NewInstance, NewOrganization, NextStep,
+    NotificationRecord, NotificationStatus, Organization, OutboxStats, OutboxStore, PollClaim, PollCommit, PollFailure,
+    PollOutcome, PollRecord, PollState, PollStatus, PollStore, PollWarning, Principal, Store, StoreError,
+    StoredAttempt,
 };

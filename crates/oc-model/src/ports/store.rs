@@ -480,6 +480,20 @@ pub enum NextStep {
     Failed,
 }
 
+/// One attempt to record with [`OutboxStore::record_attempts`]: the arguments of one
+/// [`OutboxStore::record_attempt`] call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptRecord {
+    /// The notification attempted.
+    pub notification: Uuid,
+    /// The lease it was claimed under.
+    pub lease: Lease,
+    /// The attempt.
+    pub attempt: NewAttempt,
+    /// What follows it.
+    pub next: NextStep,
+}
+
 /// Filters of the event lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
@@ -571,6 +585,20 @@ pub trait OutboxStore: Send + Sync {
         attempt: &NewAttempt,
         next: NextStep,
     ) -> Result<(), StoreError>;
+    /// Records several attempts, each exactly as [`record_attempt`](OutboxStore::record_attempt) would, in order:
+    /// `Ok` holds one result per record, in the order given, and a record refused (its lease is not current,
+    /// e.g. because an earlier record of the same notification released it) does not affect the others. `Err`
+    /// when the batch as a whole failed: the implementations of `oc-store` write a batch in one transaction, so
+    /// then nothing of it is recorded.
+    ///
+    /// The default implementation calls `record_attempt` once per record.
+    async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let mut results = Vec::with_capacity(records.len());
+        for r in records {
+            results.push(self.record_attempt(r.notification, &r.lease, &r.attempt, r.next).await);
+        }
+        Ok(results)
+    }
     /// Events of `org`, newest first.
     async fn list_events(&self, org: OrgId, filter: &EventFilter) -> Result<EventPage, StoreError>;
     /// One event of `org` with its notification and attempts.

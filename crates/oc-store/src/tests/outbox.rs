@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use oc_model::event::EventType;
 use oc_model::ports::{
-    DeliveryClaim, EventFilter, InstanceUpdate, Lease, NewAttempt, NextStep, NotificationStatus, OutboxStats, Store,
-    StoreError,
+    AttemptRecord, DeliveryClaim, EventFilter, InstanceUpdate, Lease, NewAttempt, NextStep, NotificationStatus,
+    OutboxStats, Store, StoreError,
 };
 use uuid::Uuid;
 
@@ -402,6 +402,246 @@ async fn the_background_pruner_prunes(b: Backend) {
     assert!(s.notification(owner.org_id, claims[1].notification.id).await.unwrap().is_some(), "failed ones stay");
 }
 
+fn record(c: &DeliveryClaim, attempt: NewAttempt, next: NextStep) -> AttemptRecord {
+    AttemptRecord { notification: c.notification.id, lease: c.lease.clone(), attempt, next }
+}
+
+/// `Ok`, or the kind of error, of each result: what a comparison of two paths can look at.
+fn kinds(results: &[Result<(), StoreError>]) -> Vec<&'static str> {
+    results
+        .iter()
+        .map(|r| match r {
+            Ok(()) => "ok",
+            Err(StoreError::LeaseLost(_)) => "lease lost",
+            Err(_) => "other error",
+        })
+        .collect()
+}
+
+/// Everything the store says about a notification and its attempts, without its (random) id.
+type Snapshot = (
+    NotificationStatus,
+    u32,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<chrono::DateTime<chrono::Utc>>,
+    Option<String>,
+    Vec<oc_model::ports::StoredAttempt>,
+);
+
+async fn snapshot(s: &dyn Store, org: i64, id: Uuid) -> Snapshot {
+    let (n, attempts) = s.notification(org, id).await.unwrap().unwrap();
+    (n.status, n.attempts, n.next_attempt_at, n.delivered_at, n.last_error, attempts)
+}
+
+/// What [`mixed_outcomes`] saw: per record its result, per claimed notification (by first object) its state,
+/// and which objects are claimed later, in order.
+#[derive(Debug, PartialEq)]
+struct MixedRun {
+    results: Vec<&'static str>,
+    states: Vec<(String, Snapshot)>,
+    later: Vec<Vec<String>>,
+    gone_switched_off: bool,
+}
+
+/// One batch of every kind of outcome: delivered, failed for good, retried (HTTP error, connection error),
+/// `410 Gone` (notifications switched off, kept pending), a wrong lease, an expired lease, a record given
+/// twice, and an earlier change of an object retried so that the later one keeps waiting. Recorded one call
+/// per record, or all in one `record_attempts` call.
+async fn mixed_outcomes(b: Backend, batched: bool) -> Option<MixedRun> {
+    let t = open(b).await?;
+    let s = t.dyn_store();
+    let (owner, inst) = setup(&*s, customers()).await;
+    let (gone_owner, gone) = setup(&*s, customers()).await;
+    let objects = ["a", "b", "c", "d", "e", "f", "x"];
+    emit(&*s, inst.id, "customers", objects.iter().map(|o| event(inst.id, "customers", o, 1)).collect(), at(0)).await;
+    emit(&*s, gone.id, "customers", vec![event(gone.id, "customers", "g", 1)], at(0)).await;
+    emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "x", 2)], at(60)).await;
+    assert_eq!(s.batch_events(at(61), 1).await.unwrap(), 9);
+    let claims = claim(&*s, 61).await;
+    let by_object = |o: &str| claims.iter().find(|c| objects_of(c) == [o]).unwrap_or_else(|| panic!("{o} claimed"));
+    assert_eq!(claims.len(), 8, "the second change of x waits for the first");
+    let wrong = |c: &DeliveryClaim| {
+        let mut r = record(c, attempt(62, Some(200), None), NextStep::Delivered);
+        r.lease.generation += 1;
+        r
+    };
+    // the receiver of `gone` answered 410: the dispatcher switches its notifications off, then records
+    s.set_notifications_disabled(gone.id, Some("410 Gone")).await.unwrap();
+    let records = vec![
+        record(by_object("a"), attempt(62, Some(200), None), NextStep::Delivered),
+        record(by_object("b"), attempt(62, Some(500), None), NextStep::Failed),
+        record(by_object("c"), attempt(62, Some(503), None), NextStep::RetryAt(at(100))),
+        record(by_object("d"), attempt(62, None, Some("connection refused")), NextStep::RetryAt(at(110))),
+        wrong(by_object("e")),
+        // ended after the lease lapsed (61 + 30 s)
+        record(by_object("f"), attempt(95, Some(200), None), NextStep::Delivered),
+        record(by_object("x"), attempt(63, Some(502), Some("bad gateway")), NextStep::RetryAt(at(100))),
+        record(
+            &claims.iter().find(|c| c.notification.instance_id == gone.id).unwrap().clone(),
+            attempt(62, Some(410), None),
+            NextStep::RetryAt(at(62)),
+        ),
+        // given twice: recorded once
+        record(by_object("a"), attempt(62, Some(200), None), NextStep::Delivered),
+        // a wrong lease first, then the right one of the same notification: the second is recorded
+        wrong(by_object("e")),
+        record(by_object("e"), attempt(64, Some(204), None), NextStep::Delivered),
+    ];
+    let results = if batched {
+        s.record_attempts(&records).await.unwrap()
+    } else {
+        let mut results = Vec::new();
+        for r in &records {
+            results.push(s.record_attempt(r.notification, &r.lease, &r.attempt, r.next).await);
+        }
+        results
+    };
+    let mut states = Vec::new();
+    for c in &claims {
+        let org = if c.notification.instance_id == gone.id { gone_owner.org_id } else { owner.org_id };
+        states.push((objects_of(c).concat(), snapshot(&*s, org, c.notification.id).await));
+    }
+    let mut later = Vec::new();
+    for secs in [99, 100, 200] {
+        let claims = claim(&*s, secs).await;
+        later.push(claims.iter().map(|c| objects_of(c).concat()).collect());
+        for c in &claims {
+            s.record_attempt(c.notification.id, &c.lease, &attempt(secs, Some(200), None), NextStep::Delivered)
+                .await
+                .unwrap();
+        }
+    }
+    let gone_switched_off = s.instance_by_id(gone.id).await.unwrap().unwrap().notifications_disabled_reason.is_some();
+    Some(MixedRun { results: kinds(&results), states, later, gone_switched_off })
+}
+
+fn objects_of(c: &DeliveryClaim) -> Vec<String> {
+    objects(c)
+}
+
+async fn batched_attempts_equal_single_ones(b: Backend) {
+    let Some(batched) = mixed_outcomes(b, true).await else { return };
+    let single = mixed_outcomes(b, false).await.expect("the same backend");
+    assert_eq!(batched, single, "one record_attempts call writes what record_attempt calls write");
+    // and what it writes is right
+    assert_eq!(
+        batched.results,
+        ["ok", "ok", "ok", "ok", "lease lost", "lease lost", "ok", "ok", "lease lost", "lease lost", "ok"]
+    );
+    let state = |o: &str| &batched.states.iter().find(|(object, _)| object == o).unwrap().1;
+    let short = |o: &str| {
+        let (status, attempts, next, delivered, error, rows) = state(o).clone();
+        (status, attempts, next, delivered.is_some(), error, rows.len())
+    };
+    assert_eq!(short("a"), (NotificationStatus::Delivered, 1, None, true, None, 1));
+    assert_eq!(state("a").3, Some(at(62) + chrono::Duration::milliseconds(12)));
+    assert_eq!(short("b"), (NotificationStatus::Failed, 1, None, false, Some("HTTP 500".into()), 1));
+    assert_eq!(short("c"), (NotificationStatus::Pending, 1, Some(at(100)), false, Some("HTTP 503".into()), 1));
+    assert_eq!(
+        short("d"),
+        (NotificationStatus::Pending, 1, Some(at(110)), false, Some("connection refused".into()), 1)
+    );
+    assert_eq!(short("e"), (NotificationStatus::Delivered, 1, None, true, None, 1), "the right lease won");
+    assert_eq!(state("e").5[0].attempt.status_code, Some(204));
+    assert_eq!(
+        short("f"),
+        (NotificationStatus::Delivering, 0, Some(at(61)), false, None, 0),
+        "expired: nothing written"
+    );
+    assert_eq!(short("x"), (NotificationStatus::Pending, 1, Some(at(100)), false, Some("bad gateway".into()), 1));
+    assert_eq!(short("g"), (NotificationStatus::Pending, 1, Some(at(62)), false, Some("HTTP 410".into()), 1));
+    let row = &state("x").5[0];
+    assert_eq!(
+        (
+            row.number,
+            row.attempt.at,
+            row.attempt.status_code,
+            row.attempt.latency_ms,
+            row.attempt.response_excerpt.len()
+        ),
+        (1, at(63), Some(502), 12, 1024)
+    );
+    assert!(batched.gone_switched_off);
+    // at 99 only the lapsed claim (f); at 100 the retries due, x's first change but not its second; then the
+    // second change of x; d (due at 110) with it at 200; g never while its notifications are off
+    assert_eq!(batched.later, [vec!["f"], vec!["c", "x"], vec!["d", "x"]]);
+}
+
+async fn batched_attempts_are_idempotent(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, inst) = setup(&*s, customers()).await;
+    emit(&*s, inst.id, "customers", (0..3).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect(), at(0))
+        .await;
+    s.batch_events(at(1), 1).await.unwrap();
+    let claims = claim(&*s, 1).await;
+    let records = vec![
+        record(&claims[0], attempt(2, Some(200), None), NextStep::Delivered),
+        record(&claims[1], attempt(2, Some(500), None), NextStep::RetryAt(at(50))),
+        record(&claims[2], attempt(2, Some(500), None), NextStep::Failed),
+    ];
+    assert_eq!(kinds(&s.record_attempts(&records).await.unwrap()), ["ok", "ok", "ok"]);
+    let before: Vec<Snapshot> = {
+        let mut v = Vec::new();
+        for c in &claims {
+            v.push(snapshot(&*s, owner.org_id, c.notification.id).await);
+        }
+        v
+    };
+    // the same batch again, and each record of it alone: refused, nothing written
+    assert_eq!(kinds(&s.record_attempts(&records).await.unwrap()), ["lease lost"; 3]);
+    for r in &records {
+        assert!(matches!(
+            s.record_attempt(r.notification, &r.lease, &r.attempt, r.next).await,
+            Err(StoreError::LeaseLost(_))
+        ));
+    }
+    for (c, expected) in claims.iter().zip(&before) {
+        assert_eq!(&snapshot(&*s, owner.org_id, c.notification.id).await, expected);
+    }
+    // a record of the retried one under its old lease after it was claimed again: refused too
+    let again = claim(&*s, 50).await;
+    assert_eq!(again.len(), 1);
+    assert_eq!(kinds(&s.record_attempts(&records[1..2]).await.unwrap()), ["lease lost"]);
+    let fresh = record(&again[0], attempt(51, Some(200), None), NextStep::Delivered);
+    assert_eq!(kinds(&s.record_attempts(&[fresh.clone(), fresh]).await.unwrap()), ["ok", "lease lost"]);
+    let (status, attempts, _, _, _, rows) = snapshot(&*s, owner.org_id, again[0].notification.id).await;
+    assert_eq!((status, attempts), (NotificationStatus::Delivered, 2));
+    assert_eq!(rows.iter().map(|r| r.number).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(s.record_attempts(&[]).await.unwrap(), Vec::new());
+}
+
+async fn large_batches_are_recorded_whole(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.dyn_store();
+    let (owner, inst) = setup(&*s, customers()).await;
+    let n = 600;
+    emit(&*s, inst.id, "customers", (0..n).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect(), at(0))
+        .await;
+    s.batch_events(at(1), 1).await.unwrap();
+    let claims = s.claim_deliveries("worker", at(1), 1000, TTL).await.unwrap();
+    assert_eq!(claims.len(), n as usize);
+    // every third one fails and is retried, the rest is delivered; more records than one statement takes
+    let records: Vec<AttemptRecord> = claims
+        .iter()
+        .enumerate()
+        .map(|(i, c)| match i % 3 {
+            0 => record(c, attempt(2, Some(500), None), NextStep::RetryAt(at(10))),
+            _ => record(c, attempt(2, Some(200), None), NextStep::Delivered),
+        })
+        .collect();
+    let results = s.record_attempts(&records).await.unwrap();
+    assert!(results.iter().all(Result::is_ok));
+    let stats = s.outbox_stats(at(3)).await.unwrap();
+    assert_eq!(stats.pending_notifications, 200);
+    for (i, c) in claims.iter().enumerate().step_by(97) {
+        let (status, attempts, _, _, _, rows) = snapshot(&*s, owner.org_id, c.notification.id).await;
+        let expected = if i % 3 == 0 { NotificationStatus::Pending } else { NotificationStatus::Delivered };
+        assert_eq!((status, attempts, rows.len()), (expected, 1, 1));
+    }
+    assert_eq!(claim(&*s, 10).await.len(), 100, "the retries are due (100 per claim here)");
+}
+
 on_both!(
     batching_groups_by_instance_and_object_type,
     per_object_order,
@@ -412,4 +652,7 @@ on_both!(
     retention_prunes_delivered_only,
     outbox_gauges,
     the_background_pruner_prunes,
+    batched_attempts_equal_single_ones,
+    batched_attempts_are_idempotent,
+    large_batches_are_recorded_whole,
 );
