@@ -1,5 +1,5 @@
 //! The scheduler: claims due poll jobs from the store, runs them with a bounded number in flight, and
-//! computes when each job is due again (interval with jitter, exponential capped backoff after failures).
+//! computes when each job is due again (interval less a jitter, exponential capped backoff after failures).
 //!
 //! Everything it knows about instances it re-reads from the store at every claim, so created, updated,
 //! disabled and deleted instances are picked up without a restart. Leases in the store keep two nodes (or two
@@ -33,7 +33,9 @@ pub struct SchedulerConfig {
     pub max_in_flight: usize,
     /// How often [`Scheduler::run`] looks for due jobs when nothing finishes (default 1 s).
     pub tick: Duration,
-    /// Jitter added to each interval: this fraction of it, at most [`max_jitter`](Self::max_jitter) (default 0.1).
+    /// Jitter taken off each interval, so that a poll is never later than its interval (a change then waits at
+    /// most one interval for its poll): up to this fraction of it, at most [`max_jitter`](Self::max_jitter)
+    /// (default 0.1).
     pub jitter: f64,
     /// The largest jitter (default 30 s).
     pub max_jitter: Duration,
@@ -214,7 +216,7 @@ impl Scheduler {
         };
         let now = self.clock.now();
         let interval = instance.configuration.refresh_interval().unwrap_or(DEFAULT_REFRESH_INTERVAL);
-        let next_run_ok = now + to_chrono(interval + self.jitter(claim, interval, now));
+        let next_run_ok = now + to_chrono(interval.saturating_sub(self.jitter(claim, interval, now)));
         let failures = claim.state.consecutive_failures.saturating_add(1);
         let next_run_failed = now + to_chrono(self.backoff(interval, failures));
         let Some(provider) = self.providers.get(&instance.element_key) else {
@@ -252,7 +254,8 @@ impl Scheduler {
         self.engine.poll(job).await.map(Some)
     }
 
-    /// A small deterministic jitter, so that instances created together spread out.
+    /// A small deterministic jitter, so that instances created together spread out; taken off the interval
+    /// (added to it, a change could wait up to interval + jitter for its poll).
     fn jitter(&self, claim: &PollClaim, interval: Duration, now: DateTime<Utc>) -> Duration {
         let max = interval.mul_f64(self.config.jitter.clamp(0.0, 1.0)).min(self.config.max_jitter);
         let seed =

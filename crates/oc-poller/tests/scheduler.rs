@@ -84,6 +84,23 @@ async fn due_jobs_run_on_their_interval() {
 }
 
 #[tokio::test]
+async fn the_jitter_spreads_polls_but_never_delays_one_past_its_interval() {
+    let w = world().await;
+    for _ in 0..20 {
+        w.instance(1.0).await;
+    }
+    let s = w.scheduler(SchedulerConfig { owner: "node-a".into(), max_in_flight: 64, ..SchedulerConfig::default() });
+    assert_eq!(s.tick().await.unwrap().len(), 20);
+    w.clock.advance(Duration::from_secs(53));
+    assert!(s.tick().await.unwrap().is_empty(), "the jitter takes at most 10 % off the interval");
+    w.clock.advance(Duration::from_secs(4));
+    let early = s.tick().await.unwrap().len();
+    assert!(0 < early && early < 20, "spread over the last 10 % of the interval: {early} of 20 due at 57 s");
+    w.clock.advance(Duration::from_secs(3));
+    assert_eq!(s.tick().await.unwrap().len(), 20 - early, "every poll is due one interval after the last at most");
+}
+
+#[tokio::test]
 async fn polls_in_flight_are_bounded() {
     let w = world().await;
     for _ in 0..3 {
