@@ -48,7 +48,8 @@ tasks:
   ci                  what `test` does, with the PostgreSQL suites mandatory
   bench [--quick] [FILTER]
                       criterion benchmarks (--quick: criterion's quick mode)
-  bench e2e [ARGS]    the end-to-end load benchmark (ocpoll against the simulator)
+  bench e2e [-- ARGS] the end-to-end load benchmark (ocpoll against the simulator), e.g.
+                      `cargo xtask bench e2e -- --instances 10000` (`-- --help` lists the flags)
   soak [CASES]        the change-detection oracle for CASES cases (default 100000)
   tidy                architecture checks (also run as tests)";
 
@@ -132,7 +133,12 @@ fn test(require_postgres: bool) -> Result<()> {
 fn bench(args: &[String]) -> Result<()> {
     if args.first().map(String::as_str) == Some("e2e") {
         let mut cmd = cargo();
-        cmd.args(["run", "--release", "-p", "oc-bin", "--", "bench-e2e"]).args(&args[1..]);
+        // `cargo xtask bench e2e -- --instances 1000` and `cargo xtask bench e2e --instances 1000` alike
+        let rest = match args.get(1).map(String::as_str) {
+            Some("--") => &args[2..],
+            _ => &args[1..],
+        };
+        cmd.args(["run", "--release", "-p", "oc-bin", "--", "bench-e2e"]).args(rest);
         return run("end-to-end load benchmark", cmd);
     }
     let quick = args.iter().any(|a| a == "--quick");
