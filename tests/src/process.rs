@@ -58,7 +58,8 @@ pub struct NodeConfig {
     pub org_secret: String,
     /// `OCPOLL_USER_SECRET`.
     pub user_secret: String,
-    /// `--node-id` (leases are taken under `{node_id}-poll` and `{node_id}-notify`).
+    /// `--node-id` (leases are taken under `{node_id}-poll` and `{node_id}-notify`); empty: the default (host
+    /// name and process id).
     pub node_id: String,
     /// More flags.
     pub args: Vec<String>,
@@ -102,7 +103,8 @@ impl Node {
         let bin = ocpoll_binary();
         let mut child = Command::new(&bin)
             .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--database-url", &config.database_url, "--node-id", &config.node_id])
+            .args(["--listen", "127.0.0.1:0", "--database-url", &config.database_url])
+            .args(if config.node_id.is_empty() { vec![] } else { vec!["--node-id", config.node_id.as_str()] })
             .args(&config.args)
             .env("OCPOLL_MASTER_KEY", &config.master_key)
             .env("OCPOLL_ORGANIZATION_SECRET", &config.org_secret)
@@ -180,42 +182,6 @@ impl Drop for Node {
         }
         let _ = self.child.start_kill();
     }
-}
-
-/// Makes every lease a dead node held lapse now (poll jobs, notifications, token refresh locks), as its lease TTL
-/// running out would (5 minutes, which the serve settings cannot shorten).
-pub async fn expire_leases_of(store: &TestStore, node_id: &str) -> Result<u64> {
-    use sqlx::Connection;
-    let owner = format!("{node_id}-%");
-    let holder = format!("{node_id}:%");
-    let statements = [
-        ("UPDATE poll_jobs SET lease_expires_at = 0 WHERE lease_owner LIKE $1", &owner),
-        ("UPDATE notifications SET lease_expires_at = 0 WHERE lease_owner LIKE $1", &owner),
-        ("UPDATE instance_tokens SET refresh_lock_until = 0 WHERE refresh_holder LIKE $1", &holder),
-    ];
-    let o = store.options();
-    let mut n = 0;
-    match store.backend() {
-        Backend::Sqlite => {
-            let mut c = sqlx::SqliteConnection::connect(&o.url).await?;
-            for (sql, arg) in statements {
-                let sql = sql.replace("$1", "?1");
-                n += sqlx::query(&sql).bind(arg.as_str()).execute(&mut c).await?.rows_affected();
-            }
-            c.close().await?;
-        }
-        Backend::Postgres => {
-            let mut c = sqlx::PgConnection::connect(&o.url).await?;
-            if let Some(schema) = &o.schema {
-                sqlx::query(&format!("SET search_path TO \"{schema}\"")).execute(&mut c).await?;
-            }
-            for (sql, arg) in statements {
-                n += sqlx::query(sql).bind(arg.as_str()).execute(&mut c).await?.rows_affected();
-            }
-            c.close().await?;
-        }
-    }
-    Ok(n)
 }
 
 /// A connection to the PostgreSQL schema of `store`.

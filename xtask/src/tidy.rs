@@ -195,7 +195,10 @@ mod tests {
         let m = manifest("oc-poller", "sqlx.workspace = true\naxum.workspace = true", "");
         assert_eq!(
             check_manifest(&m, &e).unwrap(),
-            ["oc-poller uses axum: only oc-bin, oc-sagesim, oc-tests may", "oc-poller uses sqlx: only oc-store, oc-tests may"]
+            [
+                "oc-poller uses axum: only oc-bin, oc-sagesim, oc-tests may",
+                "oc-poller uses sqlx: only oc-store, oc-tests may"
+            ]
         );
     }
 

@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use oc_model::ports::{Clock, NewOrganization, Provider, Store, SystemClock};
-use oc_notify::{Dispatcher, DispatcherConfig, HttpNotifier, HttpNotifierConfig};
+use oc_notify::{Dispatcher, DispatcherConfig, HttpNotifier, HttpNotifierConfig, RetryPolicy};
 use oc_poller::engine::EngineConfig;
 use oc_poller::scheduler::{Scheduler, SchedulerConfig};
 use oc_sageone::{RateLimit, SageConfig, SageProvider};
-use oc_store::{KeySource, MasterKey, SqlStore};
+use oc_store::{Backend, KeySource, MasterKey, SqlStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -41,10 +41,60 @@ pub fn init_logging_with(format: LogFormat, default_filter: &str) {
 
 /// The name of this node in leases: the setting, else host name and process id.
 pub fn node_id(settings: &ServeSettings) -> String {
-    settings.node_id.clone().unwrap_or_else(|| {
-        let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
-        format!("{}-{}", if host.is_empty() { "ocpoll" } else { &host }, std::process::id())
-    })
+    settings.node_id.clone().unwrap_or_else(|| format!("{}-{}", host_name(), std::process::id()))
+}
+
+/// The host name of this machine, as the default node id uses it.
+fn host_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_default();
+    if host.is_empty() { "ocpoll".to_string() } else { host }
+}
+
+/// The nodes whose leases this process may take back at start, among the nodes holding leases now:
+/// - with `--node-id`: a previous run under that name (the name is this node's; whoever held it is gone);
+/// - without, on SQLite: default-named nodes (`{host}-{pid}`) of this host whose process no longer runs.
+///
+/// On PostgreSQL without `--node-id` nothing is taken back (another machine may share the host name); the
+/// leases lapse after `--lease-ttl-seconds`.
+pub fn gone_nodes(holders: &[String], settings: &ServeSettings, backend: Backend) -> Vec<String> {
+    let mut nodes: Vec<String> = holders.iter().filter_map(|h| oc_store::node_of_holder(h)).map(String::from).collect();
+    nodes.sort();
+    nodes.dedup();
+    match (&settings.node_id, backend) {
+        (Some(me), _) => nodes.into_iter().filter(|n| n == me).collect(),
+        (None, Backend::Sqlite) if std::path::Path::new("/proc/self").exists() => {
+            let prefix = format!("{}-", host_name());
+            nodes
+                .into_iter()
+                .filter(|n| {
+                    n.strip_prefix(&prefix).and_then(|pid| pid.parse::<u32>().ok()).is_some_and(|pid| {
+                        pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                    })
+                })
+                .collect()
+        }
+        (None, _) => Vec::new(),
+    }
+}
+
+/// Takes back the leases of nodes known to be gone ([`gone_nodes`]), so that the work of a crashed run resumes at
+/// once rather than after the lease time.
+pub async fn take_back_leases(store: &SqlStore, settings: &ServeSettings, clock: &dyn Clock) -> Result<()> {
+    let now = clock.now();
+    let holders = store.lease_holders(now).await.context("reading the lease holders")?;
+    for node in gone_nodes(&holders, settings, store.backend()) {
+        let released = store.release_leases_of(&node, now).await.context("taking back leases")?;
+        if released.total() > 0 {
+            tracing::info!(
+                node = %node,
+                polls = released.polls,
+                deliveries = released.deliveries,
+                refresh_locks = released.refresh_locks,
+                "took back the leases of a previous run that did not stop cleanly"
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Opens the store of the settings: resolves the master key, connects, applies the migrations.
@@ -161,11 +211,27 @@ pub async fn start(settings: &ServeSettings, store: Arc<dyn Store>, clock: Arc<d
         providers.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
 
     let grace = Duration::from_secs(settings.shutdown_grace_seconds);
+    let lease_ttl = Duration::from_secs(settings.lease_ttl_seconds);
+    let attempt_time = Duration::from_secs(settings.delivery_timeout_seconds);
+    if lease_ttl <= attempt_time + Duration::from_secs(5) {
+        return Err(anyhow!(
+            "--lease-ttl-seconds ({}) must be more than --delivery-timeout-seconds ({}) + 5, so that a lease never \
+             lapses in the middle of a delivery attempt",
+            settings.lease_ttl_seconds,
+            settings.delivery_timeout_seconds
+        ));
+    }
+    let retry = RetryPolicy::exponential(Duration::from_secs(4), 4, settings.delivery_retries, 0.1)
+        .map_err(|e| anyhow!("--delivery-retries {}: {e}", settings.delivery_retries))?;
     let scheduler = Scheduler::new(
         store.clone(),
         engine_providers,
         clock.clone(),
-        EngineConfig { default_lookback: Duration::from_secs(settings.lookback_seconds), ..EngineConfig::default() },
+        EngineConfig {
+            default_lookback: Duration::from_secs(settings.lookback_seconds),
+            lease_ttl,
+            ..EngineConfig::default()
+        },
         SchedulerConfig {
             owner: format!("{node}-poll"),
             max_in_flight: settings.max_concurrent_polls.max(1),
@@ -176,6 +242,7 @@ pub async fn start(settings: &ServeSettings, store: Arc<dyn Store>, clock: Arc<d
     let notifier = HttpNotifier::new(
         HttpNotifierConfig {
             allow_private_callbacks: settings.allow_private_callbacks,
+            timeout: attempt_time,
             ..HttpNotifierConfig::default()
         },
         clock.clone(),
@@ -185,7 +252,14 @@ pub async fn start(settings: &ServeSettings, store: Arc<dyn Store>, clock: Arc<d
         store.clone(),
         Arc::new(notifier),
         clock.clone(),
-        DispatcherConfig { owner: format!("{node}-notify"), ..DispatcherConfig::default() },
+        DispatcherConfig {
+            owner: format!("{node}-notify"),
+            lease_ttl,
+            // the notifier's timeout, and time to record the attempt
+            attempt_time: attempt_time + Duration::from_secs(5),
+            retry,
+            ..DispatcherConfig::default()
+        },
     )
     .map_err(|e| anyhow!("configuring the dispatcher: {e}"))?;
 
@@ -234,6 +308,7 @@ pub async fn serve(settings: ServeSettings) -> Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Arc::new(open_store(&settings.database, clock.clone()).await?);
     bootstrap(store.as_ref(), &settings, clock.as_ref()).await?;
+    take_back_leases(&store, &settings, clock.as_ref()).await?;
     let running = start(&settings, store.clone(), clock).await?;
     eprintln!(
         "ocpoll: API at http://{}{} (database {})",
@@ -268,5 +343,63 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(args: &[&str]) -> ServeSettings {
+        ServeSettings::from_args(args).expect("settings")
+    }
+
+    fn holders(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn a_named_node_takes_back_only_its_own_leases() {
+        let held = holders(&["a-poll", "a-notify", "a:12:0:ff", "b-poll", "ab-poll"]);
+        let s = settings(&["--node-id", "a"]);
+        assert_eq!(gone_nodes(&held, &s, Backend::Postgres), ["a"]);
+        assert_eq!(gone_nodes(&held, &s, Backend::Sqlite), ["a"]);
+        assert!(gone_nodes(&held, &settings(&["--node-id", "c"]), Backend::Postgres).is_empty());
+    }
+
+    #[test]
+    fn unnamed_nodes_take_back_dead_processes_of_this_host_on_sqlite_only() {
+        let host = host_name();
+        let me = std::process::id();
+        // a process id that does not run: above the kernel's pid_max (at most 2^22)
+        let dead = 4_194_305;
+        let held = holders(&[
+            &format!("{host}-{me}-poll"),
+            &format!("{host}-{dead}-poll"),
+            &format!("{host}-{dead}:{dead}:0:aa"),
+            &format!("{host}-1-poll"), // init runs
+            &format!("other-host-{dead}-poll"),
+            "named-node-poll",
+        ]);
+        let unnamed = settings(&[]);
+        assert_eq!(gone_nodes(&held, &unnamed, Backend::Sqlite), [format!("{host}-{dead}")]);
+        assert!(gone_nodes(&held, &unnamed, Backend::Postgres).is_empty());
+    }
+
+    #[test]
+    fn lease_and_delivery_settings_are_checked() {
+        for bad in [
+            &["--lease-ttl-seconds", "5"][..],
+            &["--delivery-retries", "13"],
+            &["--delivery-timeout-seconds", "0"],
+            &["--node-id", "a:b"],
+            &["--node-id", ""],
+            &["--node-id", "a b"],
+        ] {
+            let err = ServeSettings::from_args(bad).expect_err("refused").to_string();
+            assert!(err.contains(bad[0]), "{bad:?}: {err}");
+        }
+        let s = settings(&["--lease-ttl-seconds", "30", "--delivery-timeout-seconds", "20", "--delivery-retries", "0"]);
+        assert_eq!((s.lease_ttl_seconds, s.delivery_timeout_seconds, s.delivery_retries), (30, 20, 0));
     }
 }

@@ -62,9 +62,29 @@ pub struct ServeSettings {
     #[arg(long, env = "OCPOLL_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
-    /// Name of this node in leases (default: host name and process id).
-    #[arg(long, env = "OCPOLL_NODE_ID")]
+    /// Name of this node in leases (default: host name and process id). Give each node of a cluster its own,
+    /// stable name: a node that starts under a name takes back at once the leases a previous run under that name
+    /// left (after a crash), instead of waiting for them to lapse. Without it, on SQLite, the leases of
+    /// processes of this host that no longer run are taken back.
+    #[arg(long, env = "OCPOLL_NODE_ID", value_parser = parse_node_id)]
     pub node_id: Option<String>,
+
+    /// Seconds a lease on a poll job or a notification lasts unless renewed: how long the work of a node that
+    /// died without a trace waits before another node takes it over (30 to 86400).
+    #[arg(long, env = "OCPOLL_LEASE_TTL_SECONDS", default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(30..=86_400))]
+    pub lease_ttl_seconds: u64,
+
+    /// Seconds one delivery attempt may take, from connecting to the end of the answer (1 to 120).
+    #[arg(long, env = "OCPOLL_DELIVERY_TIMEOUT_SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub delivery_timeout_seconds: u64,
+
+    /// Retries of a failed notification before it is `failed` (0 to 12). Retry x comes about 4^x seconds after
+    /// the first failure (±10 %), as in Open Connectors: the default 9 retries span about 4 days.
+    #[arg(long, env = "OCPOLL_DELIVERY_RETRIES", default_value_t = 9,
+          value_parser = clap::value_parser!(u32).range(0..=12))]
+    pub delivery_retries: u32,
 
     /// Most polls running at once on this node.
     #[arg(long, env = "OCPOLL_MAX_CONCURRENT_POLLS", default_value_t = 32)]
@@ -94,6 +114,18 @@ pub struct ServeSettings {
     /// User secret to bootstrap (with OCPOLL_ORGANIZATION_SECRET).
     #[arg(long, env = "OCPOLL_USER_SECRET", hide_env_values = true)]
     pub user_secret: Option<String>,
+}
+
+/// A node id: 1 to 100 characters, none of them `:` or white space (leases are named `{node}-poll`,
+/// `{node}-notify` and `{node}:...`).
+fn parse_node_id(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.len() > 100 {
+        return Err("a node id has 1 to 100 characters".into());
+    }
+    if let Some(c) = s.chars().find(|c| *c == ':' || c.is_whitespace() || c.is_control()) {
+        return Err(format!("a node id may not contain {c:?}"));
+    }
+    Ok(s.to_string())
 }
 
 /// Parses settings from arguments (and `OCPOLL_` variables), as `ocpoll serve ARGS` would: for tests and tools.

@@ -188,7 +188,53 @@ async fn two_nodes_batch_each_event_once(b: Backend) {
     }
 }
 
+/// A node restarted after a crash under the same node id takes back at once what its previous run held; other
+/// nodes' leases stay, and the previous run's late writes are still refused.
+async fn a_gone_node_s_leases_are_handed_back(b: Backend) {
+    let clock = Arc::new(oc_model::ports::ManualClock::new(t0()));
+    let Some(t) = crate::testing::store(b, clock.clone()).await else { return };
+    let s = t.store();
+    let d: Arc<dyn Store> = t.dyn_store();
+    let (_, inst) = super::setup(&*d, super::customers()).await;
+    let events: Vec<_> = (0..4).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
+    super::emit(&*d, inst.id, "customers", events, t0()).await;
+    assert_eq!(d.batch_events(at(1), 1).await.unwrap(), 4);
+    let (_, other_inst) = super::setup(&*d, super::customers()).await;
+
+    // (the first instance's job is due again a minute after its first poll)
+    // node-a holds a poll job, two deliveries and a refresh lock; node-b holds a poll job
+    let mine = d.claim_polls("node-a-poll", at(70), 1, TTL).await.unwrap().remove(0);
+    let theirs = d.claim_polls("node-b-poll", at(70), 1, TTL).await.unwrap().remove(0);
+    assert_ne!(mine.instance_id, theirs.instance_id);
+    let deliveries = d.claim_deliveries("node-a-notify", at(70), 2, TTL).await.unwrap();
+    assert_eq!(deliveries.len(), 2);
+    clock.set(at(70)); // the refresh lock's time
+    assert!(d.lock_refresh(other_inst.id, "node-a:77:0:beef", TTL).await.unwrap());
+    let holders = s.lease_holders(at(71)).await.unwrap();
+    assert_eq!(holders, ["node-a-notify", "node-a-poll", "node-a:77:0:beef", "node-b-poll"]);
+
+    let released = s.release_leases_of("node-a", at(71)).await.unwrap();
+    assert_eq!(released, crate::ReleasedLeases { polls: 1, deliveries: 2, refresh_locks: 1 });
+    assert_eq!(s.lease_holders(at(71)).await.unwrap(), ["node-b-poll"], "node-b keeps its lease");
+    assert_eq!(s.release_leases_of("node-a", at(71)).await.unwrap().total(), 0, "nothing twice");
+
+    // the work is claimable at once, not after the lease time
+    let again = d.claim_polls("node-a-poll", at(71), 10, TTL).await.unwrap();
+    assert_eq!(again.len(), 1, "node-b's job stays with node-b");
+    assert_eq!((again[0].instance_id, again[0].lease.generation), (mine.instance_id, mine.lease.generation + 1));
+    let redelivered = d.claim_deliveries("node-a-notify", at(71), 10, TTL).await.unwrap();
+    let ids: HashSet<_> = redelivered.iter().map(|c| c.notification.id).collect();
+    assert!(deliveries.iter().all(|c| ids.contains(&c.notification.id)), "both deliveries claimable again");
+    assert!(d.lock_refresh(other_inst.id, "node-c:1:0:aa", TTL).await.unwrap(), "the refresh lock is free");
+
+    // the previous run's writes under its old leases are refused
+    let stale = commit(vec![], Some(at(72)), at(72));
+    let refused = d.commit_poll(mine.instance_id, &mine.resource, &mine.lease, &stale).await;
+    assert!(matches!(refused, Err(StoreError::LeaseLost(_))), "{refused:?}");
+}
+
 on_both!(
+    a_gone_node_s_leases_are_handed_back,
     two_nodes_batch_each_event_once,
     two_nodes_never_hold_the_same_job,
     expired_leases_are_taken_over_and_fence_the_old_holder,
