@@ -19,7 +19,8 @@ fn swagger_path() -> PathBuf {
     match std::env::var_os("OCPOLL_SAGE_SWAGGER") {
         Some(p) => PathBuf::from(p),
         None => {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/sage-accounting-v3.1.swagger.json")
+            // Sage's own description of v3.1, vendored from the project's shared data
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/sage-accounting-v3.1.swagger.json")
         }
     }
 }
@@ -213,4 +214,22 @@ fn translating_a_parameter_the_endpoint_does_not_declare_is_an_error() {
     // Under OR, a parameter of the endpoint itself cannot be pushed down, and is not a record field.
     let err = oc_sageone::translate("customers", "search = 'x' or name = 'y'").unwrap_err();
     assert!(err.to_string().starts_with("`search` is a query parameter of /contacts, not a record field"), "{err}");
+}
+
+/// The vendored fixtures are the shared originals, byte for byte (checked where the shared data is present).
+#[test]
+fn vendored_fixtures_match_the_shared_data() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let shared = root.join("../shared/data");
+    if !shared.is_dir() {
+        eprintln!("vendored_fixtures_match_the_shared_data: {} not found; nothing to compare", shared.display());
+        return;
+    }
+    for name in
+        ["sage-accounting-v3.1.swagger.json", "seed-instance-body-example.json", "seed-instance-body-template.json"]
+    {
+        let original = std::fs::read(shared.join(name)).expect("the shared original");
+        let copy = std::fs::read(root.join("tests/fixtures").join(name)).expect("the vendored copy");
+        assert!(original == copy, "tests/fixtures/{name} differs from ../shared/data/{name}: copy it again");
+    }
 }

@@ -159,7 +159,8 @@ mod tests {
         match std::env::var_os("OC_SAGE_SWAGGER") {
             Some(p) => PathBuf::from(p),
             None => {
-                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/sage-accounting-v3.1.swagger.json")
+                // Sage's own description of v3.1, vendored from the project's shared data
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/sage-accounting-v3.1.swagger.json")
             }
         }
     }
