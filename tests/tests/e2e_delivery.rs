@@ -120,8 +120,8 @@ async fn receiver_outage(store: TestStore) {
     let d = detail(&api, created_a["eventId"].as_str().unwrap()).await;
     let attempts = d["attempts"].as_array().expect("attempts");
     assert!(attempts.len() >= 2, "{d:#}");
-    assert_eq!(attempts[0]["status_code"], 503, "{d:#}");
-    assert_eq!(attempts[attempts.len() - 1]["status_code"], 200, "{d:#}");
+    assert_eq!(attempts[0]["statusCode"], 503, "{d:#}");
+    assert_eq!(attempts[attempts.len() - 1]["statusCode"], 200, "{d:#}");
     assert_eq!(d["notification"]["status"], "delivered");
     assert_eq!(d["notification"]["attempts"].as_u64(), Some(attempts.len() as u64));
 

@@ -45,7 +45,7 @@ async fn poll_after(api: &Api, id: i64, since: &str) {
     let since: chrono::DateTime<chrono::Utc> = since.parse().expect("an instant");
     eventually(WAIT, "a poll after the change", || async {
         api.polls(id).await.iter().any(|p| {
-            p["started_at"]
+            p["startedAt"]
                 .as_str()
                 .and_then(|s| s.parse::<chrono::DateTime<chrono::Utc>>().ok())
                 .is_some_and(|t| t > since)

@@ -111,7 +111,7 @@ async fn two_nodes_share_the_work_postgres() {
         check_delivered(&sage, &changes, &events);
         // Never two polls of one (instance, resource) at once.
         let mut polls: Vec<(DateTime<Utc>, DateTime<Utc>)> =
-            api_b.polls(*id).await.iter().map(|p| (instant(&p["started_at"]), instant(&p["finished_at"]))).collect();
+            api_b.polls(*id).await.iter().map(|p| (instant(&p["startedAt"]), instant(&p["finishedAt"]))).collect();
         polls.sort();
         for w in polls.windows(2) {
             assert!(

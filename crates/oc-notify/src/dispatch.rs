@@ -438,7 +438,12 @@ where
                     (_, None) => false,
                 };
                 if self.breakers.record(&target.url, healthy, after) {
-                    tracing::warn!(url = %target.url, "callback failing repeatedly: circuit opened");
+                    // the origin only: a callback's path or query may carry the customer's token
+                    tracing::warn!(
+                        instance_id = instance.id,
+                        callback = %origin_of(&target.url),
+                        "callback failing repeatedly: circuit opened"
+                    );
                 }
             }
         }
@@ -482,10 +487,7 @@ where
             AttemptOutcome::Failed | AttemptOutcome::Refused => {
                 let refused = result.outcome == AttemptOutcome::Refused;
                 match self.config.retry.next_step(id, number, after, result.retry_after) {
-                    NextStep::Failed => {
-                        tracing::warn!(notification = %id, attempts = number, error = ?result.error, "notification failed for good");
-                        (NextStep::Failed, JobOutcome::Failed { refused })
-                    }
+                    NextStep::Failed => (NextStep::Failed, JobOutcome::Failed { refused }),
                     next => (next, JobOutcome::Retrying { refused }),
                 }
             }
@@ -495,7 +497,7 @@ where
 }
 
 /// Records an attempt with what follows it (through the recorder, with others finished meanwhile); `ok` is the
-/// outcome when it is written.
+/// outcome when it is written. Logs the attempt once it is recorded ([`log_attempt`]).
 async fn record(
     recorder: &Recorder,
     claim: &DeliveryClaim,
@@ -504,9 +506,18 @@ async fn record(
     ok: JobOutcome,
 ) -> JobOutcome {
     let id = claim.notification.id;
+    let logged = LoggedAttempt {
+        at: attempt.at,
+        status: attempt.status_code,
+        latency_ms: attempt.latency_ms,
+        error: attempt.error.clone(),
+    };
     let record = AttemptRecord { notification: id, lease: claim.lease.clone(), attempt, next };
     match recorder.record(record).await {
-        Ok(()) => ok,
+        Ok(()) => {
+            log_attempt(claim, &logged, next, ok);
+            ok
+        }
         Err(StoreError::LeaseLost(why)) => {
             tracing::warn!(notification = %id, why, "attempt not recorded: lease lost");
             JobOutcome::LeaseLost
@@ -515,6 +526,82 @@ async fn record(
             tracing::error!(notification = %id, error = %error, "recording an attempt failed");
             JobOutcome::StoreError
         }
+    }
+}
+
+/// What the log says of an attempt.
+struct LoggedAttempt {
+    at: DateTime<Utc>,
+    status: Option<u16>,
+    latency_ms: u64,
+    error: Option<String>,
+}
+
+/// One line per recorded attempt: DEBUG when delivered (or not attempted because the URL's circuit is open, which
+/// is logged when it opens), WARN when it failed (with the status or error and when the next attempt comes) and
+/// when the notification failed for good. Never the callback URL (it may carry a token), the body or a key.
+fn log_attempt(claim: &DeliveryClaim, attempt: &LoggedAttempt, next: NextStep, outcome: JobOutcome) {
+    let n = &claim.notification;
+    let (notification, instance_id, object_type) = (n.id, n.instance_id, n.object_type.as_str());
+    let events = claim.events.len();
+    // this attempt's number over the notification's life (redeliveries included), as the API lists it
+    let attempt_number = n.attempts.saturating_add(1);
+    let (status, latency_ms, error) = (attempt.status, attempt.latency_ms, attempt.error.as_deref());
+    let next_at = match next {
+        NextStep::RetryAt(t) => Some(t),
+        NextStep::Delivered | NextStep::Failed => None,
+    };
+    let next_attempt_at = next_at.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    let next_attempt_in_s = next_at.map(|t| {
+        let ended = crate::retry::add(attempt.at, Duration::from_millis(attempt.latency_ms));
+        (t - ended).num_milliseconds().max(0) as f64 / 1000.0
+    });
+    match outcome {
+        JobOutcome::Delivered => tracing::debug!(
+            %notification,
+            instance_id,
+            object_type,
+            events,
+            attempt = attempt_number,
+            status,
+            latency_ms,
+            "notification delivered"
+        ),
+        JobOutcome::Retrying { refused } => tracing::warn!(
+            %notification,
+            instance_id,
+            object_type,
+            events,
+            attempt = attempt_number,
+            status,
+            latency_ms,
+            error,
+            refused,
+            next_attempt_at,
+            next_attempt_in_s,
+            "delivery attempt failed; retrying"
+        ),
+        JobOutcome::Failed { refused } => tracing::warn!(
+            %notification,
+            instance_id,
+            object_type,
+            events,
+            attempts = attempt_number,
+            status,
+            latency_ms,
+            error,
+            refused,
+            "notification failed for good: kept as failed, redeliverable over the API"
+        ),
+        JobOutcome::ShortCircuited => tracing::debug!(
+            %notification,
+            instance_id,
+            attempt = attempt_number,
+            next_attempt_at,
+            "not attempted: the callback's circuit is open"
+        ),
+        // `410 Gone` is logged where notifications are switched off; the rest are never recorded
+        JobOutcome::Gone | JobOutcome::Skipped | JobOutcome::LeaseLost | JobOutcome::StoreError => {}
     }
 }
 
@@ -589,4 +676,12 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
         source = e.source();
     }
     text
+}
+
+/// `scheme://host[:port]` of a callback URL, for logs (its path and query may carry a secret).
+fn origin_of(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(u) => u.origin().ascii_serialization(),
+        Err(_) => "(an invalid URL)".to_string(),
+    }
 }

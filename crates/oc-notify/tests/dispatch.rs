@@ -1,5 +1,7 @@
 //! The delivery engine against a real store and wiremock receivers; time is driven through a manual clock.
 
+#[path = "support/logs.rs"]
+mod logs;
 #[path = "support/receiver.rs"]
 mod receiver;
 mod support;
@@ -502,4 +504,65 @@ async fn run_delivers_promptly_when_woken_and_stops_on_shutdown(world: World) {
     tokio::time::timeout(Duration::from_secs(10), running).await.expect("run returns on shutdown").unwrap();
     let (record, _) = only_notification(&world, instance.id).await;
     assert_eq!(record.status, NotificationStatus::Delivered);
+}
+
+/// A failed attempt is logged at WARN with its status, error and the next attempt's time; a notification failed
+/// for good at WARN; a delivery at DEBUG. Neither the callback URL (it may carry a token), nor the body, nor the
+/// signature key is logged.
+#[tokio::test]
+async fn attempts_are_logged_without_secrets() {
+    let world = World::sqlite().await;
+    let server =
+        receiver_failing(2, ResponseTemplate::new(503).set_body_string("record-content-in-the-answer"), 200).await;
+    let callback = format!("{}/hook?token=callback-url-token", server.uri());
+    let instance = world.instance("a", &callback, Some("signature-key-k3y")).await;
+    world.commit(instance.id, vec![event(instance.id, "c1", 0)]).await;
+    let retry = RetryPolicy::from_offsets(vec![Duration::from_secs(4)], 0.0).unwrap();
+    let engine =
+        engine(&world, true, Duration::from_secs(5), DispatcherConfig { retry, ..DispatcherConfig::default() });
+    let (logs, _guard) = logs::Logs::capture();
+    let everything = |lines: &[logs::Line]| format!("{lines:?}");
+    let no_secrets = |text: &str| {
+        for secret in ["callback-url-token", "signature-key-k3y", "record-content-in-the-answer", "\"version\""] {
+            assert!(!text.contains(secret), "{secret} logged: {text}");
+        }
+    };
+
+    // the first attempt fails: WARN, with the status, the error and when the next attempt comes
+    assert_eq!(engine.run_once().await.unwrap().retrying, 1);
+    let (record, _) = only_notification(&world, instance.id).await;
+    let all = logs.take();
+    no_secrets(&everything(&all));
+    let failed: Vec<_> = all.iter().filter(|l| l.message.starts_with("delivery attempt failed")).collect();
+    assert_eq!(failed.len(), 1, "{all:#?}");
+    let line = failed[0];
+    assert_eq!(line.level, tracing::Level::WARN);
+    assert_eq!(line.field("instance_id"), Some(instance.id.to_string().as_str()));
+    assert_eq!(line.field("notification"), Some(record.id.to_string().as_str()));
+    assert_eq!(line.field("status"), Some("503"));
+    assert_eq!(line.field("attempt"), Some("1"));
+    assert!(line.field("error").is_some_and(|e| e.contains("503")), "{line:?}");
+    let next = record.next_attempt_at.unwrap().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    assert_eq!(line.field("next_attempt_at"), Some(next.as_str()));
+    assert!(line.field("next_attempt_in_s").is_some(), "{line:?}");
+
+    // the last attempt fails too: failed for good, at WARN
+    world.clock.set(record.next_attempt_at.unwrap());
+    assert_eq!(engine.run_once().await.unwrap().failed, 1);
+    let all = logs.take();
+    no_secrets(&everything(&all));
+    let failed: Vec<_> = all.iter().filter(|l| l.message.starts_with("notification failed for good")).collect();
+    assert_eq!(failed.len(), 1, "{all:#?}");
+    assert_eq!(failed[0].level, tracing::Level::WARN);
+    assert_eq!((failed[0].field("attempts"), failed[0].field("status")), (Some("2"), Some("503")));
+
+    // redelivered and delivered: DEBUG
+    assert!(world.store.redeliver(world.org, record.id, world.now()).await.unwrap());
+    assert_eq!(engine.run_once().await.unwrap().delivered, 1);
+    let all = logs.take();
+    no_secrets(&everything(&all));
+    let delivered: Vec<_> = all.iter().filter(|l| l.message == "notification delivered").collect();
+    assert_eq!(delivered.len(), 1, "{all:#?}");
+    assert_eq!(delivered[0].level, tracing::Level::DEBUG);
+    assert_eq!((delivered[0].field("attempt"), delivered[0].field("status")), (Some("3"), Some("200")));
 }

@@ -136,6 +136,8 @@ pub struct PollReport {
     pub inserted: Option<(usize, usize)>,
     /// The watermark after the poll.
     pub watermark: Option<DateTime<Utc>>,
+    /// When the job is due again: the next interval after a completed poll, the backoff after a failed one.
+    pub next_run_at: DateTime<Utc>,
 }
 
 /// Everything a poll derives from the instance's configuration before the first request.
@@ -417,6 +419,7 @@ impl Engine {
         Ok(PollReport {
             watermark: commit.watermark.or(job.claim.state.watermark),
             inserted: Some((summary.inserted, summary.duplicates)),
+            next_run_at: commit.next_run_at,
             outcome: commit.outcome,
         })
     }
@@ -452,7 +455,12 @@ impl Engine {
             Ok(()) | Err(StoreError::LeaseLost(_)) => {}
             Err(e) => return Err(e.into()),
         }
-        Ok(PollReport { outcome: failure.outcome, inserted: None, watermark: job.claim.state.watermark })
+        Ok(PollReport {
+            outcome: failure.outcome,
+            inserted: None,
+            watermark: job.claim.state.watermark,
+            next_run_at: failure.next_run_at,
+        })
     }
 }
 

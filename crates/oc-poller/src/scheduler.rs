@@ -202,6 +202,7 @@ impl Scheduler {
         self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), slot.clone());
         let result = self.poll_claim(&claim, &slot).await;
         self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        log_poll(&claim, &result);
         JobResult { instance_id: claim.instance_id, resource: claim.resource, result }
     }
 
@@ -237,7 +238,12 @@ impl Scheduler {
                 next_run_at: next_run_failed,
             };
             self.store.abandon_poll(claim.instance_id, &claim.resource, &claim.lease, &failure).await?;
-            return Ok(None);
+            return Ok(Some(PollReport {
+                outcome: failure.outcome,
+                inserted: None,
+                watermark: claim.state.watermark,
+                next_run_at: failure.next_run_at,
+            }));
         };
         let vault: Arc<dyn TokenVault> = self.store.clone();
         let session = session(&instance, vault);
@@ -273,22 +279,78 @@ impl Scheduler {
     }
 }
 
+/// Polls themselves are logged as they end (`log_poll`); here only a task that did not end.
 fn log_result(done: Result<JobResult, tokio::task::JoinError>) {
-    match done {
-        Ok(JobResult { instance_id, resource, result: Err(e) }) => {
-            tracing::warn!(instance_id, resource, error = %crate::error::chain(&e), "poll not recorded")
+    if let Err(e) = done {
+        tracing::error!(error = %e, "poll task failed");
+    }
+}
+
+/// The spelling of a poll status in logs, as in the API and the metrics.
+fn status_text(status: PollStatus) -> &'static str {
+    match status {
+        PollStatus::Ok => "ok",
+        PollStatus::Inconsistent => "inconsistent",
+        PollStatus::Failed => "failed",
+        PollStatus::ReauthorizationRequired => "reauthorization_required",
+    }
+}
+
+/// One line per poll: at INFO when it found events, failed (and so backs off), stayed inconsistent or recorded
+/// warnings; at DEBUG when it found nothing. Counts, times and the error only: never a record, token or secret
+/// (the error is the one the API shows in the poll's outcome).
+fn log_poll(claim: &PollClaim, result: &Result<Option<PollReport>, PollError>) {
+    let (instance_id, resource) = (claim.instance_id, claim.resource.as_str());
+    let r = match result {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            tracing::debug!(instance_id, resource, "poll skipped: the instance is gone, switched off or invalid");
+            return;
         }
-        Ok(JobResult { instance_id, resource, result: Ok(Some(r)) }) => tracing::debug!(
-            instance_id,
-            resource,
-            status = ?r.outcome.status,
-            created = r.outcome.created,
-            updated = r.outcome.updated,
-            deleted = r.outcome.deleted,
-            "poll done"
-        ),
-        Ok(_) => {}
-        Err(e) => tracing::error!(error = %e, "poll task failed"),
+        Err(e) => {
+            tracing::warn!(instance_id, resource, error = %crate::error::chain(e), "poll not recorded");
+            return;
+        }
+    };
+    let o = &r.outcome;
+    let events = u64::from(o.created) + u64::from(o.updated) + u64::from(o.deleted);
+    let completed = matches!(o.status, PollStatus::Ok | PollStatus::Inconsistent);
+    // failures in a row, this one included: what the backoff was computed from
+    let failures = (!completed).then(|| claim.state.consecutive_failures.saturating_add(1));
+    let (inserted, duplicates) = match r.inserted {
+        Some((i, d)) => (Some(i as u64), Some(d as u64)),
+        None => (None, None),
+    };
+    let duration_ms = (o.finished_at - o.started_at).num_milliseconds().max(0);
+    let next_poll_in_s = (r.next_run_at - o.finished_at).num_milliseconds().max(0) as f64 / 1000.0;
+    macro_rules! line {
+        ($level:expr) => {
+            tracing::event!(
+                $level,
+                instance_id,
+                resource,
+                outcome = status_text(o.status),
+                records = o.records,
+                pages = o.pages,
+                events,
+                created = o.created,
+                updated = o.updated,
+                deleted = o.deleted,
+                inserted,
+                duplicates,
+                warnings = o.warnings.len(),
+                duration_ms,
+                next_poll_in_s,
+                failures,
+                error = o.error.as_deref(),
+                "poll done"
+            )
+        };
+    }
+    if events > 0 || !o.warnings.is_empty() || o.status != PollStatus::Ok {
+        line!(tracing::Level::INFO);
+    } else {
+        line!(tracing::Level::DEBUG);
     }
 }
 

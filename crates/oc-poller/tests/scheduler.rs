@@ -207,3 +207,54 @@ async fn shutdown_abandons_a_stuck_poll_within_the_deadline_and_releases_its_lea
     assert_eq!(claims.iter().map(|c| c.instance_id).collect::<Vec<_>>(), [a.id]);
     assert_eq!(claims[0].state.watermark, None);
 }
+
+/// One line per poll: DEBUG when it found nothing, INFO when it found events or failed (with the failures in a
+/// row and the backoff as the time to the next poll). Counts only: never a record's content.
+#[tokio::test]
+async fn polls_are_logged_at_info_when_they_find_events_or_fail_and_at_debug_when_empty() {
+    let w = world().await;
+    let a = w.instance(1.0).await;
+    let s = w.scheduler(config());
+    let (logs, _guard) = support::logs::Logs::capture();
+    let one = |what: &str| {
+        let lines = logs.take_message("poll done");
+        assert_eq!(lines.len(), 1, "{what}: {lines:#?}");
+        let line = lines.into_iter().next().unwrap();
+        assert_eq!(line.field("instance_id"), Some(a.id.to_string().as_str()), "{line:?}");
+        assert_eq!(line.field("resource"), Some("things"), "{line:?}");
+        assert!(line.field("duration_ms").is_some(), "{line:?}");
+        assert!(!format!("{line:?}").contains("color"), "a record's content logged: {line:?}");
+        line
+    };
+
+    assert_eq!(s.tick().await.unwrap().len(), 1);
+    let empty = one("an empty poll");
+    assert_eq!(empty.level, tracing::Level::DEBUG, "{empty:?}");
+    assert_eq!((empty.field("outcome"), empty.field("events")), (Some("ok"), Some("0")));
+
+    w.model.with(|m, now| m.create(now));
+    w.clock.advance(Duration::from_secs(60));
+    assert_eq!(s.tick().await.unwrap().len(), 1);
+    let found = one("a poll with an event");
+    assert_eq!(found.level, tracing::Level::INFO, "{found:?}");
+    assert_eq!(found.field("outcome"), Some("ok"));
+    assert_eq!(
+        (found.field("events"), found.field("created"), found.field("updated")),
+        (Some("1"), Some("1"), Some("0"))
+    );
+    assert_eq!((found.field("inserted"), found.field("records")), (Some("1"), Some("1")));
+    assert_eq!(found.field("next_poll_in_s"), Some("60.0"), "no jitter: the interval");
+    assert_eq!(found.field("error"), None);
+
+    w.model.with(|m, _| m.faults.error_rate = 1.0);
+    w.clock.advance(Duration::from_secs(60));
+    assert_eq!(s.tick().await.unwrap().len(), 1);
+    let failed = one("a failed poll");
+    assert_eq!(failed.level, tracing::Level::INFO, "{failed:?}");
+    assert_eq!((failed.field("outcome"), failed.field("failures")), (Some("failed"), Some("1")));
+    assert!(failed.field("error").is_some_and(|e| !e.is_empty()), "{failed:?}");
+    w.clock.advance(Duration::from_secs(60));
+    assert_eq!(s.tick().await.unwrap().len(), 1);
+    let again = one("a second failed poll");
+    assert_eq!((again.field("failures"), again.field("next_poll_in_s")), (Some("2"), Some("120.0")), "backed off");
+}

@@ -139,6 +139,7 @@ pub(super) async fn detail(
 
 /// The result of a redelivery request.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(super) struct Redelivered {
     redelivered: u64,
 }
@@ -198,6 +199,7 @@ pub(super) async fn redeliver_instance(
 
 /// A notification with its attempts.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(super) struct NotificationView {
     #[serde(flatten)]
     notification: NotificationRecord,

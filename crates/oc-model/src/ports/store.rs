@@ -259,10 +259,14 @@ pub enum PollStatus {
 }
 
 /// A record the engine could not read fully (missing id, unparsable date), kept for the user to see.
+///
+/// Stored as JSON inside [`PollOutcome`]: rows written before the API answered camelCase hold snake_case keys,
+/// read through the aliases.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PollWarning {
     /// The record id, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "record_id")]
     pub record_id: Option<String>,
     /// The record's position in the scan (0-based), when the id is not known.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -272,15 +276,22 @@ pub struct PollWarning {
 }
 
 /// What one poll did, kept for the API.
+///
+/// Stored as JSON by `oc-store` (column `polls.outcome`): rows written before the API answered camelCase hold
+/// snake_case keys, read through the aliases. Keep an alias for every multi-word field.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PollOutcome {
     /// Start (local clock).
+    #[serde(alias = "started_at")]
     pub started_at: DateTime<Utc>,
     /// End (local clock).
+    #[serde(alias = "finished_at")]
     pub finished_at: DateTime<Utc>,
     /// How it ended.
     pub status: PollStatus,
     /// The lower bound queried (`W − L`).
+    #[serde(alias = "window_start")]
     pub window_start: Option<DateTime<Utc>>,
     /// Pages read.
     pub pages: u32,
@@ -335,6 +346,7 @@ pub struct CommitSummary {
 
 /// One poll as listed by the API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct PollRecord {
     /// Instance.
     pub instance_id: InstanceId,
@@ -410,8 +422,9 @@ pub enum NotificationStatus {
 /// Delivery state of an event (of its notification; `pending` before it is batched).
 pub type EventStatus = NotificationStatus;
 
-/// A notification as stored.
+/// A notification as stored (and as the API shows it).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NotificationRecord {
     /// Its id (`message.eventId`, `webhook-id`), fixed at build time.
     pub id: Uuid,
@@ -446,6 +459,7 @@ pub struct DeliveryClaim {
 
 /// One attempt to record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NewAttempt {
     /// Start.
     pub at: DateTime<Utc>,
@@ -461,6 +475,7 @@ pub struct NewAttempt {
 
 /// An attempt as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StoredAttempt {
     /// 1-based attempt number.
     pub number: u32,
@@ -530,6 +545,7 @@ pub struct EventView {
 
 /// A page of events.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EventPage {
     /// The events, newest first.
     pub items: Vec<EventView>,
@@ -539,6 +555,7 @@ pub struct EventPage {
 
 /// One event with its notification and every attempt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct EventDetail {
     /// The event.
     pub event: EventView,

@@ -2,6 +2,7 @@
 //! harness that runs the real engine against both with a manual clock.
 #![allow(dead_code, unreachable_pub, unused_imports)]
 
+pub mod logs;
 pub mod model;
 
 use std::sync::atomic::{AtomicBool, Ordering};
