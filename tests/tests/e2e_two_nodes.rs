@@ -4,8 +4,9 @@
 //! - an (instance, resource) is never polled by both at once: its polls, as recorded, never overlap in time, and
 //!   the poll leases sampled from the database show which nodes did the polling;
 //! - no change is notified under two event ids (duplicates only with the same id);
-//! - `kill -9` of one node leaves the other to finish everything once the killed node's leases lapse (the
-//!   nodes run with `--lease-ttl-seconds 30`).
+//! - `kill -9` of one node leaves the other to finish everything: with the default settings (leases of 5
+//!   minutes), the survivor takes the killed node's leases over once its heartbeat has been silent for the node
+//!   timeout (30 s), and says so in its log.
 //!
 //! PostgreSQL only: SQLite is the one-node backend.
 
@@ -24,7 +25,8 @@ use oc_tests::{Api, eventually};
 
 const KEY: &str = "e2e-two-nodes-key";
 const INSTANCES: usize = 4;
-const LEASE_TTL_SECONDS: u64 = 30;
+/// `--node-timeout-seconds`, the default.
+const NODE_TIMEOUT_SECONDS: u64 = 30;
 
 fn instant(v: &serde_json::Value) -> DateTime<Utc> {
     v.as_str().and_then(|s| s.parse().ok()).expect("an RFC 3339 instant")
@@ -38,11 +40,8 @@ async fn two_nodes_share_the_work_postgres() {
     sage.sim.set_latency(Duration::from_millis(150));
     let receiver = Receiver::start(KEY).await;
     receiver.set_delay(Duration::from_millis(50));
-    // short leases: the killed node's work waits for them to lapse (nothing takes them back early on a live
-    // cluster; a node restarted under the name "pair-a" would)
-    let mut args = sage.serve_args();
-    args.extend(["--lease-ttl-seconds".to_string(), LEASE_TTL_SECONDS.to_string()]);
-    let a_config = NodeConfig::new(&store, "pair-a", args);
+    // default leases (5 minutes): the killed node's work must not wait for them to lapse
+    let a_config = NodeConfig::new(&store, "pair-a", sage.serve_args());
     let b_config = NodeConfig { node_id: "pair-b".into(), ..a_config.clone() };
     let a = Node::start(&a_config).await.unwrap();
     let b = Node::start(&b_config).await.unwrap();
@@ -93,7 +92,7 @@ async fn two_nodes_share_the_work_postgres() {
     let killed_at = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let changes = changer.stop().await;
-    eventually(Duration::from_secs(LEASE_TTL_SECONDS + 45), "every change delivered to every instance", || async {
+    eventually(Duration::from_secs(NODE_TIMEOUT_SECONDS + 45), "every change delivered to every instance", || async {
         instances.iter().all(|(_, path)| undelivered(&changes, &receiver.events_at(path)).is_empty())
     })
     .await;
@@ -135,5 +134,12 @@ async fn two_nodes_share_the_work_postgres() {
     );
     assert!(owners.len() == INSTANCES, "every job was seen leased: {owners:?}");
     assert!(nodes.contains(&"pair-b-poll".to_string()), "{nodes:?}");
+    // (everything may be delivered before then, when pair-a held no lease at its death)
+    eventually(
+        Duration::from_secs(NODE_TIMEOUT_SECONDS + 15),
+        "node b's log says it took pair-a's leases over",
+        || async { b.log().iter().any(|l| l.contains("took over its leases") && l.contains("pair-a")) },
+    )
+    .await;
     assert!(b.terminate(Duration::from_secs(15)).await, "a clean stop on SIGTERM");
 }

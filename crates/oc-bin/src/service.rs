@@ -12,7 +12,7 @@ use oc_notify::{Dispatcher, DispatcherConfig, HttpNotifier, HttpNotifierConfig, 
 use oc_poller::engine::EngineConfig;
 use oc_poller::scheduler::{Scheduler, SchedulerConfig};
 use oc_sageone::{RateLimit, SageConfig, SageProvider};
-use oc_store::{Backend, KeySource, MasterKey, SqlStore};
+use oc_store::{Backend, KeySource, MasterKey, NodeWatch, SqlStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -54,8 +54,9 @@ fn host_name() -> String {
 /// - with `--node-id`: a previous run under that name (the name is this node's; whoever held it is gone);
 /// - without, on SQLite: default-named nodes (`{host}-{pid}`) of this host whose process no longer runs.
 ///
-/// On PostgreSQL without `--node-id` nothing is taken back (another machine may share the host name); the
-/// leases lapse after `--lease-ttl-seconds`.
+/// On PostgreSQL without `--node-id` nothing is taken back at start (another machine may share the host name);
+/// the other nodes' [`Heartbeat`]s take a dead node's leases over once it has been silent for
+/// `--node-timeout-seconds`, and a lease lapses after `--lease-ttl-seconds` in any case.
 pub fn gone_nodes(holders: &[String], settings: &ServeSettings, backend: Backend) -> Vec<String> {
     let mut nodes: Vec<String> = holders.iter().filter_map(|h| oc_store::node_of_holder(h)).map(String::from).collect();
     nodes.sort();
@@ -95,6 +96,66 @@ pub async fn take_back_leases(store: &SqlStore, settings: &ServeSettings, clock:
         }
     }
     Ok(())
+}
+
+/// This node's heartbeat: beats every sixth of the node timeout and takes over the leases of nodes found silent
+/// for the timeout ([`NodeWatch`]). [`Heartbeat::stop`] ends it and takes the node off the list.
+pub struct Heartbeat {
+    task: JoinHandle<NodeWatch>,
+    stop: watch::Sender<bool>,
+}
+
+impl Heartbeat {
+    /// Beats once at once (the node is listed before it takes any work), then every `timeout / 6`.
+    pub fn spawn(store: Arc<SqlStore>, node: String, timeout: Duration, clock: Arc<dyn Clock>) -> Heartbeat {
+        let (stop, mut stopping) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut watch = NodeWatch::new(node, timeout);
+            let period = (timeout / 6).max(Duration::from_secs(1));
+            let mut failing = false;
+            loop {
+                match watch.beat(&store, clock.now()).await {
+                    Ok(taken) => {
+                        if failing {
+                            tracing::info!("heartbeat recorded again");
+                        }
+                        failing = false;
+                        for t in taken {
+                            tracing::warn!(
+                                node = %t.node,
+                                last_heartbeat = %t.last_heartbeat.to_rfc3339(),
+                                polls = t.released.polls,
+                                deliveries = t.released.deliveries,
+                                refresh_locks = t.released.refresh_locks,
+                                "a node fell silent: took over its leases"
+                            );
+                        }
+                    }
+                    Err(error) if !failing => {
+                        failing = true;
+                        tracing::error!(error = %error, "recording the heartbeat failed; retrying");
+                    }
+                    Err(_) => {}
+                }
+                tokio::select! {
+                    _ = stopping.wait_for(|stop| *stop) => break,
+                    () = tokio::time::sleep(period) => {}
+                }
+            }
+            watch
+        });
+        Heartbeat { task, stop }
+    }
+
+    /// Stops beating and leaves the list of nodes (a clean stop: nobody needs to take anything over).
+    pub async fn stop(self, store: &SqlStore) {
+        let _ = self.stop.send(true);
+        if let Ok(watch) = self.task.await
+            && let Err(error) = watch.leave(store).await
+        {
+            tracing::warn!(error = %error, "could not take this node off the list of nodes");
+        }
+    }
 }
 
 /// Opens the store of the settings: resolves the master key, connects, applies the migrations.
@@ -309,6 +370,8 @@ pub async fn serve(settings: ServeSettings) -> Result<()> {
     let store = Arc::new(open_store(&settings.database, clock.clone()).await?);
     bootstrap(store.as_ref(), &settings, clock.as_ref()).await?;
     take_back_leases(&store, &settings, clock.as_ref()).await?;
+    let timeout = Duration::from_secs(settings.node_timeout_seconds);
+    let heartbeat = Heartbeat::spawn(store.clone(), node_id(&settings), timeout, clock.clone());
     let running = start(&settings, store.clone(), clock).await?;
     eprintln!(
         "ocpoll: API at http://{}{} (database {})",
@@ -319,6 +382,7 @@ pub async fn serve(settings: ServeSettings) -> Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight work");
     running.shutdown().await;
+    heartbeat.stop(&store).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())
@@ -395,11 +459,15 @@ mod tests {
             &["--node-id", "a:b"],
             &["--node-id", ""],
             &["--node-id", "a b"],
+            &["--node-timeout-seconds", "9"],
+            &["--node-timeout-seconds", "3601"],
         ] {
             let err = ServeSettings::from_args(bad).expect_err("refused").to_string();
             assert!(err.contains(bad[0]), "{bad:?}: {err}");
         }
         let s = settings(&["--lease-ttl-seconds", "30", "--delivery-timeout-seconds", "20", "--delivery-retries", "0"]);
         assert_eq!((s.lease_ttl_seconds, s.delivery_timeout_seconds, s.delivery_retries), (30, 20, 0));
+        assert_eq!(s.node_timeout_seconds, 30, "the default");
+        assert_eq!(settings(&["--node-timeout-seconds", "10"]).node_timeout_seconds, 10);
     }
 }

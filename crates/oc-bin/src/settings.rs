@@ -69,11 +69,18 @@ pub struct ServeSettings {
     #[arg(long, env = "OCPOLL_NODE_ID", value_parser = parse_node_id)]
     pub node_id: Option<String>,
 
-    /// Seconds a lease on a poll job or a notification lasts unless renewed: how long the work of a node that
-    /// died without a trace waits before another node takes it over (30 to 86400).
+    /// Seconds a lease on a poll job or a notification lasts unless renewed (30 to 86400). A dead node's work is
+    /// normally taken over sooner, once its heartbeat has been silent for `--node-timeout-seconds`; the lease time
+    /// is the backstop when no heartbeat can be read.
     #[arg(long, env = "OCPOLL_LEASE_TTL_SECONDS", default_value_t = 300,
           value_parser = clap::value_parser!(u64).range(30..=86_400))]
     pub lease_ttl_seconds: u64,
+
+    /// Seconds without a heartbeat after which another node takes a node's leases over (10 to 3600). Every node
+    /// beats every sixth of this; the silence is measured on the watching node's own clock.
+    #[arg(long, env = "OCPOLL_NODE_TIMEOUT_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(10..=3600))]
+    pub node_timeout_seconds: u64,
 
     /// Seconds one delivery attempt may take, from connecting to the end of the answer (1 to 120).
     #[arg(long, env = "OCPOLL_DELIVERY_TIMEOUT_SECONDS", default_value_t = 15,

@@ -36,10 +36,16 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0002_claim_indexes.sql"),
         include_str!("../migrations/postgres/0002_claim_indexes.sql"),
     ),
+    (
+        3,
+        "nodes",
+        include_str!("../migrations/sqlite/0003_nodes.sql"),
+        include_str!("../migrations/postgres/0003_nodes.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// A bound value.
 #[derive(Debug, Clone)]

@@ -45,7 +45,7 @@ use oc_model::ports::{Clock, StoreError, SystemClock};
 pub use db::SCHEMA_VERSION;
 pub use error::KeyError;
 pub use key::{KeySource, MASTER_KEY_ENV, MasterKey, sqlite_key_path};
-pub use leases::{ReleasedLeases, node_of_holder};
+pub use leases::{NodeBeat, NodeWatch, ReleasedLeases, TakenOver, node_of_holder};
 pub use polls::POLL_HISTORY_PER_RESOURCE;
 pub use retention::{DEFAULT_RETENTION, spawn_pruner};
 

@@ -159,7 +159,8 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         method = %method,
         route = %route,
         status,
-        latency_ms = latency.as_secs_f64() * 1000.0,
+        // whole microseconds, so that the line reads `0.048`, not `0.048201999999999995`
+        latency_ms = (latency.as_micros() as f64) / 1000.0,
         "request"
     );
     response

@@ -233,7 +233,69 @@ async fn a_gone_node_s_leases_are_handed_back(b: Backend) {
     assert!(matches!(refused, Err(StoreError::LeaseLost(_))), "{refused:?}");
 }
 
+/// A node whose heartbeat stops has its leases handed back by a node that watched its count stand still for
+/// the timeout, on the watcher's clock; a live node, a node seen for the first time and a node that beats again
+/// are left alone; the silent node's late writes are refused.
+async fn a_silent_node_s_leases_are_taken_over(b: Backend) {
+    let clock = Arc::new(oc_model::ports::ManualClock::new(t0()));
+    let Some(t) = crate::testing::store(b, clock.clone()).await else { return };
+    let s = t.store();
+    let d: Arc<dyn Store> = t.dyn_store();
+    let (_, inst) = super::setup(&*d, super::customers()).await;
+    let events: Vec<_> = (0..3).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
+    super::emit(&*d, inst.id, "customers", events, t0()).await;
+    assert_eq!(d.batch_events(at(1), 1).await.unwrap(), 3);
+    let timeout = Duration::from_secs(30);
+    // leases far longer than the timeout: handed back, not lapsed
+    let long = Duration::from_secs(600);
+    let mut a = crate::NodeWatch::new("node-a", timeout);
+    let mut w = crate::NodeWatch::new("node-w", timeout);
+
+    assert!(a.beat(&s, at(60)).await.unwrap().is_empty());
+    assert!(w.beat(&s, at(60)).await.unwrap().is_empty());
+    let job = d.claim_polls("node-a-poll", at(70), 1, long).await.unwrap().remove(0);
+    assert_eq!(d.claim_deliveries("node-a-notify", at(70), 2, long).await.unwrap().len(), 2);
+    assert!(a.beat(&s, at(70)).await.unwrap().is_empty());
+    assert!(w.beat(&s, at(70)).await.unwrap().is_empty(), "node-a's count moved");
+    let nodes: Vec<(String, i64)> = s.nodes().await.unwrap().into_iter().map(|n| (n.node, n.beats)).collect();
+    assert_eq!(nodes, [("node-a".to_string(), 2), ("node-w".to_string(), 2)]);
+
+    // node-a stops beating at 70 s: silent, but not for long enough until 100 s on the watcher's clock
+    assert!(w.beat(&s, at(90)).await.unwrap().is_empty());
+    assert!(w.beat(&s, at(99)).await.unwrap().is_empty());
+    // a watcher that starts now has not seen the count stand still yet
+    let mut late = crate::NodeWatch::new("node-late", timeout);
+    assert!(late.beat(&s, at(99)).await.unwrap().is_empty());
+    let taken = w.beat(&s, at(101)).await.unwrap();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    assert_eq!(taken[0].node, "node-a");
+    assert_eq!(taken[0].last_heartbeat, at(70));
+    assert_eq!(taken[0].released, crate::ReleasedLeases { polls: 1, deliveries: 2, refresh_locks: 0 });
+    let holders = s.lease_holders(at(101)).await.unwrap();
+    assert!(holders.is_empty(), "{holders:?}");
+    let nodes: Vec<String> = s.nodes().await.unwrap().into_iter().map(|n| n.node).collect();
+    assert_eq!(nodes, ["node-late", "node-w"], "the silent node is forgotten");
+    assert!(late.beat(&s, at(140)).await.unwrap().is_empty(), "nothing left to take over");
+
+    // the work is claimable at once; node-a's late write is refused
+    let again = d.claim_polls("node-w-poll", at(101), 10, TTL).await.unwrap();
+    assert_eq!(again.iter().map(|c| c.instance_id).collect::<Vec<_>>(), [job.instance_id]);
+    assert_eq!(d.claim_deliveries("node-w-notify", at(101), 10, TTL).await.unwrap().len(), 3, "the two and the third");
+    let stale = commit(vec![], Some(at(102)), at(102));
+    let refused = d.commit_poll(job.instance_id, &job.resource, &job.lease, &stale).await;
+    assert!(matches!(refused, Err(StoreError::LeaseLost(_))), "{refused:?}");
+
+    // node-a comes back: it beats again and is a node like any other; a clean stop leaves no row
+    assert!(a.beat(&s, at(150)).await.unwrap().is_empty());
+    assert!(w.beat(&s, at(150)).await.unwrap().is_empty());
+    assert!(w.beat(&s, at(170)).await.unwrap().is_empty(), "node-a beat 20 s ago at most on w's clock");
+    a.leave(&s).await.unwrap();
+    let nodes: Vec<String> = s.nodes().await.unwrap().into_iter().map(|n| n.node).collect();
+    assert_eq!(nodes, ["node-late", "node-w"]);
+}
+
 on_both!(
+    a_silent_node_s_leases_are_taken_over,
     a_gone_node_s_leases_are_handed_back,
     two_nodes_batch_each_event_once,
     two_nodes_never_hold_the_same_job,
