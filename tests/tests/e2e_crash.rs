@@ -112,3 +112,48 @@ async fn kill_and_restart_postgres() {
     let Some(store) = testing::postgres().await else { return };
     kill_and_restart(store, 12).await;
 }
+
+/// PostgreSQL without `--node-id`: the restarted node cannot tell at start whether a default-named node of this
+/// host name is gone (another machine may share the name), so its heartbeat watch takes the killed node's leases
+/// over once the killed node has been silent for the node timeout (30 s, the default) — not after the 5-minute
+/// lease time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_and_restart_postgres_without_a_node_id() {
+    let Some(store) = testing::postgres().await else { return };
+    tokio::task::spawn_blocking(ocpoll_binary).await.unwrap();
+    let sage = Arc::new(Sage::start(5).await.unwrap());
+    sage.sim.set_latency(Duration::from_millis(250));
+    let receiver = Receiver::start(KEY).await;
+    receiver.set_delay(Duration::from_millis(150));
+    let config = NodeConfig::new(&store, "", sage.serve_args());
+    let node = Node::start(&config).await.unwrap();
+    let api = Api::new(&node.api, &config.authorization());
+    let code = sage.code().await.unwrap();
+    let (id, _) = api.create_instance(&sage.instance_body(&code, &receiver.url("/hook"), KEY, 1.5)).await;
+
+    let changer = Changer::start(sage.clone(), Duration::from_millis(300), 13);
+    eventually(Duration::from_secs(30), "notifications before the kill", || async { !receiver.hooks().is_empty() })
+        .await;
+    eventually(Duration::from_secs(30), "a delivery in flight", || async { receiver.in_flight() > 0 }).await;
+    node.kill9().await;
+    let killed = std::time::Instant::now();
+    let node = Node::start(&config).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let changes = changer.stop().await;
+    // 30 s of silence, a beat period to notice, then a poll and a delivery
+    eventually(Duration::from_secs(80), "every change delivered", || async {
+        undelivered(&changes, &receiver.events()).is_empty()
+    })
+    .await;
+    eventually(Duration::from_secs(45), "the killed node's leases taken over", || async {
+        node.log().iter().any(|l| l.contains("took over its leases"))
+    })
+    .await;
+    let line = node.log().into_iter().find(|l| l.contains("took over its leases")).unwrap_or_default();
+    eprintln!("all delivered {:?} after the kill; {line}", killed.elapsed());
+    assert!(!line.contains("deliveries=0"), "the delivery in flight was handed back: {line}");
+    let api = Api::new(&node.api, &config.authorization());
+    api.wait_polls(id, 2, Duration::from_secs(30)).await;
+    check_delivered(&sage, &changes, &receiver.events());
+    assert!(node.terminate(Duration::from_secs(15)).await, "a clean stop on SIGTERM");
+}
