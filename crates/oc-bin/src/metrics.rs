@@ -83,6 +83,12 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "OAuth token refreshes sent to Sage, by outcome (ok, invalid_grant, invalid_client, failed)",
     ),
+    ("ocpoll_nodes", "gauge", "nodes listed in the database at this node's last heartbeat, itself included"),
+    (
+        "ocpoll_node_takeovers_total",
+        "counter",
+        "nodes found silent for --node-timeout-seconds whose leases this node took over",
+    ),
 ];
 
 /// The metrics of one process.

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
@@ -103,12 +104,22 @@ pub async fn take_back_leases(store: &SqlStore, settings: &ServeSettings, clock:
 pub struct Heartbeat {
     task: JoinHandle<NodeWatch>,
     stop: watch::Sender<bool>,
+    stats: Arc<HeartbeatStats>,
+}
+
+/// What the heartbeat saw, for the metrics.
+#[derive(Debug, Default)]
+struct HeartbeatStats {
+    nodes: std::sync::atomic::AtomicUsize,
+    takeovers: std::sync::atomic::AtomicU64,
 }
 
 impl Heartbeat {
     /// Beats once at once (the node is listed before it takes any work), then every `timeout / 6`.
     pub fn spawn(store: Arc<SqlStore>, node: String, timeout: Duration, clock: Arc<dyn Clock>) -> Heartbeat {
         let (stop, mut stopping) = watch::channel(false);
+        let stats = Arc::new(HeartbeatStats::default());
+        let seen = stats.clone();
         let task = tokio::spawn(async move {
             let mut watch = NodeWatch::new(node, timeout);
             let period = (timeout / 6).max(Duration::from_secs(1));
@@ -120,6 +131,8 @@ impl Heartbeat {
                             tracing::info!("heartbeat recorded again");
                         }
                         failing = false;
+                        seen.nodes.store(watch.listed(), Ordering::Relaxed);
+                        seen.takeovers.fetch_add(taken.len() as u64, Ordering::Relaxed);
                         for t in taken {
                             tracing::warn!(
                                 node = %t.node,
@@ -144,7 +157,20 @@ impl Heartbeat {
             }
             watch
         });
-        Heartbeat { task, stop }
+        Heartbeat { task, stop, stats }
+    }
+
+    /// Reports the nodes listed and the take-overs in `ocpoll_nodes` and `ocpoll_node_takeovers_total`.
+    pub fn scrape_hook(&self) -> crate::metrics::ScrapeHook {
+        let stats = self.stats.clone();
+        Arc::new(move |metrics: &Metrics| {
+            metrics.gauge("ocpoll_nodes", Vec::new(), stats.nodes.load(Ordering::Relaxed) as f64);
+            metrics.set_counter(
+                "ocpoll_node_takeovers_total",
+                Vec::new(),
+                stats.takeovers.load(Ordering::Relaxed) as f64,
+            );
+        })
     }
 
     /// Stops beating and leaves the list of nodes (a clean stop: nobody needs to take anything over).
@@ -373,6 +399,7 @@ pub async fn serve(settings: ServeSettings) -> Result<()> {
     let timeout = Duration::from_secs(settings.node_timeout_seconds);
     let heartbeat = Heartbeat::spawn(store.clone(), node_id(&settings), timeout, clock.clone());
     let running = start(&settings, store.clone(), clock).await?;
+    running.state.metrics.on_scrape(heartbeat.scrape_hook());
     eprintln!(
         "ocpoll: API at http://{}{} (database {})",
         running.addr,

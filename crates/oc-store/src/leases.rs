@@ -191,12 +191,13 @@ pub struct NodeWatch {
     /// Each other node's count as last seen, and when (this node's clock) it was first seen at that count.
     seen: HashMap<String, (i64, DateTime<Utc>)>,
     started: bool,
+    listed: usize,
 }
 
 impl NodeWatch {
     /// A watch for node `me`: another node is silent once its count has not moved for `timeout`.
     pub fn new(me: impl Into<String>, timeout: Duration) -> NodeWatch {
-        NodeWatch { me: me.into(), timeout, seen: HashMap::new(), started: false }
+        NodeWatch { me: me.into(), timeout, seen: HashMap::new(), started: false, listed: 0 }
     }
 
     /// Beats for this node at `now` (its clock), then hands back the leases of every node found silent and
@@ -205,6 +206,7 @@ impl NodeWatch {
         store.heartbeat(&self.me, now, !self.started).await?;
         self.started = true;
         let nodes = store.nodes().await?;
+        self.listed = nodes.len();
         self.seen.retain(|node, _| nodes.iter().any(|n| &n.node == node));
         let mut taken = Vec::new();
         for n in nodes.into_iter().filter(|n| n.node != self.me) {
@@ -224,6 +226,11 @@ impl NodeWatch {
             taken.push(TakenOver { node: n.node, last_heartbeat: n.heartbeat_at, released });
         }
         Ok(taken)
+    }
+
+    /// Nodes listed at the last beat, this one and any found silent then included.
+    pub fn listed(&self) -> usize {
+        self.listed
     }
 
     /// This node's clean stop: leaves the nodes.

@@ -267,6 +267,7 @@ async fn a_silent_node_s_leases_are_taken_over(b: Backend) {
     let mut late = crate::NodeWatch::new("node-late", timeout);
     assert!(late.beat(&s, at(99)).await.unwrap().is_empty());
     let taken = w.beat(&s, at(101)).await.unwrap();
+    assert_eq!(w.listed(), 3, "node-a, node-late and node-w were listed at the beat");
     assert_eq!(taken.len(), 1, "{taken:?}");
     assert_eq!(taken[0].node, "node-a");
     assert_eq!(taken[0].last_heartbeat, at(70));
