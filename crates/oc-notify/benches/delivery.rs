@@ -33,7 +33,10 @@ struct Setup {
 }
 
 async fn setup(events_per_notification: usize) -> Setup {
-    let world = World::sqlite().await;
+    setup_on(World::sqlite().await, events_per_notification).await
+}
+
+async fn setup_on(world: World, events_per_notification: usize) -> Setup {
     let receiver = Receiver::start().await;
     let mut ids = Vec::new();
     for i in 0..INSTANCES {
@@ -190,6 +193,34 @@ fn bench(c: &mut Criterion) {
                 (0..iters).map(|_| runtime.block_on(async { service(&setup(events).await).await })).sum()
             })
         });
+    }
+    // PostgreSQL (when OCPOLL_TEST_DATABASE_URL is set): the service loop and the store's share
+    if std::env::var_os("OCPOLL_TEST_DATABASE_URL").is_some() {
+        group.bench_function("PostgreSQL: run loop, 1 event(s) per notification", |b| {
+            b.iter_custom(|iters| {
+                let run = || {
+                    runtime.block_on(async {
+                        let world = World::postgres().await.expect("PostgreSQL");
+                        service(&setup_on(world, 1).await).await
+                    })
+                };
+                (0..iters).map(|_| run()).sum()
+            })
+        });
+        group.bench_function(
+            "PostgreSQL: store only (no HTTP, one call per claim), 1 event(s) per notification",
+            |b| {
+                b.iter_custom(|iters| {
+                    let run = || {
+                        runtime.block_on(async {
+                            let world = World::postgres().await.expect("PostgreSQL");
+                            store_only(&setup_on(world, 1).await, 1, true).await
+                        })
+                    };
+                    (0..iters).map(|_| run()).sum()
+                })
+            },
+        );
     }
     group.finish();
 }
