@@ -88,7 +88,7 @@ pub struct ServeSettings {
     pub delivery_timeout_seconds: u64,
 
     /// Retries of a failed notification before it is `failed` (0 to 12). Retry x comes about 4^x seconds after
-    /// the first failure (±10 %), as in Open Connectors: the default 9 retries span about 4 days.
+    /// the first failure (±10 %), as in Open Connectors: the last of the default 9 retries about 72.8 hours after.
     #[arg(long, env = "OCPOLL_DELIVERY_RETRIES", default_value_t = 9,
           value_parser = clap::value_parser!(u32).range(0..=12))]
     pub delivery_retries: u32,
