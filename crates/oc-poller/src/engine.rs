@@ -6,6 +6,7 @@
 //! deleted feed (same) ──▶ Classifier (seen + hashes) ──▶ events, seen, W = T0 ──▶ store.commit_poll (one tx)
 //! ```
 
+use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -15,8 +16,11 @@ use oc_model::ports::{
     PollStatus, PollStore, PollWarning, Provider, ProviderError, Session, StoreError,
 };
 use oc_model::{PollerConfig, event::Event};
+use serde_json::Value;
 
-use crate::classify::{Classified, Classifier, Collector, FeedKind, MAX_WARNINGS, RecordReader, Window, sort_events};
+use crate::classify::{
+    Classified, Classifier, Collector, FeedKind, MAX_WARNINGS, Observation, RecordReader, Window, sort_events,
+};
 use crate::error::{PollError, chain};
 use crate::fields::{DateFormat, FieldPath};
 use crate::scan::{LeaseKeeper, ScanReport, Scanner, Skew};
@@ -349,8 +353,10 @@ impl Engine {
         let mut classified = Classified::default();
         let classifier = Classifier::new(&plan.reader, &window, query.local.as_deref());
         let absent = if d.deletes_from_feed_only { Vec::new() } else { absent_ids(&seen, &first_ids, window_start) };
-        classifier.classify(changes.into_observations(), &mut seen, &mut classified);
-        classifier.classify_deleted(deletions.into_observations(), &mut seen, &mut classified);
+        let changes = changes.into_observations();
+        let deletions = deletions_to_notify(deletions.into_observations(), &changes, &plan.reader, &mut warnings);
+        classifier.classify(changes, &mut seen, &mut classified);
+        classifier.classify_deleted(deletions, &mut seen, &mut classified);
         for id in absent {
             // pitfall-11 mutation: "not in this scan, so deleted"
             push_inferred_delete(&window, &id, &mut seen, &mut classified);
@@ -494,6 +500,45 @@ struct Scanned {
     pages: u32,
     /// Ids of the first scan of the changes (only for the pitfall-11 mutation).
     first_ids: Vec<Box<str>>,
+}
+
+/// The records of the deleted feed that are deletions by the provider's own account. Left out, with a warning:
+/// - a record whose deletion date field is there and `null`: a live record (the provider did not apply
+///   `deleted_since`), never a deletion;
+/// - a record without a deletion date that this poll's change scan read live: not notified as deleted by this
+///   poll. Were it deleted after the change scan read it, the next poll's deleted feed returns it again (its
+///   window starts before this poll's start) and its change scan no longer does, so the deletion is notified
+///   then; a provider that ignores `deleted_since` gets no DELETED event for every live record it returns.
+fn deletions_to_notify(
+    deletions: Vec<Observation>,
+    changes: &[Observation],
+    reader: &RecordReader,
+    warnings: &mut Vec<PollWarning>,
+) -> Vec<Observation> {
+    if deletions.is_empty() {
+        return deletions;
+    }
+    let live: HashSet<&str> = changes.iter().map(|o| &*o.id).collect();
+    let field = reader.deleted.as_string();
+    deletions
+        .into_iter()
+        .filter(|obs| {
+            let why = match reader.deleted.get_or_null(&obs.record) {
+                Some(Value::Null) => format!(
+                    "the deleted feed returned a record whose {field} is null: a live record, not notified as deleted"
+                ),
+                None if live.contains(&*obs.id) => format!(
+                    "the deleted feed returned a record without {field} that this poll read live: not notified as \
+                     deleted by this poll"
+                ),
+                _ => return true,
+            };
+            if warnings.len() < MAX_WARNINGS {
+                warnings.push(PollWarning { record_id: Some(obs.id.to_string()), position: None, message: why });
+            }
+            false
+        })
+        .collect()
 }
 
 /// Scans the changes (and the deletions, where the resource has a feed), rescanning while inconsistent.

@@ -26,11 +26,16 @@ impl FieldPath {
     /// The value at this path, when present and not null.
     #[inline]
     pub fn get<'v>(&self, record: &'v Value) -> Option<&'v Value> {
+        self.get_or_null(record).filter(|v| !v.is_null())
+    }
+
+    /// The value at this path in `record`, `null` included (`None`: the path is not there).
+    pub fn get_or_null<'v>(&self, record: &'v Value) -> Option<&'v Value> {
         let mut cur = record;
         for s in &self.segments {
             cur = cur.as_object()?.get(s.as_str())?;
         }
-        (!cur.is_null()).then_some(cur)
+        Some(cur)
     }
 
     /// The record id at this path: a string, or a number written as text.

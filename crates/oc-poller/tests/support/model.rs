@@ -101,6 +101,9 @@ pub struct ModelState {
     pub late_override: Option<i64>,
     /// Actions run right before the page request of the given number (see [`ModelState::calls`]) is served.
     pub script: Vec<(u64, Action)>,
+    /// A careless provider (a minimal fake) that ignores the lower bounds: both feeds answer every live record;
+    /// the deleted feed's records with `"deleted_at": null` (`Some(true)`) or without the field (`Some(false)`).
+    pub ignores_bounds: Option<bool>,
 }
 
 /// A scripted action of the model.
@@ -176,6 +179,7 @@ impl Model {
                 fixed_latency_ms: 0,
                 late_override: None,
                 script: Vec::new(),
+                ignores_bounds: None,
             }),
             clock,
             crashed: tokio::sync::Notify::new(),
@@ -455,8 +459,19 @@ impl Provider for Model {
             request.query.query.first().map(|p| p.1.as_str()).unwrap_or("")
         ));
         let rows = match request.feed {
-            Feed::Changes => s.list(now, since),
-            Feed::Deleted { since } => s.list_deleted(now, since.timestamp_millis()),
+            Feed::Changes => s.list(now, since.filter(|_| s.ignores_bounds.is_none())),
+            Feed::Deleted { since } => match s.ignores_bounds {
+                None => s.list_deleted(now, since.timestamp_millis()),
+                Some(null_field) => {
+                    let mut rows = s.list(now, None);
+                    if null_field {
+                        for (_, v, _) in &mut rows {
+                            v["deleted_at"] = Value::Null;
+                        }
+                    }
+                    rows
+                }
+            },
         };
         let total = rows.len();
         let pages = total.div_ceil(size).max(1);
