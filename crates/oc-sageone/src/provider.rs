@@ -167,6 +167,13 @@ fn request_pairs(request: &PageRequest<'_>) -> Result<Vec<(String, String)>, Pro
         // Sage's bound is exclusive; flooring to its whole seconds can only widen the set.
         let at = attributes_position(&pairs);
         pairs.insert(at, (DELETED_SINCE.to_string(), format_sage(since)));
+        // the deletion date itself (every endpoint with the feed declares `deleted_at`): the event's date, and
+        // how the poller tells a deleted record from a live one the server listed anyway
+        match pairs.iter_mut().find(|(k, _)| k == "attributes") {
+            Some((_, v)) if v.split(',').any(|a| a.trim() == "deleted_at" || a.trim().eq_ignore_ascii_case("all")) => {}
+            Some((_, v)) => v.push_str(",deleted_at"),
+            None => pairs.push(("attributes".to_string(), "deleted_at".to_string())),
+        }
     }
     let size = request.page_size.clamp(1, MAX_PAGE_SIZE);
     pairs.push(("items_per_page".to_string(), size.to_string()));

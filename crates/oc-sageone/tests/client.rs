@@ -396,7 +396,8 @@ async fn sends_only_parameters_the_endpoint_declares() {
             assert!(e.declares(&k), "{sage_path} does not declare {k}");
         }
     }
-    // The deleted feed swaps the lower bound for `deleted_since` and keeps the other filters.
+    // The deleted feed swaps the lower bound for `deleted_since`, keeps the other filters and asks for the
+    // deletion date.
     let deleted = pairs(&requests[1]);
     assert_eq!(
         deleted,
@@ -404,12 +405,15 @@ async fn sends_only_parameters_the_endpoint_declares() {
             ("contact_type_id", "CUSTOMER"),
             ("search", "x"),
             ("deleted_since", "2024-05-01T12:00:00Z"),
-            ("attributes", "updated_at,created_at,name,email"),
+            ("attributes", "updated_at,created_at,name,email,deleted_at"),
             ("items_per_page", "200"),
             ("page", "2"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string()))
     );
+    let attributes = |r| pairs(r).into_iter().find(|(k, _)| k == "attributes").map(|(_, v)| v);
+    assert!(attributes(&requests[0]).is_none_or(|a| !a.contains("deleted_at")), "not in the changes feed");
+    assert_eq!(attributes(&requests[5]).as_deref(), Some("updated_at,created_at,deleted_at"));
     assert_eq!(pairs(&requests[2]).iter().find(|(k, _)| k == "sort").unwrap().1, "date:desc");
 }
 
