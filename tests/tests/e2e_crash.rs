@@ -21,12 +21,19 @@ use oc_tests::{Api, eventually};
 
 const KEY: &str = "e2e-crash-key";
 
-async fn kill_and_restart(store: TestStore, seed: u64) {
+/// The binary built, a simulator answering in 250 ms and a receiver answering in 150 ms: a kill often lands
+/// inside a poll or a delivery.
+async fn slow_world() -> (Arc<Sage>, Receiver) {
     tokio::task::spawn_blocking(ocpoll_binary).await.unwrap();
     let sage = Arc::new(Sage::start(5).await.unwrap());
     sage.sim.set_latency(Duration::from_millis(250));
     let receiver = Receiver::start(KEY).await;
     receiver.set_delay(Duration::from_millis(150));
+    (sage, receiver)
+}
+
+async fn kill_and_restart(store: TestStore, seed: u64) {
+    let (sage, receiver) = slow_world().await;
     // SQLite: the default node id (empty: no `--node-id`); PostgreSQL: one stable name
     let node_id = match store.backend() {
         oc_store::Backend::Sqlite => String::new(),
@@ -120,11 +127,7 @@ async fn kill_and_restart_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_and_restart_postgres_without_a_node_id() {
     let Some(store) = testing::postgres().await else { return };
-    tokio::task::spawn_blocking(ocpoll_binary).await.unwrap();
-    let sage = Arc::new(Sage::start(5).await.unwrap());
-    sage.sim.set_latency(Duration::from_millis(250));
-    let receiver = Receiver::start(KEY).await;
-    receiver.set_delay(Duration::from_millis(150));
+    let (sage, receiver) = slow_world().await;
     let config = NodeConfig::new(&store, "", sage.serve_args());
     let node = Node::start(&config).await.unwrap();
     let api = Api::new(&node.api, &config.authorization());

@@ -141,5 +141,8 @@ async fn two_nodes_share_the_work_postgres() {
         || async { b.log().iter().any(|l| l.contains("took over its leases") && l.contains("pair-a")) },
     )
     .await;
+    let metrics = reqwest::get(format!("{}/metrics", b.root)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("\nocpoll_node_takeovers_total 1\n"), "{metrics}");
+    assert!(metrics.contains("\nocpoll_nodes "), "{metrics}");
     assert!(b.terminate(Duration::from_secs(15)).await, "a clean stop on SIGTERM");
 }

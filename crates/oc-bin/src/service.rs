@@ -398,7 +398,14 @@ pub async fn serve(settings: ServeSettings) -> Result<()> {
     take_back_leases(&store, &settings, clock.as_ref()).await?;
     let timeout = Duration::from_secs(settings.node_timeout_seconds);
     let heartbeat = Heartbeat::spawn(store.clone(), node_id(&settings), timeout, clock.clone());
-    let running = start(&settings, store.clone(), clock).await?;
+    let running = match start(&settings, store.clone(), clock).await {
+        Ok(running) => running,
+        Err(error) => {
+            // it never took work: leave the list rather than be taken for a crashed node
+            heartbeat.stop(&store).await;
+            return Err(error);
+        }
+    };
     running.state.metrics.on_scrape(heartbeat.scrape_hook());
     eprintln!(
         "ocpoll: API at http://{}{} (database {})",

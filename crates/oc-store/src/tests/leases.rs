@@ -188,17 +188,27 @@ async fn two_nodes_batch_each_event_once(b: Backend) {
     }
 }
 
+/// A store on a manual clock with one instance holding `n` notifications of one event each.
+async fn with_notifications(
+    b: Backend,
+    n: i64,
+) -> Option<(Arc<oc_model::ports::ManualClock>, crate::testing::TestStore)> {
+    let clock = Arc::new(oc_model::ports::ManualClock::new(t0()));
+    let t = crate::testing::store(b, clock.clone()).await?;
+    let d: Arc<dyn Store> = t.dyn_store();
+    let (_, inst) = super::setup(&*d, super::customers()).await;
+    let events: Vec<_> = (0..n).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
+    super::emit(&*d, inst.id, "customers", events, t0()).await;
+    assert_eq!(d.batch_events(at(1), 1).await.unwrap(), n as usize);
+    Some((clock, t))
+}
+
 /// A node restarted after a crash under the same node id takes back at once what its previous run held; other
 /// nodes' leases stay, and the previous run's late writes are still refused.
 async fn a_gone_node_s_leases_are_handed_back(b: Backend) {
-    let clock = Arc::new(oc_model::ports::ManualClock::new(t0()));
-    let Some(t) = crate::testing::store(b, clock.clone()).await else { return };
+    let Some((clock, t)) = with_notifications(b, 4).await else { return };
     let s = t.store();
     let d: Arc<dyn Store> = t.dyn_store();
-    let (_, inst) = super::setup(&*d, super::customers()).await;
-    let events: Vec<_> = (0..4).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
-    super::emit(&*d, inst.id, "customers", events, t0()).await;
-    assert_eq!(d.batch_events(at(1), 1).await.unwrap(), 4);
     let (_, other_inst) = super::setup(&*d, super::customers()).await;
 
     // (the first instance's job is due again a minute after its first poll)
@@ -237,14 +247,9 @@ async fn a_gone_node_s_leases_are_handed_back(b: Backend) {
 /// the timeout, on the watcher's clock; a live node, a node seen for the first time and a node that beats again
 /// are left alone; the silent node's late writes are refused.
 async fn a_silent_node_s_leases_are_taken_over(b: Backend) {
-    let clock = Arc::new(oc_model::ports::ManualClock::new(t0()));
-    let Some(t) = crate::testing::store(b, clock.clone()).await else { return };
+    let Some((_, t)) = with_notifications(b, 3).await else { return };
     let s = t.store();
     let d: Arc<dyn Store> = t.dyn_store();
-    let (_, inst) = super::setup(&*d, super::customers()).await;
-    let events: Vec<_> = (0..3).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
-    super::emit(&*d, inst.id, "customers", events, t0()).await;
-    assert_eq!(d.batch_events(at(1), 1).await.unwrap(), 3);
     let timeout = Duration::from_secs(30);
     // leases far longer than the timeout: handed back, not lapsed
     let long = Duration::from_secs(600);
