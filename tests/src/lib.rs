@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use oc_bin::service::{Running, start};
 use oc_bin::settings::ServeSettings;
-use oc_model::ports::{Clock, NewOrganization, Store, SystemClock};
+use oc_model::ports::{AccountStore, Clock, NewOrganization, SystemClock};
 use oc_store::testing::TestStore;
 use serde_json::Value;
 
@@ -58,8 +58,7 @@ impl Server {
         all.extend_from_slice(args);
         let settings = ServeSettings::from_args(all)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let store: Arc<dyn Store> = test_store.dyn_store();
-        let running = start(&settings, store, clock).await?;
+        let running = start(&settings, test_store.store(), clock).await?;
         let root = format!("http://{}", running.addr);
         Ok(Server {
             api: format!("{root}/elements/api-v2"),
@@ -75,7 +74,7 @@ impl Server {
         let user_secret = format!("user-{name}-{}", rand_suffix());
         let org_secret = format!("org-{name}-{}", rand_suffix());
         self.test_store
-            .dyn_store()
+            .store()
             .create_organization(&NewOrganization {
                 name: name.into(),
                 org_secret: org_secret.clone(),

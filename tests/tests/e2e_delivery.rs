@@ -13,7 +13,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use oc_model::ports::{NewAttempt, NextStep};
+use oc_model::ports::{DeliveryStore, NewAttempt, NextStep};
 use oc_store::testing::{self, TestStore};
 use oc_tests::receiver::{Receiver, counts};
 use oc_tests::sim::Sage;
@@ -49,7 +49,7 @@ async fn fail_for_good(server: &Server, api: &Api, id: i64, object: &str) -> (St
     let e = listed(api, id, object, "CREATED").await.unwrap();
     let event_id = e["eventId"].as_str().unwrap().to_string();
     let notification_id = e["notificationId"].as_str().unwrap().to_string();
-    let store = server.test_store.dyn_store();
+    let store = server.test_store.store();
     let later = chrono::Utc::now() + chrono::Duration::hours(1);
     let claims = store.claim_deliveries("e2e-retry-schedule", later, 10, Duration::from_secs(7200)).await.unwrap();
     let ids: Vec<String> = claims.iter().map(|c| c.notification.id.to_string()).collect();

@@ -19,7 +19,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, Utc};
 use oc_model::event::EventType;
-use oc_model::ports::{Clock, Store, SystemClock};
+use oc_model::ports::{Clock, SystemClock};
 use oc_sagesim::{AppRegistration, SimConfig, SimHandle, Simulator};
 use oc_store::SqlStore;
 use rand::rngs::StdRng;
@@ -347,7 +347,7 @@ pub async fn start_stack(options: &StackOptions) -> Result<Stack> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Arc::new(service::open_store(&settings.database, clock.clone()).await?);
     service::bootstrap(store.as_ref(), &settings, clock.as_ref()).await?;
-    let running = service::start(&settings, store.clone() as Arc<dyn Store>, clock).await?;
+    let running = service::start(&settings, store.clone(), clock).await?;
     let api = format!("http://{}{}", running.addr, crate::api::BASE);
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -3,10 +3,11 @@
 
 pub mod api;
 pub mod bench_e2e;
+
 pub mod demo;
-pub mod instrument;
 pub mod metrics;
 pub mod receiver;
 pub mod service;
 pub mod settings;
+pub mod telemetry;
 pub mod validation;

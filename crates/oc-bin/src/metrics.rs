@@ -59,6 +59,7 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "delivery attempts recorded, by outcome (delivered, retry, failed) and answer class (2xx to 5xx, none)",
     ),
+    ("ocpoll_notifications_built_total", "counter", "notifications built from outbox events"),
     (
         "ocpoll_delivery_latency_seconds",
         "histogram",

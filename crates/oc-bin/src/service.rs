@@ -1,27 +1,29 @@
 //! `ocpoll serve`: wires the concrete store, provider, engine and dispatcher behind the ports, and runs the HTTP
 //! API, the poll scheduler, the delivery dispatcher and the retention pruner until SIGTERM/SIGINT.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
-use oc_model::ports::{Clock, NewOrganization, Provider, Store, SystemClock};
-use oc_notify::{Dispatcher, DispatcherConfig, HttpNotifier, HttpNotifierConfig, RetryPolicy};
+use oc_model::ports::{
+    AccountStore, Clock, MaintenanceStore, NewOrganization, Providers, SystemClock, Telemetry, node_of_holder,
+};
+use oc_model::secret::redact_url;
+use oc_notify::{DeliveryPorts, Dispatcher, DispatcherConfig, HttpNotifier, HttpNotifierConfig, RetryPolicy};
 use oc_poller::engine::EngineConfig;
-use oc_poller::scheduler::{Scheduler, SchedulerConfig};
+use oc_poller::scheduler::{PollPorts, Scheduler, SchedulerConfig};
 use oc_sageone::{RateLimit, SageConfig, SageProvider};
 use oc_store::{Backend, KeySource, MasterKey, NodeWatch, SqlStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::api::{self, AppState, Providers, Wakers};
-use crate::instrument::{self, InstrumentedStore};
+use crate::api::{self, AppState, Wakers};
 use crate::metrics::Metrics;
 use crate::settings::{DatabaseArgs, LogFormat, ServeSettings};
+use crate::telemetry;
 
 /// Sets up logging once: human-readable or JSON lines, `RUST_LOG` filters (default `info`).
 pub fn init_logging(format: LogFormat) {
@@ -59,7 +61,7 @@ fn host_name() -> String {
 /// the other nodes' [`Heartbeat`]s take a dead node's leases over once it has been silent for
 /// `--node-timeout-seconds`, and a lease lapses after `--lease-ttl-seconds` in any case.
 pub fn gone_nodes(holders: &[String], settings: &ServeSettings, backend: Backend) -> Vec<String> {
-    let mut nodes: Vec<String> = holders.iter().filter_map(|h| oc_store::node_of_holder(h)).map(String::from).collect();
+    let mut nodes: Vec<String> = holders.iter().filter_map(|h| node_of_holder(h)).map(String::from).collect();
     nodes.sort();
     nodes.dedup();
     match (&settings.node_id, backend) {
@@ -82,9 +84,11 @@ pub fn gone_nodes(holders: &[String], settings: &ServeSettings, backend: Backend
 /// Takes back the leases of nodes known to be gone ([`gone_nodes`]), so that the work of a crashed run resumes at
 /// once rather than after the lease time.
 pub async fn take_back_leases(store: &SqlStore, settings: &ServeSettings, clock: &dyn Clock) -> Result<()> {
+    let backend = store.backend();
+    let store: &dyn MaintenanceStore = store;
     let now = clock.now();
     let holders = store.lease_holders(now).await.context("reading the lease holders")?;
-    for node in gone_nodes(&holders, settings, store.backend()) {
+    for node in gone_nodes(&holders, settings, backend) {
         let released = store.release_leases_of(&node, now).await.context("taking back leases")?;
         if released.total() > 0 {
             tracing::info!(
@@ -116,7 +120,12 @@ struct HeartbeatStats {
 
 impl Heartbeat {
     /// Beats once at once (the node is listed before it takes any work), then every `timeout / 6`.
-    pub fn spawn(store: Arc<SqlStore>, node: String, timeout: Duration, clock: Arc<dyn Clock>) -> Heartbeat {
+    pub fn spawn(
+        store: Arc<dyn MaintenanceStore>,
+        node: String,
+        timeout: Duration,
+        clock: Arc<dyn Clock>,
+    ) -> Heartbeat {
         let (stop, mut stopping) = watch::channel(false);
         let stats = Arc::new(HeartbeatStats::default());
         let seen = stats.clone();
@@ -125,7 +134,7 @@ impl Heartbeat {
             let period = (timeout / 6).max(Duration::from_secs(1));
             let mut failing = false;
             loop {
-                match watch.beat(&store, clock.now()).await {
+                match watch.beat(store.as_ref(), clock.now()).await {
                     Ok(taken) => {
                         if failing {
                             tracing::info!("heartbeat recorded again");
@@ -174,7 +183,7 @@ impl Heartbeat {
     }
 
     /// Stops beating and leaves the list of nodes (a clean stop: nobody needs to take anything over).
-    pub async fn stop(self, store: &SqlStore) {
+    pub async fn stop(self, store: &dyn MaintenanceStore) {
         let _ = self.stop.send(true);
         if let Ok(watch) = self.task.await
             && let Err(error) = watch.leave(store).await
@@ -205,18 +214,7 @@ pub async fn open_store(settings: &DatabaseArgs, clock: Arc<dyn Clock>) -> Resul
     options.clock = clock;
     oc_store::connect_with(options)
         .await
-        .with_context(|| format!("opening the database {}", redact(&settings.database_url)))
-}
-
-/// The URL without its password.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) if u.password().is_some() => {
-            let _ = u.set_password(Some("****"));
-            u.to_string()
-        }
-        _ => url.to_string(),
-    }
+        .with_context(|| format!("opening the database {}", redact_url(&settings.database_url)))
 }
 
 /// The Sage provider of the settings.
@@ -233,7 +231,7 @@ pub fn sage_provider(settings: &ServeSettings, node: &str) -> Result<SageProvide
 }
 
 /// Creates the organization and user of `OCPOLL_ORGANIZATION_SECRET` and `OCPOLL_USER_SECRET` unless they exist.
-pub async fn bootstrap(store: &dyn Store, settings: &ServeSettings, clock: &dyn Clock) -> Result<()> {
+pub async fn bootstrap(store: &dyn AccountStore, settings: &ServeSettings, clock: &dyn Clock) -> Result<()> {
     match (&settings.organization_secret, &settings.user_secret) {
         (Some(org), Some(user)) => {
             let (o, p) = store
@@ -285,17 +283,32 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// Starts everything on `store` with `clock`; returns once the API listens.
-pub async fn start(settings: &ServeSettings, store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Result<Running> {
+/// The providers `ocpoll serve` serves: Sage, configured by the settings.
+pub fn providers(settings: &ServeSettings) -> Result<(Providers, SageProvider)> {
+    let sage = sage_provider(settings, &node_id(settings))?;
+    Ok((Providers::new().with(Arc::new(sage.clone())), sage))
+}
+
+/// Starts everything on `store` with `clock`, serving the providers of the settings; returns once the API
+/// listens.
+pub async fn start(settings: &ServeSettings, store: Arc<SqlStore>, clock: Arc<dyn Clock>) -> Result<Running> {
+    let (providers, sage) = providers(settings)?;
+    let running = start_with(settings, store, clock, providers).await?;
+    running.state.metrics.on_scrape(telemetry::sage_scrape_hook(sage));
+    Ok(running)
+}
+
+/// [`start`] with the providers given: the wiring of `ocpoll serve`, for a build or a test that serves other
+/// providers than the settings' (a provider is one crate implementing the port, registered here).
+pub async fn start_with(
+    settings: &ServeSettings,
+    store: Arc<SqlStore>,
+    clock: Arc<dyn Clock>,
+    providers: Providers,
+) -> Result<Running> {
     let node = node_id(settings);
     let metrics = Arc::new(Metrics::default());
-    let store: Arc<dyn Store> = Arc::new(InstrumentedStore::new(store, metrics.clone()));
-    let sage = sage_provider(settings, &node)?;
-    metrics.on_scrape(instrument::sage_scrape_hook(sage.clone()));
-    let provider: Arc<dyn Provider> = Arc::new(sage);
-    let providers = Providers::single(provider.clone());
-    let engine_providers: HashMap<String, Arc<dyn Provider>> =
-        providers.0.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let telemetry: Arc<dyn Telemetry> = metrics.clone();
 
     let grace = Duration::from_secs(settings.shutdown_grace_seconds);
     let lease_ttl = Duration::from_secs(settings.lease_ttl_seconds);
@@ -311,9 +324,13 @@ pub async fn start(settings: &ServeSettings, store: Arc<dyn Store>, clock: Arc<d
     let retry = RetryPolicy::exponential(Duration::from_secs(4), 4, settings.delivery_retries, 0.1)
         .map_err(|e| anyhow!("--delivery-retries {}: {e}", settings.delivery_retries))?;
     let scheduler = Scheduler::new(
-        store.clone(),
-        engine_providers,
-        clock.clone(),
+        PollPorts {
+            store: store.clone(),
+            vault: store.clone(),
+            providers: providers.clone(),
+            clock: clock.clone(),
+            telemetry: telemetry.clone(),
+        },
         EngineConfig {
             default_lookback: Duration::from_secs(settings.lookback_seconds),
             lease_ttl,
@@ -336,9 +353,13 @@ pub async fn start(settings: &ServeSettings, store: Arc<dyn Store>, clock: Arc<d
     )
     .map_err(|e| anyhow!("configuring the notifier: {e}"))?;
     let dispatcher = Dispatcher::new(
-        store.clone(),
-        Arc::new(notifier),
-        clock.clone(),
+        DeliveryPorts {
+            store: store.clone(),
+            notifier: Arc::new(notifier),
+            clock: clock.clone(),
+            providers: providers.clone(),
+            telemetry,
+        },
         DispatcherConfig {
             owner: format!("{node}-notify"),
             lease_ttl,
@@ -352,6 +373,8 @@ pub async fn start(settings: &ServeSettings, store: Arc<dyn Store>, clock: Arc<d
 
     let state = AppState {
         store: store.clone(),
+        vault: store.clone(),
+        maintenance: store.clone(),
         providers,
         clock: clock.clone(),
         metrics,
@@ -402,7 +425,7 @@ pub async fn serve(settings: ServeSettings) -> Result<()> {
         Ok(running) => running,
         Err(error) => {
             // it never took work: leave the list rather than be taken for a crashed node
-            heartbeat.stop(&store).await;
+            heartbeat.stop(store.as_ref()).await;
             return Err(error);
         }
     };
@@ -411,12 +434,12 @@ pub async fn serve(settings: ServeSettings) -> Result<()> {
         "ocpoll: API at http://{}{} (database {})",
         running.addr,
         api::BASE,
-        redact(&settings.database.database_url)
+        redact_url(&settings.database.database_url)
     );
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight work");
     running.shutdown().await;
-    heartbeat.stop(&store).await;
+    heartbeat.stop(store.as_ref()).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -6,12 +6,10 @@ use chrono::{DateTime, Utc};
 use oc_model::config::{config_path, keys};
 use oc_model::error::path;
 use oc_model::poller::PollerConfig;
-use oc_model::ports::{FieldNeeds, Provider};
+use oc_model::ports::{FieldNeeds, Provider, Providers};
 use oc_model::validate::{Validated, ValidationOptions, validate_instance_request_with};
 use oc_model::{Problem, Problems};
 use serde_json::Value;
-
-use crate::api::Providers;
 
 /// A body every layer accepts, with the warnings found.
 #[derive(Debug, Clone)]
@@ -38,14 +36,15 @@ pub fn check_instance_body(
     now: DateTime<Utc>,
 ) -> Result<Checked, Problems> {
     let keys_known = providers.keys();
-    let structural =
-        validate_instance_request_with(body, ValidationOptions { require_code, known_elements: &keys_known });
+    let provider = body.pointer("/element/key").and_then(Value::as_str).and_then(|k| providers.get(k));
+    let provider_keys = provider.map(|p| p.spec().keys).unwrap_or_default();
+    let options = ValidationOptions { require_code, known_elements: &keys_known, provider_keys };
+    let structural = validate_instance_request_with(body, options);
     let mut problems = Problems::default();
     let mut warnings = Vec::new();
     if let Err(p) = &structural {
         problems.0.extend(p.0.iter().cloned());
     }
-    let provider = body.pointer("/element/key").and_then(Value::as_str).and_then(|k| providers.get(k));
     if let Some(Value::Object(configs)) = poller_configuration(body) {
         let base = config_path(keys::POLLER_CONFIGURATION);
         for (resource, entry) in configs {

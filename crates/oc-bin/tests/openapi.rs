@@ -17,6 +17,22 @@ fn committed_openapi_is_fresh() {
     );
 }
 
+/// `docs/schemas/instance-request.schema.json`: the instance body with Open Connectors' and Sage's keys.
+#[test]
+fn committed_instance_request_schema_is_fresh() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/schemas/instance-request.schema.json");
+    let fresh = oc_model::instance::instance_request_schema(oc_sageone::KEYS);
+    if std::env::var_os("UPDATE_EXPECT").is_some() {
+        std::fs::write(&path, &fresh).unwrap();
+        return;
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == fresh,
+        "docs/schemas/instance-request.schema.json is stale: run `UPDATE_EXPECT=1 cargo test -p oc-bin --test openapi`"
+    );
+}
+
 #[test]
 fn every_documented_operation_has_a_summary_and_errors() {
     let doc = oc_bin::api::openapi::document();

@@ -14,27 +14,22 @@ use crate::error::{Problem, Problems, path};
 use crate::poller::PollerConfigs;
 use crate::secret::{MASK, Secret};
 
-/// The configuration key names.
+/// The configuration key names of Open Connectors' own keys (a provider declares its own in its
+/// [`ProviderSpec`](crate::ports::ProviderSpec)).
 pub mod keys {
-    /// Sage app client id.
+    /// OAuth app client id.
     pub const OAUTH_API_KEY: &str = "oauth.api.key";
-    /// Sage app client secret.
+    /// OAuth app client secret.
     pub const OAUTH_API_SECRET: &str = "oauth.api.secret";
-    /// Redirect URI registered with Sage.
+    /// Redirect URI registered with the provider.
     pub const OAUTH_CALLBACK_URL: &str = "oauth.callback.url";
-    /// Sage app signing secret (legacy).
-    pub const SIGNATURE_SECRET: &str = "signature.secret";
-    /// Sage APIM subscription key (legacy).
-    pub const APIM_SUBSCRIPTION_KEY: &str = "apim.subscription.key";
-    /// Two-letter country of the Sage business.
-    pub const COUNTRY: &str = "country";
     /// Whether notifications are sent.
     pub const NOTIFICATION_ENABLED: &str = "event.notification.enabled";
     /// Where notifications go.
     pub const NOTIFICATION_CALLBACK_URL: &str = "event.notification.callback.url";
     /// HMAC key of the `Elements-Webhook-Signature` header.
     pub const NOTIFICATION_SIGNATURE_KEY: &str = "event.notification.signature.key";
-    /// `polling`, the only kind sageone has.
+    /// `polling`, the only kind ocpoll has.
     pub const VENDOR_TYPE: &str = "event.vendor.type";
     /// Minutes between polls.
     pub const POLLER_REFRESH_INTERVAL: &str = "event.poller.refresh_interval";
@@ -42,8 +37,6 @@ pub mod keys {
     pub const POLLER_CONFIGURATION: &str = "event.poller.configuration";
     /// ocpoll: the instant the first poll starts from instead of the instance's creation.
     pub const POLLER_BACKFILL: &str = "event.poller.backfill";
-    /// ocpoll: the Sage business to poll (default: the user's lead business).
-    pub const SAGE_BUSINESS_ID: &str = "sage.business.id";
 }
 
 /// What kind of value a key holds.
@@ -64,7 +57,7 @@ pub enum ValueKind {
 }
 
 /// The declaration of one known configuration key.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct KeySpec {
     /// The key.
     pub key: &'static str,
@@ -76,33 +69,21 @@ pub struct KeySpec {
     pub description: &'static str,
 }
 
-/// Every known configuration key: the one place that says which keys are secret.
+/// Open Connectors' own configuration keys, every element's: the one place that says which of them are secret.
+/// A provider declares its own keys the same way ([`ProviderSpec::keys`](crate::ports::ProviderSpec::keys)).
 pub const KEYS: &[KeySpec] = &[
-    KeySpec { key: keys::OAUTH_API_KEY, kind: ValueKind::Text, secret: false, description: "Sage app client id" },
-    KeySpec { key: keys::OAUTH_API_SECRET, kind: ValueKind::Text, secret: true, description: "Sage app client secret" },
+    KeySpec { key: keys::OAUTH_API_KEY, kind: ValueKind::Text, secret: false, description: "OAuth app client id" },
+    KeySpec {
+        key: keys::OAUTH_API_SECRET,
+        kind: ValueKind::Text,
+        secret: true,
+        description: "OAuth app client secret",
+    },
     KeySpec {
         key: keys::OAUTH_CALLBACK_URL,
         kind: ValueKind::Text,
         secret: false,
-        description: "redirect URI registered with Sage; must match the one used to get the code",
-    },
-    KeySpec {
-        key: keys::SIGNATURE_SECRET,
-        kind: ValueKind::Text,
-        secret: true,
-        description: "Sage app signing secret (legacy; Sage v3.1 does not sign requests)",
-    },
-    KeySpec {
-        key: keys::APIM_SUBSCRIPTION_KEY,
-        kind: ValueKind::Text,
-        secret: true,
-        description: "Sage APIM subscription key (legacy v3 header; v3.1 ignores it)",
-    },
-    KeySpec {
-        key: keys::COUNTRY,
-        kind: ValueKind::Text,
-        secret: false,
-        description: "two-letter country of the Sage business",
+        description: "redirect URI registered with the provider; must match the one used to get the code",
     },
     KeySpec {
         key: keys::NOTIFICATION_ENABLED,
@@ -126,7 +107,7 @@ pub const KEYS: &[KeySpec] = &[
         key: keys::VENDOR_TYPE,
         kind: ValueKind::Text,
         secret: false,
-        description: "`polling`, the only kind sageone has",
+        description: "`polling`, the only kind ocpoll has",
     },
     KeySpec {
         key: keys::POLLER_REFRESH_INTERVAL,
@@ -146,22 +127,40 @@ pub const KEYS: &[KeySpec] = &[
         secret: false,
         description: "ocpoll: ISO date or date-time the first poll starts from (default: the instance's creation)",
     },
-    KeySpec {
-        key: keys::SAGE_BUSINESS_ID,
-        kind: ValueKind::Text,
-        secret: false,
-        description: "ocpoll: the Sage business to poll (default: the lead business)",
-    },
 ];
 
-/// The declaration of `key`, when it is a known key.
+/// The declaration of one of Open Connectors' own keys.
 pub fn key_spec(key: &str) -> Option<&'static KeySpec> {
     KEYS.iter().find(|k| k.key == key)
 }
 
-/// True when `key` holds a secret.
-pub fn is_secret(key: &str) -> bool {
-    key_spec(key).is_some_and(|k| k.secret)
+/// The secret keys of an instance: Open Connectors' own ([`SecretKeys::default`]) and its provider's. The store
+/// encrypts their values at rest; the API masks them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretKeys(Vec<&'static str>);
+
+impl Default for SecretKeys {
+    /// Open Connectors' own secret keys.
+    fn default() -> Self {
+        SecretKeys::with(&[])
+    }
+}
+
+impl SecretKeys {
+    /// Open Connectors' own secret keys and those of `provider_keys`.
+    pub fn with(provider_keys: &[KeySpec]) -> SecretKeys {
+        SecretKeys(KEYS.iter().chain(provider_keys).filter(|k| k.secret).map(|k| k.key).collect())
+    }
+
+    /// True when `key` holds a secret.
+    pub fn contains(&self, key: &str) -> bool {
+        self.0.contains(&key)
+    }
+
+    /// The keys, Open Connectors' first.
+    pub fn iter(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.0.iter().copied()
+    }
 }
 
 /// Default minutes between polls (Open Connectors' default).
@@ -307,14 +306,10 @@ impl Configuration {
         self.text(keys::OAUTH_CALLBACK_URL)
     }
 
-    /// `country`.
-    pub fn country(&self) -> Option<String> {
-        self.text(keys::COUNTRY)
-    }
-
-    /// `sage.business.id`.
-    pub fn business_id(&self) -> Option<String> {
-        self.text(keys::SAGE_BUSINESS_ID)
+    /// The value of any text key (a provider's own, say), leniently: numbers and booleans written out, empty text
+    /// and unfilled placeholders as absent.
+    pub fn text_of(&self, key: &str) -> Option<String> {
+        self.text(key)
     }
 
     /// `event.notification.enabled` (default false).
@@ -388,12 +383,12 @@ impl Configuration {
         }
     }
 
-    /// The configuration as the API returns it: secrets masked as `********`, and
+    /// The configuration as the API returns it: the values of `secrets` masked as `********`, and
     /// `event.poller.configuration` echoed as a JSON string, as Open Connectors does.
-    pub fn to_response(&self) -> Configuration {
+    pub fn to_response(&self, secrets: &SecretKeys) -> Configuration {
         let mut out = IndexMap::with_capacity(self.0.len());
         for (k, v) in &self.0 {
-            let shown = if is_secret(k) && !v.is_null() {
+            let shown = if secrets.contains(k) && !v.is_null() {
                 Value::String(MASK.to_string())
             } else if k == keys::POLLER_CONFIGURATION && !v.is_string() && !v.is_null() {
                 Value::String(v.to_string())
@@ -403,11 +398,6 @@ impl Configuration {
             out.insert(k.clone(), shown);
         }
         Configuration(out)
-    }
-
-    /// The secret entries (key, value), for encryption at rest.
-    pub fn secret_entries(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.iter().filter(|(k, _)| is_secret(k))
     }
 }
 
@@ -492,14 +482,14 @@ mod tests {
             "event.notification.signature.key": "k",
             "event.poller.configuration": {"customers": {"url": "/hubs/finance/customers", "idField": "id"}},
         }));
-        let r = serde_json::to_value(c.to_response()).unwrap();
+        let r = serde_json::to_value(c.to_response(&SecretKeys::default())).unwrap();
         assert_eq!(r["oauth.api.secret"], "********");
         assert_eq!(r["event.notification.signature.key"], "********");
         assert_eq!(r["oauth.api.key"], "id");
         assert_eq!(r["zzz.custom"], 1);
         assert!(r["event.poller.configuration"].as_str().unwrap().starts_with("{\"customers\""));
         // unknown keys keep their original order
-        let keys: Vec<_> = c.to_response().iter().map(|(k, _)| k.to_string()).collect();
+        let keys: Vec<_> = c.to_response(&SecretKeys::default()).iter().map(|(k, _)| k.to_string()).collect();
         assert_eq!(keys[2], "zzz.custom");
     }
 
@@ -512,11 +502,14 @@ mod tests {
 
     #[test]
     fn secrets_declared_once() {
-        let secret: Vec<_> = KEYS.iter().filter(|k| k.secret).map(|k| k.key).collect();
-        assert_eq!(
-            secret,
-            ["oauth.api.secret", "signature.secret", "apim.subscription.key", "event.notification.signature.key"]
-        );
+        let secret: Vec<_> = SecretKeys::default().iter().collect();
+        assert_eq!(secret, ["oauth.api.secret", "event.notification.signature.key"]);
+        const PROVIDER: &[KeySpec] = &[
+            KeySpec { key: "app.signing.secret", kind: ValueKind::Text, secret: true, description: "a secret" },
+            KeySpec { key: "region", kind: ValueKind::Text, secret: false, description: "not a secret" },
+        ];
+        let with = SecretKeys::with(PROVIDER);
+        assert!(with.contains("app.signing.secret") && with.contains("oauth.api.secret") && !with.contains("region"));
     }
 
     #[test]

@@ -52,6 +52,18 @@ impl Problems {
     }
 }
 
+/// The message of an error followed by its causes, `: `-separated (what logs and poll outcomes record).
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cause = c.source();
+    }
+    out
+}
+
 /// JSON path helpers: a path segment is written `.name` when it is a plain identifier and `["name"]` otherwise.
 pub mod path {
     /// Appends a member name to a path.
@@ -75,6 +87,15 @@ pub mod path {
 #[cfg(test)]
 mod tests {
     use super::path::*;
+
+    #[test]
+    fn chains_name_every_cause() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let e = Outer(std::io::Error::other("inner"));
+        assert_eq!(super::chain(&e), "outer: inner");
+    }
 
     #[test]
     fn paths_read_naturally() {

@@ -8,7 +8,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::config::{Configuration, KEYS, ValueKind};
+use crate::config::{Configuration, KEYS, KeySpec, ValueKind};
 use crate::ids::{InstanceId, UserId};
 use crate::poller::PollerConfig;
 
@@ -129,6 +129,38 @@ pub struct InstanceResponse {
     pub warnings: Vec<crate::error::Problem>,
 }
 
+/// The JSON Schema of one configuration key (its kind, and its description with whether it is secret).
+fn key_schema(spec: &KeySpec, generator: &mut SchemaGenerator) -> Value {
+    let mut schema = match spec.kind {
+        ValueKind::Text => serde_json::json!({"type": ["string", "number", "boolean"]}),
+        ValueKind::Bool => serde_json::json!({"type": ["boolean", "string"], "examples": [true, "true"]}),
+        ValueKind::Url => serde_json::json!({"type": "string", "format": "uri"}),
+        ValueKind::Minutes => serde_json::json!({
+            "type": ["number", "string"],
+            "examples": ["15", 0.25],
+        }),
+        ValueKind::Instant => {
+            serde_json::json!({"type": "string", "examples": ["2024-01-31", "2024-01-31T12:00:00Z"]})
+        }
+        ValueKind::Json => {
+            let resource = serde_json::to_value(generator.subschema_for::<PollerConfig>()).unwrap_or_default();
+            serde_json::json!({
+                "oneOf": [
+                    {"type": "object", "additionalProperties": resource},
+                    {"type": "string", "description": "a JSON-encoded string of the object form"}
+                ]
+            })
+        }
+    };
+    let description = if spec.secret {
+        format!("{} (secret: stored encrypted, masked on read)", spec.description)
+    } else {
+        spec.description.to_string()
+    };
+    schema["description"] = Value::String(description);
+    schema
+}
+
 impl JsonSchema for Configuration {
     fn schema_name() -> Cow<'static, str> {
         "Configuration".into()
@@ -137,34 +169,7 @@ impl JsonSchema for Configuration {
     fn json_schema(generator: &mut SchemaGenerator) -> Schema {
         let mut properties = serde_json::Map::new();
         for spec in KEYS {
-            let mut schema = match spec.kind {
-                ValueKind::Text => serde_json::json!({"type": ["string", "number", "boolean"]}),
-                ValueKind::Bool => serde_json::json!({"type": ["boolean", "string"], "examples": [true, "true"]}),
-                ValueKind::Url => serde_json::json!({"type": "string", "format": "uri"}),
-                ValueKind::Minutes => serde_json::json!({
-                    "type": ["number", "string"],
-                    "examples": ["15", 0.25],
-                }),
-                ValueKind::Instant => {
-                    serde_json::json!({"type": "string", "examples": ["2024-01-31", "2024-01-31T12:00:00Z"]})
-                }
-                ValueKind::Json => {
-                    let resource = serde_json::to_value(generator.subschema_for::<PollerConfig>()).unwrap_or_default();
-                    serde_json::json!({
-                        "oneOf": [
-                            {"type": "object", "additionalProperties": resource},
-                            {"type": "string", "description": "a JSON-encoded string of the object form"}
-                        ]
-                    })
-                }
-            };
-            let description = if spec.secret {
-                format!("{} (secret: stored encrypted, masked on read)", spec.description)
-            } else {
-                spec.description.to_string()
-            };
-            schema["description"] = Value::String(description);
-            properties.insert(spec.key.to_string(), schema);
+            properties.insert(spec.key.to_string(), key_schema(spec, generator));
         }
         json_schema!({
             "type": "object",
@@ -175,10 +180,24 @@ impl JsonSchema for Configuration {
     }
 }
 
-/// The JSON Schema of the instance request body, pretty-printed (what `docs/schemas/` holds).
-pub fn instance_request_schema() -> String {
-    let schema = schemars::schema_for!(InstanceRequest);
-    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+/// The JSON Schema of the instance request body, with the configuration keys of the providers' `provider_keys`
+/// besides Open Connectors' own, as a JSON value.
+pub fn instance_request_schema_value(provider_keys: &[KeySpec]) -> Value {
+    let mut generator = SchemaGenerator::default();
+    let extra: Vec<(String, Value)> =
+        provider_keys.iter().map(|k| (k.key.to_string(), key_schema(k, &mut generator))).collect();
+    let mut schema = serde_json::to_value(schemars::schema_for!(InstanceRequest)).unwrap_or_default();
+    if let Some(Value::Object(properties)) = schema.pointer_mut("/$defs/Configuration/properties") {
+        for (key, value) in extra {
+            properties.entry(key).or_insert(value);
+        }
+    }
+    schema
+}
+
+/// [`instance_request_schema_value`] pretty-printed (what `docs/schemas/` holds).
+pub fn instance_request_schema(provider_keys: &[KeySpec]) -> String {
+    let mut text = serde_json::to_string_pretty(&instance_request_schema_value(provider_keys)).unwrap_or_default();
     text.push('\n');
     text
 }

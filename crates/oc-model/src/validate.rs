@@ -6,7 +6,8 @@
 use serde_json::Value;
 
 use crate::config::{
-    Configuration, KEYS, ValueKind, config_path, describe, is_unfilled_placeholder, keys, lenient_bool, lenient_text,
+    Configuration, KEYS, KeySpec, ValueKind, config_path, describe, is_unfilled_placeholder, keys, lenient_bool,
+    lenient_text,
 };
 use crate::error::{Problem, Problems, path};
 use crate::instance::InstanceRequest;
@@ -19,11 +20,13 @@ pub struct ValidationOptions<'a> {
     pub require_code: bool,
     /// Element keys this server knows; empty means any.
     pub known_elements: &'a [&'a str],
+    /// The configuration keys of the element's provider, checked like Open Connectors' own.
+    pub provider_keys: &'a [KeySpec],
 }
 
 impl Default for ValidationOptions<'_> {
     fn default() -> Self {
-        ValidationOptions { require_code: true, known_elements: &[] }
+        ValidationOptions { require_code: true, known_elements: &[], provider_keys: &[] }
     }
 }
 
@@ -138,7 +141,7 @@ pub fn check_configuration(
                 .push(Problem::new(config_path(key), format!("{value} looks like an unfilled template placeholder")));
             continue;
         }
-        let Some(spec) = KEYS.iter().find(|s| s.key == key) else { continue };
+        let Some(spec) = KEYS.iter().chain(options.provider_keys).find(|s| s.key == key) else { continue };
         if value.is_null() {
             continue;
         }
@@ -236,7 +239,7 @@ mod tests {
     fn problems(body: &Value) -> Vec<String> {
         match validate_instance_request_with(
             body,
-            ValidationOptions { require_code: true, known_elements: &["sageone"] },
+            ValidationOptions { require_code: true, known_elements: &["sageone"], provider_keys: &[] },
         ) {
             Ok(_) => vec![],
             Err(p) => p.iter().map(ToString::to_string).collect(),

@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group, criterion_main};
 use oc_model::Secret;
-use oc_model::ports::{AttemptRecord, Clock, DeliveryRequest, NewAttempt, NextStep, Notifier, OutboxStore};
+use oc_model::ports::{
+    AttemptRecord, Clock, DeliveryRequest, DeliveryStore, MaintenanceStore, NewAttempt, NextStep, Notifier,
+};
 use oc_notify::{Dispatcher, DispatcherConfig, HttpNotifier, HttpNotifierConfig};
 use oc_store::SqlStore;
 use receiver::Receiver;
@@ -55,7 +57,7 @@ async fn setup_on(world: World, events_per_notification: usize) -> Setup {
     )
     .unwrap();
     let config = DispatcherConfig { max_events: events_per_notification, ..DispatcherConfig::default() };
-    let engine = Dispatcher::new(world.store.clone(), Arc::new(notifier), clock, config).unwrap();
+    let engine = Dispatcher::new(world.ports(world.store.clone(), Arc::new(notifier)), config).unwrap();
     Setup { world, receiver, engine }
 }
 

@@ -9,16 +9,18 @@
 //! - [`Breakers`]: per-callback-URL concurrency limits and circuit breakers;
 //! - [`Dispatcher`]: the delivery engine over the store, the notifier and a clock.
 
+mod attempt;
 pub mod breaker;
 pub mod dispatch;
 pub mod error;
 pub mod http;
+mod recorder;
 pub mod retry;
 pub mod signing;
 pub mod ssrf;
 
 pub use breaker::{BreakerConfig, Breakers};
-pub use dispatch::{Dispatcher, DispatcherConfig, TickReport};
+pub use dispatch::{DeliveryPorts, Dispatcher, DispatcherConfig, TickReport};
 pub use error::NotifyError;
 pub use http::{HttpNotifier, HttpNotifierConfig, USER_AGENT};
 pub use retry::{RetryPolicy, parse_retry_after};

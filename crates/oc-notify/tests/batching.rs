@@ -11,12 +11,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use oc_model::InstanceId;
 use oc_model::ports::{
-    AttemptRecord, Clock, DeliveryClaim, EventDetail, EventFilter, EventPage, Instance, InstanceStore, InstanceUpdate,
-    Lease, NewAttempt, NewInstance, NextStep, NotificationRecord, NotificationStatus, OutboxStats, OutboxStore,
-    StoreError, StoredAttempt,
+    ActivityStore, AttemptRecord, Clock, DeliveryClaim, DeliveryStore, EventFilter, Lease, NewAttempt, NextStep,
+    NotificationStatus, StoreError,
 };
-use oc_model::{InstanceId, OrgId};
 use oc_notify::{Dispatcher, DispatcherConfig, HttpNotifier, HttpNotifierConfig};
 use oc_store::SqlStore;
 use support::{World, event};
@@ -72,46 +71,7 @@ impl Counting {
 }
 
 #[async_trait]
-impl InstanceStore for Counting {
-    async fn create_instance(&self, new: &NewInstance) -> Result<Instance, StoreError> {
-        self.inner.create_instance(new).await
-    }
-    async fn instance(&self, org: OrgId, id: InstanceId) -> Result<Option<Instance>, StoreError> {
-        self.inner.instance(org, id).await
-    }
-    async fn instance_by_id(&self, id: InstanceId) -> Result<Option<Instance>, StoreError> {
-        self.inner.instance_by_id(id).await
-    }
-    async fn list_instances(&self, org: OrgId, tags: &[String]) -> Result<Vec<Instance>, StoreError> {
-        self.inner.list_instances(org, tags).await
-    }
-    async fn update_instance(
-        &self,
-        org: OrgId,
-        id: InstanceId,
-        update: &InstanceUpdate,
-    ) -> Result<Instance, StoreError> {
-        self.inner.update_instance(org, id, update).await
-    }
-    async fn set_disabled(
-        &self,
-        org: OrgId,
-        id: InstanceId,
-        disabled: bool,
-        now: DateTime<Utc>,
-    ) -> Result<Instance, StoreError> {
-        self.inner.set_disabled(org, id, disabled, now).await
-    }
-    async fn set_notifications_disabled(&self, id: InstanceId, reason: Option<&str>) -> Result<(), StoreError> {
-        self.inner.set_notifications_disabled(id, reason).await
-    }
-    async fn delete_instance(&self, org: OrgId, id: InstanceId, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.inner.delete_instance(org, id, now).await
-    }
-}
-
-#[async_trait]
-impl OutboxStore for Counting {
+impl DeliveryStore for Counting {
     async fn batch_events(&self, now: DateTime<Utc>, max_events: usize) -> Result<usize, StoreError> {
         self.inner.batch_events(now, max_events).await
     }
@@ -142,39 +102,18 @@ impl OutboxStore for Counting {
         self.batched.fetch_add(records.len(), Ordering::SeqCst);
         self.inner.record_attempts(records).await
     }
-    async fn list_events(&self, org: OrgId, filter: &EventFilter) -> Result<EventPage, StoreError> {
-        self.inner.list_events(org, filter).await
-    }
-    async fn event_detail(&self, org: OrgId, event_id: Uuid) -> Result<Option<EventDetail>, StoreError> {
-        self.inner.event_detail(org, event_id).await
-    }
-    async fn notification(
-        &self,
-        org: OrgId,
-        id: Uuid,
-    ) -> Result<Option<(NotificationRecord, Vec<StoredAttempt>)>, StoreError> {
-        self.inner.notification(org, id).await
-    }
-    async fn redeliver(&self, org: OrgId, notification: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
-        self.inner.redeliver(org, notification, now).await
-    }
-    async fn redeliver_failed(&self, org: OrgId, instance: InstanceId, now: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.inner.redeliver_failed(org, instance, now).await
-    }
-    async fn prune_delivered(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
-        self.inner.prune_delivered(before).await
-    }
-    async fn outbox_stats(&self, now: DateTime<Utc>) -> Result<OutboxStats, StoreError> {
-        self.inner.outbox_stats(now).await
+    async fn set_notifications_disabled(&self, id: InstanceId, reason: Option<&str>) -> Result<(), StoreError> {
+        self.inner.set_notifications_disabled(id, reason).await
     }
 }
 
-fn engine<S: InstanceStore + OutboxStore + 'static>(world: &World, store: Arc<S>) -> Dispatcher<S> {
+fn engine<S: DeliveryStore + 'static>(world: &World, store: Arc<S>) -> Dispatcher<S> {
     let clock: Arc<dyn Clock> = world.clock.clone();
     let config = HttpNotifierConfig { allow_private_callbacks: true, ..HttpNotifierConfig::default() };
     let notifier = HttpNotifier::new(config, clock.clone()).unwrap();
     let config = DispatcherConfig { max_events: 1, ..DispatcherConfig::default() };
-    Dispatcher::new(store, Arc::new(notifier), clock, config).unwrap()
+    let _ = clock;
+    Dispatcher::new(world.ports(store, Arc::new(notifier)), config).unwrap()
 }
 
 async fn receiver(answer: ResponseTemplate) -> MockServer {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use oc_model::ports::{
-    Clock, InstanceStore, InstanceUpdate, NotificationRecord, NotificationStatus, OutboxStore, StoredAttempt,
+    ActivityStore, Clock, InstanceStore, InstanceUpdate, NotificationRecord, NotificationStatus, StoredAttempt,
 };
 use oc_model::{InstanceId, Notification, Secret};
 use oc_notify::signing::standard_webhooks_secret;
@@ -69,7 +69,7 @@ fn engine(world: &World, allow_private: bool, timeout: Duration, config: Dispatc
         clock.clone(),
     )
     .unwrap();
-    Dispatcher::new(world.store.clone(), Arc::new(notifier), clock, config).unwrap()
+    Dispatcher::new(world.ports(world.store.clone(), Arc::new(notifier)), config).unwrap()
 }
 
 /// wiremock listens on 127.0.0.1: private callbacks allowed.
@@ -141,7 +141,11 @@ async fn delivers_a_signed_notification_in_the_open_connectors_shape(world: Worl
     let body: Notification = serde_json::from_slice(&requests[0].body).unwrap();
     let m = &body.message;
     assert_eq!((m.instance_id, m.instance_id_snake, m.instance_name.as_str()), (instance.id, instance.id, "a"));
-    assert_eq!((m.element_key.as_str(), m.hub_key.as_str()), ("sageone", "finance"));
+    assert_eq!(
+        (m.element_key.as_str(), m.hub_key.as_str()),
+        (support::ELEMENT, support::HUB),
+        "the hub of the registry"
+    );
     assert_eq!((m.user_id, m.account_id), (world.user, world.org));
     assert_eq!(m.instance_tags, ["Test"]);
     assert_eq!((m.object_type.as_str(), m.object_id.as_str()), ("customers", "c1"));

@@ -5,6 +5,7 @@
 
 use std::hint::black_box;
 
+use chrono::Utc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use oc_poller::classify::{Classified, Classifier, Collector, FeedKind, RecordReader, Window};
 use oc_poller::fields::{DateFormat, FieldPath};
@@ -35,8 +36,14 @@ fn record(i: usize) -> Value {
 fn reader() -> RecordReader {
     RecordReader {
         id: FieldPath::new("id"),
-        updated: Some((FieldPath::new("updated_at"), DateFormat::mask("yyyy-MM-dd'T'HH:mm:ss'Z'", None).unwrap())),
-        created: Some((FieldPath::new("created_at"), DateFormat::mask("yyyy-MM-dd'T'HH:mm:ss'Z'", None).unwrap())),
+        updated: Some((
+            FieldPath::new("updated_at"),
+            DateFormat::mask("yyyy-MM-dd'T'HH:mm:ss'Z'", None, Utc::now()).unwrap(),
+        )),
+        created: Some((
+            FieldPath::new("created_at"),
+            DateFormat::mask("yyyy-MM-dd'T'HH:mm:ss'Z'", None, Utc::now()).unwrap(),
+        )),
         deleted: FieldPath::new("deleted_at"),
     }
 }

@@ -11,9 +11,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
+use oc_model::error::chain;
 use oc_model::ports::{
-    Clock, CompiledQuery, Feed, FieldNeeds, Instance, Lease, PollClaim, PollCommit, PollFailure, PollOutcome,
-    PollStatus, PollStore, PollWarning, Provider, ProviderError, Session, StoreError,
+    Clock, CompiledQuery, Feed, FieldNeeds, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecorded,
+    PollStatus, PollWarning, PollingStore, Provider, ProviderError, Session, StoreError, Telemetry,
 };
 use oc_model::{PollerConfig, event::Event};
 use serde_json::Value;
@@ -21,7 +22,7 @@ use serde_json::Value;
 use crate::classify::{
     Classified, Classifier, Collector, FeedKind, MAX_WARNINGS, Observation, RecordReader, Window, sort_events,
 };
-use crate::error::{PollError, chain};
+use crate::error::PollError;
 use crate::fields::{DateFormat, FieldPath};
 use crate::scan::{LeaseKeeper, ScanReport, Scanner, Skew};
 use crate::seen::SeenSet;
@@ -109,20 +110,19 @@ impl Default for EngineConfig {
 pub struct Engine {
     clock: std::sync::Arc<dyn Clock>,
     config: EngineConfig,
+    telemetry: std::sync::Arc<dyn Telemetry>,
 }
 
 /// One poll to run.
 pub struct PollJob<'a> {
-    /// The claimed job, with the state to continue from.
+    /// The claimed job, with its instance and the state to continue from.
     pub claim: &'a PollClaim,
-    /// The instance, as read at claim time.
-    pub instance: &'a Instance,
     /// The provider of the instance's element.
     pub provider: &'a dyn Provider,
     /// The instance's provider session.
     pub session: &'a Session,
     /// Where the result goes.
-    pub store: &'a dyn PollStore,
+    pub store: &'a dyn PollingStore,
     /// When the job is due again after a successful poll.
     pub next_run_ok: DateTime<Utc>,
     /// When the job is due again after a failed poll (backoff).
@@ -159,9 +159,13 @@ fn secs(s: f64) -> chrono::Duration {
 }
 
 impl Engine {
-    /// An engine reading time from `clock`.
-    pub fn new(clock: std::sync::Arc<dyn Clock>, config: EngineConfig) -> Self {
-        Engine { clock, config }
+    /// An engine reading time from `clock` and reporting every poll to `telemetry`.
+    pub fn new(
+        clock: std::sync::Arc<dyn Clock>,
+        config: EngineConfig,
+        telemetry: std::sync::Arc<dyn Telemetry>,
+    ) -> Self {
+        Engine { clock, config, telemetry }
     }
 
     /// The engine's settings.
@@ -169,7 +173,8 @@ impl Engine {
         &self.config
     }
 
-    fn plan(&self, claim: &PollClaim, instance: &Instance) -> Result<Plan, PollError> {
+    fn plan(&self, claim: &PollClaim, provider: &dyn Provider) -> Result<Plan, PollError> {
+        let instance = &claim.instance;
         let config_error = |message: String| PollError::Config { resource: claim.resource.clone(), message };
         let configs = instance.configuration.poller_configs().map_err(|p| config_error(p.to_string()))?;
         let config = configs
@@ -181,7 +186,7 @@ impl Engine {
         let format = |mask: &Option<String>, zone: &Option<String>| -> Result<DateFormat, PollError> {
             match mask {
                 None => Ok(DateFormat::Iso),
-                Some(m) => DateFormat::mask(m, zone.as_deref()).map_err(config_error),
+                Some(m) => DateFormat::mask(m, zone.as_deref(), self.clock.now()).map_err(config_error),
             }
         };
         let reader = RecordReader {
@@ -194,7 +199,7 @@ impl Engine {
                 Some(f) => Some((FieldPath::new(f), format(&dates.created_date_format, &dates.created_date_timezone)?)),
                 None => None,
             },
-            deleted: FieldPath::new("deleted_at"),
+            deleted: FieldPath::new(&provider.spec().deleted_date_field),
         };
         let delay = secs(config.poll_delay);
         let default = chrono::Duration::from_std(self.config.default_lookback).unwrap_or(chrono::Duration::MAX);
@@ -213,7 +218,7 @@ impl Engine {
     pub async fn poll(&self, job: PollJob<'_>) -> Result<PollReport, PollError> {
         let started_at = self.clock.now();
         let claim = job.claim;
-        let plan = match self.plan(claim, job.instance) {
+        let plan = match self.plan(claim, job.provider) {
             Ok(p) => p,
             Err(e) => return self.abandon(&job, started_at, None, PollStatus::Failed, &e, Vec::new()).await,
         };
@@ -251,18 +256,14 @@ impl Engine {
                 return self.abandon(&job, started_at, Some(window_start), PollStatus::Failed, &e, warnings).await;
             }
         };
-        let page_size = plan
-            .config
-            .page_size
-            .or(query.page_size)
-            .unwrap_or(job.provider.max_page_size())
-            .clamp(1, job.provider.max_page_size().max(1));
+        let max_page_size = job.provider.spec().max_page_size.max(1);
+        let page_size = plan.config.page_size.or(query.page_size).unwrap_or(max_page_size).clamp(1, max_page_size);
 
         // T0's local part: before the first request
         let local_start = self.clock.now();
         let mut keeper = LeaseKeeper {
             store: job.store,
-            instance: claim.instance_id,
+            instance: claim.instance.id,
             resource: &claim.resource,
             lease: claim.lease.clone(),
             ttl: self.config.lease_ttl,
@@ -314,7 +315,7 @@ impl Engine {
                 let status = match &e {
                     PollError::Provider(ProviderError::ReauthorizationRequired(reason)) => {
                         // the provider marks the instance invalid; make sure of it (idempotent)
-                        let _ = job.session.vault.mark_invalid(claim.instance_id, reason).await;
+                        let _ = job.session.vault.mark_invalid(claim.instance.id, reason).await;
                         PollStatus::ReauthorizationRequired
                     }
                     _ => PollStatus::Failed,
@@ -337,7 +338,7 @@ impl Engine {
         let dropped = changes.dropped_warnings + deletions.dropped_warnings;
 
         let window = Window {
-            instance_id: claim.instance_id,
+            instance_id: claim.instance.id,
             resource: claim.resource.clone(),
             t0_ms: t0.timestamp_millis(),
             updated_from_ms: plan
@@ -421,13 +422,39 @@ impl Engine {
     }
 
     async fn commit(&self, job: &PollJob<'_>, lease: &Lease, commit: PollCommit) -> Result<PollReport, PollError> {
-        let summary = job.store.commit_poll(job.claim.instance_id, &job.claim.resource, lease, &commit).await?;
+        let claim = job.claim;
+        let result = job.store.commit_poll(claim.instance.id, &claim.resource, lease, &commit).await;
+        let recorded = match &result {
+            Ok(summary) => PollRecorded::Committed { events: &commit.events, summary: *summary },
+            Err(e) => PollRecorded::Refused(e),
+        };
+        self.report(claim, &commit.outcome, recorded);
+        let summary = result?;
         Ok(PollReport {
-            watermark: commit.watermark.or(job.claim.state.watermark),
+            watermark: commit.watermark.or(claim.state.watermark),
             inserted: Some((summary.inserted, summary.duplicates)),
             next_run_at: commit.next_run_at,
             outcome: commit.outcome,
         })
+    }
+
+    fn report(&self, claim: &PollClaim, outcome: &PollOutcome, recorded: PollRecorded<'_>) {
+        self.telemetry.poll(&oc_model::ports::PollReport { claim, outcome, recorded });
+    }
+
+    /// Records a poll that could not start — no provider serves the instance's element, or the instance cannot
+    /// talk to it — as failed, to be tried again at `next_run_at`.
+    pub async fn fail_unpolled(
+        &self,
+        store: &dyn PollingStore,
+        claim: &PollClaim,
+        error: String,
+        next_run_at: DateTime<Utc>,
+    ) -> Result<PollReport, PollError> {
+        let now = self.clock.now();
+        let outcome = PollOutcome { error: Some(error), ..PollOutcome::new(now, now, PollStatus::Failed, None) };
+        let failure = PollFailure { outcome, next_run_at };
+        self.record_failure(store, claim, &claim.lease, failure).await
     }
 
     async fn abandon(
@@ -457,14 +484,31 @@ impl Engine {
         out.error = Some(chain(error));
         out.warnings = warnings;
         let failure = PollFailure { outcome: out, next_run_at: job.next_run_failed };
-        match job.store.abandon_poll(job.claim.instance_id, &job.claim.resource, lease, &failure).await {
+        self.record_failure(job.store, job.claim, lease, failure).await
+    }
+
+    /// Records an abandoned poll; a lease lost meanwhile is no error (another node polls it now).
+    async fn record_failure(
+        &self,
+        store: &dyn PollingStore,
+        claim: &PollClaim,
+        lease: &Lease,
+        failure: PollFailure,
+    ) -> Result<PollReport, PollError> {
+        let result = store.abandon_poll(claim.instance.id, &claim.resource, lease, &failure).await;
+        let recorded = match &result {
+            Ok(()) => PollRecorded::Abandoned,
+            Err(e) => PollRecorded::Refused(e),
+        };
+        self.report(claim, &failure.outcome, recorded);
+        match result {
             Ok(()) | Err(StoreError::LeaseLost(_)) => {}
             Err(e) => return Err(e.into()),
         }
         Ok(PollReport {
             outcome: failure.outcome,
             inserted: None,
-            watermark: job.claim.state.watermark,
+            watermark: claim.state.watermark,
             next_run_at: failure.next_run_at,
         })
     }
@@ -478,19 +522,7 @@ fn outcome(
     pages: u32,
     records: u64,
 ) -> PollOutcome {
-    PollOutcome {
-        started_at,
-        finished_at,
-        status,
-        window_start,
-        pages,
-        records,
-        created: 0,
-        updated: 0,
-        deleted: 0,
-        warnings: Vec::new(),
-        error: None,
-    }
+    PollOutcome { pages, records, ..PollOutcome::new(started_at, finished_at, status, window_start) }
 }
 
 struct Scanned {

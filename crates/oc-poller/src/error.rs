@@ -41,15 +41,3 @@ impl From<ProviderError> for PollError {
         PollError::Provider(e)
     }
 }
-
-/// The full chain of an error's messages, `: `-separated (what a poll outcome records).
-pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        cur = s.source();
-    }
-    out
-}

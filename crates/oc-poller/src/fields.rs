@@ -1,5 +1,5 @@
 //! Reading a record's id and dates: dotted field paths, Java masks (through `oc-template`) and a fast ISO 8601
-//! reader for Sage's own format (`2019-03-25T15:31:02Z`) when no mask is configured.
+//! reader for the common ISO 8601 format (`2019-03-25T15:31:02Z`) when no mask is configured.
 
 use std::borrow::Cow;
 
@@ -72,12 +72,15 @@ pub enum DateFormat {
 
 impl DateFormat {
     /// A Java mask read in `zone` (default GMT) when the text has no zone of its own.
-    pub fn mask(mask: &str, zone: Option<&str>) -> Result<DateFormat, String> {
-        let compiled = oc_template::Mask::compile(mask).map_err(|e| format!("date mask {mask:?}: {e}"))?;
+    /// Two-digit years (`yy`) read into the 100 years starting 80 years before `now` (the engine's clock), as Java.
+    pub fn mask(mask: &str, zone: Option<&str>, now: DateTime<Utc>) -> Result<DateFormat, String> {
+        let compiled = oc_template::Mask::compile(mask)
+            .map_err(|e| format!("date mask {mask:?}: {e}"))?
+            .with_two_digit_year_start(oc_template::two_digit_year_start(now));
         let zone_name = zone.unwrap_or("GMT");
         let zone = oc_template::Zone::parse(zone_name).map_err(|e| format!("timezone {zone_name:?}: {e}"))?;
-        // Sage's own format in UTC: read the exact shape directly, the mask only when that fails
-        let utc_seconds = mask == SAGE_MASK && matches!(zone_name, "GMT" | "UTC" | "Z" | "Etc/UTC" | "Etc/GMT");
+        // ISO in whole seconds and UTC: read the exact shape directly, the mask only when that fails
+        let utc_seconds = mask == ISO_SECONDS_MASK && matches!(zone_name, "GMT" | "UTC" | "Z" | "Etc/UTC" | "Etc/GMT");
         Ok(DateFormat::Mask { mask: compiled, zone, source: mask.to_owned(), utc_seconds })
     }
 
@@ -103,10 +106,10 @@ impl DateFormat {
     }
 }
 
-/// The mask of Sage's dates (and Open Connectors' default).
-const SAGE_MASK: &str = "yyyy-MM-dd'T'HH:mm:ss'Z'";
+/// Open Connectors' default mask: ISO 8601 in whole seconds, UTC (what many providers write).
+const ISO_SECONDS_MASK: &str = "yyyy-MM-dd'T'HH:mm:ss'Z'";
 
-/// Exactly `YYYY-MM-DDTHH:MM:SSZ` from year 1600 on (what the Sage mask accepts there), else `None`.
+/// Exactly `YYYY-MM-DDTHH:MM:SSZ` from year 1600 on (what that mask accepts there), else `None`.
 fn parse_seconds_z(text: &str) -> Option<DateTime<Utc>> {
     let b = text.as_bytes();
     if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
@@ -143,7 +146,7 @@ fn digits(b: &[u8]) -> Option<u32> {
     Some(v)
 }
 
-/// ISO 8601 date or date-time; the fast path reads Sage's `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`.
+/// ISO 8601 date or date-time; the fast path reads `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`.
 pub fn parse_iso(text: &str) -> Option<DateTime<Utc>> {
     let b = text.trim().as_bytes();
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
@@ -224,7 +227,7 @@ mod tests {
 
     #[test]
     fn the_fast_path_agrees_with_the_mask() {
-        let fast = DateFormat::mask("yyyy-MM-dd'T'HH:mm:ss'Z'", None).unwrap();
+        let fast = DateFormat::mask("yyyy-MM-dd'T'HH:mm:ss'Z'", None, Utc::now()).unwrap();
         let mask = oc_template::Mask::compile("yyyy-MM-dd'T'HH:mm:ss'Z'").unwrap();
         let gmt = oc_template::Zone::parse("GMT").unwrap();
         for t in [

@@ -22,5 +22,5 @@ pub mod window;
 
 pub use engine::{Defences, Engine, EngineConfig, PollJob, PollReport};
 pub use error::PollError;
-pub use scheduler::{JobResult, Providers, Scheduler, SchedulerConfig};
+pub use scheduler::{JobResult, PollPorts, Scheduler, SchedulerConfig};
 pub use seen::SeenSet;

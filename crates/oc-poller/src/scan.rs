@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use oc_model::ports::{
-    CompiledQuery, Feed, Lease, PageCursor, PageRequest, PollStore, Provider, ProviderError, Session,
+    CompiledQuery, Feed, Lease, PageCursor, PageRequest, PollingStore, Provider, ProviderError, Session,
 };
 
 use crate::classify::{Collector, FeedKind, RecordReader};
@@ -15,7 +15,7 @@ use crate::seen::SeenSet;
 
 /// Keeps a poll's lease alive: renews it between pages once a third of its time has passed.
 pub(crate) struct LeaseKeeper<'a> {
-    pub(crate) store: &'a dyn PollStore,
+    pub(crate) store: &'a dyn PollingStore,
     pub(crate) instance: i64,
     pub(crate) resource: &'a str,
     pub(crate) lease: Lease,

@@ -12,13 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use oc_model::Secret;
 use oc_model::config::DEFAULT_REFRESH_INTERVAL;
+use oc_model::error::chain;
 use oc_model::ids::InstanceId;
-use oc_model::ports::{
-    Clock, Instance, Lease, OAuthApp, PollClaim, PollFailure, PollOutcome, PollStatus, Provider, Session, Store,
-    TokenVault,
-};
+use oc_model::ports::{Clock, Lease, PollClaim, PollStatus, PollingStore, Providers, Session, Telemetry, TokenVault};
 use tokio::task::JoinSet;
 
 use crate::engine::{Engine, EngineConfig, PollJob, PollReport};
@@ -62,9 +59,6 @@ impl Default for SchedulerConfig {
     }
 }
 
-/// The providers by element key (`sageone`).
-pub type Providers = HashMap<String, Arc<dyn Provider>>;
-
 type Running = Mutex<HashMap<(InstanceId, String), Arc<Mutex<Lease>>>>;
 
 /// What happened to one claimed job.
@@ -74,14 +68,29 @@ pub struct JobResult {
     pub instance_id: InstanceId,
     /// The resource.
     pub resource: String,
-    /// The poll's report; `Ok(None)` when the job was released without polling (instance gone or switched
-    /// off meanwhile).
-    pub result: Result<Option<PollReport>, PollError>,
+    /// The poll's report.
+    pub result: Result<PollReport, PollError>,
+}
+
+/// What a [`Scheduler`] works with: the ports it sees the world through.
+#[derive(Clone)]
+pub struct PollPorts {
+    /// Poll jobs and their results.
+    pub store: Arc<dyn PollingStore>,
+    /// Where the providers keep the instances' tokens.
+    pub vault: Arc<dyn TokenVault>,
+    /// The providers, by element key.
+    pub providers: Providers,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Where polls are reported.
+    pub telemetry: Arc<dyn Telemetry>,
 }
 
 /// Runs the engine for every due (instance, resource).
 pub struct Scheduler {
-    store: Arc<dyn Store>,
+    store: Arc<dyn PollingStore>,
+    vault: Arc<dyn TokenVault>,
     providers: Providers,
     clock: Arc<dyn Clock>,
     engine: Engine,
@@ -90,17 +99,13 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// A scheduler over `store`, with one provider per element key.
-    pub fn new(
-        store: Arc<dyn Store>,
-        providers: Providers,
-        clock: Arc<dyn Clock>,
-        engine: EngineConfig,
-        config: SchedulerConfig,
-    ) -> Arc<Self> {
+    /// A scheduler over `ports`.
+    pub fn new(ports: PollPorts, engine: EngineConfig, config: SchedulerConfig) -> Arc<Self> {
+        let PollPorts { store, vault, providers, clock, telemetry } = ports;
         Arc::new(Scheduler {
-            engine: Engine::new(clock.clone(), engine),
+            engine: Engine::new(clock.clone(), engine, telemetry),
             store,
+            vault,
             providers,
             clock,
             config,
@@ -158,7 +163,7 @@ impl Scheduler {
                         set.spawn(async move { this.run_claim(claim).await });
                     }
                 }
-                Err(e) => tracing::warn!(error = %crate::error::chain(&e), "claiming poll jobs failed"),
+                Err(e) => tracing::warn!(error = %chain(&e), "claiming poll jobs failed"),
             }
             tokio::select! {
                 _ = &mut shutdown => break,
@@ -197,59 +202,35 @@ impl Scheduler {
     }
 
     async fn run_claim(self: Arc<Self>, claim: PollClaim) -> JobResult {
-        let key = (claim.instance_id, claim.resource.clone());
+        let key = (claim.instance_id(), claim.resource.clone());
         let slot = Arc::new(Mutex::new(claim.lease.clone()));
         self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), slot.clone());
         let result = self.poll_claim(&claim, &slot).await;
         self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
         log_poll(&claim, &result);
-        JobResult { instance_id: claim.instance_id, resource: claim.resource, result }
+        JobResult { instance_id: claim.instance_id(), resource: claim.resource, result }
     }
 
-    async fn poll_claim(&self, claim: &PollClaim, slot: &Mutex<Lease>) -> Result<Option<PollReport>, PollError> {
-        let instance = match self.store.instance_by_id(claim.instance_id).await? {
-            Some(i) if !i.disabled && i.valid => i,
-            _ => {
-                // deleted, switched off or waiting for re-authorization since the claim: leave it
-                self.store.release_poll(claim.instance_id, &claim.resource, &claim.lease).await?;
-                return Ok(None);
-            }
-        };
+    async fn poll_claim(&self, claim: &PollClaim, slot: &Mutex<Lease>) -> Result<PollReport, PollError> {
+        let instance = &claim.instance;
         let now = self.clock.now();
         let interval = instance.configuration.refresh_interval().unwrap_or(DEFAULT_REFRESH_INTERVAL);
         let next_run_ok = now + to_chrono(interval.saturating_sub(self.jitter(claim, interval, now)));
         let failures = claim.state.consecutive_failures.saturating_add(1);
         let next_run_failed = now + to_chrono(self.backoff(interval, failures));
         let Some(provider) = self.providers.get(&instance.element_key) else {
-            let failure = PollFailure {
-                outcome: PollOutcome {
-                    started_at: now,
-                    finished_at: now,
-                    status: PollStatus::Failed,
-                    window_start: None,
-                    pages: 0,
-                    records: 0,
-                    created: 0,
-                    updated: 0,
-                    deleted: 0,
-                    warnings: Vec::new(),
-                    error: Some(format!("no provider serves the element {:?}", instance.element_key)),
-                },
-                next_run_at: next_run_failed,
-            };
-            self.store.abandon_poll(claim.instance_id, &claim.resource, &claim.lease, &failure).await?;
-            return Ok(Some(PollReport {
-                outcome: failure.outcome,
-                inserted: None,
-                watermark: claim.state.watermark,
-                next_run_at: failure.next_run_at,
-            }));
+            let error = format!("no provider serves the element {:?}", instance.element_key);
+            return self.engine.fail_unpolled(self.store.as_ref(), claim, error, next_run_failed).await;
         };
-        let vault: Arc<dyn TokenVault> = self.store.clone();
-        let session = session(&instance, vault);
+        let session = match Session::of(instance, self.vault.clone()) {
+            Ok(session) => session,
+            Err(problems) => {
+                let error = format!("the instance cannot talk to its provider: {problems}");
+                return self.engine.fail_unpolled(self.store.as_ref(), claim, error, next_run_failed).await;
+            }
+        };
         let job = PollJob {
             claim,
-            instance: &instance,
             provider: provider.as_ref(),
             session: &session,
             store: self.store.as_ref(),
@@ -257,7 +238,7 @@ impl Scheduler {
             next_run_failed,
             lease_slot: Some(slot),
         };
-        self.engine.poll(job).await.map(Some)
+        self.engine.poll(job).await
     }
 
     /// A small deterministic jitter, so that instances created together spread out; taken off the interval
@@ -265,7 +246,7 @@ impl Scheduler {
     fn jitter(&self, claim: &PollClaim, interval: Duration, now: DateTime<Utc>) -> Duration {
         let max = interval.mul_f64(self.config.jitter.clamp(0.0, 1.0)).min(self.config.max_jitter);
         let seed =
-            crate::hash::content_hash(&serde_json::json!([claim.instance_id, claim.resource, now.timestamp_millis()]));
+            crate::hash::content_hash(&serde_json::json!([claim.instance.id, claim.resource, now.timestamp_millis()]));
         max.mul_f64((seed >> 11) as f64 / (1u64 << 53) as f64)
     }
 
@@ -286,35 +267,21 @@ fn log_result(done: Result<JobResult, tokio::task::JoinError>) {
     }
 }
 
-/// The spelling of a poll status in logs, as in the API and the metrics.
-fn status_text(status: PollStatus) -> &'static str {
-    match status {
-        PollStatus::Ok => "ok",
-        PollStatus::Inconsistent => "inconsistent",
-        PollStatus::Failed => "failed",
-        PollStatus::ReauthorizationRequired => "reauthorization_required",
-    }
-}
-
 /// One line per poll: at INFO when it found events, failed (and so backs off), stayed inconsistent or recorded
 /// warnings; at DEBUG when it found nothing. Counts, times and the error only: never a record, token or secret
 /// (the error is the one the API shows in the poll's outcome).
-fn log_poll(claim: &PollClaim, result: &Result<Option<PollReport>, PollError>) {
-    let (instance_id, resource) = (claim.instance_id, claim.resource.as_str());
+fn log_poll(claim: &PollClaim, result: &Result<PollReport, PollError>) {
+    let (instance_id, resource) = (claim.instance.id, claim.resource.as_str());
     let r = match result {
-        Ok(Some(r)) => r,
-        Ok(None) => {
-            tracing::debug!(instance_id, resource, "poll skipped: the instance is gone, switched off or invalid");
-            return;
-        }
+        Ok(r) => r,
         Err(e) => {
-            tracing::warn!(instance_id, resource, error = %crate::error::chain(e), "poll not recorded");
+            tracing::warn!(instance_id, resource, error = %chain(e), "poll not recorded");
             return;
         }
     };
     let o = &r.outcome;
     let events = u64::from(o.created) + u64::from(o.updated) + u64::from(o.deleted);
-    let completed = matches!(o.status, PollStatus::Ok | PollStatus::Inconsistent);
+    let completed = o.status.completed();
     // failures in a row, this one included: what the backoff was computed from
     let failures = (!completed).then(|| claim.state.consecutive_failures.saturating_add(1));
     let (inserted, duplicates) = match r.inserted {
@@ -329,7 +296,7 @@ fn log_poll(claim: &PollClaim, result: &Result<Option<PollReport>, PollError>) {
                 $level,
                 instance_id,
                 resource,
-                outcome = status_text(o.status),
+                outcome = o.status.as_str(),
                 records = o.records,
                 pages = o.pages,
                 events,
@@ -356,19 +323,4 @@ fn log_poll(claim: &PollClaim, result: &Result<Option<PollReport>, PollError>) {
 
 fn to_chrono(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
-/// The provider session of an instance.
-pub fn session(instance: &Instance, vault: Arc<dyn TokenVault>) -> Session {
-    let c = &instance.configuration;
-    Session {
-        instance_id: instance.id,
-        app: OAuthApp {
-            client_id: c.api_key().unwrap_or_default(),
-            client_secret: c.api_secret().unwrap_or_else(|| Secret::new("")),
-            redirect_uri: c.oauth_callback_url().unwrap_or_default(),
-        },
-        account: instance.account.clone(),
-        vault,
-    }
 }

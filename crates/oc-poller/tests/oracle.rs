@@ -13,7 +13,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use oc_model::EventType;
-use oc_model::ports::{Clock, PollStatus, Principal, Store};
+use oc_model::ports::{Clock, PollStatus, Principal};
+use oc_store::SqlStore;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::json;
@@ -74,7 +75,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
 }
 
 /// Runs one scenario; returns a description of every violated property.
-async fn run_case(store: Arc<dyn Store>, owner: Principal, sc: &Scenario) -> Result<(), String> {
+async fn run_case(store: Arc<SqlStore>, owner: Principal, sc: &Scenario) -> Result<(), String> {
     let lookback_ms = 1000 * i64::from(sc.poll_delay.max(60));
     let setup = Setup {
         skew_ms: sc.skew_ms,

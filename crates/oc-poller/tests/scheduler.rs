@@ -9,14 +9,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use oc_model::Configuration;
-use oc_model::ports::{Clock, Instance, ManualClock, PollStatus, Principal, Store};
-use oc_poller::{EngineConfig, JobResult, Providers, Scheduler, SchedulerConfig};
+use oc_model::ports::{
+    Clock, Instance, InstanceStore, ManualClock, NoTelemetry, PollStatus, PollingStore, Principal, Providers,
+};
+use oc_poller::{EngineConfig, JobResult, PollPorts, Scheduler, SchedulerConfig};
+use oc_store::SqlStore;
 use serde_json::json;
 use support::Model;
 
 struct World {
     _db: oc_store::testing::TestStore,
-    store: Arc<dyn Store>,
+    store: Arc<SqlStore>,
     owner: Principal,
     clock: Arc<ManualClock>,
     model: Arc<Model>,
@@ -36,6 +39,9 @@ async fn world() -> World {
 impl World {
     async fn instance(&self, interval_minutes: f64) -> Instance {
         let mut c = Configuration::new();
+        c.insert("oauth.api.key", json!("model-app"));
+        c.insert("oauth.api.secret", json!("model-secret"));
+        c.insert("oauth.callback.url", json!("https://example.com/oauth"));
         c.insert("event.notification.enabled", json!(true));
         c.insert("event.notification.callback.url", json!("https://example.com/hook"));
         c.insert("event.poller.refresh_interval", json!(interval_minutes));
@@ -45,14 +51,19 @@ impl World {
                 "datesConfiguration": {"updatedDateField": "updated_at", "createdDateField": "created_at"}}}),
         );
         let mut new = oc_store::testing::new_instance(self.owner, c, self.clock.now());
-        new.element_key = "model".into();
+        new.element_key = support::model::MODEL_ELEMENT.into();
         self.store.create_instance(&new).await.unwrap()
     }
 
     fn scheduler(&self, config: SchedulerConfig) -> Arc<Scheduler> {
-        let mut providers = Providers::new();
-        providers.insert("model".into(), self.model.clone() as Arc<dyn oc_model::ports::Provider>);
-        Scheduler::new(self.store.clone(), providers, self.clock.clone(), EngineConfig::default(), config)
+        let ports = PollPorts {
+            store: self.store.clone(),
+            vault: self.store.clone(),
+            providers: Providers::new().with(self.model.clone()),
+            clock: self.clock.clone(),
+            telemetry: Arc::new(NoTelemetry),
+        };
+        Scheduler::new(ports, EngineConfig::default(), config)
     }
 }
 
@@ -61,10 +72,8 @@ fn config() -> SchedulerConfig {
 }
 
 fn statuses(results: &[JobResult]) -> Vec<(i64, Option<PollStatus>)> {
-    let mut v: Vec<_> = results
-        .iter()
-        .map(|r| (r.instance_id, r.result.as_ref().ok().and_then(|r| r.as_ref()).map(|r| r.outcome.status)))
-        .collect();
+    let mut v: Vec<_> =
+        results.iter().map(|r| (r.instance_id, r.result.as_ref().ok().map(|r| r.outcome.status))).collect();
     v.sort_by_key(|x| x.0);
     v
 }
@@ -204,7 +213,7 @@ async fn shutdown_abandons_a_stuck_poll_within_the_deadline_and_releases_its_lea
     assert_eq!(s.in_flight(), 0);
     // the lease was released: the job can be claimed at once, and nothing was committed
     let claims = w.store.claim_polls("node-b", w.clock.now(), 10, Duration::from_secs(60)).await.unwrap();
-    assert_eq!(claims.iter().map(|c| c.instance_id).collect::<Vec<_>>(), [a.id]);
+    assert_eq!(claims.iter().map(|c| c.instance_id()).collect::<Vec<_>>(), [a.id]);
     assert_eq!(claims[0].state.watermark, None);
 }
 

@@ -71,6 +71,7 @@ mod pause;
 mod provider;
 mod ratelimit;
 pub mod resources;
+mod spec;
 mod stats;
 mod translate;
 
@@ -78,6 +79,10 @@ pub use config::{DEFAULT_API_URL, DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, Rate
 pub use envelope::decode_page;
 pub use error::{CeqlError, SageApiError, Warning};
 pub use pause::{Pause, TokioPause};
-pub use provider::{MAX_PAGE_SIZE, SageProvider, element_info};
+pub use provider::SageProvider;
+pub use spec::{
+    DATE_MASK, DELETED_DATE_FIELD, ELEMENT_KEY, HUB, KEYS, MAX_PAGE_SIZE, default_poller, element_info, keys,
+    provider_spec,
+};
 pub use stats::{RefreshCounts, SageStatsSnapshot};
 pub use translate::{Translation, compile, translate};

@@ -146,7 +146,7 @@ impl Inner {
         {
             extra.insert("country".into(), json!(country));
         }
-        Ok(ProviderAccount { business_id: Some(id), business_name: name, extra: Value::Object(extra) })
+        Ok(ProviderAccount { id: Some(id), name, extra: Value::Object(extra) })
     }
 
     /// POSTs a token form. 429/5xx and connection failures are retried; a request that may have reached Sage is

@@ -7,10 +7,10 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use oc_model::instance::ElementInfo;
+use oc_model::config::Configuration;
 use oc_model::ports::{
     Clock, CompiledQuery, Feed, FieldNeeds, Grant, OAuthApp, OAuthUrlRequest, Page, PageCursor, PageRequest, Provider,
-    ProviderError, QueryError, Session, SystemClock,
+    ProviderError, ProviderSpec, QueryError, Session, SystemClock,
 };
 use reqwest::header::{ACCEPT, HeaderValue};
 use url::Url;
@@ -22,16 +22,8 @@ use crate::envelope::decode_page;
 use crate::http::{Resend, api_error, snippet};
 use crate::pause::{Pause, TokioPause};
 use crate::ratelimit::RateLimiter;
+use crate::spec::{MAX_PAGE_SIZE, keys, provider_spec};
 use crate::stats::{SageStats, SageStatsSnapshot};
-
-/// The largest `items_per_page` Sage serves.
-pub const MAX_PAGE_SIZE: u32 = 200;
-
-/// The element this provider serves. Open Connectors' own numbering of elements is not public: `id` is
-/// ocpoll's.
-pub fn element_info() -> ElementInfo {
-    ElementInfo { id: 1, key: "sageone".into(), name: "Sage Business Cloud Accounting".into(), hub: "finance".into() }
-}
 
 /// The Sage Accounting v3.1 provider. Cheap to clone (clones share the HTTP client, the rate limiter, the
 /// refresh locks and the skew measurement); build one per process.
@@ -42,6 +34,7 @@ pub struct SageProvider {
 
 pub(crate) struct Inner {
     pub(crate) config: SageConfig,
+    spec: ProviderSpec,
     pub(crate) http: reqwest::Client,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) pause: Arc<dyn Pause>,
@@ -79,6 +72,7 @@ impl SageProvider {
             inner: Arc::new(Inner {
                 limiter: RateLimiter::new(config.rate_limit),
                 config,
+                spec: provider_spec(),
                 http,
                 clock,
                 pause,
@@ -187,16 +181,22 @@ fn attributes_position(pairs: &[(String, String)]) -> usize {
 
 #[async_trait]
 impl Provider for SageProvider {
-    fn element(&self) -> ElementInfo {
-        element_info()
+    fn spec(&self) -> &ProviderSpec {
+        &self.inner.spec
     }
 
     fn oauth_url(&self, request: &OAuthUrlRequest) -> Result<String, ProviderError> {
         self.inner.oauth_url(request)
     }
 
-    async fn exchange_code(&self, app: &OAuthApp, code: &str, business: Option<&str>) -> Result<Grant, ProviderError> {
-        self.inner.exchange_code(app, code, business).await
+    async fn exchange_code(
+        &self,
+        app: &OAuthApp,
+        code: &str,
+        configuration: &Configuration,
+    ) -> Result<Grant, ProviderError> {
+        let business = configuration.text_of(keys::BUSINESS_ID);
+        self.inner.exchange_code(app, code, business.as_deref()).await
     }
 
     fn compile(&self, hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, QueryError> {
@@ -223,7 +223,7 @@ impl Provider for SageProvider {
             }
             PageCursor::Next(next) => inner.next_url(next, &pairs)?,
         };
-        let business = session.account.business_id.clone();
+        let business = session.account.id.clone();
         let limit_key = business.clone().unwrap_or_else(|| format!("instance:{}", session.instance_id));
         let mut token = inner.access_token(session).await?;
         let mut refreshed = false;
@@ -260,9 +260,5 @@ impl Provider for SageProvider {
             page.provider_time = answer.date;
             return Ok(page);
         }
-    }
-
-    fn max_page_size(&self) -> u32 {
-        MAX_PAGE_SIZE
     }
 }

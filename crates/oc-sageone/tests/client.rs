@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use oc_model::config::Configuration;
 use oc_model::ports::{
     Clock, CompiledQuery, Feed, FieldNeeds, ManualClock, OAuthApp, OAuthUrlRequest, PageCursor, PageRequest, Provider,
     ProviderAccount, ProviderError, Session, StoreError, TokenSet, TokenVault,
@@ -211,7 +212,7 @@ impl Fixture {
         Session {
             instance_id: ID,
             app: app(),
-            account: ProviderAccount { business_id: Some(business.into()), business_name: None, extra: json!({}) },
+            account: ProviderAccount { id: Some(business.into()), name: None, extra: json!({}) },
             vault,
         }
     }
@@ -880,12 +881,12 @@ async fn exchanging_a_code_gets_tokens_and_the_lead_business() {
         .mount(&f.server)
         .await;
     // The code arrives still URL-encoded from the callback: it is sent as Sage issued it.
-    let grant = f.sage.exchange_code(&app(), "GB%2Fabc", None).await.unwrap();
+    let grant = f.sage.exchange_code(&app(), "GB%2Fabc", &Configuration::new()).await.unwrap();
     assert_eq!(grant.tokens.access_token.expose(), "a1");
     assert_eq!(grant.tokens.refresh_token.expose(), "r1");
     assert_eq!(grant.tokens.expires_at, t0() + chrono::Duration::seconds(300));
-    assert_eq!(grant.account.business_id.as_deref(), Some("biz-lead"));
-    assert_eq!(grant.account.business_name.as_deref(), Some("Lead Ltd"));
+    assert_eq!(grant.account.id.as_deref(), Some("biz-lead"));
+    assert_eq!(grant.account.name.as_deref(), Some("Lead Ltd"));
     assert_eq!(grant.account.extra, json!({"lead": true, "country": "GB", "requested_by_id": "user-1"}));
     assert_eq!(grant.provider_time, Some("2024-05-01T12:00:05Z".parse().unwrap()));
 }
@@ -900,8 +901,8 @@ async fn exchanging_a_code_for_a_given_business() {
         .expect(1)
         .mount(&f.server)
         .await;
-    let grant = f.sage.exchange_code(&app(), "GB/abc", Some("biz-2")).await.unwrap();
-    assert_eq!(grant.account.business_id.as_deref(), Some("biz-2"));
+    let grant = f.sage.exchange_code(&app(), "GB/abc", &business("biz-2")).await.unwrap();
+    assert_eq!(grant.account.id.as_deref(), Some("biz-2"));
     assert_eq!(grant.account.extra["lead"], json!(false));
     // A business the user cannot reach is Sage's 404.
     Mock::given(method("GET"))
@@ -911,7 +912,7 @@ async fn exchanging_a_code_for_a_given_business() {
         ])))
         .mount(&f.server)
         .await;
-    let err = f.sage.exchange_code(&app(), "GB/abc", Some("nope")).await.unwrap_err();
+    let err = f.sage.exchange_code(&app(), "GB/abc", &business("nope")).await.unwrap_err();
     assert!(matches!(err, ProviderError::Api { status: 404, ref code, .. } if code == "RecordNotFound"));
 }
 
@@ -934,11 +935,18 @@ async fn refused_codes_and_apps_are_distinct_errors() {
         .mount(&f.server)
         .await;
     assert_eq!(
-        f.sage.exchange_code(&app(), "spent", None).await.unwrap_err(),
+        f.sage.exchange_code(&app(), "spent", &Configuration::new()).await.unwrap_err(),
         ProviderError::InvalidCode("code expired".into())
     );
     assert_eq!(
-        f.sage.exchange_code(&app(), "other", None).await.unwrap_err(),
+        f.sage.exchange_code(&app(), "other", &Configuration::new()).await.unwrap_err(),
         ProviderError::InvalidClient("invalid_client".into())
     );
+}
+
+/// A configuration that asks for the business `id` (`sage.business.id`).
+fn business(id: &str) -> Configuration {
+    let mut c = Configuration::new();
+    c.insert(oc_sageone::keys::BUSINESS_ID, json!(id));
+    c
 }

@@ -14,8 +14,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use oc_model::config::Configuration;
 use oc_model::event::{Event, EventType, event_id};
 use oc_model::ports::{
-    AccountStore, InstanceStore, NewAttempt, NewInstance, NewOrganization, NextStep, OutboxStore, PollCommit,
-    PollOutcome, PollStatus, PollStore, ProviderAccount, TokenSet,
+    AccountStore, DeliveryStore, InstanceStore, NewAttempt, NewInstance, NewOrganization, NextStep, PollCommit,
+    PollOutcome, PollStatus, PollingStore, ProviderAccount, TokenSet,
 };
 use oc_model::secret::Secret;
 use oc_store::{MasterKey, SqlStore, StoreOptions};
@@ -56,6 +56,7 @@ async fn bed(url: String, schema: Option<String>, dir: Option<tempfile::TempDir>
     }))
     .expect("a configuration");
     let new = NewInstance {
+        secret_keys: Default::default(),
         org_id: owner.org_id,
         user_id: owner.user_id,
         name: "bench".into(),

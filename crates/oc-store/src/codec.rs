@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
-use oc_model::ports::{NotificationStatus, PollStatus, StoreError};
+use oc_model::ports::{NotificationStatus, StoreError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -73,15 +73,6 @@ pub(crate) fn parse_status(s: &str) -> Result<NotificationStatus, StoreError> {
         "dropped" => NotificationStatus::Dropped,
         other => return Err(corrupt(format_args!("notification status {other:?}"))),
     })
-}
-
-pub(crate) fn poll_status_text(s: PollStatus) -> &'static str {
-    match s {
-        PollStatus::Ok => "ok",
-        PollStatus::Inconsistent => "inconsistent",
-        PollStatus::Failed => "failed",
-        PollStatus::ReauthorizationRequired => "reauthorization_required",
-    }
 }
 
 #[cfg(test)]

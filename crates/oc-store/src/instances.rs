@@ -5,17 +5,18 @@
 //! configuration keeps every key in order, with `null` in place of a secret value.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use oc_model::config::{Configuration, is_secret};
+use oc_model::config::{Configuration, SecretKeys};
 use oc_model::ports::{Instance, InstanceStore, InstanceUpdate, NewInstance, ProviderAccount, StoreError, TokenSet};
 use oc_model::{InstanceId, OrgId};
 use serde_json::{Map, Value, json};
 
 use crate::SqlStore;
 use crate::codec::{from_json, from_ns, ns, parse_time, time_text, to_json};
-use crate::db::{ConnRef, Row, args};
+use crate::db::{ConnRef, Row, Val, args};
 use crate::key::credential_hash;
 
 const INSTANCE_COLUMNS: &str = "id, org_id, user_id, name, element_key, tags, configuration, config_secrets, account, \
@@ -34,24 +35,20 @@ pub(crate) fn refresh_aad(id: InstanceId) -> String {
 }
 
 fn account_json(account: &ProviderAccount) -> Result<String, StoreError> {
-    to_json(&json!({
-        "business_id": account.business_id,
-        "business_name": account.business_name,
-        "extra": account.extra,
-    }))
+    to_json(&json!({"id": account.id, "name": account.name, "extra": account.extra}))
 }
 
+/// The stored account; rows written before the account was provider-neutral name its fields `business_id` and
+/// `business_name`.
 fn parse_account(text: &str) -> Result<ProviderAccount, StoreError> {
     let mut v: Map<String, Value> = from_json("instance account", text)?;
-    let text_of = |v: Option<Value>| match v {
+    let mut text_of = |key: &str, legacy: &str| match v.remove(key).or_else(|| v.remove(legacy)) {
         Some(Value::String(s)) => Some(s),
         _ => None,
     };
-    Ok(ProviderAccount {
-        business_id: text_of(v.remove("business_id")),
-        business_name: text_of(v.remove("business_name")),
-        extra: v.remove("extra").unwrap_or(Value::Null),
-    })
+    let id = text_of("id", "business_id");
+    let name = text_of("name", "business_name");
+    Ok(ProviderAccount { id, name, extra: v.remove("extra").unwrap_or(Value::Null) })
 }
 
 /// What a poll job is made from: the resource, its configuration as stored (compared to notice changes) and
@@ -126,11 +123,16 @@ async fn sync_jobs(
 
 impl SqlStore {
     /// The stored form of a configuration: the public JSON (secrets as `null`) and the sealed secrets.
-    fn seal_config(&self, id: InstanceId, config: &Configuration) -> Result<(String, Option<Vec<u8>>), StoreError> {
+    fn seal_config(
+        &self,
+        id: InstanceId,
+        config: &Configuration,
+        secret_keys: &SecretKeys,
+    ) -> Result<(String, Option<Vec<u8>>), StoreError> {
         let mut public = Configuration::new();
         let mut secrets = Map::new();
         for (k, v) in config.iter() {
-            if is_secret(k) {
+            if secret_keys.contains(k) {
                 secrets.insert(k.to_string(), v.clone());
                 public.insert(k, Value::Null);
             } else {
@@ -194,6 +196,32 @@ impl SqlStore {
         );
         let row = c.opt(&sql, args![id, org]).await?;
         row.map(|r| self.instance_from_row(&r)).transpose()
+    }
+
+    /// Any live instance by id, for tests and tools (the engines get their instance with their claims).
+    pub async fn instance_by_id(&self, id: InstanceId) -> Result<Option<Instance>, StoreError> {
+        let mut conn = self.pools.read().await?;
+        self.load_instance(&mut conn.c(), id, None, false).await
+    }
+
+    /// The rows of live instances among `ids` (each once), read in `c` (a claim's transaction).
+    pub(crate) async fn instance_rows(&self, c: &mut ConnRef<'_>, ids: &[InstanceId]) -> Result<Vec<Row>, StoreError> {
+        let mut distinct: Vec<InstanceId> = ids.to_vec();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.is_empty() {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {INSTANCE_COLUMNS} FROM instances WHERE deleted_at IS NULL AND id IN ({})",
+            c.placeholders(1, distinct.len())
+        );
+        c.all(&sql, distinct.into_iter().map(Val::I64).collect()).await
+    }
+
+    /// Instances decoded from [`instance_rows`](Self::instance_rows), shared by id.
+    pub(crate) fn instances_from_rows(&self, rows: &[Row]) -> Result<HashMap<InstanceId, Arc<Instance>>, StoreError> {
+        rows.iter().map(|r| self.instance_from_row(r).map(|i| (i.id, Arc::new(i)))).collect()
     }
 
     /// Writes the tokens of an instance (insert or replace), sealed.
@@ -261,7 +289,7 @@ impl InstanceStore for SqlStore {
             })?
             .i64("id")?;
         // The secrets are bound to the id, known only now.
-        let (public, sealed) = self.seal_config(id, &new.configuration)?;
+        let (public, sealed) = self.seal_config(id, &new.configuration, &new.secret_keys)?;
         c.exec("UPDATE instances SET configuration = $2, config_secrets = $3 WHERE id = $1", args![id, public, sealed])
             .await?;
         self.write_tokens(&mut c, id, &new.tokens).await?;
@@ -274,11 +302,6 @@ impl InstanceStore for SqlStore {
     async fn instance(&self, org: OrgId, id: InstanceId) -> Result<Option<Instance>, StoreError> {
         let mut conn = self.pools.read().await?;
         self.load_instance(&mut conn.c(), id, Some(org), false).await
-    }
-
-    async fn instance_by_id(&self, id: InstanceId) -> Result<Option<Instance>, StoreError> {
-        let mut conn = self.pools.read().await?;
-        self.load_instance(&mut conn.c(), id, None, false).await
     }
 
     async fn list_instances(&self, org: OrgId, tags: &[String]) -> Result<Vec<Instance>, StoreError> {
@@ -314,7 +337,7 @@ impl InstanceStore for SqlStore {
             c.exec("UPDATE instances SET tags = $2 WHERE id = $1", args![id, to_json(tags)?]).await?;
         }
         if let (Some(config), Some(specs)) = (&update.configuration, &specs) {
-            let (public, sealed) = self.seal_config(id, config)?;
+            let (public, sealed) = self.seal_config(id, config, &update.secret_keys)?;
             let was_enabled = current.configuration.notifications_enabled().unwrap_or(false);
             let enabled = config.notifications_enabled().unwrap_or(false);
             // A receiver that answered 410 is asked again once the user points elsewhere or switches
@@ -376,16 +399,6 @@ impl InstanceStore for SqlStore {
         let instance = self.load_instance(&mut c, id, None, false).await?.ok_or_else(|| not_found(id))?;
         tx.commit().await?;
         Ok(instance)
-    }
-
-    async fn set_notifications_disabled(&self, id: InstanceId, reason: Option<&str>) -> Result<(), StoreError> {
-        let mut tx = self.pools.write().await?;
-        let n = tx
-            .c()
-            .exec("UPDATE instances SET notifications_disabled_reason = $2 WHERE id = $1", args![id, reason])
-            .await?;
-        tx.commit().await?;
-        if n == 0 { Err(not_found(id)) } else { Ok(()) }
     }
 
     async fn delete_instance(&self, org: OrgId, id: InstanceId, now: DateTime<Utc>) -> Result<bool, StoreError> {

@@ -6,12 +6,16 @@
 //! TLS when the URL asks for it, e.g. `?sslmode=require` or `verify-full`),
 //! applies the embedded migrations (refusing a database written by a newer binary) and checks the
 //! [`MasterKey`] against the database, so a wrong key fails at start rather than by handing out garbage. The
-//! resulting [`SqlStore`] implements every store trait and [`TokenVault`](oc_model::ports::TokenVault):
-//! `Arc<SqlStore>` is both an `Arc<dyn Store>` and an `Arc<dyn TokenVault>`.
+//! resulting [`SqlStore`] implements every store port of `oc-model` — [`PollingStore`](oc_model::ports::PollingStore),
+//! [`DeliveryStore`](oc_model::ports::DeliveryStore), [`AccountStore`](oc_model::ports::AccountStore),
+//! [`InstanceStore`](oc_model::ports::InstanceStore), [`ActivityStore`](oc_model::ports::ActivityStore),
+//! [`MaintenanceStore`](oc_model::ports::MaintenanceStore) — and [`TokenVault`](oc_model::ports::TokenVault): an
+//! `Arc<SqlStore>` is handed to each caller as the port it uses.
 //!
 //! What is kept how:
 //! - organization, user and instance (`Element`) secrets: SHA-256 hashes only, compared in constant time;
-//! - secret configuration values (`oc_model::config::is_secret`), access and refresh tokens: sealed with
+//! - secret configuration values (the keys the caller names secret, `oc_model::config::SecretKeys`), access and
+//!   refresh tokens: sealed with
 //!   XChaCha20-Poly1305 under the master key, bound to their row;
 //! - instants compared in SQL: nanoseconds since the Unix epoch (`BIGINT`); instants only read back
 //!   (watermarks, event dates, token expiry): RFC 3339 text, exact.
@@ -20,12 +24,15 @@
 //! owner, generation and expiry in the same statement that writes.
 
 mod accounts;
+mod activity;
 mod codec;
 mod db;
+mod delivery;
 mod error;
 mod instances;
 mod key;
 mod leases;
+mod maintenance;
 mod outbox;
 mod polls;
 mod retention;
@@ -45,7 +52,7 @@ use oc_model::ports::{Clock, StoreError, SystemClock};
 pub use db::SCHEMA_VERSION;
 pub use error::KeyError;
 pub use key::{KeySource, MASTER_KEY_ENV, MasterKey, sqlite_key_path};
-pub use leases::{NodeBeat, NodeWatch, ReleasedLeases, TakenOver, node_of_holder};
+pub use leases::{NodeWatch, TakenOver};
 pub use polls::POLL_HISTORY_PER_RESOURCE;
 pub use retention::{DEFAULT_RETENTION, spawn_pruner};
 
@@ -92,26 +99,12 @@ impl StoreOptions {
 impl std::fmt::Debug for StoreOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StoreOptions")
-            .field("url", &redact_url(&self.url))
+            .field("url", &oc_model::secret::redact_url(&self.url))
             .field("key", &self.key)
             .field("max_connections", &self.max_connections)
             .field("schema", &self.schema)
             .field("busy_timeout", &self.busy_timeout)
             .finish_non_exhaustive()
-    }
-}
-
-/// `url` with the password of its user info (`user:password@`), if any, replaced by `****`.
-pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) if user_info.contains(':') => {
-            let user = user_info.split(':').next().unwrap_or_default();
-            format!("{scheme}://{user}:****@{host}{tail}")
-        }
-        _ => url.to_string(),
     }
 }
 
@@ -171,13 +164,7 @@ mod unit_tests {
     use super::*;
 
     #[test]
-    fn urls_are_redacted() {
-        let check = |url: &str, expected: &str| assert_eq!(redact_url(url), expected, "{url}");
-        check("postgres://u:secret@h:5432/db?sslmode=require", "postgres://u:****@h:5432/db?sslmode=require");
-        check("postgres://u:p@ss@h/db", "postgres://u:****@h/db");
-        check("postgres://postgres@127.0.0.1:5432/test", "postgres://postgres@127.0.0.1:5432/test");
-        check("sqlite://ocpoll.db", "sqlite://ocpoll.db");
-        check("sqlite::memory:", "sqlite::memory:");
+    fn options_hide_the_key_and_the_password() {
         let options = StoreOptions::new("postgres://u:secret@h/db", MasterKey::from_bytes([9; 32]));
         let shown = format!("{options:?}");
         assert!(!shown.contains("secret") && shown.contains("u:****@h"), "{shown}");

@@ -5,15 +5,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use oc_model::InstanceId;
 use oc_model::event::Event;
 use oc_model::ports::{
-    CommitSummary, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecord, PollState, PollStore, StoreError,
+    CommitSummary, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollState, PollStatus, PollingStore,
+    StoreError,
 };
-use oc_model::{InstanceId, OrgId};
 
 use crate::SqlStore;
-use crate::codec::{after, count, from_json, from_ns, ns, parse_time, poll_status_text, time_text, to_json, u32_of};
+use crate::codec::{after, count, from_ns, ns, parse_time, time_text, to_json, u32_of};
 use crate::db::{ConnRef, Val, args};
+use crate::error::corrupt;
 
 /// Polls kept in the history of one (instance, resource); older ones are pruned as new ones are recorded.
 pub const POLL_HISTORY_PER_RESOURCE: i64 = 100;
@@ -82,7 +84,7 @@ async fn record_poll(
 ) -> Result<(), StoreError> {
     c.exec(
         "INSERT INTO polls (instance_id, resource, status, started_at, outcome) VALUES ($1, $2, $3, $4, $5)",
-        args![instance, resource, poll_status_text(outcome.status), ns(outcome.started_at), to_json(outcome)?],
+        args![instance, resource, PollStatus::as_str(outcome.status), ns(outcome.started_at), to_json(outcome)?],
     )
     .await?;
     c.exec(
@@ -95,7 +97,7 @@ async fn record_poll(
 }
 
 #[async_trait]
-impl PollStore for SqlStore {
+impl PollingStore for SqlStore {
     async fn claim_polls(
         &self,
         owner: &str,
@@ -126,12 +128,18 @@ impl PollStore for SqlStore {
             format!("UPDATE poll_jobs {set} WHERE id IN ({due}) {returning}")
         };
         let rows = c.all(&sql, args![owner, ns(expires), ns(now), count(limit)]).await?;
+        let ids = rows.iter().map(|r| r.i64("instance_id")).collect::<Result<Vec<_>, _>>()?;
+        let instance_rows = self.instance_rows(&mut c, &ids).await?;
         tx.commit().await?;
+        // Decoded (secrets decrypted) once the writer is free again.
+        let instances = self.instances_from_rows(&instance_rows)?;
         let mut claims = rows
             .iter()
             .map(|r| {
+                let id = r.i64("instance_id")?;
+                let instance = instances.get(&id).cloned().ok_or_else(|| corrupt(format_args!("instance {id}")))?;
                 Ok(PollClaim {
-                    instance_id: r.i64("instance_id")?,
+                    instance,
                     resource: r.text("resource")?,
                     due_at: from_ns(r.i64("next_run_at")?),
                     job_created_at: parse_time(&r.text("created_at")?)?,
@@ -149,7 +157,7 @@ impl PollStore for SqlStore {
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        claims.sort_by(|a, b| (a.due_at, a.instance_id, &a.resource).cmp(&(b.due_at, b.instance_id, &b.resource)));
+        claims.sort_by(|a, b| (a.due_at, a.instance.id, &a.resource).cmp(&(b.due_at, b.instance.id, &b.resource)));
         Ok(claims)
     }
 
@@ -205,7 +213,7 @@ impl PollStore for SqlStore {
                     commit.watermark.map(time_text),
                     commit.seen.clone(),
                     commit.skew_ms,
-                    poll_status_text(commit.outcome.status),
+                    PollStatus::as_str(commit.outcome.status),
                     ns(commit.next_run_at)
                 ],
             )
@@ -248,7 +256,7 @@ impl PollStore for SqlStore {
                     &lease.owner,
                     lease.generation,
                     ns(failure.outcome.finished_at),
-                    poll_status_text(failure.outcome.status),
+                    PollStatus::as_str(failure.outcome.status),
                     ns(failure.next_run_at)
                 ],
             )
@@ -273,29 +281,11 @@ impl PollStore for SqlStore {
         tx.commit().await?;
         if n == 0 { Err(lease_lost(&job_name(instance, resource))) } else { Ok(()) }
     }
+}
 
-    async fn list_polls(&self, org: OrgId, instance: InstanceId, limit: usize) -> Result<Vec<PollRecord>, StoreError> {
-        let mut conn = self.pools.read().await?;
-        let rows = conn
-            .c()
-            .all(
-                "SELECT p.resource, p.outcome FROM polls p JOIN instances i ON i.id = p.instance_id \
-                 WHERE p.instance_id = $1 AND i.org_id = $2 ORDER BY p.id DESC LIMIT $3",
-                args![instance, org, count(limit)],
-            )
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(PollRecord {
-                    instance_id: instance,
-                    resource: r.text("resource")?,
-                    outcome: from_json("poll outcome", &r.text("outcome")?)?,
-                })
-            })
-            .collect()
-    }
-
-    async fn poll_state(&self, instance: InstanceId, resource: &str) -> Result<Option<PollState>, StoreError> {
+impl SqlStore {
+    /// The current state of one (instance, resource), for tests and tools (the engine gets it with its claim).
+    pub async fn poll_state(&self, instance: InstanceId, resource: &str) -> Result<Option<PollState>, StoreError> {
         let mut conn = self.pools.read().await?;
         let row = conn
             .c()

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use oc_model::ports::{Clock, OutboxStore};
+use oc_model::ports::{Clock, MaintenanceStore};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
@@ -14,7 +14,7 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// Prunes now and then every `every`: what was delivered more than `retention` ago (by `clock`). Runs until
 /// the handle is aborted or the runtime stops; failures are logged and retried at the next tick.
 pub fn spawn_pruner(
-    store: Arc<dyn OutboxStore>,
+    store: Arc<dyn MaintenanceStore>,
     clock: Arc<dyn Clock>,
     retention: Duration,
     every: Duration,

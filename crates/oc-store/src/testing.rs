@@ -9,7 +9,7 @@
 //! ```no_run
 //! # async fn demo() {
 //! let t = oc_store::testing::sqlite().await;
-//! let store = t.dyn_store(); // Arc<dyn oc_model::ports::Store>
+//! let store = t.store(); // Arc<SqlStore>: hand it to each caller as the port it uses
 //! let (org, principal) = oc_store::testing::organization(&*store).await;
 //! # let _ = (org, principal);
 //! if let Some(pg) = oc_store::testing::postgres().await {
@@ -21,9 +21,9 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use oc_model::config::Configuration;
+use oc_model::config::{Configuration, SecretKeys};
 use oc_model::ports::{
-    AccountStore, Clock, NewInstance, NewOrganization, Organization, Principal, ProviderAccount, Store, StoreError,
+    AccountStore, Clock, NewInstance, NewOrganization, Organization, Principal, ProviderAccount, StoreError,
     SystemClock, TokenSet, TokenVault,
 };
 use oc_model::secret::Secret;
@@ -115,11 +115,6 @@ impl TestStore {
         self.store.clone()
     }
 
-    /// The store as the port.
-    pub fn dyn_store(&self) -> Arc<dyn Store> {
-        self.store.clone()
-    }
-
     /// The store as a token vault.
     pub fn vault(&self) -> Arc<dyn TokenVault> {
         self.store.clone()
@@ -182,16 +177,20 @@ pub async fn organization(store: &dyn AccountStore) -> (Organization, Principal)
     store.create_organization(&new).await.expect("a new organization")
 }
 
-/// A new instance of `owner` with this configuration, placeholder tokens and a random `Element` token,
-/// created `now` with its watermarks starting at `now`.
+/// The element key of [`new_instance`]'s instances.
+pub const TEST_ELEMENT: &str = "test-element";
+
+/// A new instance of `owner` of the element [`TEST_ELEMENT`] with this configuration (Open Connectors' secret keys
+/// secret), placeholder tokens and a random `Element` token, created `now` with its watermarks starting at `now`.
 pub fn new_instance(owner: Principal, configuration: Configuration, now: DateTime<Utc>) -> NewInstance {
     NewInstance {
         org_id: owner.org_id,
         user_id: owner.user_id,
         name: "test instance".into(),
-        element_key: "sageone".into(),
+        element_key: TEST_ELEMENT.into(),
         tags: Vec::new(),
         configuration,
+        secret_keys: SecretKeys::default(),
         account: ProviderAccount::default(),
         tokens: TokenSet {
             access_token: Secret::new("test-access-token"),

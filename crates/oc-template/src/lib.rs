@@ -62,7 +62,7 @@ mod zone_data;
 pub use error::{
     MaskError, MaskErrorKind, ParseError, ParseErrorKind, TemplateError, TemplateErrorKind, ZoneError, ZoneErrorKind,
 };
-pub use mask::{Mask, Precision};
+pub use mask::{Mask, Precision, two_digit_year_start};
 pub use template::{DEFAULT_DATE_MASK, EpochUnit, Placeholder, Template};
 pub use zone::Zone;
 

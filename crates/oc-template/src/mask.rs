@@ -182,8 +182,8 @@ impl Mask {
     ///
     /// Letters `G y Y M L w W D d F E u a H k K h m s S z Z X`; other ASCII letters must be quoted
     /// (`'T'`); `''` is a single quote, inside or outside quotes. An empty pattern is valid (it formats to
-    /// nothing). Two-digit years parse into the 100 years starting 80 years before now, as in Java; see
-    /// [`with_two_digit_year_start`](Self::with_two_digit_year_start).
+    /// nothing). Two-digit years parse into the 100 years starting 80 years before now (the system clock), as in
+    /// Java; see [`with_two_digit_year_start`](Self::with_two_digit_year_start) and [`two_digit_year_start`].
     pub fn compile(pattern: &str) -> Result<Mask, MaskError> {
         let items = compile_items(pattern)?;
         let start = default_century_start();
@@ -281,7 +281,24 @@ impl FromStr for Mask {
 }
 
 fn default_century_start() -> DateTime<Utc> {
-    let now = Utc::now();
+    two_digit_year_start(Utc::now())
+}
+
+/// Where Java's `SimpleDateFormat` starts the 100-year window of two-digit years when it is created at `now`: 80
+/// years before. [`Mask::compile`] uses the system clock; a caller that reads time from a clock of its own passes
+/// its reading to [`Mask::with_two_digit_year_start`]:
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use oc_template::{Mask, Zone, two_digit_year_start};
+///
+/// let now = Utc.with_ymd_and_hms(2030, 6, 1, 0, 0, 0).unwrap();
+/// let mask = Mask::compile("dd/MM/yy")?.with_two_digit_year_start(two_digit_year_start(now));
+/// assert_eq!(mask.parse("01/01/49", &Zone::gmt())?, Utc.with_ymd_and_hms(2049, 1, 1, 0, 0, 0).unwrap());
+/// assert_eq!(mask.parse("01/01/51", &Zone::gmt())?, Utc.with_ymd_and_hms(1951, 1, 1, 0, 0, 0).unwrap());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn two_digit_year_start(now: DateTime<Utc>) -> DateTime<Utc> {
     now.with_year(now.year() - 80).unwrap_or_else(|| now - chrono::TimeDelta::days(80 * 365 + 19))
 }
 

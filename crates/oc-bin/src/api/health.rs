@@ -15,7 +15,7 @@ pub(super) async fn healthz() -> Json<Value> {
 
 /// `GET /readyz`: a query against the outbox tables proves both reachability and migrations.
 pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.store.outbox_stats(state.clock.now()).await {
+    match state.maintenance.outbox_stats(state.clock.now()).await {
         Ok(_) => (StatusCode::OK, Json(json!({"status": "ready"}))),
         Err(e) => {
             tracing::warn!(error = %e, "not ready");
@@ -26,7 +26,7 @@ pub(super) async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<V
 
 /// `GET /metrics`: Prometheus text; outbox gauges are read from the store at scrape time.
 pub(super) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    if let Ok(s) = state.store.outbox_stats(state.clock.now()).await {
+    if let Ok(s) = state.maintenance.outbox_stats(state.clock.now()).await {
         let m = &state.metrics;
         m.gauge("ocpoll_outbox_depth", vec![("kind", "unbatched_events".into())], s.unbatched_events as f64);
         m.gauge("ocpoll_outbox_depth", vec![("kind", "pending_notifications".into())], s.pending_notifications as f64);

@@ -24,10 +24,11 @@ pub(super) async fn list(
 ) -> Result<(HeaderMap, Json<Vec<Value>>), ApiError> {
     let instance = load_own(&state, &caller).await?;
     let provider = state.provider(&instance.element_key)?.clone();
-    if provider.element().hub != hub {
+    let spec = provider.spec();
+    if spec.element.hub != hub {
         return Err(ApiError::NotFound(format!(
             "hub {hub:?} not found; this instance's hub is {:?}",
-            provider.element().hub
+            spec.element.hub
         )));
     }
     let url = match &query {
@@ -36,7 +37,7 @@ pub(super) async fn list(
     };
     let compiled = provider.compile(&url, &FieldNeeds::default()).map_err(|e| ApiError::Provider(e.into()))?;
     let session = session(&state, &instance)?;
-    let page_size = compiled.page_size.unwrap_or(DEFAULT_PAGE_SIZE).min(provider.max_page_size());
+    let page_size = compiled.page_size.unwrap_or(DEFAULT_PAGE_SIZE).min(spec.max_page_size);
     let page = provider
         .fetch_page(
             &session,

@@ -9,10 +9,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use oc_model::config::{Configuration, is_secret, key_spec, keys};
+use oc_model::config::{Configuration, SecretKeys};
 use oc_model::ids::InstanceId;
-use oc_model::instance::{ElementInfo, InstanceResponse, UserRef};
-use oc_model::ports::{Instance, InstanceUpdate, NewInstance, OAuthApp, Provider, Session, TokenVault};
+use oc_model::instance::{InstanceResponse, UserRef};
+use oc_model::ports::{Instance, InstanceUpdate, NewInstance, OAuthApp, Provider, Session};
 use oc_model::secret::MASK;
 use oc_model::{Problem, Problems};
 use serde::Serialize;
@@ -34,14 +34,9 @@ fn invalid(problems: Problems) -> ApiError {
     ApiError::Invalid { message: format!("the instance has {} problem(s)", problems.0.len()), problems: problems.0 }
 }
 
-/// The element description of a key.
-pub(super) fn element_info(state: &AppState, key: &str) -> ElementInfo {
-    state.providers.get(key).map(|p| p.element()).unwrap_or_else(|| ElementInfo {
-        id: 0,
-        key: key.to_string(),
-        name: key.to_string(),
-        hub: "finance".to_string(),
-    })
+/// The secret configuration keys of an element: Open Connectors' and its provider's.
+pub(super) fn secret_keys(state: &AppState, element_key: &str) -> SecretKeys {
+    state.providers.spec(element_key).map(|spec| spec.secret_keys()).unwrap_or_default()
 }
 
 /// An instance as the API shows it.
@@ -55,13 +50,13 @@ pub(super) fn to_response(
         id: i.id,
         name: i.name.clone(),
         token,
-        element: element_info(state, &i.element_key),
+        element: state.providers.element(&i.element_key),
         valid: i.valid,
         valid_message: i.invalid_reason.clone(),
         disabled: i.disabled,
         events_enabled: i.configuration.notifications_enabled().unwrap_or(false),
         events_disabled_reason: i.notifications_disabled_reason.clone(),
-        configuration: i.configuration.to_response(),
+        configuration: i.configuration.to_response(&secret_keys(state, &i.element_key)),
         tags: i.tags.clone(),
         created_date: i.created_at,
         updated_date: Some(i.updated_at),
@@ -70,33 +65,9 @@ pub(super) fn to_response(
     }
 }
 
-/// The OAuth app of a configuration.
-pub(super) fn oauth_app(config: &Configuration) -> Result<OAuthApp, ApiError> {
-    let mut problems = Problems::default();
-    let client_id = config.api_key();
-    let secret = config.api_secret();
-    let redirect = config.oauth_callback_url();
-    for (k, missing) in [
-        (keys::OAUTH_API_KEY, client_id.is_none()),
-        (keys::OAUTH_API_SECRET, secret.is_none()),
-        (keys::OAUTH_CALLBACK_URL, redirect.is_none()),
-    ] {
-        if missing {
-            problems.push(oc_model::config::config_path(k), "missing (needed to talk to the provider)");
-        }
-    }
-    match (client_id, secret, redirect) {
-        (Some(client_id), Some(client_secret), Some(redirect_uri)) => {
-            Ok(OAuthApp { client_id, client_secret, redirect_uri })
-        }
-        _ => Err(invalid(problems)),
-    }
-}
-
-/// The provider session of an instance.
+/// The provider session of an instance (its tokens in the store's vault).
 pub(super) fn session(state: &AppState, i: &Instance) -> Result<Session, ApiError> {
-    let vault: Arc<dyn TokenVault> = state.store.clone();
-    Ok(Session { instance_id: i.id, app: oauth_app(&i.configuration)?, account: i.account.clone(), vault })
+    Session::of(i, state.vault.clone()).map_err(invalid)
 }
 
 fn new_token() -> String {
@@ -109,8 +80,8 @@ async fn exchange(
     config: &Configuration,
     code: &str,
 ) -> Result<oc_model::ports::Grant, ApiError> {
-    let app = oauth_app(config)?;
-    Ok(provider.exchange_code(&app, code, config.business_id().as_deref()).await?)
+    let app = OAuthApp::of(config).map_err(invalid)?;
+    Ok(provider.exchange_code(&app, code, config).await?)
 }
 
 /// `POST /instances`.
@@ -132,6 +103,7 @@ pub(super) async fn create(State(state): State<AppState>, caller: Caller, body: 
             element_key: request.element.key.clone(),
             tags: request.tags.clone(),
             configuration: request.configuration.clone(),
+            secret_keys: secret_keys(&state, &request.element.key),
             account: grant.account,
             tokens: grant.tokens,
             token: token.clone(),
@@ -221,6 +193,7 @@ pub(super) async fn replace(
         name: Some(request.name),
         tags: Some(request.tags),
         configuration: Some(request.configuration),
+        secret_keys: secret_keys(&state, &existing.element_key),
         authorization,
         now,
     };
@@ -234,7 +207,7 @@ async fn apply_patch(
     caller: &Caller,
     existing: Instance,
     patch: Value,
-) -> Result<InstanceResponse, ApiError> {
+) -> Result<(Instance, Vec<Problem>), ApiError> {
     let Some(obj) = patch.as_object() else {
         return Err(ApiError::invalid("", "the body must be a JSON object"));
     };
@@ -281,10 +254,11 @@ async fn apply_patch(
     });
     let now = state.clock.now();
     let Checked { warnings, .. } = check_instance_body(&full, &state.providers, false, now).map_err(invalid)?;
-    let update = InstanceUpdate { name, tags, configuration, authorization: None, now };
+    let secret_keys = secret_keys(state, &existing.element_key);
+    let update = InstanceUpdate { name, tags, configuration, secret_keys, authorization: None, now };
     let updated = state.store.update_instance(caller.principal.org_id, existing.id, &update).await?;
     state.wakers.dispatcher.notify_one();
-    Ok(to_response(state, &updated, None, warnings))
+    Ok((updated, warnings))
 }
 
 /// `PATCH /instances/{id}`.
@@ -296,7 +270,8 @@ pub(super) async fn patch(
 ) -> Result<Json<InstanceResponse>, ApiError> {
     let existing = load(&state, &caller, id).await?;
     let patch = parse_body(&body)?;
-    Ok(Json(apply_patch(&state, &caller, existing, patch).await?))
+    let (updated, warnings) = apply_patch(&state, &caller, existing, patch).await?;
+    Ok(Json(to_response(&state, &updated, None, warnings)))
 }
 
 /// `PATCH /instances` with an `Element` token.
@@ -307,7 +282,8 @@ pub(super) async fn patch_own(
 ) -> Result<Json<InstanceResponse>, ApiError> {
     let existing = load_own(&state, &caller).await?;
     let patch = parse_body(&body)?;
-    Ok(Json(apply_patch(&state, &caller, existing, patch).await?))
+    let (updated, warnings) = apply_patch(&state, &caller, existing, patch).await?;
+    Ok(Json(to_response(&state, &updated, None, warnings)))
 }
 
 /// `DELETE /instances/{id}`.
@@ -376,14 +352,17 @@ pub(super) fn config_id(key: &str) -> i64 {
     (h & ((1 << 53) - 1)) as i64
 }
 
-fn entries(config: &Configuration) -> Vec<ConfigEntry> {
-    config
+fn entries(state: &AppState, i: &Instance) -> Vec<ConfigEntry> {
+    let secrets = secret_keys(state, &i.element_key);
+    let spec = state.providers.spec(&i.element_key);
+    let key_spec = |k: &str| spec.and_then(|s| s.key_spec(k)).or_else(|| oc_model::config::key_spec(k));
+    i.configuration
         .iter()
         .map(|(k, v)| ConfigEntry {
             id: config_id(k),
             key: k.to_string(),
             name: key_spec(k).map(|s| s.description.to_string()).unwrap_or_else(|| k.to_string()),
-            property_value: if is_secret(k) && !v.is_null() {
+            property_value: if secrets.contains(k) && !v.is_null() {
                 Value::String(MASK.into())
             } else {
                 match v {
@@ -391,7 +370,7 @@ fn entries(config: &Configuration) -> Vec<ConfigEntry> {
                     other => Value::String(other.to_string()),
                 }
             },
-            secret: is_secret(k),
+            secret: secrets.contains(k),
         })
         .collect()
 }
@@ -407,7 +386,7 @@ pub(super) async fn configuration(
     Path(id): Path<InstanceId>,
 ) -> Result<Json<Vec<ConfigEntry>>, ApiError> {
     let i = load(&state, &caller, id).await?;
-    Ok(Json(entries(&i.configuration)))
+    Ok(Json(entries(&state, &i)))
 }
 
 /// `GET /instances/configuration` with an `Element` token.
@@ -416,13 +395,13 @@ pub(super) async fn own_configuration(
     caller: Caller,
 ) -> Result<Json<Vec<ConfigEntry>>, ApiError> {
     let i = load_own(&state, &caller).await?;
-    Ok(Json(entries(&i.configuration)))
+    Ok(Json(entries(&state, &i)))
 }
 
-fn entry_of(i: &Instance, config_id: &str) -> Result<ConfigEntry, ApiError> {
+fn entry_of(state: &AppState, i: &Instance, config_id: &str) -> Result<ConfigEntry, ApiError> {
     let key = find_entry(&i.configuration, config_id)
         .ok_or_else(|| ApiError::NotFound(format!("configuration entry {config_id} not found")))?;
-    entries(&i.configuration)
+    entries(state, i)
         .into_iter()
         .find(|e| e.key == key)
         .ok_or_else(|| ApiError::NotFound(format!("configuration entry {config_id} not found")))
@@ -435,7 +414,7 @@ pub(super) async fn configuration_entry(
     Path((id, config_id)): Path<(InstanceId, String)>,
 ) -> Result<Json<ConfigEntry>, ApiError> {
     let i = load(&state, &caller, id).await?;
-    Ok(Json(entry_of(&i, &config_id)?))
+    Ok(Json(entry_of(&state, &i, &config_id)?))
 }
 
 /// `GET /instances/configuration/{configId}` with an `Element` token.
@@ -445,7 +424,7 @@ pub(super) async fn own_configuration_entry(
     Path(config_id): Path<String>,
 ) -> Result<Json<ConfigEntry>, ApiError> {
     let i = load_own(&state, &caller).await?;
-    Ok(Json(entry_of(&i, &config_id)?))
+    Ok(Json(entry_of(&state, &i, &config_id)?))
 }
 
 async fn patch_entry(
@@ -465,8 +444,8 @@ async fn patch_entry(
     };
     let value = body.get("propertyValue").cloned().ok_or_else(|| ApiError::invalid("propertyValue", "missing"))?;
     let patch = json!({ "configuration": { key.clone(): value } });
-    let updated = apply_patch(state, caller, i, patch).await?;
-    entries(&updated.configuration)
+    let (updated, _) = apply_patch(state, caller, i, patch).await?;
+    entries(state, &updated)
         .into_iter()
         .find(|e| e.key == key)
         .ok_or_else(|| ApiError::NotFound(format!("configuration entry {config_id} was removed")))

@@ -10,7 +10,6 @@ mod instances;
 mod oauth;
 pub mod openapi;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -20,7 +19,9 @@ use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
-use oc_model::ports::{Clock, Provider, Store};
+use oc_model::ports::{
+    AccountStore, ActivityStore, Clock, InstanceStore, MaintenanceStore, Provider, Providers, TokenVault,
+};
 use tokio::sync::Notify;
 
 use crate::metrics::Metrics;
@@ -28,27 +29,10 @@ use crate::metrics::Metrics;
 /// Base path of the Open Connectors API.
 pub const BASE: &str = "/elements/api-v2";
 
-/// The providers this server serves, by element key.
-#[derive(Clone, Default)]
-pub struct Providers(pub Arc<BTreeMap<String, Arc<dyn Provider>>>);
+/// What the API asks of the store: accounts, instances, and what happened (events, notifications, polls).
+pub trait ApiStore: AccountStore + InstanceStore + ActivityStore {}
 
-impl Providers {
-    /// One provider.
-    pub fn single(provider: Arc<dyn Provider>) -> Self {
-        let key = provider.element().key;
-        Providers(Arc::new(BTreeMap::from([(key, provider)])))
-    }
-
-    /// The provider of `key`.
-    pub fn get(&self, key: &str) -> Option<&Arc<dyn Provider>> {
-        self.0.get(key)
-    }
-
-    /// Every element key.
-    pub fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(String::as_str).collect()
-    }
-}
+impl<T: AccountStore + InstanceStore + ActivityStore + ?Sized> ApiStore for T {}
 
 /// Wake-ups for the background workers, so a change is acted on at once instead of at the next tick.
 #[derive(Debug, Clone, Default)]
@@ -60,8 +44,12 @@ pub struct Wakers {
 /// What every handler shares.
 #[derive(Clone)]
 pub struct AppState {
-    /// Durable state.
-    pub store: Arc<dyn Store>,
+    /// Accounts, instances and their activity.
+    pub store: Arc<dyn ApiStore>,
+    /// The instances' tokens, for the hub passthrough's provider sessions.
+    pub vault: Arc<dyn TokenVault>,
+    /// The outbox gauges of `/metrics` and the readiness probe.
+    pub maintenance: Arc<dyn MaintenanceStore>,
     /// Providers by element key.
     pub providers: Providers,
     /// Time.

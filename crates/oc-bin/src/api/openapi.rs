@@ -244,7 +244,7 @@ pub fn document() -> Value {
             json!({"get": {"summary": summary, "security": [], "responses": {"200": {"description": "success"}}}}),
         );
     }
-    let instance_schema = serde_json::to_value(schemars::schema_for!(oc_model::InstanceRequest)).unwrap_or_default();
+    let instance_schema = oc_model::instance::instance_request_schema_value(oc_sageone::KEYS);
     json!({
         "openapi": "3.1.0",
         "info": {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 use base64::Engine;
-use oc_bin::service::{open_store, redact};
+use oc_bin::service::open_store;
 use oc_bin::settings::DatabaseArgs;
 use oc_model::ports::{AccountStore, Clock, NewOrganization, SystemClock};
 use serde_json::json;
@@ -12,7 +12,11 @@ use serde_json::json;
 /// `ocpoll migrate`: applies the migrations (and checks the master key), then exits.
 pub(crate) async fn migrate(db: &DatabaseArgs) -> Result<()> {
     let store = open_store(db, Arc::new(SystemClock)).await?;
-    println!("migrations applied to {} (schema version {})", redact(&db.database_url), oc_store::SCHEMA_VERSION);
+    println!(
+        "migrations applied to {} (schema version {})",
+        oc_model::secret::redact_url(&db.database_url),
+        oc_store::SCHEMA_VERSION
+    );
     store.close().await;
     Ok(())
 }

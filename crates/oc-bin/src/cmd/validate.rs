@@ -8,10 +8,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use oc_bin::api::Providers;
 use oc_bin::validation::{Checked, check_instance_body};
 use oc_model::config::Configuration;
 use oc_model::poller::PollerConfig;
+use oc_model::ports::Providers;
 use oc_model::{Problem, Problems};
 
 /// Arguments of `ocpoll validate`.
@@ -41,7 +41,7 @@ pub(crate) fn check(text: &str) -> (String, bool) {
         Err(e) => return (format!("error: not valid JSON: {e}\n"), false),
     };
     let providers = match oc_sageone::SageProvider::new(oc_sageone::SageConfig::default()) {
-        Ok(p) => Providers::single(Arc::new(p)),
+        Ok(p) => Providers::new().with(Arc::new(p)),
         Err(e) => return (format!("error: {e}\n"), false),
     };
     match check_instance_body(&body, &providers, true, chrono::Utc::now()) {

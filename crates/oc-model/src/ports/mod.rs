@@ -1,29 +1,37 @@
-//! The ports: the narrow traits through which the engine sees the outside world.
+//! The ports: the narrow traits through which the engines see the outside world, each cut by its caller.
 //!
 //! - [`Clock`]: time, so tests drive it instead of sleeping;
-//! - [`Provider`]: a SaaS API (Sage) — OAuth, query compilation, one page at a time;
+//! - [`Provider`] and its description [`ProviderSpec`]: a SaaS API — OAuth, query compilation, one page at a
+//!   time; [`Providers`], the registry of them by element key;
 //! - [`TokenVault`]: where a provider keeps an instance's rotating OAuth tokens (the store implements it);
-//! - the store traits [`AccountStore`], [`InstanceStore`], [`PollStore`], [`OutboxStore`] and their union
-//!   [`Store`];
-//! - [`Notifier`]: one HTTP delivery of one notification.
+//! - the store, cut by caller: [`PollingStore`] (scheduler and engine), [`DeliveryStore`] (dispatcher),
+//!   [`AccountStore`], [`InstanceStore`] and [`ActivityStore`] (the API), [`MaintenanceStore`] (housekeeping);
+//! - [`Notifier`]: one HTTP delivery of one notification;
+//! - [`Telemetry`]: what the engines report as they work (metrics), every method optional.
 //!
 //! Only `oc-bin` wires concrete implementations together.
 
 mod clock;
 mod notifier;
 mod provider;
+mod registry;
 mod store;
+mod telemetry;
+mod vault;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use notifier::{AttemptOutcome, DeliveryRequest, DeliveryResult, Notifier};
 pub use provider::{
     CompiledQuery, Diagnostic, Feed, FieldNeeds, Grant, OAuthApp, OAuthUrlRequest, Page, PageCursor, PageRequest,
-    Provider, ProviderAccount, ProviderError, QueryError, RecordFilter, Session, TokenSet, TokenVault,
+    Provider, ProviderAccount, ProviderError, ProviderSpec, QueryError, RecordFilter, ResourceSpec, Session,
 };
+pub use registry::Providers;
 pub use store::{
-    AccountStore, AttemptRecord, CommitSummary, DeliveryClaim, EventDetail, EventFilter, EventPage, EventStatus,
-    EventView, Instance, InstanceStore, InstanceUpdate, Lease, NewAttempt, NewInstance, NewOrganization, NextStep,
-    NotificationRecord, NotificationStatus, Organization, OutboxStats, OutboxStore, PollClaim, PollCommit, PollFailure,
-    PollOutcome, PollRecord, PollState, PollStatus, PollStore, PollWarning, Principal, Store, StoreError,
-    StoredAttempt,
+    AccountStore, ActivityStore, AttemptRecord, CommitSummary, DeliveryClaim, DeliveryStore, EventDetail, EventFilter,
+    EventPage, EventStatus, EventView, Instance, InstanceStore, InstanceUpdate, Lease, MaintenanceStore, NewAttempt,
+    NewInstance, NewOrganization, NextStep, NodeBeat, NotificationRecord, NotificationStatus, Organization,
+    OutboxStats, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecord, PollState, PollStatus, PollWarning,
+    PollingStore, Principal, ReleasedLeases, StoreError, StoredAttempt, node_of_holder,
 };
+pub use telemetry::{AttemptReport, NoTelemetry, PollRecorded, PollReport, Telemetry};
+pub use vault::{TokenSet, TokenVault};

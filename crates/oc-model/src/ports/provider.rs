@@ -1,9 +1,11 @@
-//! The provider port: what the engine and the API need from a SaaS API such as Sage.
+//! The provider port: what the engine and the API need from a SaaS API.
 //!
-//! A provider turns a rendered hub URL (`/hubs/finance/customers?where=...`) into a [`CompiledQuery`] (the
-//! provider request plus the residual predicate it cannot push down), fetches one page at a time, and owns
-//! OAuth. Tokens live in a [`TokenVault`] (the store), so a refresh survives a crash and is single-flight
-//! across nodes. A second provider is one more crate implementing this trait.
+//! A provider describes itself ([`ProviderSpec`]: its element, hub, configuration keys, pollable resources with
+//! their default poller configuration, the field of its deletion date), turns a rendered hub URL
+//! (`/hubs/{hub}/{resource}?where=...`) into a [`CompiledQuery`] (the provider request plus the residual predicate
+//! it cannot push down), fetches one page at a time, and owns OAuth. Tokens live in a
+//! [`TokenVault`](super::TokenVault) (the store), so a refresh survives a crash and is single-flight across nodes.
+//! A second provider is one more crate implementing [`Provider`], registered in [`Providers`](super::Providers).
 
 use std::fmt;
 use std::ops::Range;
@@ -14,10 +16,59 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use crate::config::{Configuration, KeySpec, SecretKeys, config_path, keys};
+use crate::error::Problems;
 use crate::ids::InstanceId;
 use crate::instance::ElementInfo;
-use crate::ports::store::StoreError;
+use crate::poller::PollerConfig;
+use crate::ports::store::{Instance, StoreError};
+use crate::ports::vault::{TokenSet, TokenVault};
 use crate::secret::Secret;
+
+/// What a provider is, as the neutral layers need to know it. Built once by the provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderSpec {
+    /// The element it serves: its key (`element.key` of instance bodies), name and hub.
+    pub element: ElementInfo,
+    /// Its own configuration keys, besides Open Connectors' ([`crate::config::KEYS`]), with which are secret.
+    pub keys: &'static [KeySpec],
+    /// The resources it can poll, in the order a user is shown them.
+    pub resources: Vec<ResourceSpec>,
+    /// The field of a record of the deleted feed that holds its deletion date.
+    pub deleted_date_field: String,
+    /// The largest page it serves.
+    pub max_page_size: u32,
+}
+
+impl ProviderSpec {
+    /// The resource of this name, when it is one of [`resources`](Self::resources).
+    pub fn resource(&self, name: &str) -> Option<&ResourceSpec> {
+        self.resources.iter().find(|r| r.name == name)
+    }
+
+    /// Every secret configuration key of an instance of this element: Open Connectors' and the provider's.
+    pub fn secret_keys(&self) -> SecretKeys {
+        SecretKeys::with(self.keys)
+    }
+
+    /// The declaration of a configuration key: Open Connectors' own, else the provider's.
+    pub fn key_spec(&self, key: &str) -> Option<&'static KeySpec> {
+        crate::config::key_spec(key).or_else(|| self.keys.iter().find(|k| k.key == key))
+    }
+}
+
+/// A resource a provider can poll.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceSpec {
+    /// Its name in hub URLs and the events' `objectType` (`customers`).
+    pub name: String,
+    /// What it is, for people (`Customers`).
+    pub title: String,
+    /// True when the provider has a feed of its deleted records.
+    pub has_deleted_feed: bool,
+    /// The poller configuration a user starts from (`event.poller.configuration.{name}`).
+    pub poller: PollerConfig,
+}
 
 /// An OAuth app registered with the provider (`oauth.api.key`, `oauth.api.secret`, `oauth.callback.url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +79,33 @@ pub struct OAuthApp {
     pub client_secret: Secret,
     /// Redirect URI; must match the one used to get the code.
     pub redirect_uri: String,
+}
+
+impl OAuthApp {
+    /// The OAuth app of an instance configuration, or every missing key with its path.
+    pub fn of(config: &Configuration) -> Result<OAuthApp, Problems> {
+        let client_id = config.api_key();
+        let secret = config.api_secret();
+        let redirect = config.oauth_callback_url();
+        match (client_id, secret, redirect) {
+            (Some(client_id), Some(client_secret), Some(redirect_uri)) => {
+                Ok(OAuthApp { client_id, client_secret, redirect_uri })
+            }
+            (client_id, secret, redirect) => {
+                let mut problems = Problems::default();
+                for (key, missing) in [
+                    (keys::OAUTH_API_KEY, client_id.is_none()),
+                    (keys::OAUTH_API_SECRET, secret.is_none()),
+                    (keys::OAUTH_CALLBACK_URL, redirect.is_none()),
+                ] {
+                    if missing {
+                        problems.push(config_path(key), "missing (needed to talk to the provider)");
+                    }
+                }
+                Err(problems)
+            }
+        }
+    }
 }
 
 /// The query of `GET /elements/{key}/oauth/url`.
@@ -45,29 +123,15 @@ pub struct OAuthUrlRequest {
     pub country: Option<String>,
 }
 
-/// OAuth tokens of one instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenSet {
-    /// Bearer token.
-    pub access_token: Secret,
-    /// Refresh token (rotates on every use with Sage).
-    pub refresh_token: Secret,
-    /// When the access token expires.
-    pub expires_at: DateTime<Utc>,
-    /// When the refresh token expires, when known.
-    pub refresh_expires_at: Option<DateTime<Utc>>,
-    /// Granted scope.
-    pub scope: Option<String>,
-}
-
-/// The provider-side account an instance works in (for Sage: the business).
+/// The provider-side account an instance works in (a company, a business, a workspace), as the provider chose
+/// it at the code exchange.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProviderAccount {
-    /// Business id sent as `X-Business`.
-    pub business_id: Option<String>,
-    /// Business name, for display.
-    pub business_name: Option<String>,
-    /// Other provider facts worth keeping (e.g. `requested_by_id`, country).
+    /// The provider's id of the account, sent by the provider with its requests.
+    pub id: Option<String>,
+    /// Its name, for display.
+    pub name: Option<String>,
+    /// Other provider facts worth keeping.
     pub extra: Value,
 }
 
@@ -76,29 +140,10 @@ pub struct ProviderAccount {
 pub struct Grant {
     /// The tokens.
     pub tokens: TokenSet,
-    /// The account chosen (Sage: the requested business, or the lead business).
+    /// The account chosen.
     pub account: ProviderAccount,
     /// The provider's clock when it answered (its `Date` header), to start the watermark on its clock.
     pub provider_time: Option<DateTime<Utc>>,
-}
-
-/// Where a provider keeps an instance's tokens. Implemented by the store.
-///
-/// Refreshing is: [`lock_refresh`](TokenVault::lock_refresh) (single flight across nodes), re-read the tokens
-/// (another node may have refreshed already), call the token endpoint, [`save_refreshed`](TokenVault::save_refreshed)
-/// **before** using the new access token, then [`unlock_refresh`](TokenVault::unlock_refresh).
-#[async_trait]
-pub trait TokenVault: Send + Sync {
-    /// The instance's current tokens.
-    async fn tokens(&self, instance: InstanceId) -> Result<Option<TokenSet>, StoreError>;
-    /// Takes the instance's refresh lock for `holder` until `ttl` passes; false when someone else holds it.
-    async fn lock_refresh(&self, instance: InstanceId, holder: &str, ttl: Duration) -> Result<bool, StoreError>;
-    /// Persists rotated tokens; fails with [`StoreError::LeaseLost`] when `holder` no longer holds the lock.
-    async fn save_refreshed(&self, instance: InstanceId, holder: &str, tokens: &TokenSet) -> Result<(), StoreError>;
-    /// Releases the refresh lock (no-op when not held by `holder`).
-    async fn unlock_refresh(&self, instance: InstanceId, holder: &str) -> Result<(), StoreError>;
-    /// Marks the instance invalid (e.g. "re-authorization required") so polling stops until a new code arrives.
-    async fn mark_invalid(&self, instance: InstanceId, reason: &str) -> Result<(), StoreError>;
 }
 
 /// What a provider needs to act for one instance.
@@ -108,10 +153,23 @@ pub struct Session {
     pub instance_id: InstanceId,
     /// Its OAuth app.
     pub app: OAuthApp,
-    /// Its provider account (business).
+    /// Its provider account.
     pub account: ProviderAccount,
     /// Where its tokens are.
     pub vault: Arc<dyn TokenVault>,
+}
+
+impl Session {
+    /// The session of an instance, its tokens in `vault`: the one builder the API and the scheduler use. Fails
+    /// with the missing OAuth keys of its configuration.
+    pub fn of(instance: &Instance, vault: Arc<dyn TokenVault>) -> Result<Session, Problems> {
+        Ok(Session {
+            instance_id: instance.id,
+            app: OAuthApp::of(&instance.configuration)?,
+            account: instance.account.clone(),
+            vault,
+        })
+    }
 }
 
 impl fmt::Debug for Session {
@@ -177,7 +235,7 @@ pub struct QueryError(pub Vec<Diagnostic>);
 pub enum Feed {
     /// Records created or updated (the query as compiled).
     Changes,
-    /// Records deleted after `since` (exclusive), from the same list endpoint.
+    /// Records deleted after `since` (exclusive), from the provider's feed of deleted records.
     Deleted {
         /// Lower bound.
         since: DateTime<Utc>,
@@ -244,11 +302,11 @@ pub enum ProviderError {
     Api {
         /// HTTP status.
         status: u16,
-        /// Provider error code (Sage `$dataCode`).
+        /// The provider's error code.
         code: String,
-        /// Provider message (Sage `$message`).
+        /// The provider's message.
         message: String,
-        /// The field or parameter it is about (Sage `$source`).
+        /// The field or parameter it is about, when the provider says.
         source_field: Option<String>,
     },
     /// Transport trouble (connection, timeout, bad body) beyond the retry budget.
@@ -280,15 +338,20 @@ impl ProviderError {
 /// A SaaS API behind the engine.
 #[async_trait]
 pub trait Provider: Send + Sync {
-    /// The element this provider serves (`sageone`, hub `finance`).
-    fn element(&self) -> ElementInfo;
+    /// What the provider is: element, hub, configuration keys, resources, deletion date field.
+    fn spec(&self) -> &ProviderSpec;
 
     /// The authorize URL a user opens to grant access.
     fn oauth_url(&self, request: &OAuthUrlRequest) -> Result<String, ProviderError>;
 
-    /// Exchanges an authorization code for tokens and chooses the account (`business`: a wanted business id,
-    /// else the user's lead business).
-    async fn exchange_code(&self, app: &OAuthApp, code: &str, business: Option<&str>) -> Result<Grant, ProviderError>;
+    /// Exchanges an authorization code for tokens and chooses the account, reading the instance configuration
+    /// for the provider's own keys (e.g. which account to work in).
+    async fn exchange_code(
+        &self,
+        app: &OAuthApp,
+        code: &str,
+        configuration: &Configuration,
+    ) -> Result<Grant, ProviderError>;
 
     /// Compiles a rendered hub URL, adding what `needs` asks for. Pure: no I/O.
     fn compile(&self, hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, QueryError>;
@@ -296,9 +359,4 @@ pub trait Provider: Send + Sync {
     /// Fetches one page, refreshing the session's token when needed and retrying throttling and transient
     /// failures within the provider's budget.
     async fn fetch_page(&self, session: &Session, request: &PageRequest<'_>) -> Result<Page, ProviderError>;
-
-    /// The largest page the provider serves.
-    fn max_page_size(&self) -> u32 {
-        200
-    }
 }

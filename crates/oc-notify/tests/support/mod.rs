@@ -6,11 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use oc_model::event::{Event, EventType, event_id};
+use oc_model::instance::ElementInfo;
 use oc_model::ports::{
-    AccountStore, Instance, InstanceStore, ManualClock, NewInstance, NewOrganization, PollCommit, PollOutcome,
-    PollStatus, PollStore, ProviderAccount, TokenSet,
+    AccountStore, CompiledQuery, FieldNeeds, Grant, Instance, InstanceStore, ManualClock, NewInstance, NewOrganization,
+    OAuthApp, OAuthUrlRequest, Page, PageRequest, PollCommit, PollOutcome, PollStatus, PollingStore, Provider,
+    ProviderAccount, ProviderError, ProviderSpec, Providers, QueryError, Session, TokenSet,
 };
 use oc_model::{Configuration, InstanceId, Secret};
 use serde_json::json;
@@ -19,6 +22,40 @@ use oc_store::SqlStore;
 use oc_store::testing::TestStore;
 
 pub const RESOURCE: &str = "customers";
+/// The element of the instances, and the hub its provider says it is in.
+pub const ELEMENT: &str = "books";
+pub const HUB: &str = "ledgers";
+
+/// A provider that only describes itself: the dispatcher asks the registry for an element's hub, nothing more.
+#[derive(Debug)]
+struct Described(ProviderSpec);
+
+#[async_trait]
+impl Provider for Described {
+    fn spec(&self) -> &ProviderSpec {
+        &self.0
+    }
+    fn oauth_url(&self, _: &OAuthUrlRequest) -> Result<String, ProviderError> {
+        Err(ProviderError::Other("not in these tests".into()))
+    }
+    async fn exchange_code(&self, _: &OAuthApp, _: &str, _: &Configuration) -> Result<Grant, ProviderError> {
+        Err(ProviderError::Other("not in these tests".into()))
+    }
+    fn compile(&self, _: &str, _: &FieldNeeds) -> Result<CompiledQuery, QueryError> {
+        Err(QueryError(Vec::new()))
+    }
+    async fn fetch_page(&self, _: &Session, _: &PageRequest<'_>) -> Result<Page, ProviderError> {
+        Err(ProviderError::Other("not in these tests".into()))
+    }
+}
+
+/// The registry of the tests: the element [`ELEMENT`] in the hub [`HUB`].
+pub fn providers() -> Providers {
+    let element = ElementInfo { id: 9, key: ELEMENT.into(), name: "Books".into(), hub: HUB.into() };
+    let spec =
+        ProviderSpec { element, keys: &[], resources: vec![], deleted_date_field: "gone".into(), max_page_size: 100 };
+    Providers::new().with(Arc::new(Described(spec)))
+}
 
 pub struct World {
     pub store: Arc<SqlStore>,
@@ -56,6 +93,21 @@ impl World {
         World { store, _test: test, clock, org: org.id, user: principal.user_id }
     }
 
+    /// The dispatcher's ports on this world's store and clock, delivering with `notifier`.
+    pub fn ports<S: ?Sized>(
+        &self,
+        store: Arc<S>,
+        notifier: Arc<dyn oc_model::ports::Notifier>,
+    ) -> oc_notify::DeliveryPorts<S> {
+        oc_notify::DeliveryPorts {
+            store,
+            notifier,
+            clock: self.clock.clone(),
+            providers: providers(),
+            telemetry: Arc::new(oc_model::ports::NoTelemetry),
+        }
+    }
+
     pub fn now(&self) -> DateTime<Utc> {
         use oc_model::ports::Clock;
         self.clock.now()
@@ -80,9 +132,10 @@ impl World {
             org_id: self.org,
             user_id: self.user,
             name: name.into(),
-            element_key: "sageone".into(),
+            element_key: ELEMENT.into(),
             tags: vec!["Test".into()],
             configuration,
+            secret_keys: Default::default(),
             account: ProviderAccount::default(),
             tokens: TokenSet {
                 access_token: Secret::new("access"),
@@ -104,20 +157,8 @@ impl World {
         let claims = self.store.claim_polls("test-poller", now, 1000, Duration::from_secs(60)).await.unwrap();
         let mut events = Some(events);
         for claim in claims {
-            if claim.instance_id == instance && claim.resource == RESOURCE {
-                let outcome = PollOutcome {
-                    started_at: now,
-                    finished_at: now,
-                    status: PollStatus::Ok,
-                    window_start: None,
-                    pages: 1,
-                    records: 0,
-                    created: 0,
-                    updated: 0,
-                    deleted: 0,
-                    warnings: vec![],
-                    error: None,
-                };
+            if claim.instance_id() == instance && claim.resource == RESOURCE {
+                let outcome = PollOutcome { pages: 1, ..PollOutcome::new(now, now, PollStatus::Ok, None) };
                 let commit = PollCommit {
                     events: events.take().unwrap_or_default(),
                     seen: vec![],
@@ -128,7 +169,7 @@ impl World {
                 };
                 self.store.commit_poll(instance, RESOURCE, &claim.lease, &commit).await.unwrap();
             } else {
-                self.store.release_poll(claim.instance_id, &claim.resource, &claim.lease).await.unwrap();
+                self.store.release_poll(claim.instance_id(), &claim.resource, &claim.lease).await.unwrap();
             }
         }
         assert!(events.is_none(), "instance {instance} had no due poll job");

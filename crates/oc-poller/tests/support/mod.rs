@@ -15,17 +15,18 @@ use oc_model::Configuration;
 use oc_model::event::Event;
 use oc_model::ids::{InstanceId, OrgId};
 use oc_model::ports::{
-    Clock, CommitSummary, Instance, Lease, ManualClock, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecord,
-    PollState, PollStore, Principal, Store, StoreError,
+    Clock, CommitSummary, Instance, InstanceStore, Lease, ManualClock, NoTelemetry, PollCommit, PollFailure,
+    PollOutcome, PollingStore, Principal, Session, StoreError,
 };
 use oc_poller::{Engine, EngineConfig, PollJob, PollReport};
+use oc_store::SqlStore;
 use serde_json::{Value, json};
 
 pub use model::{Action, Faults, Model, Rng};
 
 /// The real store, recording what was committed and able to "crash" before a commit.
 pub struct Recorder {
-    pub inner: Arc<dyn Store>,
+    pub inner: Arc<SqlStore>,
     /// Events of successful commits, in commit order.
     pub committed: Mutex<Vec<Event>>,
     /// Outcomes of committed and abandoned polls.
@@ -37,14 +38,14 @@ pub struct Recorder {
 }
 
 #[async_trait]
-impl PollStore for Recorder {
+impl PollingStore for Recorder {
     async fn claim_polls(
         &self,
         owner: &str,
         now: DateTime<Utc>,
         limit: usize,
         ttl: Duration,
-    ) -> Result<Vec<PollClaim>, StoreError> {
+    ) -> Result<Vec<oc_model::ports::PollClaim>, StoreError> {
         self.inner.claim_polls(owner, now, limit, ttl).await
     }
     async fn renew_poll(
@@ -86,12 +87,6 @@ impl PollStore for Recorder {
     }
     async fn release_poll(&self, instance: InstanceId, resource: &str, lease: &Lease) -> Result<(), StoreError> {
         self.inner.release_poll(instance, resource, lease).await
-    }
-    async fn list_polls(&self, org: OrgId, instance: InstanceId, limit: usize) -> Result<Vec<PollRecord>, StoreError> {
-        self.inner.list_polls(org, instance, limit).await
-    }
-    async fn poll_state(&self, instance: InstanceId, resource: &str) -> Result<Option<PollState>, StoreError> {
-        self.inner.poll_state(instance, resource).await
     }
 }
 
@@ -137,7 +132,7 @@ impl Default for Setup {
 pub struct Harness {
     pub clock: Arc<ManualClock>,
     pub model: Arc<Model>,
-    pub store: Arc<dyn Store>,
+    pub store: Arc<SqlStore>,
     pub recorder: Recorder,
     pub engine: Engine,
     pub owner: Principal,
@@ -149,7 +144,7 @@ pub struct Harness {
 
 impl Harness {
     /// Creates an instance (provider clock at a whole second) polling [`RESOURCE`] through the model.
-    pub async fn new(store: Arc<dyn Store>, owner: Principal, setup: Setup) -> Harness {
+    pub async fn new(store: Arc<SqlStore>, owner: Principal, setup: Setup) -> Harness {
         let clock = Arc::new(ManualClock::new(setup.start));
         let model = Arc::new(Model::new(clock.clone(), setup.skew_ms, setup.seed));
         let mut poller = json!({
@@ -163,6 +158,9 @@ impl Harness {
             }
         }
         let mut configuration = Configuration::new();
+        configuration.insert("oauth.api.key", json!("model-app"));
+        configuration.insert("oauth.api.secret", json!("model-secret"));
+        configuration.insert("oauth.callback.url", json!("https://example.com/oauth"));
         configuration.insert("event.notification.enabled", json!("true"));
         configuration.insert("event.notification.callback.url", json!("https://example.com/hook"));
         configuration.insert("event.poller.refresh_interval", json!(setup.interval_minutes));
@@ -170,10 +168,10 @@ impl Harness {
         let local = clock.now();
         let provider_start = local + chrono::Duration::milliseconds(setup.skew_ms);
         let mut new = oc_store::testing::new_instance(owner, configuration, local);
-        new.element_key = "model".into();
+        new.element_key = model::MODEL_ELEMENT.into();
         new.poll_start = provider_start;
         let instance = store.create_instance(&new).await.expect("instance");
-        let engine = Engine::new(clock.clone(), setup.engine);
+        let engine = Engine::new(clock.clone(), setup.engine, Arc::new(NoTelemetry));
         Harness {
             recorder: Recorder {
                 inner: store.clone(),
@@ -205,20 +203,18 @@ impl Harness {
         let claims = self.store.claim_polls("test-node", now, 100, LEASE_TTL).await.expect("claim");
         let mut mine = None;
         for c in claims {
-            if c.instance_id == self.instance.id && c.resource == RESOURCE {
+            if c.instance_id() == self.instance.id && c.resource == RESOURCE {
                 mine = Some(c);
             } else {
                 // another case's job: give it back untouched
-                self.store.release_poll(c.instance_id, &c.resource, &c.lease).await.expect("release");
+                self.store.release_poll(c.instance_id(), &c.resource, &c.lease).await.expect("release");
             }
         }
         let claim = mine?;
-        let instance = self.store.instance_by_id(self.instance.id).await.expect("read").expect("instance");
-        let session = oc_poller::scheduler::session(&instance, self.store.clone());
+        let session = Session::of(&claim.instance, self.store.clone()).expect("a session");
         let next = now + chrono::Duration::from_std(self.interval).unwrap();
         let job = PollJob {
             claim: &claim,
-            instance: &instance,
             provider: self.model.as_ref(),
             session: &session,
             store: &self.recorder,
@@ -282,9 +278,9 @@ impl Harness {
 }
 
 /// A fresh SQLite store with an organization.
-pub async fn sqlite() -> (oc_store::testing::TestStore, Arc<dyn Store>, Principal) {
+pub async fn sqlite() -> (oc_store::testing::TestStore, Arc<SqlStore>, Principal) {
     let t = oc_store::testing::sqlite().await;
-    let store = t.dyn_store();
+    let store = t.store();
     let (_, owner) = oc_store::testing::organization(&*store).await;
     (t, store, owner)
 }

@@ -10,10 +10,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
+use oc_model::Configuration;
 use oc_model::instance::ElementInfo;
 use oc_model::ports::{
     Clock, CompiledQuery, Feed, FieldNeeds, Grant, ManualClock, OAuthApp, OAuthUrlRequest, Page, PageCursor,
-    PageRequest, Provider, ProviderError, QueryError, RecordFilter, Session,
+    PageRequest, Provider, ProviderError, ProviderSpec, QueryError, RecordFilter, Session,
 };
 use serde_json::{Value, json};
 
@@ -120,11 +121,15 @@ pub enum Action {
 /// The model provider.
 #[derive(Debug)]
 pub struct Model {
+    pub spec: ProviderSpec,
     pub state: Mutex<ModelState>,
     pub clock: Arc<ManualClock>,
     /// Notified when the crash request arrives.
     pub crashed: tokio::sync::Notify,
 }
+
+/// The model's element key.
+pub const MODEL_ELEMENT: &str = "model";
 
 pub fn iso(ms: i64) -> String {
     DateTime::from_timestamp_millis(ms).unwrap().to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -161,6 +166,13 @@ impl RecordFilter for ExcludeColor {
 impl Model {
     pub fn new(clock: Arc<ManualClock>, skew_ms: i64, seed: u64) -> Self {
         Model {
+            spec: ProviderSpec {
+                element: ElementInfo { id: 1, key: MODEL_ELEMENT.into(), name: "Model".into(), hub: "finance".into() },
+                keys: &[],
+                resources: Vec::new(),
+                deleted_date_field: "deleted_at".into(),
+                max_page_size: 200,
+            },
             state: Mutex::new(ModelState {
                 records: BTreeMap::new(),
                 order: Vec::new(),
@@ -368,15 +380,15 @@ fn parse_query(hub_url: &str) -> Result<CompiledQuery, QueryError> {
 
 #[async_trait]
 impl Provider for Model {
-    fn element(&self) -> ElementInfo {
-        ElementInfo { id: 1, key: "model".into(), name: "Model".into(), hub: "finance".into() }
+    fn spec(&self) -> &ProviderSpec {
+        &self.spec
     }
 
     fn oauth_url(&self, _: &OAuthUrlRequest) -> Result<String, ProviderError> {
         Err(ProviderError::Other("the model has no OAuth".into()))
     }
 
-    async fn exchange_code(&self, _: &OAuthApp, _: &str, _: Option<&str>) -> Result<Grant, ProviderError> {
+    async fn exchange_code(&self, _: &OAuthApp, _: &str, _: &Configuration) -> Result<Grant, ProviderError> {
         Err(ProviderError::Other("the model has no OAuth".into()))
     }
 

@@ -1,6 +1,7 @@
 //! Organizations, users and authentication.
 
-use oc_model::ports::{AccountStore, NewOrganization, StoreError};
+use super::prelude::*;
+use oc_model::ports::{NewOrganization, StoreError};
 
 use super::{customers, on_both, open, setup, t0};
 use crate::Backend;
@@ -11,7 +12,7 @@ fn new_org(org_secret: &str, user_secret: &str) -> NewOrganization {
 
 async fn organizations_and_authentication(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
+    let s = t.store();
     let (org, p) = s.create_organization(&new_org("org-secret-1", "user-secret-1")).await.unwrap();
     assert_eq!((org.name.as_str(), org.created_at, p.org_id), ("acme", t0(), org.id));
     let check = |user: &'static str, orgs: &'static str, expected| {
@@ -36,7 +37,7 @@ async fn organizations_and_authentication(b: Backend) {
 
 async fn ensure_organization_is_idempotent(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
+    let s = t.store();
     let first = s.ensure_organization(&new_org("boot-org", "boot-user")).await.unwrap();
     let again = s.ensure_organization(&new_org("boot-org", "boot-user")).await.unwrap();
     assert_eq!(first, again);
@@ -62,7 +63,7 @@ async fn concurrent_bootstrap_makes_one_organization(b: Backend) {
 
 async fn instance_tokens_authenticate(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
+    let s = t.store();
     let (_, owner) = crate::testing::organization(&*s).await;
     let mut new = crate::testing::new_instance(owner, customers(), t0());
     new.token = "element-token-123".into();
@@ -73,7 +74,7 @@ async fn instance_tokens_authenticate(b: Backend) {
     // the same token twice is a conflict
     let err = s.create_instance(&new).await.unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err}");
-    let (_, stranger) = setup(&*s, customers()).await;
+    let (_, stranger) = setup(&s, customers()).await;
     assert_ne!(stranger.org_id, owner.org_id);
     assert!(s.delete_instance(owner.org_id, instance.id, t0()).await.unwrap());
     assert_eq!(s.authenticate_instance("element-token-123").await.unwrap(), None);

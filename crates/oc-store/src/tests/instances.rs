@@ -1,38 +1,50 @@
 //! Instances: round trip, secrets at rest, updates and the poll jobs following the configuration.
 
+use super::prelude::*;
 use oc_model::config::Configuration;
 use oc_model::ports::{InstanceUpdate, PollFailure, PollStatus, ProviderAccount, StoreError, TokenSet};
 use oc_model::secret::Secret;
 use serde_json::json;
 
 use super::{TTL, at, config, customers, on_both, open, outcome, setup, t0};
+use oc_model::config::{KeySpec, SecretKeys, ValueKind};
+
 use crate::Backend;
 use crate::db::args;
 
+const PROVIDER_KEYS: &[KeySpec] = &[
+    KeySpec { key: "app.subscription.key", kind: ValueKind::Text, secret: true, description: "a provider secret" },
+    KeySpec { key: "app.signing.secret", kind: ValueKind::Text, secret: true, description: "another" },
+];
+
 async fn instance_round_trip(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, _) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, _) = setup(&s, customers()).await;
     let mut configuration = customers();
-    configuration.insert("apim.subscription.key", json!(12345));
-    configuration.insert("signature.secret", serde_json::Value::Null);
+    configuration.insert("app.subscription.key", json!(12345));
+    configuration.insert("app.signing.secret", serde_json::Value::Null);
     configuration.insert("zz.unknown", json!({"kept": [1, 2]}));
     let mut new = crate::testing::new_instance(owner, configuration.clone(), at(5));
+    // a provider's own secret keys, a number and a null among them
+    new.secret_keys = SecretKeys::with(PROVIDER_KEYS);
     new.name = "API_Polling".into();
     new.tags = vec!["a".into(), "b".into()];
-    new.account = ProviderAccount {
-        business_id: Some("biz-1".into()),
-        business_name: Some("Biz".into()),
-        extra: json!({"country": "GB"}),
-    };
+    new.account =
+        ProviderAccount { id: Some("biz-1".into()), name: Some("Biz".into()), extra: json!({"country": "GB"}) };
     new.poll_start = "2024-01-01T00:00:03.123456789Z".parse().unwrap();
     let created = s.create_instance(&new).await.unwrap();
     assert_eq!(created.configuration, configuration, "secrets come back in clear, order kept");
+    let mut conn = s.pools.read().await.unwrap();
+    let public = conn.c().one("SELECT configuration FROM instances WHERE id = $1", args![created.id]).await.unwrap();
+    let public = public.text("configuration").unwrap();
+    assert!(!public.contains("12345") && public.contains("\"app.subscription.key\":null"), "{public}");
+    drop(conn);
     assert_eq!(
         created.configuration.iter().map(|(k, _)| k).collect::<Vec<_>>(),
         configuration.iter().map(|(k, _)| k).collect::<Vec<_>>()
     );
-    assert_eq!((created.name.as_str(), created.element_key.as_str()), ("API_Polling", "sageone"));
+    assert_eq!((created.name.as_str(), created.element_key.as_str()), ("API_Polling", crate::testing::TEST_ELEMENT));
     assert_eq!(created.tags, new.tags);
     assert_eq!(created.account, new.account);
     assert_eq!((created.created_at, created.updated_at, created.poll_start), (at(5), at(5), new.poll_start));
@@ -45,8 +57,8 @@ async fn instance_round_trip(b: Backend) {
 
 async fn secrets_are_not_stored_in_clear(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, _) = setup(&*s, Configuration::new()).await;
+    let s = t.store();
+    let (owner, _) = setup(&s, Configuration::new()).await;
     let mut new = crate::testing::new_instance(owner, customers(), t0());
     new.tokens.access_token = Secret::new("access-7c4a8d09ca3762af");
     new.tokens.refresh_token = Secret::new("refresh-e10adc3949ba59ab");
@@ -97,15 +109,15 @@ async fn secrets_are_not_stored_in_clear(b: Backend) {
 
 async fn list_by_tags(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, first) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, first) = setup(&s, customers()).await;
     let mut ids = vec![first.id];
     for tags in [vec!["x"], vec!["x", "y"], vec!["y"]] {
         let mut new = crate::testing::new_instance(owner, customers(), t0());
         new.tags = tags.into_iter().map(String::from).collect();
         ids.push(s.create_instance(&new).await.unwrap().id);
     }
-    setup(&*s, customers()).await; // another organization's
+    setup(&s, customers()).await; // another organization's
     let check = |tags: &'static [&'static str], expected: Vec<i64>| {
         let s = s.clone();
         async move {
@@ -122,9 +134,9 @@ async fn list_by_tags(b: Backend) {
 
 async fn updates_and_jobs_follow_the_configuration(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
+    let s = t.store();
     let two = config(&[("customers", "/hubs/finance/customers"), ("vendors", "/hubs/finance/vendors")], "1", true);
-    let (owner, inst) = setup(&*s, two.clone()).await;
+    let (owner, inst) = setup(&s, two.clone()).await;
     // run both jobs once: next run at t0 + 60 s
     for c in s.claim_polls("n", t0(), 10, TTL).await.unwrap() {
         s.commit_poll(inst.id, &c.resource, &c.lease, &super::commit(vec![], Some(t0()), t0())).await.unwrap();
@@ -134,7 +146,7 @@ async fn updates_and_jobs_follow_the_configuration(b: Backend) {
         async move {
             let claims = s.claim_polls("probe", now, 10, TTL).await.unwrap();
             for c in &claims {
-                s.release_poll(c.instance_id, &c.resource, &c.lease).await.unwrap();
+                s.release_poll(c.instance_id(), &c.resource, &c.lease).await.unwrap();
             }
             let mut r: Vec<String> = claims.into_iter().map(|c| c.resource).collect();
             r.sort();
@@ -157,6 +169,7 @@ async fn updates_and_jobs_follow_the_configuration(b: Backend) {
         name: Some("renamed".into()),
         tags: Some(vec!["t".into()]),
         configuration: Some(changed.clone()),
+        secret_keys: Default::default(),
         authorization: None,
         now: at(10),
     };
@@ -172,7 +185,7 @@ async fn updates_and_jobs_follow_the_configuration(b: Backend) {
     let invoices = invoices.iter().find(|c| c.resource == "invoices").unwrap();
     assert_eq!(invoices.job_created_at, at(10));
     for c in s.claim_polls("n", at(10), 10, TTL).await.unwrap() {
-        s.release_poll(c.instance_id, &c.resource, &c.lease).await.unwrap();
+        s.release_poll(c.instance_id(), &c.resource, &c.lease).await.unwrap();
     }
     s.release_poll(inst.id, "invoices", &invoices.lease).await.unwrap();
 
@@ -198,14 +211,14 @@ async fn updates_and_jobs_follow_the_configuration(b: Backend) {
 
 async fn validity_and_switches(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
     let claimable = |now| {
         let s = s.clone();
         async move {
             let claims = s.claim_polls("probe", now, 10, TTL).await.unwrap();
             for c in &claims {
-                s.release_poll(c.instance_id, &c.resource, &c.lease).await.unwrap();
+                s.release_poll(c.instance_id(), &c.resource, &c.lease).await.unwrap();
             }
             !claims.is_empty()
         }
@@ -223,7 +236,7 @@ async fn validity_and_switches(b: Backend) {
         refresh_expires_at: Some(at(86400)),
         scope: Some("full_access".into()),
     };
-    let account = ProviderAccount { business_id: Some("biz-2".into()), ..Default::default() };
+    let account = ProviderAccount { id: Some("biz-2".into()), ..Default::default() };
     let update =
         InstanceUpdate { authorization: Some((tokens.clone(), account.clone())), now: at(1), ..Default::default() };
     let i = s.update_instance(owner.org_id, inst.id, &update).await.unwrap();
@@ -266,8 +279,8 @@ async fn validity_and_switches(b: Backend) {
 /// the grant revoked included) does not delay the first poll with the new grant.
 async fn reauthorization_makes_the_jobs_due_at_once(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
     let claim = s.claim_polls("node", at(1), 10, TTL).await.unwrap().pop().expect("a due job");
     let failure = PollFailure { outcome: outcome(PollStatus::ReauthorizationRequired, at(2)), next_run_at: at(3600) };
     s.abandon_poll(inst.id, "customers", &claim.lease, &failure).await.unwrap();

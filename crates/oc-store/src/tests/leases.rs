@@ -1,19 +1,21 @@
 //! Leases across nodes: two store handles on one database competing for the same jobs never both hold one;
 //! an expired lease is taken over; a stale holder's writes are refused.
 
+use super::prelude::*;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oc_model::ports::{NewAttempt, NextStep, PollClaim, Store, StoreError};
+use oc_model::ports::{NewAttempt, NextStep, PollClaim, StoreError};
 
 use super::{TTL, at, commit, config, event, on_both, open, t0};
 use crate::Backend;
+use crate::SqlStore;
 
 const JOBS: usize = 40;
 
 /// One instance with [`JOBS`] resources.
-async fn many_jobs(s: &dyn Store) -> i64 {
+async fn many_jobs(s: &SqlStore) -> i64 {
     let resources: Vec<(String, String)> =
         (0..JOBS).map(|i| (format!("r{i:02}"), format!("/hubs/finance/customers?n={i}"))).collect();
     let refs: Vec<(&str, &str)> = resources.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
@@ -21,7 +23,7 @@ async fn many_jobs(s: &dyn Store) -> i64 {
 }
 
 /// Claims in small bites until nothing is left.
-async fn drain(s: Arc<dyn Store>, owner: &'static str) -> Vec<PollClaim> {
+async fn drain(s: Arc<SqlStore>, owner: &'static str) -> Vec<PollClaim> {
     let mut all = Vec::new();
     loop {
         let got = s.claim_polls(owner, t0(), 3, TTL).await.unwrap();
@@ -35,9 +37,9 @@ async fn drain(s: Arc<dyn Store>, owner: &'static str) -> Vec<PollClaim> {
 
 async fn two_nodes_never_hold_the_same_job(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let a: Arc<dyn Store> = t.dyn_store();
-    let other: Arc<dyn Store> = Arc::new(t.another_handle().await);
-    many_jobs(&*a).await;
+    let a: Arc<SqlStore> = t.store();
+    let other: Arc<SqlStore> = Arc::new(t.another_handle().await);
+    many_jobs(&a).await;
     let (x, y) = tokio::join!(tokio::spawn(drain(a.clone(), "node-a")), tokio::spawn(drain(other.clone(), "node-b")));
     let (x, y) = (x.unwrap(), y.unwrap());
     let xs: HashSet<String> = x.iter().map(|c| c.resource.clone()).collect();
@@ -51,9 +53,9 @@ async fn two_nodes_never_hold_the_same_job(b: Backend) {
 
 async fn expired_leases_are_taken_over_and_fence_the_old_holder(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let a: Arc<dyn Store> = t.dyn_store();
-    let other: Arc<dyn Store> = Arc::new(t.another_handle().await);
-    let instance = many_jobs(&*a).await;
+    let a: Arc<SqlStore> = t.store();
+    let other: Arc<SqlStore> = Arc::new(t.another_handle().await);
+    let instance = many_jobs(&a).await;
     let held = a.claim_polls("node-a", t0(), 100, TTL).await.unwrap();
     assert_eq!(held.len(), JOBS);
     // node-a renews one lease; the others lapse
@@ -91,11 +93,11 @@ async fn expired_leases_are_taken_over_and_fence_the_old_holder(b: Backend) {
 
 async fn delivery_leases_fence_too(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let a: Arc<dyn Store> = t.dyn_store();
-    let other: Arc<dyn Store> = Arc::new(t.another_handle().await);
-    let (_, inst) = super::setup(&*a, super::customers()).await;
+    let a: Arc<SqlStore> = t.store();
+    let other: Arc<SqlStore> = Arc::new(t.another_handle().await);
+    let (_, inst) = super::setup(&a, super::customers()).await;
     let events: Vec<_> = (0..30).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
-    super::emit(&*a, inst.id, "customers", events, t0()).await;
+    super::emit(&a, inst.id, "customers", events, t0()).await;
     assert_eq!(a.batch_events(at(1), 1).await.unwrap(), 30);
     // two nodes claiming at once get disjoint notifications
     let (x, y) = tokio::join!(
@@ -130,8 +132,8 @@ async fn delivery_leases_fence_too(b: Backend) {
 async fn instance_changes_release_nothing_twice(b: Backend) {
     // a job removed by a configuration change while leased: the holder's commit is refused
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = super::setup(&*s, super::customers()).await;
+    let s = t.store();
+    let (owner, inst) = super::setup(&s, super::customers()).await;
     let c = s.claim_polls("n", t0(), 1, TTL).await.unwrap().remove(0);
     let other = config(&[("vendors", "/hubs/finance/vendors")], "1", true);
     let update = oc_model::ports::InstanceUpdate { configuration: Some(other), now: at(1), ..Default::default() };
@@ -142,12 +144,12 @@ async fn instance_changes_release_nothing_twice(b: Backend) {
 
 async fn two_nodes_batch_each_event_once(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let a: Arc<dyn Store> = t.dyn_store();
-    let other: Arc<dyn Store> = Arc::new(t.another_handle().await);
-    let (_, inst) = super::setup(&*a, super::customers()).await;
+    let a: Arc<SqlStore> = t.store();
+    let other: Arc<SqlStore> = Arc::new(t.another_handle().await);
+    let (_, inst) = super::setup(&a, super::customers()).await;
     // 50 changes of 5 objects: per-object order must survive two nodes batching at once
     let events: Vec<_> = (0..50).map(|i| event(inst.id, "customers", &format!("o{}", i % 5), i)).collect();
-    super::emit(&*a, inst.id, "customers", events.clone(), t0()).await;
+    super::emit(&a, inst.id, "customers", events.clone(), t0()).await;
     let (x, y) = tokio::join!(
         tokio::spawn({
             let a = a.clone();
@@ -195,10 +197,10 @@ async fn with_notifications(
 ) -> Option<(Arc<oc_model::ports::ManualClock>, crate::testing::TestStore)> {
     let clock = Arc::new(oc_model::ports::ManualClock::new(t0()));
     let t = crate::testing::store(b, clock.clone()).await?;
-    let d: Arc<dyn Store> = t.dyn_store();
-    let (_, inst) = super::setup(&*d, super::customers()).await;
+    let d: Arc<SqlStore> = t.store();
+    let (_, inst) = super::setup(&d, super::customers()).await;
     let events: Vec<_> = (0..n).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
-    super::emit(&*d, inst.id, "customers", events, t0()).await;
+    super::emit(&d, inst.id, "customers", events, t0()).await;
     assert_eq!(d.batch_events(at(1), 1).await.unwrap(), n as usize);
     Some((clock, t))
 }
@@ -208,14 +210,14 @@ async fn with_notifications(
 async fn a_gone_node_s_leases_are_handed_back(b: Backend) {
     let Some((clock, t)) = with_notifications(b, 4).await else { return };
     let s = t.store();
-    let d: Arc<dyn Store> = t.dyn_store();
-    let (_, other_inst) = super::setup(&*d, super::customers()).await;
+    let d: Arc<SqlStore> = t.store();
+    let (_, other_inst) = super::setup(&d, super::customers()).await;
 
     // (the first instance's job is due again a minute after its first poll)
     // node-a holds a poll job, two deliveries and a refresh lock; node-b holds a poll job
     let mine = d.claim_polls("node-a-poll", at(70), 1, TTL).await.unwrap().remove(0);
     let theirs = d.claim_polls("node-b-poll", at(70), 1, TTL).await.unwrap().remove(0);
-    assert_ne!(mine.instance_id, theirs.instance_id);
+    assert_ne!(mine.instance_id(), theirs.instance_id());
     let deliveries = d.claim_deliveries("node-a-notify", at(70), 2, TTL).await.unwrap();
     assert_eq!(deliveries.len(), 2);
     clock.set(at(70)); // the refresh lock's time
@@ -224,14 +226,14 @@ async fn a_gone_node_s_leases_are_handed_back(b: Backend) {
     assert_eq!(holders, ["node-a-notify", "node-a-poll", "node-a:77:0:beef", "node-b-poll"]);
 
     let released = s.release_leases_of("node-a", at(71)).await.unwrap();
-    assert_eq!(released, crate::ReleasedLeases { polls: 1, deliveries: 2, refresh_locks: 1 });
+    assert_eq!(released, oc_model::ports::ReleasedLeases { polls: 1, deliveries: 2, refresh_locks: 1 });
     assert_eq!(s.lease_holders(at(71)).await.unwrap(), ["node-b-poll"], "node-b keeps its lease");
     assert_eq!(s.release_leases_of("node-a", at(71)).await.unwrap().total(), 0, "nothing twice");
 
     // the work is claimable at once, not after the lease time
     let again = d.claim_polls("node-a-poll", at(71), 10, TTL).await.unwrap();
     assert_eq!(again.len(), 1, "node-b's job stays with node-b");
-    assert_eq!((again[0].instance_id, again[0].lease.generation), (mine.instance_id, mine.lease.generation + 1));
+    assert_eq!((again[0].instance_id(), again[0].lease.generation), (mine.instance_id(), mine.lease.generation + 1));
     let redelivered = d.claim_deliveries("node-a-notify", at(71), 10, TTL).await.unwrap();
     let ids: HashSet<_> = redelivered.iter().map(|c| c.notification.id).collect();
     assert!(deliveries.iter().all(|c| ids.contains(&c.notification.id)), "both deliveries claimable again");
@@ -239,7 +241,7 @@ async fn a_gone_node_s_leases_are_handed_back(b: Backend) {
 
     // the previous run's writes under its old leases are refused
     let stale = commit(vec![], Some(at(72)), at(72));
-    let refused = d.commit_poll(mine.instance_id, &mine.resource, &mine.lease, &stale).await;
+    let refused = d.commit_poll(mine.instance_id(), &mine.resource, &mine.lease, &stale).await;
     assert!(matches!(refused, Err(StoreError::LeaseLost(_))), "{refused:?}");
 }
 
@@ -249,53 +251,53 @@ async fn a_gone_node_s_leases_are_handed_back(b: Backend) {
 async fn a_silent_node_s_leases_are_taken_over(b: Backend) {
     let Some((_, t)) = with_notifications(b, 3).await else { return };
     let s = t.store();
-    let d: Arc<dyn Store> = t.dyn_store();
+    let d: Arc<SqlStore> = t.store();
     let timeout = Duration::from_secs(30);
     // leases far longer than the timeout: handed back, not lapsed
     let long = Duration::from_secs(600);
     let mut a = crate::NodeWatch::new("node-a", timeout);
     let mut w = crate::NodeWatch::new("node-w", timeout);
 
-    assert!(a.beat(&s, at(60)).await.unwrap().is_empty());
-    assert!(w.beat(&s, at(60)).await.unwrap().is_empty());
+    assert!(a.beat(&*s, at(60)).await.unwrap().is_empty());
+    assert!(w.beat(&*s, at(60)).await.unwrap().is_empty());
     let job = d.claim_polls("node-a-poll", at(70), 1, long).await.unwrap().remove(0);
     assert_eq!(d.claim_deliveries("node-a-notify", at(70), 2, long).await.unwrap().len(), 2);
-    assert!(a.beat(&s, at(70)).await.unwrap().is_empty());
-    assert!(w.beat(&s, at(70)).await.unwrap().is_empty(), "node-a's count moved");
+    assert!(a.beat(&*s, at(70)).await.unwrap().is_empty());
+    assert!(w.beat(&*s, at(70)).await.unwrap().is_empty(), "node-a's count moved");
     let nodes: Vec<(String, i64)> = s.nodes().await.unwrap().into_iter().map(|n| (n.node, n.beats)).collect();
     assert_eq!(nodes, [("node-a".to_string(), 2), ("node-w".to_string(), 2)]);
 
     // node-a stops beating at 70 s: silent, but not for long enough until 100 s on the watcher's clock
-    assert!(w.beat(&s, at(90)).await.unwrap().is_empty());
-    assert!(w.beat(&s, at(99)).await.unwrap().is_empty());
+    assert!(w.beat(&*s, at(90)).await.unwrap().is_empty());
+    assert!(w.beat(&*s, at(99)).await.unwrap().is_empty());
     // a watcher that starts now has not seen the count stand still yet
     let mut late = crate::NodeWatch::new("node-late", timeout);
-    assert!(late.beat(&s, at(99)).await.unwrap().is_empty());
-    let taken = w.beat(&s, at(101)).await.unwrap();
+    assert!(late.beat(&*s, at(99)).await.unwrap().is_empty());
+    let taken = w.beat(&*s, at(101)).await.unwrap();
     assert_eq!(w.listed(), 3, "node-a, node-late and node-w were listed at the beat");
     assert_eq!(taken.len(), 1, "{taken:?}");
     assert_eq!(taken[0].node, "node-a");
     assert_eq!(taken[0].last_heartbeat, at(70));
-    assert_eq!(taken[0].released, crate::ReleasedLeases { polls: 1, deliveries: 2, refresh_locks: 0 });
+    assert_eq!(taken[0].released, oc_model::ports::ReleasedLeases { polls: 1, deliveries: 2, refresh_locks: 0 });
     let holders = s.lease_holders(at(101)).await.unwrap();
     assert!(holders.is_empty(), "{holders:?}");
     let nodes: Vec<String> = s.nodes().await.unwrap().into_iter().map(|n| n.node).collect();
     assert_eq!(nodes, ["node-late", "node-w"], "the silent node is forgotten");
-    assert!(late.beat(&s, at(140)).await.unwrap().is_empty(), "nothing left to take over");
+    assert!(late.beat(&*s, at(140)).await.unwrap().is_empty(), "nothing left to take over");
 
     // the work is claimable at once; node-a's late write is refused
     let again = d.claim_polls("node-w-poll", at(101), 10, TTL).await.unwrap();
-    assert_eq!(again.iter().map(|c| c.instance_id).collect::<Vec<_>>(), [job.instance_id]);
+    assert_eq!(again.iter().map(|c| c.instance_id()).collect::<Vec<_>>(), [job.instance_id()]);
     assert_eq!(d.claim_deliveries("node-w-notify", at(101), 10, TTL).await.unwrap().len(), 3, "the two and the third");
     let stale = commit(vec![], Some(at(102)), at(102));
-    let refused = d.commit_poll(job.instance_id, &job.resource, &job.lease, &stale).await;
+    let refused = d.commit_poll(job.instance_id(), &job.resource, &job.lease, &stale).await;
     assert!(matches!(refused, Err(StoreError::LeaseLost(_))), "{refused:?}");
 
     // node-a comes back: it beats again and is a node like any other; a clean stop leaves no row
-    assert!(a.beat(&s, at(150)).await.unwrap().is_empty());
-    assert!(w.beat(&s, at(150)).await.unwrap().is_empty());
-    assert!(w.beat(&s, at(170)).await.unwrap().is_empty(), "node-a beat 20 s ago at most on w's clock");
-    a.leave(&s).await.unwrap();
+    assert!(a.beat(&*s, at(150)).await.unwrap().is_empty());
+    assert!(w.beat(&*s, at(150)).await.unwrap().is_empty());
+    assert!(w.beat(&*s, at(170)).await.unwrap().is_empty(), "node-a beat 20 s ago at most on w's clock");
+    a.leave(&*s).await.unwrap();
     let nodes: Vec<String> = s.nodes().await.unwrap().into_iter().map(|n| n.node).collect();
     assert_eq!(nodes, ["node-late", "node-w"]);
 }

@@ -7,11 +7,19 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use oc_model::config::Configuration;
 use oc_model::event::{Event, EventType, event_id};
-use oc_model::ports::{Instance, PollCommit, PollOutcome, PollStatus, Principal, Store, SystemClock};
+use oc_model::ports::{Instance, PollCommit, PollOutcome, PollStatus, Principal, SystemClock};
 use serde_json::json;
 
-use crate::Backend;
 use crate::testing::{self, TestStore};
+use crate::{Backend, SqlStore};
+use prelude::*;
+
+/// The store ports, in scope for every test module.
+pub(crate) mod prelude {
+    pub(crate) use oc_model::ports::{
+        AccountStore, ActivityStore, DeliveryStore, InstanceStore, MaintenanceStore, PollingStore, TokenVault,
+    };
+}
 
 mod accounts;
 mod instances;
@@ -82,7 +90,7 @@ pub(crate) fn customers() -> Configuration {
 }
 
 /// A new organization and one instance of it with `configuration`, created at [`t0`].
-pub(crate) async fn setup(s: &dyn Store, configuration: Configuration) -> (Principal, Instance) {
+pub(crate) async fn setup(s: &SqlStore, configuration: Configuration) -> (Principal, Instance) {
     let (_, owner) = testing::organization(s).await;
     let instance = s.create_instance(&testing::new_instance(owner, configuration, t0())).await.expect("an instance");
     (owner, instance)
@@ -131,15 +139,15 @@ pub(crate) fn commit(events: Vec<Event>, watermark: Option<DateTime<Utc>>, finis
 
 /// Puts `events` of `instance`'s job `resource` into the outbox through a poll claimed and committed at `now`
 /// (the job must be due: commits schedule the next run 60 s later). Other claimed jobs are released.
-pub(crate) async fn emit(s: &dyn Store, instance: i64, resource: &str, events: Vec<Event>, now: DateTime<Utc>) {
+pub(crate) async fn emit(s: &SqlStore, instance: i64, resource: &str, events: Vec<Event>, now: DateTime<Utc>) {
     let claims = s.claim_polls("emitter", now, 1000, TTL).await.expect("claims");
     let mut done = false;
     for c in claims {
-        if c.instance_id == instance && c.resource == resource {
+        if c.instance_id() == instance && c.resource == resource {
             s.commit_poll(instance, resource, &c.lease, &commit(events.clone(), Some(now), now)).await.expect("commit");
             done = true;
         } else {
-            s.release_poll(c.instance_id, &c.resource, &c.lease).await.expect("release");
+            s.release_poll(c.instance_id(), &c.resource, &c.lease).await.expect("release");
         }
     }
     assert!(done, "job {instance}/{resource} was not due at {now}");

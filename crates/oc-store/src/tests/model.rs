@@ -2,10 +2,12 @@
 //! attempt outcomes, each object's changes are delivered in the order they happened, every change ends up
 //! delivered exactly once or in a failed notification, and no notification breaks the shape rules.
 
+use super::prelude::*;
+use crate::SqlStore;
 use std::collections::{HashMap, HashSet};
 
 use oc_model::event::MAX_EVENTS_PER_NOTIFICATION;
-use oc_model::ports::{NewAttempt, NextStep, Store};
+use oc_model::ports::{NewAttempt, NextStep};
 use proptest::prelude::*;
 
 use super::{TTL, at, config, emit, event, setup};
@@ -38,7 +40,7 @@ struct Model {
     failed: Vec<uuid::Uuid>,
 }
 
-async fn claim_round(s: &dyn Store, m: &mut Model, secs: i64, limit: usize, outcomes: &[u8]) -> usize {
+async fn claim_round(s: &SqlStore, m: &mut Model, secs: i64, limit: usize, outcomes: &[u8]) -> usize {
     let claims = s.claim_deliveries("model", at(secs), limit, TTL).await.unwrap();
     for (i, c) in claims.iter().enumerate() {
         let n = &c.notification;
@@ -78,9 +80,9 @@ async fn claim_round(s: &dyn Store, m: &mut Model, secs: i64, limit: usize, outc
 
 async fn run(steps: Vec<Step>) {
     let t = crate::testing::sqlite().await;
-    let s = t.dyn_store();
+    let s = t.store();
     let both = config(&[("customers", "/hubs/finance/customers"), ("vendors", "/hubs/finance/vendors")], "1", true);
-    let (_, inst) = setup(&*s, both).await;
+    let (_, inst) = setup(&s, both).await;
     let mut m = Model { last: HashMap::new(), delivered: Vec::new(), failed: Vec::new() };
     let mut emitted = Vec::new();
     let mut change = 0i64;
@@ -98,13 +100,13 @@ async fn run(steps: Vec<Step>) {
                     })
                     .collect();
                 emitted.extend(events.iter().map(|e| e.event_id));
-                emit(&*s, inst.id, resource, events, at(secs)).await;
+                emit(&s, inst.id, resource, events, at(secs)).await;
             }
             Step::Batch(max) => {
                 s.batch_events(at(secs), max).await.unwrap();
             }
             Step::Claim { limit, outcomes } => {
-                claim_round(&*s, &mut m, secs, limit, &outcomes).await;
+                claim_round(&s, &mut m, secs, limit, &outcomes).await;
             }
         }
     }
@@ -112,7 +114,7 @@ async fn run(steps: Vec<Step>) {
     for _ in 0..1000 {
         secs += 61;
         s.batch_events(at(secs), MAX_EVENTS_PER_NOTIFICATION).await.unwrap();
-        if claim_round(&*s, &mut m, secs, 100, &[0]).await == 0
+        if claim_round(&s, &mut m, secs, 100, &[0]).await == 0
             && s.outbox_stats(at(secs)).await.unwrap().pending_notifications == 0
         {
             break;

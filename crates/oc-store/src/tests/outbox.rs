@@ -1,11 +1,13 @@
 //! The outbox: batching, per-object order, attempts, listing, redelivery, retention, gauges.
 
+use super::prelude::*;
+use crate::SqlStore;
 use std::time::Duration;
 
 use oc_model::event::EventType;
 use oc_model::ports::{
     AttemptRecord, DeliveryClaim, EventFilter, InstanceUpdate, Lease, NewAttempt, NextStep, NotificationStatus,
-    OutboxStats, Store, StoreError,
+    OutboxStats, StoreError,
 };
 use uuid::Uuid;
 
@@ -22,7 +24,7 @@ fn attempt(secs: i64, status: Option<u16>, error: Option<&str>) -> NewAttempt {
     }
 }
 
-async fn claim(s: &dyn Store, secs: i64) -> Vec<DeliveryClaim> {
+async fn claim(s: &SqlStore, secs: i64) -> Vec<DeliveryClaim> {
     s.claim_deliveries("worker", at(secs), 100, TTL).await.unwrap()
 }
 
@@ -32,19 +34,19 @@ fn objects(c: &DeliveryClaim) -> Vec<String> {
 
 async fn batching_groups_by_instance_and_object_type(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
+    let s = t.store();
     let two = config(&[("customers", "/hubs/finance/customers"), ("vendors", "/hubs/finance/vendors")], "1", true);
-    let (_, inst) = setup(&*s, two).await;
-    let (_, other) = setup(&*s, customers()).await;
+    let (_, inst) = setup(&s, two).await;
+    let (_, other) = setup(&s, customers()).await;
     let customers: Vec<_> = (0..25).map(|i| event(inst.id, "customers", &format!("c{i:02}"), i)).collect();
     let vendors: Vec<_> = (0..3).map(|i| event(inst.id, "vendors", &format!("v{i}"), i)).collect();
-    emit(&*s, inst.id, "customers", customers.clone(), at(0)).await;
-    emit(&*s, inst.id, "vendors", vendors.clone(), at(60)).await;
-    emit(&*s, other.id, "customers", vec![event(other.id, "customers", "o", 1)], at(120)).await;
+    emit(&s, inst.id, "customers", customers.clone(), at(0)).await;
+    emit(&s, inst.id, "vendors", vendors.clone(), at(60)).await;
+    emit(&s, other.id, "customers", vec![event(other.id, "customers", "o", 1)], at(120)).await;
     assert_eq!(s.outbox_stats(at(121)).await.unwrap().unbatched_events, 29);
     assert_eq!(s.batch_events(at(121), 10).await.unwrap(), 5);
     assert_eq!(s.batch_events(at(121), 10).await.unwrap(), 0, "nothing left to batch");
-    let claims = claim(&*s, 121).await;
+    let claims = claim(&s, 121).await;
     let shape: Vec<(i64, &str, usize)> = claims
         .iter()
         .map(|c| (c.notification.instance_id, c.notification.object_type.as_str(), c.events.len()))
@@ -72,7 +74,7 @@ async fn batching_groups_by_instance_and_object_type(b: Backend) {
     );
     // max_events is clamped to 1..=10
     emit(
-        &*s,
+        &s,
         other.id,
         "customers",
         (0..12).map(|i| event(other.id, "customers", &format!("p{i}"), i)).collect(),
@@ -84,11 +86,11 @@ async fn batching_groups_by_instance_and_object_type(b: Backend) {
 
 async fn per_object_order(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
+    let s = t.store();
     let two = config(&[("customers", "/hubs/finance/customers"), ("vendors", "/hubs/finance/vendors")], "1", true);
-    let (owner, inst) = setup(&*s, two).await;
+    let (owner, inst) = setup(&s, two).await;
     emit(
-        &*s,
+        &s,
         inst.id,
         "customers",
         vec![event(inst.id, "customers", "x", 1), event(inst.id, "customers", "y", 1)],
@@ -96,10 +98,10 @@ async fn per_object_order(b: Backend) {
     )
     .await;
     s.batch_events(at(1), 10).await.unwrap(); // n1 {x, y}
-    emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "x", 2)], at(60)).await;
-    emit(&*s, inst.id, "vendors", vec![event(inst.id, "vendors", "x", 2)], at(60)).await;
+    emit(&s, inst.id, "customers", vec![event(inst.id, "customers", "x", 2)], at(60)).await;
+    emit(&s, inst.id, "vendors", vec![event(inst.id, "vendors", "x", 2)], at(60)).await;
     s.batch_events(at(61), 10).await.unwrap(); // n2 {x again}, n3 {vendor x}
-    let first = claim(&*s, 61).await;
+    let first = claim(&s, 61).await;
     assert_eq!(first.iter().map(objects).collect::<Vec<_>>(), [vec!["x", "y"], vec!["x"]]);
     assert_eq!(first[1].notification.object_type, "vendors", "another object type is another object");
     let n1 = &first[0];
@@ -109,24 +111,24 @@ async fn per_object_order(b: Backend) {
     s.record_attempt(n1.notification.id, &n1.lease, &attempt(62, Some(503), None), NextStep::RetryAt(at(100)))
         .await
         .unwrap();
-    assert!(claim(&*s, 99).await.is_empty(), "the later change waits for the earlier one");
-    let retry = claim(&*s, 100).await;
+    assert!(claim(&s, 99).await.is_empty(), "the later change waits for the earlier one");
+    let retry = claim(&s, 100).await;
     assert_eq!(retry.len(), 1);
     assert_eq!((retry[0].notification.id, retry[0].lease.generation), (n1.notification.id, 2));
     s.record_attempt(n1.notification.id, &retry[0].lease, &attempt(101, Some(200), None), NextStep::Delivered)
         .await
         .unwrap();
-    let next = claim(&*s, 101).await;
+    let next = claim(&s, 101).await;
     assert_eq!(next.iter().map(objects).collect::<Vec<_>>(), [vec!["x"]]);
     assert_eq!(next[0].notification.object_type, "customers");
     // a notification failed for good does not block later ones
-    emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "x", 3)], at(120)).await;
+    emit(&s, inst.id, "customers", vec![event(inst.id, "customers", "x", 3)], at(120)).await;
     s.batch_events(at(121), 10).await.unwrap();
-    assert!(claim(&*s, 121).await.is_empty(), "n2 is being delivered");
+    assert!(claim(&s, 121).await.is_empty(), "n2 is being delivered");
     s.record_attempt(next[0].notification.id, &next[0].lease, &attempt(122, Some(500), None), NextStep::Failed)
         .await
         .unwrap();
-    let last = claim(&*s, 122).await;
+    let last = claim(&s, 122).await;
     assert_eq!(last.iter().map(objects).collect::<Vec<_>>(), [vec!["x"]]);
     assert_eq!(last[0].events[0].date, at(3));
     let _ = owner;
@@ -134,14 +136,14 @@ async fn per_object_order(b: Backend) {
 
 async fn claims_skip_switched_off_instances(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
-    emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "x", 1)], at(0)).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
+    emit(&s, inst.id, "customers", vec![event(inst.id, "customers", "x", 1)], at(0)).await;
     s.batch_events(at(1), 10).await.unwrap();
     let claimable = |secs| {
         let s = s.clone();
         async move {
-            let claims = claim(&*s, secs).await;
+            let claims = claim(&s, secs).await;
             for c in &claims {
                 let next = NextStep::RetryAt(at(secs));
                 s.record_attempt(c.notification.id, &c.lease, &attempt(secs, None, Some("probe")), next).await.unwrap();
@@ -173,22 +175,22 @@ async fn claims_skip_switched_off_instances(b: Backend) {
     .await
     .unwrap();
     assert!(claimable(5).await);
-    let (record, attempts) = s.notification(owner.org_id, claim_id(&*s, owner.org_id).await).await.unwrap().unwrap();
+    let (record, attempts) = s.notification(owner.org_id, claim_id(&s, owner.org_id).await).await.unwrap().unwrap();
     assert_eq!((record.status, record.attempts, attempts.len()), (NotificationStatus::Pending, 1, 1));
 }
 
-async fn claim_id(s: &dyn Store, org: i64) -> Uuid {
+async fn claim_id(s: &SqlStore, org: i64) -> Uuid {
     let page = s.list_events(org, &EventFilter { page: 1, page_size: 1, ..Default::default() }).await.unwrap();
     page.items[0].notification_id.unwrap()
 }
 
 async fn attempts_are_recorded(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
-    emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "x", 1)], at(0)).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
+    emit(&s, inst.id, "customers", vec![event(inst.id, "customers", "x", 1)], at(0)).await;
     s.batch_events(at(1), 10).await.unwrap();
-    let c = claim(&*s, 1).await.remove(0);
+    let c = claim(&s, 1).await.remove(0);
     let id = c.notification.id;
     s.record_attempt(id, &c.lease, &attempt(2, Some(500), None), NextStep::RetryAt(at(10))).await.unwrap();
     assert!(
@@ -209,11 +211,11 @@ async fn attempts_are_recorded(b: Backend) {
         (1, Some(500), 12)
     );
     assert_eq!(attempts[0].attempt.response_excerpt.len(), 1024, "first 1 KB kept");
-    let c = claim(&*s, 10).await.remove(0);
+    let c = claim(&s, 10).await.remove(0);
     s.record_attempt(id, &c.lease, &attempt(11, None, Some("connection refused")), NextStep::RetryAt(at(20)))
         .await
         .unwrap();
-    let c = claim(&*s, 20).await.remove(0);
+    let c = claim(&s, 20).await.remove(0);
     let wrong = Lease { generation: c.lease.generation - 1, ..c.lease.clone() };
     assert!(matches!(
         s.record_attempt(id, &wrong, &attempt(21, Some(200), None), NextStep::Delivered).await,
@@ -236,19 +238,19 @@ async fn attempts_are_recorded(b: Backend) {
 
 async fn events_are_listed_and_detailed(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
+    let s = t.store();
     let two = config(&[("customers", "/hubs/finance/customers"), ("vendors", "/hubs/finance/vendors")], "1", true);
-    let (owner, inst) = setup(&*s, two).await;
+    let (owner, inst) = setup(&s, two).await;
     let mut second = crate::testing::new_instance(owner, customers(), at(0));
     second.token = "second".into();
     let second = s.create_instance(&second).await.unwrap();
     let mut deleted = event(inst.id, "customers", "c2", 2);
     deleted.event_type = EventType::Deleted;
-    emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "c1", 1), deleted.clone()], at(0)).await;
-    emit(&*s, inst.id, "vendors", vec![event(inst.id, "vendors", "v1", 1)], at(0)).await;
+    emit(&s, inst.id, "customers", vec![event(inst.id, "customers", "c1", 1), deleted.clone()], at(0)).await;
+    emit(&s, inst.id, "vendors", vec![event(inst.id, "vendors", "v1", 1)], at(0)).await;
     s.batch_events(at(1), 10).await.unwrap();
-    emit(&*s, second.id, "customers", vec![event(second.id, "customers", "s1", 1)], at(2)).await;
-    let c = claim(&*s, 2).await;
+    emit(&s, second.id, "customers", vec![event(second.id, "customers", "s1", 1)], at(2)).await;
+    let c = claim(&s, 2).await;
     let customers_claim = c.iter().find(|c| c.notification.object_type == "customers").unwrap();
     s.record_attempt(
         customers_claim.notification.id,
@@ -303,35 +305,35 @@ async fn events_are_listed_and_detailed(b: Backend) {
 
 async fn redelivery(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
     let events: Vec<_> = (0..3).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
-    emit(&*s, inst.id, "customers", events, at(0)).await;
+    emit(&s, inst.id, "customers", events, at(0)).await;
     s.batch_events(at(1), 1).await.unwrap();
-    let claims = claim(&*s, 1).await;
+    let claims = claim(&s, 1).await;
     for c in &claims {
         s.record_attempt(c.notification.id, &c.lease, &attempt(2, Some(500), None), NextStep::Failed).await.unwrap();
     }
     let stats = s.outbox_stats(at(3)).await.unwrap();
     assert_eq!((stats.failed_notifications, stats.pending_notifications), (3, 0));
-    assert!(claim(&*s, 1000).await.is_empty(), "failed notifications wait for a redelivery");
+    assert!(claim(&s, 1000).await.is_empty(), "failed notifications wait for a redelivery");
     let one = claims[0].notification.id;
     assert!(!s.redeliver(owner.org_id + 1, one, at(10)).await.unwrap(), "another organization's");
     assert!(s.redeliver(owner.org_id, one, at(10)).await.unwrap());
     assert!(!s.redeliver(owner.org_id, one, at(10)).await.unwrap(), "no longer failed");
-    let again = claim(&*s, 10).await;
+    let again = claim(&s, 10).await;
     assert_eq!(again.iter().map(|c| c.notification.id).collect::<Vec<_>>(), [one]);
     assert_eq!(s.redeliver_failed(owner.org_id + 1, inst.id, at(11)).await.unwrap(), 0);
     assert_eq!(s.redeliver_failed(owner.org_id, inst.id, at(11)).await.unwrap(), 2);
-    assert_eq!(claim(&*s, 11).await.len(), 2);
+    assert_eq!(claim(&s, 11).await.len(), 2);
 }
 
 async fn retention_prunes_delivered_only(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
     let events: Vec<_> = (0..4).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
-    emit(&*s, inst.id, "customers", events.clone(), at(0)).await;
+    emit(&s, inst.id, "customers", events.clone(), at(0)).await;
     s.batch_events(at(1), 1).await.unwrap();
     let claims = s.claim_deliveries("worker", at(1), 100, Duration::from_secs(10_000)).await.unwrap();
     let steps = [
@@ -358,11 +360,11 @@ async fn retention_prunes_delivered_only(b: Backend) {
 
 async fn outbox_gauges(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (_, inst) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (_, inst) = setup(&s, customers()).await;
     assert_eq!(s.outbox_stats(at(0)).await.unwrap(), OutboxStats::default());
     let events: Vec<_> = (0..3).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
-    emit(&*s, inst.id, "customers", events, at(0)).await;
+    emit(&s, inst.id, "customers", events, at(0)).await;
     assert_eq!(s.outbox_stats(at(0)).await.unwrap().unbatched_events, 3);
     s.batch_events(at(10), 2).await.unwrap();
     let stats = s.outbox_stats(at(70)).await.unwrap();
@@ -378,12 +380,12 @@ async fn outbox_gauges(b: Backend) {
 
 async fn the_background_pruner_prunes(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
     let events = vec![event(inst.id, "customers", "o", 1), event(inst.id, "customers", "p", 1)];
-    emit(&*s, inst.id, "customers", events, at(0)).await;
+    emit(&s, inst.id, "customers", events, at(0)).await;
     s.batch_events(at(1), 1).await.unwrap();
-    let claims = claim(&*s, 1).await;
+    let claims = claim(&s, 1).await;
     s.record_attempt(claims[0].notification.id, &claims[0].lease, &attempt(2, Some(200), None), NextStep::Delivered)
         .await
         .unwrap();
@@ -428,7 +430,7 @@ type Snapshot = (
     Vec<oc_model::ports::StoredAttempt>,
 );
 
-async fn snapshot(s: &dyn Store, org: i64, id: Uuid) -> Snapshot {
+async fn snapshot(s: &SqlStore, org: i64, id: Uuid) -> Snapshot {
     let (n, attempts) = s.notification(org, id).await.unwrap().unwrap();
     (n.status, n.attempts, n.next_attempt_at, n.delivered_at, n.last_error, attempts)
 }
@@ -449,15 +451,15 @@ struct MixedRun {
 /// per record, or all in one `record_attempts` call.
 async fn mixed_outcomes(b: Backend, batched: bool) -> Option<MixedRun> {
     let t = open(b).await?;
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
-    let (gone_owner, gone) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
+    let (gone_owner, gone) = setup(&s, customers()).await;
     let objects = ["a", "b", "c", "d", "e", "f", "x"];
-    emit(&*s, inst.id, "customers", objects.iter().map(|o| event(inst.id, "customers", o, 1)).collect(), at(0)).await;
-    emit(&*s, gone.id, "customers", vec![event(gone.id, "customers", "g", 1)], at(0)).await;
-    emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "x", 2)], at(60)).await;
+    emit(&s, inst.id, "customers", objects.iter().map(|o| event(inst.id, "customers", o, 1)).collect(), at(0)).await;
+    emit(&s, gone.id, "customers", vec![event(gone.id, "customers", "g", 1)], at(0)).await;
+    emit(&s, inst.id, "customers", vec![event(inst.id, "customers", "x", 2)], at(60)).await;
     assert_eq!(s.batch_events(at(61), 1).await.unwrap(), 9);
-    let claims = claim(&*s, 61).await;
+    let claims = claim(&s, 61).await;
     let by_object = |o: &str| claims.iter().find(|c| objects_of(c) == [o]).unwrap_or_else(|| panic!("{o} claimed"));
     assert_eq!(claims.len(), 8, "the second change of x waits for the first");
     let wrong = |c: &DeliveryClaim| {
@@ -499,11 +501,11 @@ async fn mixed_outcomes(b: Backend, batched: bool) -> Option<MixedRun> {
     let mut states = Vec::new();
     for c in &claims {
         let org = if c.notification.instance_id == gone.id { gone_owner.org_id } else { owner.org_id };
-        states.push((objects_of(c).concat(), snapshot(&*s, org, c.notification.id).await));
+        states.push((objects_of(c).concat(), snapshot(&s, org, c.notification.id).await));
     }
     let mut later = Vec::new();
     for secs in [99, 100, 200] {
-        let claims = claim(&*s, secs).await;
+        let claims = claim(&s, secs).await;
         later.push(claims.iter().map(|c| objects_of(c).concat()).collect());
         for c in &claims {
             s.record_attempt(c.notification.id, &c.lease, &attempt(secs, Some(200), None), NextStep::Delivered)
@@ -569,12 +571,12 @@ async fn batched_attempts_equal_single_ones(b: Backend) {
 
 async fn batched_attempts_are_idempotent(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
-    emit(&*s, inst.id, "customers", (0..3).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect(), at(0))
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
+    emit(&s, inst.id, "customers", (0..3).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect(), at(0))
         .await;
     s.batch_events(at(1), 1).await.unwrap();
-    let claims = claim(&*s, 1).await;
+    let claims = claim(&s, 1).await;
     let records = vec![
         record(&claims[0], attempt(2, Some(200), None), NextStep::Delivered),
         record(&claims[1], attempt(2, Some(500), None), NextStep::RetryAt(at(50))),
@@ -584,7 +586,7 @@ async fn batched_attempts_are_idempotent(b: Backend) {
     let before: Vec<Snapshot> = {
         let mut v = Vec::new();
         for c in &claims {
-            v.push(snapshot(&*s, owner.org_id, c.notification.id).await);
+            v.push(snapshot(&s, owner.org_id, c.notification.id).await);
         }
         v
     };
@@ -597,15 +599,15 @@ async fn batched_attempts_are_idempotent(b: Backend) {
         ));
     }
     for (c, expected) in claims.iter().zip(&before) {
-        assert_eq!(&snapshot(&*s, owner.org_id, c.notification.id).await, expected);
+        assert_eq!(&snapshot(&s, owner.org_id, c.notification.id).await, expected);
     }
     // a record of the retried one under its old lease after it was claimed again: refused too
-    let again = claim(&*s, 50).await;
+    let again = claim(&s, 50).await;
     assert_eq!(again.len(), 1);
     assert_eq!(kinds(&s.record_attempts(&records[1..2]).await.unwrap()), ["lease lost"]);
     let fresh = record(&again[0], attempt(51, Some(200), None), NextStep::Delivered);
     assert_eq!(kinds(&s.record_attempts(&[fresh.clone(), fresh]).await.unwrap()), ["ok", "lease lost"]);
-    let (status, attempts, _, _, _, rows) = snapshot(&*s, owner.org_id, again[0].notification.id).await;
+    let (status, attempts, _, _, _, rows) = snapshot(&s, owner.org_id, again[0].notification.id).await;
     assert_eq!((status, attempts), (NotificationStatus::Delivered, 2));
     assert_eq!(rows.iter().map(|r| r.number).collect::<Vec<_>>(), [1, 2]);
     assert_eq!(s.record_attempts(&[]).await.unwrap(), Vec::new());
@@ -613,10 +615,10 @@ async fn batched_attempts_are_idempotent(b: Backend) {
 
 async fn large_batches_are_recorded_whole(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
     let n = 600;
-    emit(&*s, inst.id, "customers", (0..n).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect(), at(0))
+    emit(&s, inst.id, "customers", (0..n).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect(), at(0))
         .await;
     s.batch_events(at(1), 1).await.unwrap();
     let claims = s.claim_deliveries("worker", at(1), 1000, TTL).await.unwrap();
@@ -635,11 +637,11 @@ async fn large_batches_are_recorded_whole(b: Backend) {
     let stats = s.outbox_stats(at(3)).await.unwrap();
     assert_eq!(stats.pending_notifications, 200);
     for (i, c) in claims.iter().enumerate().step_by(97) {
-        let (status, attempts, _, _, _, rows) = snapshot(&*s, owner.org_id, c.notification.id).await;
+        let (status, attempts, _, _, _, rows) = snapshot(&s, owner.org_id, c.notification.id).await;
         let expected = if i % 3 == 0 { NotificationStatus::Pending } else { NotificationStatus::Delivered };
         assert_eq!((status, attempts, rows.len()), (expected, 1, 1));
     }
-    assert_eq!(claim(&*s, 10).await.len(), 100, "the retries are due (100 per claim here)");
+    assert_eq!(claim(&s, 10).await.len(), 100, "the retries are due (100 per claim here)");
 }
 
 on_both!(

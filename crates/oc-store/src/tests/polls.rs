@@ -1,5 +1,6 @@
 //! Poll jobs: claims, the atomic commit, abandoning, history.
 
+use super::prelude::*;
 use oc_model::ports::{CommitSummary, PollFailure, PollState, PollStatus, StoreError};
 
 use super::{TTL, at, commit, customers, event, on_both, open, outcome, setup, t0};
@@ -7,12 +8,12 @@ use crate::{Backend, POLL_HISTORY_PER_RESOURCE};
 
 async fn claim_commit_and_claim_again(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
     let claims = s.claim_polls("node-a", t0(), 10, TTL).await.unwrap();
     assert_eq!(claims.len(), 1);
     let c = &claims[0];
-    assert_eq!((c.instance_id, c.resource.as_str(), c.due_at, c.job_created_at), (inst.id, "customers", t0(), t0()));
+    assert_eq!((c.instance_id(), c.resource.as_str(), c.due_at, c.job_created_at), (inst.id, "customers", t0(), t0()));
     assert_eq!(c.state, PollState::default());
     assert_eq!((c.lease.owner.as_str(), c.lease.generation, c.lease.expires_at), ("node-a", 1, at(30)));
     assert!(s.claim_polls("node-b", t0(), 10, TTL).await.unwrap().is_empty(), "held under a valid lease");
@@ -64,8 +65,8 @@ async fn claim_commit_and_claim_again(b: Backend) {
 
 async fn oldest_due_first_and_limits(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, _) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, _) = setup(&s, customers()).await;
     let mut ids = Vec::new();
     for i in 0..4 {
         let mut new = crate::testing::new_instance(owner, customers(), at(10 - i));
@@ -74,7 +75,7 @@ async fn oldest_due_first_and_limits(b: Backend) {
     }
     assert!(s.claim_polls("n", at(100), 0, TTL).await.unwrap().is_empty());
     let claims = s.claim_polls("n", at(100), 3, TTL).await.unwrap();
-    let got: Vec<_> = claims.iter().map(|c| (c.due_at, c.instance_id)).collect();
+    let got: Vec<_> = claims.iter().map(|c| (c.due_at, c.instance_id())).collect();
     // the setup instance was due at t0, then the others by their creation time
     assert_eq!(got[0].0, t0());
     assert_eq!(&got[1..], &[(at(7), ids[3]), (at(8), ids[2])]);
@@ -83,8 +84,8 @@ async fn oldest_due_first_and_limits(b: Backend) {
 
 async fn abandoned_polls_keep_state(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
     let c = s.claim_polls("n", t0(), 1, TTL).await.unwrap().remove(0);
     s.commit_poll(inst.id, "customers", &c.lease, &commit(vec![], Some(at(1)), at(1))).await.unwrap();
     let before = s.poll_state(inst.id, "customers").await.unwrap().unwrap();
@@ -115,8 +116,8 @@ async fn abandoned_polls_keep_state(b: Backend) {
 
 async fn released_jobs_stay_due(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (_, inst) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (_, inst) = setup(&s, customers()).await;
     let c = s.claim_polls("n", t0(), 1, TTL).await.unwrap().remove(0);
     s.release_poll(inst.id, "customers", &c.lease).await.unwrap();
     let again = s.claim_polls("m", at(1), 1, TTL).await.unwrap();
@@ -127,8 +128,8 @@ async fn released_jobs_stay_due(b: Backend) {
 
 async fn poll_history_is_capped(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
     let n = POLL_HISTORY_PER_RESOURCE + 5;
     for i in 0..n {
         let now = at(i * 100);
@@ -143,11 +144,11 @@ async fn poll_history_is_capped(b: Backend) {
 
 async fn deleted_instances_stop_and_drop(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
-    super::emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "a", 1)], t0()).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
+    super::emit(&s, inst.id, "customers", vec![event(inst.id, "customers", "a", 1)], t0()).await;
     assert_eq!(s.batch_events(at(1), 10).await.unwrap(), 1);
-    super::emit(&*s, inst.id, "customers", vec![event(inst.id, "customers", "b", 2)], at(60)).await;
+    super::emit(&s, inst.id, "customers", vec![event(inst.id, "customers", "b", 2)], at(60)).await;
     let c = s.claim_polls("n", at(120), 1, TTL).await.unwrap().remove(0);
     assert!(s.delete_instance(owner.org_id + 1, inst.id, at(121)).await.is_ok_and(|gone| !gone), "not theirs");
     assert!(s.delete_instance(owner.org_id, inst.id, at(121)).await.unwrap());
@@ -175,8 +176,8 @@ async fn deleted_instances_stop_and_drop(b: Backend) {
 
 async fn large_commits_are_whole(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
     let events: Vec<_> = (0..601).map(|i| event(inst.id, "customers", &format!("o{i}"), i)).collect();
     let c = s.claim_polls("n", t0(), 1, TTL).await.unwrap().remove(0);
     let mut with_copies = events.clone();

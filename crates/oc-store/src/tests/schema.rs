@@ -1,6 +1,7 @@
 //! Opening a database: the key check, migrations, a database from a newer binary, restarts.
 
-use oc_model::ports::{InstanceStore, StoreError};
+use super::prelude::*;
+use oc_model::ports::StoreError;
 
 use super::{customers, on_both, open, setup};
 use crate::db::args;
@@ -8,8 +9,8 @@ use crate::{Backend, MasterKey};
 
 async fn a_wrong_key_is_refused_at_start(b: Backend) {
     let Some(t) = open(b).await else { return };
-    let s = t.dyn_store();
-    let (owner, inst) = setup(&*s, customers()).await;
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
     let err = t.reopen(|o| o.key = MasterKey::generate()).await.unwrap_err();
     assert!(matches!(err, StoreError::Crypto(ref m) if m.contains("master key does not match")), "{err}");
     // the right key after a restart reads everything back

@@ -1,9 +1,10 @@
 //! The token vault: sealed tokens and the refresh lock, driven by a manual clock.
 
+use super::prelude::*;
 use std::sync::Arc;
 use std::time::Duration;
 
-use oc_model::ports::{ManualClock, StoreError, TokenSet, TokenVault};
+use oc_model::ports::{ManualClock, StoreError, TokenSet};
 use oc_model::secret::Secret;
 
 use super::{at, customers, on_both, setup, t0};
@@ -12,9 +13,9 @@ use crate::Backend;
 async fn refresh_lock_is_single_flight(b: Backend) {
     let clock = Arc::new(ManualClock::new(t0()));
     let Some(t) = crate::testing::store(b, clock.clone()).await else { return };
-    let s = t.dyn_store();
+    let s = t.store();
     let other = t.reopen(|o| o.clock = clock.clone()).await.unwrap();
-    let (_, inst) = setup(&*s, customers()).await;
+    let (_, inst) = setup(&s, customers()).await;
     let ttl = Duration::from_secs(30);
     assert!(s.lock_refresh(inst.id, "node-a", ttl).await.unwrap());
     assert!(!other.lock_refresh(inst.id, "node-b", ttl).await.unwrap(), "held by node-a");

@@ -1,0 +1,143 @@
+//! [`ActivityStore`] on SQL: what happened, as the API lists it — events with their delivery status, a
+//! notification with every attempt, the polls of an instance — and redelivery.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use oc_model::ports::{
+    ActivityStore, EventDetail, EventFilter, EventPage, NotificationRecord, PollRecord, StoreError, StoredAttempt,
+};
+use oc_model::{InstanceId, OrgId};
+use uuid::Uuid;
+
+use crate::SqlStore;
+use crate::codec::{count, from_json, ns, status_text};
+use crate::db::{Val, args};
+use crate::outbox::{EVENT_STATUS, EVENT_VIEW_COLUMNS, attempts_of, event_view_from_row, notification_of};
+
+#[async_trait]
+impl ActivityStore for SqlStore {
+    async fn list_events(&self, org: OrgId, filter: &EventFilter) -> Result<EventPage, StoreError> {
+        let mut conditions = String::from("i.org_id = $1");
+        let mut values: Vec<Val> = args![org];
+        if let Some(instance) = filter.instance_id {
+            values.push(Val::I64(instance));
+            conditions.push_str(&format!(" AND e.instance_id = ${}", values.len()));
+        }
+        if let Some(status) = filter.status {
+            values.push(Val::from(status_text(status)));
+            conditions.push_str(&format!(" AND {EVENT_STATUS} = ${}", values.len()));
+        }
+        if let Some(kind) = filter.event_type {
+            values.push(Val::from(kind.as_str()));
+            conditions.push_str(&format!(" AND e.event_type = ${}", values.len()));
+        }
+        if let Some(object_type) = &filter.object_type {
+            values.push(Val::from(object_type));
+            conditions.push_str(&format!(" AND e.object_type = ${}", values.len()));
+        }
+        let from = "FROM events e JOIN instances i ON i.id = e.instance_id \
+             LEFT JOIN notifications n ON n.id = e.notification_id";
+        let page_size = if filter.page_size == 0 { 50 } else { i64::from(filter.page_size.min(1000)) };
+        let offset = i64::from(filter.page.max(1) - 1) * page_size;
+        let mut conn = self.pools.read().await?;
+        let mut c = conn.c();
+        let total = c
+            .one(&format!("SELECT COUNT(*) AS total {from} WHERE {conditions}"), values.clone())
+            .await?
+            .i64("total")?;
+        let n = values.len();
+        values.push(Val::I64(page_size));
+        values.push(Val::I64(offset));
+        let sql = format!(
+            "SELECT {EVENT_VIEW_COLUMNS}, {EVENT_STATUS} AS status {from} WHERE {conditions} \
+             ORDER BY e.seq DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let rows = c.all(&sql, values).await?;
+        let items = rows.iter().map(event_view_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok(EventPage { items, total: u64::try_from(total).unwrap_or(0) })
+    }
+
+    async fn event_detail(&self, org: OrgId, event_id: Uuid) -> Result<Option<EventDetail>, StoreError> {
+        let mut conn = self.pools.read().await?;
+        let mut c = conn.c();
+        let sql = format!(
+            "SELECT {EVENT_VIEW_COLUMNS}, {EVENT_STATUS} AS status FROM events e \
+             JOIN instances i ON i.id = e.instance_id LEFT JOIN notifications n ON n.id = e.notification_id \
+             WHERE e.event_id = $1 AND i.org_id = $2"
+        );
+        let Some(row) = c.opt(&sql, args![event_id.to_string(), org]).await? else { return Ok(None) };
+        let event = event_view_from_row(&row)?;
+        let (notification, attempts) = match event.notification_id {
+            Some(id) => {
+                let id = id.to_string();
+                (notification_of(&mut c, org, &id).await?, attempts_of(&mut c, &id).await?)
+            }
+            None => (None, Vec::new()),
+        };
+        Ok(Some(EventDetail { event, notification, attempts }))
+    }
+
+    async fn notification(
+        &self,
+        org: OrgId,
+        id: Uuid,
+    ) -> Result<Option<(NotificationRecord, Vec<StoredAttempt>)>, StoreError> {
+        let mut conn = self.pools.read().await?;
+        let mut c = conn.c();
+        let id = id.to_string();
+        let Some(record) = notification_of(&mut c, org, &id).await? else { return Ok(None) };
+        Ok(Some((record, attempts_of(&mut c, &id).await?)))
+    }
+
+    async fn redeliver(&self, org: OrgId, notification: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError> {
+        let mut tx = self.pools.write().await?;
+        let n = tx
+            .c()
+            .exec(
+                "UPDATE notifications SET status = 'pending', next_attempt_at = $3 WHERE id = $1 AND status = 'failed' \
+                 AND instance_id IN (SELECT id FROM instances WHERE org_id = $2 AND deleted_at IS NULL)",
+                args![notification.to_string(), org, ns(now)],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    async fn redeliver_failed(&self, org: OrgId, instance: InstanceId, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let mut tx = self.pools.write().await?;
+        let n = tx
+            .c()
+            .exec(
+                "UPDATE notifications SET status = 'pending', next_attempt_at = $3 \
+                 WHERE instance_id = $1 AND status = 'failed' \
+                 AND instance_id IN (SELECT id FROM instances WHERE org_id = $2 AND deleted_at IS NULL)",
+                args![instance, org, ns(now)],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn list_polls(&self, org: OrgId, instance: InstanceId, limit: usize) -> Result<Vec<PollRecord>, StoreError> {
+        let mut conn = self.pools.read().await?;
+        let rows = conn
+            .c()
+            .all(
+                "SELECT p.resource, p.outcome FROM polls p JOIN instances i ON i.id = p.instance_id \
+                 WHERE p.instance_id = $1 AND i.org_id = $2 ORDER BY p.id DESC LIMIT $3",
+                args![instance, org, count(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PollRecord {
+                    instance_id: instance,
+                    resource: r.text("resource")?,
+                    outcome: from_json("poll outcome", &r.text("outcome")?)?,
+                })
+            })
+            .collect()
+    }
+}

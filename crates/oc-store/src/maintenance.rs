@@ -1,0 +1,170 @@
+//! [`MaintenanceStore`] on SQL: retention of delivered notifications, the outbox gauges, the leases a gone node
+//! left behind, and the node heartbeats (table `nodes`).
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use oc_model::ports::{MaintenanceStore, NodeBeat, OutboxStats, ReleasedLeases, StoreError, node_of_holder};
+
+use crate::SqlStore;
+use crate::codec::{from_ns, ns};
+use crate::db::{Val, args};
+
+/// Notifications pruned per transaction.
+const PRUNE_CHUNK: i64 = 1_000;
+
+#[async_trait]
+impl MaintenanceStore for SqlStore {
+    async fn prune_delivered(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
+        // Delivered notifications by delivery time, dropped ones by age; failed ones stay. In chunks, so the
+        // SQLite writer is never held long.
+        let mut pruned = 0u64;
+        loop {
+            let mut tx = self.pools.write().await?;
+            let mut c = tx.c();
+            let rows = c
+                .all(
+                    "SELECT id FROM notifications WHERE (status = 'delivered' AND delivered_at < $1) \
+                     OR (status = 'dropped' AND created_at < $1) LIMIT $2",
+                    args![ns(before), PRUNE_CHUNK],
+                )
+                .await?;
+            let ids = rows.iter().map(|r| r.text("id").map(Val::Text)).collect::<Result<Vec<_>, _>>()?;
+            if ids.is_empty() {
+                break;
+            }
+            let list = c.placeholders(1, ids.len());
+            c.exec(&format!("DELETE FROM attempts WHERE notification_id IN ({list})"), ids.clone()).await?;
+            c.exec(&format!("DELETE FROM events WHERE notification_id IN ({list})"), ids.clone()).await?;
+            pruned += c.exec(&format!("DELETE FROM notifications WHERE id IN ({list})"), ids.clone()).await?;
+            tx.commit().await?;
+            if (ids.len() as i64) < PRUNE_CHUNK {
+                break;
+            }
+        }
+        let mut tx = self.pools.write().await?;
+        tx.c()
+            .exec("DELETE FROM events WHERE notification_id IS NULL AND dropped AND created_at < $1", args![ns(before)])
+            .await?;
+        tx.commit().await?;
+        Ok(pruned)
+    }
+
+    async fn outbox_stats(&self, now: DateTime<Utc>) -> Result<OutboxStats, StoreError> {
+        let mut conn = self.pools.read().await?;
+        let row = conn
+            .c()
+            .one(
+                "SELECT \
+                 (SELECT COUNT(*) FROM events WHERE notification_id IS NULL AND NOT dropped) AS unbatched, \
+                 (SELECT COUNT(*) FROM notifications WHERE status IN ('pending', 'delivering')) AS pending, \
+                 (SELECT COUNT(*) FROM notifications WHERE status = 'failed') AS failed, \
+                 (SELECT MIN(created_at) FROM notifications WHERE status IN ('pending', 'delivering')) AS oldest",
+                args![],
+            )
+            .await?;
+        let gauge = |v: i64| u64::try_from(v).unwrap_or(0);
+        let oldest = row.opt_i64("oldest")?.map(|t| (now - from_ns(t)).num_seconds().max(0)).unwrap_or(0);
+        Ok(OutboxStats {
+            unbatched_events: gauge(row.i64("unbatched")?),
+            pending_notifications: gauge(row.i64("pending")?),
+            failed_notifications: gauge(row.i64("failed")?),
+            oldest_pending_secs: gauge(oldest),
+        })
+    }
+
+    async fn lease_holders(&self, now: DateTime<Utc>) -> Result<Vec<String>, StoreError> {
+        let mut conn = self.pools.read().await?;
+        let rows = conn
+            .c()
+            .all(
+                "SELECT lease_owner AS holder FROM poll_jobs WHERE lease_owner IS NOT NULL AND lease_expires_at > $1 \
+                 UNION SELECT lease_owner AS holder FROM notifications \
+                     WHERE status = 'delivering' AND lease_owner IS NOT NULL AND lease_expires_at > $1 \
+                 UNION SELECT refresh_holder AS holder FROM instance_tokens \
+                     WHERE refresh_holder IS NOT NULL AND refresh_lock_until > $1 \
+                 ORDER BY holder",
+                args![ns(now)],
+            )
+            .await?;
+        rows.iter().map(|r| r.text("holder")).collect()
+    }
+
+    async fn release_leases_of(&self, node: &str, now: DateTime<Utc>) -> Result<ReleasedLeases, StoreError> {
+        let holders: Vec<String> =
+            self.lease_holders(now).await?.into_iter().filter(|h| node_of_holder(h) == Some(node)).collect();
+        let mut released = ReleasedLeases::default();
+        if holders.is_empty() {
+            return Ok(released);
+        }
+        let mut tx = self.pools.write().await?;
+        let mut c = tx.c();
+        for holder in &holders {
+            released.polls += c
+                .exec(
+                    "UPDATE poll_jobs SET lease_owner = NULL, lease_expires_at = NULL \
+                     WHERE lease_owner = $1 AND lease_expires_at > $2",
+                    args![holder.as_str(), ns(now)],
+                )
+                .await?;
+            released.deliveries += c
+                .exec(
+                    "UPDATE notifications SET lease_expires_at = $2 \
+                     WHERE status = 'delivering' AND lease_owner = $1 AND lease_expires_at > $2",
+                    args![holder.as_str(), ns(now)],
+                )
+                .await?;
+            released.refresh_locks += c
+                .exec(
+                    "UPDATE instance_tokens SET refresh_holder = NULL, refresh_lock_until = NULL \
+                     WHERE refresh_holder = $1",
+                    args![holder.as_str()],
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(released)
+    }
+
+    async fn heartbeat(&self, node: &str, now: DateTime<Utc>, starting: bool) -> Result<(), StoreError> {
+        let on_conflict = if starting {
+            "beats = nodes.beats + 1, started_at = excluded.started_at, heartbeat_at = excluded.heartbeat_at"
+        } else {
+            "beats = nodes.beats + 1, heartbeat_at = excluded.heartbeat_at"
+        };
+        let sql = format!(
+            "INSERT INTO nodes (node_id, beats, started_at, heartbeat_at) VALUES ($1, 1, $2, $2) \
+             ON CONFLICT (node_id) DO UPDATE SET {on_conflict}"
+        );
+        let mut tx = self.pools.write().await?;
+        tx.c().exec(&sql, args![node, ns(now)]).await?;
+        tx.commit().await
+    }
+
+    async fn nodes(&self) -> Result<Vec<NodeBeat>, StoreError> {
+        let mut conn = self.pools.read().await?;
+        let rows = conn
+            .c()
+            .all("SELECT node_id, beats, started_at, heartbeat_at FROM nodes ORDER BY node_id", args![])
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(NodeBeat {
+                    node: r.text("node_id")?,
+                    beats: r.i64("beats")?,
+                    started_at: from_ns(r.i64("started_at")?),
+                    heartbeat_at: from_ns(r.i64("heartbeat_at")?),
+                })
+            })
+            .collect()
+    }
+
+    async fn forget_node(&self, node: &str, beats: Option<i64>) -> Result<bool, StoreError> {
+        let mut tx = self.pools.write().await?;
+        let gone = match beats {
+            None => tx.c().exec("DELETE FROM nodes WHERE node_id = $1", args![node]).await?,
+            Some(b) => tx.c().exec("DELETE FROM nodes WHERE node_id = $1 AND beats = $2", args![node, b]).await?,
+        };
+        tx.commit().await?;
+        Ok(gone > 0)
+    }
+}
