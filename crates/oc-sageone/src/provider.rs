@@ -17,6 +17,7 @@ use url::Url;
 
 use crate::config::SageConfig;
 use crate::dates::format_sage;
+use crate::dialect::{ELEMENT_KEY, HUB};
 use crate::endpoints::{DELETED_SINCE, UPDATED_OR_CREATED_SINCE};
 use crate::envelope::decode_page;
 use crate::http::{Resend, api_error, snippet};
@@ -30,7 +31,7 @@ pub const MAX_PAGE_SIZE: u32 = 200;
 /// The element this provider serves. Open Connectors' own numbering of elements is not public: `id` is
 /// ocpoll's.
 pub fn element_info() -> ElementInfo {
-    ElementInfo { id: 1, key: "sageone".into(), name: "Sage Business Cloud Accounting".into(), hub: "finance".into() }
+    ElementInfo { id: 1, key: ELEMENT_KEY.into(), name: "Sage Business Cloud Accounting".into(), hub: HUB.into() }
 }
 
 /// The Sage Accounting v3.1 provider. Cheap to clone (clones share the HTTP client, the rate limiter, the
