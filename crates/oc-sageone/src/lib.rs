@@ -1,12 +1,14 @@
-//! The Sage Business Cloud Accounting v3.1 provider: the hub resource table, the CEQL `where` parser and
-//! translator, the OAuth client with rotating refresh tokens, paging and rate limits. It implements the
-//! provider port of `oc-model` ([`oc_model::ports::Provider`]) and is usable on its own as a Sage client.
+//! The Sage Business Cloud Accounting v3.1 provider: the hub resource table, the translator of CEQL `where`
+//! clauses to Sage's query parameters (the language itself is `oc-ceql`'s), the OAuth client with rotating
+//! refresh tokens, paging and rate limits. It implements the provider port of `oc-model`
+//! ([`oc_model::ports::Provider`]) and is usable on its own as a Sage client.
 //!
 //! - [`SageProvider`] (settings in [`SageConfig`]): `oauth_url`, `exchange_code`, `compile`, `fetch_page`;
 //!   tokens live in the session's [`TokenVault`](oc_model::ports::TokenVault);
 //! - [`translate`]: a `where` clause for a resource → [`Translation`] (what `ocpoll ceql translate` prints);
 //!   [`compile`]: a whole hub URL → [`CompiledQuery`](oc_model::ports::CompiledQuery);
-//! - [`ceql`]: the CEQL parser, syntax tree, printer and local evaluation;
+//! - [`DIALECT`]: what the CEQL crate ([`ceql`], `oc-ceql` re-exported) needs to know of Sage: the `finance`
+//!   hub, the hub field names (`lastModifiedDate` → `updated_at`, ...), the fields every list returns;
 //! - [`SageProvider::stats`]: requests by status, rate-limit waits and token refreshes, counted
 //!   ([`SageStatsSnapshot`]);
 //! - [`resources`]: the finance hub's resources; [`endpoints`]: Sage's list endpoints as its swagger declares them.
@@ -58,14 +60,13 @@
 //! # }
 //! ```
 
-pub mod ceql;
 mod config;
 mod dates;
+mod dialect;
 pub mod endpoints;
 mod envelope;
 pub mod error;
 mod http;
-mod hub;
 mod oauth;
 mod pause;
 mod provider;
@@ -75,9 +76,14 @@ mod spec;
 mod stats;
 mod translate;
 
+/// The query language (parser, syntax tree, printer, hub URL reader, local evaluation): `oc-ceql`, which this
+/// provider speaks through [`DIALECT`].
+pub use oc_ceql as ceql;
+
 pub use config::{DEFAULT_API_URL, DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, RateLimit, RetryPolicy, SageConfig};
+pub use dialect::DIALECT;
 pub use envelope::decode_page;
-pub use error::{CeqlError, SageApiError, Warning};
+pub use error::{CeqlError, CeqlErrorKind, SageApiError, Warning};
 pub use pause::{Pause, TokioPause};
 pub use provider::SageProvider;
 pub use spec::{

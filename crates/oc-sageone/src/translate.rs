@@ -31,14 +31,15 @@
 use std::fmt;
 use std::sync::Arc;
 
-use oc_model::ports::{CompiledQuery, FieldNeeds, QueryError};
+use oc_ceql::{CmpOp, Expr, ExprKind, LocalFilter, Span, Value, Warning, parse_instant};
+use oc_model::ports::{CompiledQuery, FieldNeeds, QueryError, RecordFilter};
 use serde::Serialize;
+use serde_json::Value as Json;
 
-use crate::ceql::{self, CmpOp, Expr, ExprKind, LocalFilter, Value, is_always_returned, record_path};
-use crate::dates::{floor_second, format_sage, parse_instant};
+use crate::dates::{floor_second, format_sage};
+use crate::dialect::DIALECT;
 use crate::endpoints::{DELETED_SINCE, Endpoint, ParamType, UPDATED_OR_CREATED_SINCE, endpoints};
-use crate::error::{CeqlError, Span, Warning, query_error};
-use crate::hub;
+use crate::error::{CeqlError, CeqlErrorKind, query_error};
 use crate::resources::{Resolved, known_names, resolve};
 
 /// A translation, as `ocpoll ceql translate` prints it. Serializes (serde) to exactly
@@ -101,13 +102,13 @@ impl fmt::Display for Translation {
 /// ```
 pub fn translate(resource: &str, where_clause: &str) -> Result<Translation, QueryError> {
     let Some(resolved) = resolve(resource) else {
-        let e = CeqlError::UnknownResource { name: resource.to_string(), known: known_names(), span: None };
-        return Err(query_error(&[e], where_clause));
+        let e = CeqlErrorKind::UnknownResource { name: resource.to_string(), known: known_names() };
+        return Err(query_error(&[e.into()], where_clause));
     };
     let (expr, mut warnings) = if where_clause.trim().is_empty() {
         (None, Vec::new())
     } else {
-        let parsed = ceql::parse(where_clause).map_err(|e| query_error(&[e], where_clause))?;
+        let parsed = oc_ceql::parse(where_clause).map_err(|e| query_error(&[e.into()], where_clause))?;
         (Some(parsed.expr), parsed.warnings)
     };
     let mut plan = plan(resolved, expr.as_ref(), &[]).map_err(|e| query_error(&e, where_clause))?;
@@ -128,20 +129,18 @@ pub fn translate(resource: &str, where_clause: &str) -> Result<Translation, Quer
 /// Compiles a rendered hub URL (`/hubs/finance/customers?where=...&pageSize=50`) into the Sage request, adding
 /// the fields `needs` asks for to `attributes`. Pure. Errors and warnings point into the URL.
 pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, QueryError> {
-    let url = hub::parse(hub_url).map_err(|e| query_error(&e, hub_url))?;
+    let url = oc_ceql::parse_hub_url(hub_url, &DIALECT)
+        .map_err(|e| query_error(&e.into_iter().map(CeqlError::from).collect::<Vec<_>>(), hub_url))?;
     let Some(resolved) = resolve(&url.resource) else {
-        let e = CeqlError::UnknownResource {
-            name: url.resource.clone(),
-            known: known_names(),
-            span: Some(url.resource_span.clone()),
-        };
-        return Err(query_error(&[e], hub_url));
+        let e = CeqlErrorKind::UnknownResource { name: url.resource.clone(), known: known_names() };
+        return Err(query_error(&[CeqlError::new(e, url.resource_span.clone())], hub_url));
     };
     let mut warnings: Vec<String> = url.warnings.iter().map(|w| w.message.clone()).collect();
     let expr = match &url.where_clause {
         None => None,
         Some(w) => {
-            let parsed = ceql::parse(&w.text).map_err(|e| query_error(&[e.map_span(|s| w.url_span(s))], hub_url))?;
+            let parsed =
+                oc_ceql::parse(w.text()).map_err(|e| query_error(&[e.map_span(|s| w.url_span(s)).into()], hub_url))?;
             warnings.extend(parsed.warnings.iter().map(|w| format!("where: {}", w.message)));
             Some(parsed.expr)
         }
@@ -157,7 +156,7 @@ pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, Query
     };
     let sort = match &url.order_by {
         None => default_sort(resolved.endpoint).map(Ok),
-        Some(o) => Some(order_by(resolved.endpoint, &o.text).map_err(|e| e.map_span(|s| o.url_span(s)))),
+        Some(o) => Some(order_by(resolved.endpoint, o.text()).map_err(|e| e.map_span(|s| o.url_span(s)))),
     };
     let sort = match sort {
         Some(Err(e)) => {
@@ -179,9 +178,29 @@ pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, Query
         page_size: url.page_size,
         page: url.page,
         has_deleted_feed: resolved.endpoint.has_deleted_feed(),
-        local: plan.local.as_ref().map(|e| Arc::new(LocalFilter::new(e)) as _),
+        local: plan.local.as_ref().map(|e| Arc::new(SageFilter(LocalFilter::new(e, &DIALECT))) as _),
         warnings,
     })
+}
+
+/// The residual predicate of a compiled query, as the port's [`RecordFilter`]: CEQL's evaluation in Sage's
+/// dialect.
+struct SageFilter(LocalFilter);
+
+impl fmt::Debug for SageFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl RecordFilter for SageFilter {
+    fn matches(&self, record: &Json) -> bool {
+        self.0.matches(record)
+    }
+
+    fn describe(&self) -> String {
+        self.0.text().to_string()
+    }
 }
 
 /// What a translation sends and keeps.
@@ -230,31 +249,29 @@ fn order_by(endpoint: &Endpoint, text: &str) -> Result<(&'static str, String, &'
         None | Some("asc") => false,
         Some("desc") => true,
         Some(_) => {
-            return Err(CeqlError::Expected {
-                expected: "one field and an optional `asc` or `desc`".into(),
-                found: format!("`{body}`"),
-                span,
-            });
+            return Err(not_one_field(body, span));
         }
     };
     if words.next().is_some() || field.contains(',') {
-        return Err(CeqlError::Expected {
-            expected: "one field and an optional `asc` or `desc`".into(),
-            found: format!("`{body}`"),
-            span,
-        });
+        return Err(not_one_field(body, span));
     }
-    let key = record_path(field).join(".");
+    let key = DIALECT.record_path(field).join(".");
     if !endpoint.sort_keys.contains(&key.as_str()) {
-        return Err(CeqlError::BadOrder {
+        let kind = CeqlErrorKind::BadOrder {
             path: endpoint.path.to_string(),
             key: field.to_string(),
             keys: endpoint.sort_keys.join(", "),
-            span,
-        });
+        };
+        return Err(CeqlError::new(kind, span));
     }
     let value = if desc { format!("{key}:desc") } else { key };
     Ok(("sort", value, "orderBy"))
+}
+
+/// `orderBy` that is not one field and a direction.
+fn not_one_field(body: &str, span: Span) -> CeqlError {
+    let expected = "one field and an optional `asc` or `desc`".into();
+    CeqlError::new(CeqlErrorKind::Ceql(oc_ceql::ErrorKind::Expected { expected, found: format!("`{body}`") }), span)
 }
 
 /// The value to send for `value` as the declared parameter of type `ty`, when it fits.
@@ -274,12 +291,14 @@ fn param_text(ty: ParamType, value: &Value) -> Option<String> {
 }
 
 /// The instant of a date term's value.
-fn instant(value: &ceql::Literal) -> Result<chrono::DateTime<chrono::Utc>, CeqlError> {
+fn instant(value: &oc_ceql::Literal) -> Result<chrono::DateTime<chrono::Utc>, CeqlError> {
     match &value.value {
         Value::String(s) => parse_instant(s),
         _ => None,
     }
-    .ok_or_else(|| CeqlError::NotADate { value: value.value.as_text().to_string(), span: value.span.clone() })
+    .ok_or_else(|| {
+        CeqlError::new(CeqlErrorKind::NotADate { value: value.value.as_text().to_string() }, value.span.clone())
+    })
 }
 
 /// Splits `expr` into what Sage evaluates and what stays local (see the module doc).
@@ -306,9 +325,9 @@ fn plan(resolved: Resolved, expr: Option<&Expr>, needs: &[String]) -> Result<Pla
                         Some(list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect());
                 }
                 (Value::String(_), CmpOp::Eq) => {
-                    errors.push(CeqlError::Twice { name: name.into(), span: term.span.clone() });
+                    errors.push(CeqlError::new(CeqlErrorKind::Twice { name: name.into() }, term.span.clone()));
                 }
-                _ => errors.push(CeqlError::BadAttributes { span: term.span.clone() }),
+                _ => errors.push(CeqlError::new(CeqlErrorKind::BadAttributes, term.span.clone())),
             }
             continue;
         }
@@ -354,21 +373,20 @@ fn plan(resolved: Resolved, expr: Option<&Expr>, needs: &[String]) -> Result<Pla
             let span = term.span.clone();
             match name {
                 "items_per_page" | "page" => {
-                    errors.push(CeqlError::Reserved {
-                        name: name.into(),
-                        hint: "use the hub URL's pageSize and page",
-                        span,
-                    });
+                    let hint = "use the hub URL's pageSize and page";
+                    errors.push(CeqlError::new(CeqlErrorKind::Reserved { name: name.into(), hint }, span));
                     continue;
                 }
                 "sort" => {
-                    errors.push(CeqlError::Reserved { name: name.into(), hint: "use the hub URL's orderBy", span });
+                    let hint = "use the hub URL's orderBy";
+                    errors.push(CeqlError::new(CeqlErrorKind::Reserved { name: name.into(), hint }, span));
                     continue;
                 }
                 _ => {}
             }
             let Some(mut text) = param_text(param.ty, &value.value) else {
-                errors.push(CeqlError::WrongType { name: name.into(), expected: param.ty.as_str(), span });
+                let kind = CeqlErrorKind::WrongType { name: name.into(), expected: param.ty.as_str() };
+                errors.push(CeqlError::new(kind, span));
                 continue;
             };
             if name == UPDATED_OR_CREATED_SINCE || name == DELETED_SINCE {
@@ -382,12 +400,13 @@ fn plan(resolved: Resolved, expr: Option<&Expr>, needs: &[String]) -> Result<Pla
             }
             if let Some((_, fixed)) = resolved.fixed.iter().find(|(k, _)| *k == name) {
                 if *fixed != text {
-                    errors.push(CeqlError::Conflict { name: name.into(), fixed: fixed.to_string(), span });
+                    let kind = CeqlErrorKind::Conflict { name: name.into(), fixed: fixed.to_string() };
+                    errors.push(CeqlError::new(kind, span));
                 }
                 continue;
             }
             if plan.has(name) {
-                errors.push(CeqlError::Twice { name: name.into(), span });
+                errors.push(CeqlError::new(CeqlErrorKind::Twice { name: name.into() }, span));
                 continue;
             }
             plan.push(name, text, origin);
@@ -401,16 +420,18 @@ fn plan(resolved: Resolved, expr: Option<&Expr>, needs: &[String]) -> Result<Pla
     for term in &local {
         for field in term.fields() {
             let name = field.name.as_str();
-            let head = record_path(name).swap_remove(0);
+            let head = DIALECT.record_path(name).swap_remove(0);
             let span = field.span.clone();
             if name == "attributes" {
-                errors.push(CeqlError::BadAttributes { span: term.span.clone() });
+                errors.push(CeqlError::new(CeqlErrorKind::BadAttributes, term.span.clone()));
             } else if endpoint.has_field(&head) {
                 // A record field.
             } else if endpoint.declares(name) {
-                errors.push(CeqlError::NotAField { name: name.into(), path: endpoint.path.into(), span });
+                let kind = CeqlErrorKind::NotAField { name: name.into(), path: endpoint.path.into() };
+                errors.push(CeqlError::new(kind, span));
             } else if endpoints().iter().any(|e| e.declares(name)) {
-                errors.push(CeqlError::NotDeclared { name: name.into(), path: endpoint.path.into(), span });
+                let kind = CeqlErrorKind::NotDeclared { name: name.into(), path: endpoint.path.into() };
+                errors.push(CeqlError::new(kind, span));
             } else if !plan.warnings.iter().any(|w| w.span == Some(span.clone())) {
                 plan.warnings.push(Warning {
                     message: format!(
@@ -429,9 +450,9 @@ fn plan(resolved: Resolved, expr: Option<&Expr>, needs: &[String]) -> Result<Pla
     // attributes: the user's, then what the poller needs, then what the local predicate reads.
     let mut attributes: Vec<String> = user_attributes.clone().unwrap_or_default();
     if !attributes.iter().any(|a| a == "all") {
-        let needed = needs.iter().map(|n| record_path(n).swap_remove(0)).chain(local_fields);
+        let needed = needs.iter().map(|n| DIALECT.record_path(n).swap_remove(0)).chain(local_fields);
         for field in needed {
-            if !is_always_returned(&field) && !attributes.contains(&field) {
+            if !DIALECT.is_always_returned(&field) && !attributes.contains(&field) {
                 attributes.push(field);
             }
         }
@@ -446,7 +467,8 @@ fn plan(resolved: Resolved, expr: Option<&Expr>, needs: &[String]) -> Result<Pla
             };
             plan.push("attributes", attributes.join(","), origin);
         } else {
-            errors.push(CeqlError::NotDeclared { name: "attributes".into(), path: endpoint.path.into(), span: 0..0 });
+            let kind = CeqlErrorKind::NotDeclared { name: "attributes".into(), path: endpoint.path.into() };
+            errors.push(CeqlError::new(kind, 0..0));
         }
     }
 

@@ -1,4 +1,4 @@
-//! Local evaluation of a CEQL predicate on fetched records, for what Sage cannot evaluate itself.
+//! Local evaluation of a CEQL predicate on JSON records, for what a provider's API cannot evaluate itself.
 //!
 //! Semantics (SQL-like three-valued logic; a record passes only when the predicate is true):
 //! - a missing or `null` field makes a comparison, `LIKE` or `IN` unknown (so `x != 'a'` does not pass a record
@@ -10,37 +10,38 @@
 //! - `LIKE`: `%` any run of characters, `_` exactly one, everything else literal, case-sensitive;
 //! - a dotted path walks objects; an array anywhere on the path matches when some element matches;
 //! - `IS NULL` holds when no non-null value is found at the path (missing, `null`, empty array);
-//! - the hub names `lastModifiedDate`, `createdDate`, `deletedDate` read Sage's `updated_at`, `created_at`,
-//!   `deleted_at`.
+//! - a field name the dialect aliases reads the record field it stands for ([`Dialect::record_path`]).
 
 use std::cmp::Ordering;
 use std::fmt;
 
 use chrono::{DateTime, Utc};
-use oc_model::ports::RecordFilter;
 use serde_json::Value as Json;
 
-use super::{CmpOp, Expr, ExprKind, Literal, Value};
+use crate::ast::{CmpOp, Expr, ExprKind, Literal, Value};
 use crate::dates::parse_instant;
+use crate::dialect::Dialect;
 
-/// Hub field names and the Sage record fields they stand for.
-pub const FIELD_ALIASES: &[(&str, &str)] =
-    &[("lastModifiedDate", "updated_at"), ("createdDate", "created_at"), ("deletedDate", "deleted_at")];
-
-/// The record path a CEQL field name reads (aliases resolved, split at dots).
-pub(crate) fn record_path(name: &str) -> Vec<String> {
-    if let Some((_, field)) = FIELD_ALIASES.iter().find(|(alias, _)| *alias == name) {
-        return vec![field.to_string()];
-    }
-    name.split('.').map(str::to_string).collect()
-}
-
-/// Fields every Sage list returns without being asked for (`attributes` need not name them).
-pub(crate) fn is_always_returned(field: &str) -> bool {
-    matches!(field, "id" | "displayed_as" | "$path")
-}
-
-/// A predicate compiled for evaluation on records (literals pre-parsed as numbers and instants).
+/// A predicate compiled for evaluation on records: field names resolved through the dialect, literals
+/// pre-parsed as numbers and instants. Its `Display` is the predicate in canonical CEQL.
+///
+/// ```
+/// use oc_ceql::{Dialect, LocalFilter, parse};
+/// use serde_json::json;
+///
+/// const ACME: Dialect = Dialect {
+///     element: "acme",
+///     hubs: &["crm"],
+///     example_resource: "contacts",
+///     field_aliases: &[("lastModifiedDate", "modified_at")],
+///     always_returned: &["id"],
+/// };
+/// let filter = LocalFilter::new(&parse("lastModifiedDate > '2024-01-01' and name like 'A%'")?.expr, &ACME);
+/// assert!(filter.matches(&json!({"modified_at": "2024-01-01T00:00:01Z", "name": "Acme"})));
+/// assert!(!filter.matches(&json!({"modified_at": "2024-01-01T00:00:00Z", "name": "Acme"})));
+/// assert_eq!(filter.to_string(), "lastModifiedDate > '2024-01-01' AND name LIKE 'A%'");
+/// # Ok::<(), oc_ceql::Error>(())
+/// ```
 pub struct LocalFilter {
     pred: Pred,
     text: String,
@@ -52,25 +53,26 @@ impl fmt::Debug for LocalFilter {
     }
 }
 
-impl LocalFilter {
-    /// Compiles `expr`.
-    pub fn new(expr: &Expr) -> Self {
-        LocalFilter { pred: Pred::new(expr), text: expr.to_string() }
-    }
-
-    /// True when `record` passes.
-    pub fn matches(&self, record: &Json) -> bool {
-        self.pred.eval(record) == Some(true)
+impl fmt::Display for LocalFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
     }
 }
 
-impl RecordFilter for LocalFilter {
-    fn matches(&self, record: &Json) -> bool {
-        LocalFilter::matches(self, record)
+impl LocalFilter {
+    /// Compiles `expr`, reading its field names as `dialect` says.
+    pub fn new(expr: &Expr, dialect: &Dialect) -> Self {
+        LocalFilter { pred: Pred::new(expr, dialect), text: expr.to_string() }
     }
 
-    fn describe(&self) -> String {
-        self.text.clone()
+    /// True when `record` passes (the predicate is true, not unknown).
+    pub fn matches(&self, record: &Json) -> bool {
+        self.pred.eval(record) == Some(true)
+    }
+
+    /// The predicate in canonical CEQL.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 }
 
@@ -101,20 +103,21 @@ impl Lit {
 }
 
 impl Pred {
-    fn new(e: &Expr) -> Pred {
+    fn new(e: &Expr, dialect: &Dialect) -> Pred {
+        let path = |name: &str| dialect.record_path(name);
         match &e.kind {
-            ExprKind::And(terms) => Pred::And(terms.iter().map(Pred::new).collect()),
-            ExprKind::Or(terms) => Pred::Or(terms.iter().map(Pred::new).collect()),
+            ExprKind::And(terms) => Pred::And(terms.iter().map(|t| Pred::new(t, dialect)).collect()),
+            ExprKind::Or(terms) => Pred::Or(terms.iter().map(|t| Pred::new(t, dialect)).collect()),
             ExprKind::Compare { field, op, value } => {
-                Pred::Cmp { path: record_path(&field.name), op: *op, lit: Lit::new(value) }
+                Pred::Cmp { path: path(&field.name), op: *op, lit: Lit::new(value) }
             }
             ExprKind::Like { field, pattern } => {
-                Pred::Like { path: record_path(&field.name), pattern: pattern.value.as_text().chars().collect() }
+                Pred::Like { path: path(&field.name), pattern: pattern.value.as_text().chars().collect() }
             }
             ExprKind::In { field, values } => {
-                Pred::In { path: record_path(&field.name), lits: values.iter().map(Lit::new).collect() }
+                Pred::In { path: path(&field.name), lits: values.iter().map(Lit::new).collect() }
             }
-            ExprKind::IsNull { field, negated } => Pred::IsNull { path: record_path(&field.name), negated: *negated },
+            ExprKind::IsNull { field, negated } => Pred::IsNull { path: path(&field.name), negated: *negated },
         }
     }
 
@@ -267,6 +270,6 @@ fn like(pattern: &[char], text: &str) -> bool {
 }
 
 #[cfg(test)]
-pub(super) fn like_for_tests(pattern: &str, text: &str) -> bool {
+pub(crate) fn like_for_tests(pattern: &str, text: &str) -> bool {
     like(&pattern.chars().collect::<Vec<_>>(), text)
 }

@@ -1,17 +1,38 @@
 //! The CEQL parser: recursive descent over the lexer's tokens, `OR` below `AND`, with a nesting limit so that no
 //! input can exhaust the stack.
 
-use super::lexer::{Tok, tokenize};
-use super::{CeqlError, Expr, ExprKind, Field, Literal, Parsed, Span, Value};
+use crate::ast::{Expr, ExprKind, Field, Literal, Value};
+use crate::error::{Error, ErrorKind, Span, Warning};
+use crate::lexer::{Tok, tokenize};
 
 /// The deepest nesting of parentheses accepted.
 pub const MAX_DEPTH: usize = 64;
 
-pub(super) fn parse(input: &str) -> Result<Parsed, CeqlError> {
+/// A parsed clause and what was repaired on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Parsed {
+    /// The expression.
+    pub expr: Expr,
+    /// Repairs made (at most the closing of a string left open at the end).
+    pub warnings: Vec<Warning>,
+}
+
+/// Parses a CEQL clause. Never panics; errors carry the byte span of the offending input. The clause needs no
+/// dialect: what its field names stand for is the evaluator's and the provider's business.
+///
+/// ```
+/// use oc_ceql::{parse, ExprKind};
+///
+/// let parsed = parse("lastModifiedDate >= '2024-01-01T00:00:00Z' and attributes='id,name").unwrap();
+/// assert!(matches!(parsed.expr.kind, ExprKind::And(ref terms) if terms.len() == 2));
+/// assert_eq!(parsed.warnings.len(), 1); // the string left open at the end was closed
+/// assert_eq!(parsed.expr.to_string(), "lastModifiedDate >= '2024-01-01T00:00:00Z' AND attributes = 'id,name'");
+/// ```
+pub fn parse(input: &str) -> Result<Parsed, Error> {
     let (tokens, warnings) = tokenize(input)?;
     let mut p = Parser { input, tokens, pos: 0 };
     if p.peek() == &Tok::Eof {
-        return Err(CeqlError::Empty { span: 0..input.len() });
+        return Err(Error::new(ErrorKind::Empty, 0..input.len()));
     }
     let expr = p.or(0)?;
     if p.peek() != &Tok::Eof {
@@ -43,16 +64,16 @@ impl Parser<'_> {
         t
     }
 
-    fn expected(&self, what: &str) -> CeqlError {
+    fn expected(&self, what: &str) -> Error {
         let span = self.span();
         let found = match self.peek() {
             Tok::Eof => "the end of the clause".to_string(),
             _ => format!("`{}`", &self.input[span.clone()]),
         };
-        CeqlError::Expected { expected: what.to_string(), found, span }
+        Error::new(ErrorKind::Expected { expected: what.to_string(), found }, span)
     }
 
-    fn or(&mut self, depth: usize) -> Result<Expr, CeqlError> {
+    fn or(&mut self, depth: usize) -> Result<Expr, Error> {
         let first = self.and(depth)?;
         if self.peek() != &Tok::Or {
             return Ok(first);
@@ -65,7 +86,7 @@ impl Parser<'_> {
         Ok(group(terms, ExprKind::Or))
     }
 
-    fn and(&mut self, depth: usize) -> Result<Expr, CeqlError> {
+    fn and(&mut self, depth: usize) -> Result<Expr, Error> {
         let first = self.atom(depth)?;
         if self.peek() != &Tok::And {
             return Ok(first);
@@ -78,10 +99,10 @@ impl Parser<'_> {
         Ok(group(terms, ExprKind::And))
     }
 
-    fn atom(&mut self, depth: usize) -> Result<Expr, CeqlError> {
+    fn atom(&mut self, depth: usize) -> Result<Expr, Error> {
         if self.peek() == &Tok::LParen {
             if depth >= MAX_DEPTH {
-                return Err(CeqlError::TooDeep { max: MAX_DEPTH, span: self.span() });
+                return Err(Error::new(ErrorKind::TooDeep { max: MAX_DEPTH }, self.span()));
             }
             let (_, open) = self.bump();
             let mut inner = self.or(depth + 1)?;
@@ -95,7 +116,7 @@ impl Parser<'_> {
         self.predicate()
     }
 
-    fn predicate(&mut self) -> Result<Expr, CeqlError> {
+    fn predicate(&mut self) -> Result<Expr, Error> {
         let Tok::Name(name) = self.peek().clone() else { return Err(self.expected("a field name or `(`")) };
         let (_, span) = self.bump();
         let field = Field { name, span };
@@ -111,11 +132,9 @@ impl Parser<'_> {
                 self.bump();
                 let pattern = self.literal()?;
                 if !matches!(pattern.value, Value::String(_)) {
-                    return Err(CeqlError::Expected {
-                        expected: "a quoted pattern after `LIKE`".into(),
-                        found: format!("`{}`", &self.input[pattern.span.clone()]),
-                        span: pattern.span,
-                    });
+                    let found = format!("`{}`", &self.input[pattern.span.clone()]);
+                    let kind = ErrorKind::Expected { expected: "a quoted pattern after `LIKE`".into(), found };
+                    return Err(Error::new(kind, pattern.span));
                 }
                 let end = pattern.span.end;
                 (ExprKind::Like { field, pattern }, end)
@@ -154,7 +173,7 @@ impl Parser<'_> {
         Ok(Expr { kind, span: start..end })
     }
 
-    fn literal(&mut self) -> Result<Literal, CeqlError> {
+    fn literal(&mut self) -> Result<Literal, Error> {
         let value = match self.peek() {
             Tok::Str(s) => Value::String(s.clone()),
             Tok::Num(n) => Value::Number(n.clone()),

@@ -1,12 +1,20 @@
-//! Tests of the CEQL parser, printer and local evaluation: tables of cases through one `check` helper per
-//! feature, and proptest for "never panics" and "print then parse gives the same tree".
+//! Tests of the CEQL parser, printer, local evaluation and hub URL reader: tables of cases through one `check`
+//! helper per feature, and proptest for "never panics" and "print then parse gives the same tree".
 
 use proptest::prelude::*;
 use serde_json::{Value as Json, json};
 
-use super::eval::like_for_tests;
-use super::*;
-use crate::error::render;
+use crate::eval::like_for_tests;
+use crate::*;
+
+/// An example dialect, shaped like the Sage provider's (the field names of the cases below are Sage's).
+const EXAMPLE: Dialect = Dialect {
+    element: "sageone",
+    hubs: &["finance"],
+    example_resource: "customers",
+    field_aliases: &[("lastModifiedDate", "updated_at"), ("createdDate", "created_at"), ("deletedDate", "deleted_at")],
+    always_returned: &["id", "displayed_as", "$path"],
+};
 
 /// Parses `input`; expects its canonical printing (plus ` [warning a..b]` per repair), or `error: <rendered>`.
 fn check(input: &str, expected: &str) {
@@ -19,7 +27,7 @@ fn check(input: &str, expected: &str) {
             }
             s
         }
-        Err(e) => format!("error: {}", render(&e.to_string(), input, e.span().as_ref())),
+        Err(e) => format!("error: {}", e.render(input)),
     };
     assert_eq!(got, expected, "input: {input:?}");
 }
@@ -111,7 +119,10 @@ fn nesting_is_bounded() {
     let ok = format!("{}a = 1{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
     assert!(parse(&ok).is_ok());
     let deep = format!("{}a = 1{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
-    assert!(matches!(parse(&deep), Err(CeqlError::TooDeep { span, .. }) if span == (MAX_DEPTH..MAX_DEPTH + 1)));
+    let err = parse(&deep).unwrap_err();
+    assert_eq!(err.kind(), &ErrorKind::TooDeep { max: MAX_DEPTH });
+    assert_eq!(err.span(), Some(&(MAX_DEPTH..MAX_DEPTH + 1)));
+    assert_eq!(err.to_string(), "the clause is nested too deeply (more than 64 levels of parentheses)");
     // A huge input does not exhaust the stack either.
     assert!(parse(&"(".repeat(1_000_000)).is_err());
 }
@@ -119,7 +130,7 @@ fn nesting_is_bounded() {
 /// Evaluates `clause` on `record`.
 fn check_eval(clause: &str, record: Json, expected: bool) {
     let parsed = parse(clause).unwrap_or_else(|e| panic!("{clause}: {e}"));
-    let filter = LocalFilter::new(&parsed.expr);
+    let filter = LocalFilter::new(&parsed.expr, &EXAMPLE);
     assert_eq!(filter.matches(&record), expected, "{clause} on {record}");
 }
 
@@ -206,6 +217,184 @@ fn like_patterns() {
     check_like("%a%a%a%a%b", &"a".repeat(2000), false);
     check_like("é_", "éx", true);
     check_like("A%", "a", false);
+}
+
+/// `parse_hub_url(url, dialect)` summarized as `HUB/RESOURCE@SPAN where=<text>@<url span> size=.. page=..
+/// orderBy=.. warnings=[..]`, or `error: <every rendered problem>`.
+fn check_hub_in(dialect: &Dialect, url: &str, expected: &str) {
+    let got = match parse_hub_url(url, dialect) {
+        Ok(h) => {
+            let value = |d: &Option<Decoded>| match d {
+                Some(d) => format!("{:?}@{:?}", d.text(), d.url_span(0..d.text().len())),
+                None => "-".to_string(),
+            };
+            let warnings: Vec<String> = h.warnings.iter().map(|w| w.render(url)).collect();
+            format!(
+                "{}/{}@{:?} where={} size={:?} page={:?} orderBy={} warnings={warnings:?}",
+                h.hub,
+                h.resource,
+                h.resource_span,
+                value(&h.where_clause),
+                h.page_size,
+                h.page,
+                value(&h.order_by)
+            )
+        }
+        Err(errors) => {
+            format!("error: {}", errors.iter().map(|e| e.render(url)).collect::<Vec<_>>().join("\n"))
+        }
+    };
+    assert_eq!(got, expected, "{url}");
+}
+
+fn check_hub(url: &str, expected: &str) {
+    check_hub_in(&EXAMPLE, url, expected);
+}
+
+#[test]
+fn hub_values_raw_or_encoded_read_the_same() {
+    let clause = "\"lastModifiedDate>='2019-03-25T15:31:02Z' and attributes='created_at,updated_at'\"";
+    // Raw, as users write it.
+    check_hub(
+        "/hubs/finance/customers?where=lastModifiedDate>='2019-03-25T15:31:02Z' and attributes='created_at,updated_at'&pageSize=50",
+        &format!("finance/customers@14..23 where={clause}@30..109 size=Some(50) page=None orderBy=- warnings=[]"),
+    );
+    // java.net.URLEncoder: spaces as `+`, quotes encoded.
+    check_hub(
+        "/hubs/finance/customers?where=lastModifiedDate%3E%3D%272019-03-25T15%3A31%3A02Z%27+and+attributes%3D%27created_at%2Cupdated_at%27&pageSize=50",
+        &format!("finance/customers@14..23 where={clause}@30..129 size=Some(50) page=None orderBy=- warnings=[]"),
+    );
+    // encodeURIComponent: spaces as %20, quotes left alone, `+` would be %2B.
+    check_hub(
+        "/hubs/finance/customers?where=lastModifiedDate%3E%3D'2019-03-25T15%3A31%3A02%2B00%3A00'%20and%20attributes%3D'created_at%2Cupdated_at'&pageSize=50",
+        "finance/customers@14..23 where=\"lastModifiedDate>='2019-03-25T15:31:02+00:00' and attributes='created_at,updated_at'\"@30..134 size=Some(50) page=None orderBy=- warnings=[]",
+    );
+    // A raw `+` next to a raw quote stays a `+`.
+    check_hub(
+        "/hubs/finance/customers?where=lastModifiedDate>='2019-03-25T17:31:02+02:00'",
+        "finance/customers@14..23 where=\"lastModifiedDate>='2019-03-25T17:31:02+02:00'\"@30..75 size=None page=None orderBy=- warnings=[]",
+    );
+    // A raw value with spaces is not percent-decoded: the LIKE pattern survives.
+    check_hub(
+        "/hubs/finance/contacts?where=name like '%20%'",
+        "finance/contacts@14..22 where=\"name like '%20%'\"@29..45 size=None page=None orderBy=- warnings=[]",
+    );
+    // A `%` not followed by two hex digits is itself.
+    check_hub(
+        "/hubs/finance/contacts?where=a%2",
+        "finance/contacts@14..22 where=\"a%2\"@29..32 size=None page=None orderBy=- warnings=[]",
+    );
+}
+
+#[test]
+fn hub_parameters() {
+    // A prefix before `/hubs/`, a trailing slash, parameter names in any case, an `&` inside a string, an unknown
+    // parameter.
+    check_hub(
+        "https://ocpoll.example/elements/api-v2/hubs/finance/invoices/?where=name='A&B'&PAGESIZE=5&page=2&orderBy=lastModifiedDate desc&foo=1",
+        "finance/invoices@52..60 where=\"name='A&B'\"@68..78 size=Some(5) page=Some(2) orderBy=\"lastModifiedDate desc\"@105..126 warnings=[\"unknown hub parameter `foo` is ignored (known: where, pageSize, page, orderBy)\\n  https://ocpoll.example/elements/api-v2/hubs/finance/invoices/?where=name='A&B'&PAGESIZE=5&page=2&orderBy=lastModifiedDate desc&foo=1\\n                                                                                                                                 ^^^\"]",
+    );
+    // A string left open before another hub parameter ends at that parameter.
+    check_hub(
+        "/hubs/finance/customers?where=attributes='a,b&pageSize=10",
+        "finance/customers@14..23 where=\"attributes='a,b\"@30..45 size=Some(10) page=None orderBy=- warnings=[]",
+    );
+    // Empty values are absent; a path without the leading slash is a hub URL too; the resource is decoded.
+    check_hub(
+        "hubs/finance/sales%5Finvoices?where=&orderBy=%20",
+        "finance/sales_invoices@13..29 where=- size=None page=None orderBy=- warnings=[]",
+    );
+    check_hub("/hubs/finance/products", "finance/products@14..22 where=- size=None page=None orderBy=- warnings=[]");
+}
+
+#[test]
+fn hub_errors_point_into_the_url() {
+    check_hub(
+        "/hubs/finance/widgets?pageSize=0&pageSize=2",
+        "error: `pageSize` must be a whole number from 1, found `0`\n  /hubs/finance/widgets?pageSize=0&pageSize=2\n                                 ^\n`pageSize` is given twice\n  /hubs/finance/widgets?pageSize=0&pageSize=2\n                                   ^^^^^^^^",
+    );
+    check_hub(
+        "/hubs/finance/x?page=two",
+        "error: `page` must be a whole number from 1, found `two`\n  /hubs/finance/x?page=two\n                       ^^^",
+    );
+    check_hub(
+        "/hubs/crm/contacts",
+        "error: unknown hub `crm`: sageone serves the `finance` hub\n  /hubs/crm/contacts\n        ^^^",
+    );
+    check_hub(
+        "/contacts?where=a=1",
+        "error: expected a hub URL such as `/hubs/finance/customers?where=...`\n  /contacts?where=a=1\n  ^^^^^^^^^",
+    );
+    for url in ["/hubs/finance", "/hubs/finance/", "/hubs//contacts", "/hubs/finance/contacts/1", "/hubs/finance/a//"] {
+        let shown = format!(
+            "error: expected a hub URL such as `/hubs/finance/customers?where=...`\n  {url}\n  {}",
+            "^".repeat(url.len())
+        );
+        check_hub(url, &shown);
+    }
+    check_hub(
+        "/hubs/finance/contacts?where=a%FF",
+        "error: the value of `where` is not UTF-8 once percent-decoded\n  /hubs/finance/contacts?where=a%FF\n                               ^^^^",
+    );
+    check_hub(
+        "/hubs/finance/a%FF",
+        "error: the value of `resource` is not UTF-8 once percent-decoded\n  /hubs/finance/a%FF\n                ^^^^",
+    );
+    // Every problem, the path's and the parameters'.
+    check_hub(
+        "/hubs/crm/x?where=1&where=2",
+        "error: unknown hub `crm`: sageone serves the `finance` hub\n  /hubs/crm/x?where=1&where=2\n        ^^^\n`where` is given twice\n  /hubs/crm/x?where=1&where=2\n                      ^^^^^",
+    );
+}
+
+#[test]
+fn the_dialect_names_the_hubs() {
+    const TWO: Dialect = Dialect {
+        element: "acme",
+        hubs: &["crm", "marketing"],
+        example_resource: "leads",
+        field_aliases: &[],
+        always_returned: &[],
+    };
+    check_hub_in(
+        &TWO,
+        "/hubs/marketing/leads",
+        "marketing/leads@16..21 where=- size=None page=None orderBy=- warnings=[]",
+    );
+    check_hub_in(
+        &TWO,
+        "/hubs/finance/leads",
+        "error: unknown hub `finance`: acme serves the `crm` and `marketing` hubs\n  /hubs/finance/leads\n        ^^^^^^^",
+    );
+    check_hub_in(&TWO, "/leads", "error: expected a hub URL such as `/hubs/crm/leads?where=...`\n  /leads\n  ^^^^^^");
+}
+
+#[test]
+fn where_errors_map_back_into_the_url() {
+    let url = "/hubs/finance/customers?where=name%20%3D%20";
+    let hub = parse_hub_url(url, &EXAMPLE).unwrap();
+    let clause = hub.where_clause.unwrap();
+    assert_eq!(clause.text(), "name = ");
+    let err = parse(clause.text()).unwrap_err().map_span(|s| clause.url_span(s));
+    assert_eq!(
+        err.render(url),
+        "expected a value (a quoted string, a number, `true` or `false`), found the end of the clause\n  /hubs/finance/customers?where=name%20%3D%20\n                                             ^"
+    );
+    assert_eq!(clause.url_span(4..5), 34..37);
+    assert_eq!(clause.url_span(5..99), 37..43);
+}
+
+#[test]
+fn the_dialect_resolves_fields() {
+    assert_eq!(EXAMPLE.record_path("lastModifiedDate"), ["updated_at"]);
+    assert_eq!(EXAMPLE.record_path("deletedDate"), ["deleted_at"]);
+    assert_eq!(EXAMPLE.record_path("contact.id"), ["contact", "id"]);
+    assert_eq!(EXAMPLE.record_path("updated_at"), ["updated_at"]);
+    assert_eq!(EXAMPLE.alias("name"), None);
+    assert!(EXAMPLE.is_always_returned("$path"));
+    assert!(!EXAMPLE.is_always_returned("name"));
+    assert!(EXAMPLE.serves("finance"));
+    assert!(!EXAMPLE.serves("Finance"));
 }
 
 // ---- proptest ----
@@ -296,9 +485,9 @@ proptest! {
             prop_assert_eq!(again.expr.without_spans(), parsed.expr.without_spans());
         } else if let Err(e) = parse(&input) {
             // Errors carry a span inside the input (or at its end) and render without panicking.
-            let span = e.span().unwrap_or(0..0);
+            let span = e.span().cloned().unwrap_or(0..0);
             prop_assert!(span.start <= span.end && span.end <= input.len());
-            let _ = e.diagnostic(&input);
+            let _ = e.render(&input);
         }
     }
 
@@ -312,7 +501,61 @@ proptest! {
 
     #[test]
     fn evaluation_never_panics(tree in expr(), record in any::<String>()) {
-        let filter = LocalFilter::new(&tree);
+        let filter = LocalFilter::new(&tree, &EXAMPLE);
         let _ = filter.matches(&json!({"a": record, "and": [1, {"x": null}], "$path": "/x"}));
     }
+
+    #[test]
+    fn hub_url_reader_never_panics(url in any::<String>(), query in hub_query()) {
+        let _ = parse_hub_url(&url, &EXAMPLE);
+        let url = format!("/hubs/finance/invoices?{query}");
+        match parse_hub_url(&url, &EXAMPLE) {
+            // Decoded values map back inside the URL, and so do the errors of the clause they hold.
+            Ok(hub) => {
+                for d in hub.where_clause.iter().chain(&hub.order_by) {
+                    let span = d.url_span(0..d.text().len());
+                    prop_assert!(span.start <= span.end && span.end <= url.len(), "{span:?} in {url:?}");
+                }
+                if let Some(w) = &hub.where_clause
+                    && let Err(e) = parse(w.text())
+                {
+                    let span = e.map_span(|s| w.url_span(s)).span().cloned().unwrap_or(0..0);
+                    prop_assert!(span.start <= span.end && span.end <= url.len(), "{span:?} in {url:?}");
+                }
+            }
+            Err(errors) => {
+                for e in &errors {
+                    let span = e.span().cloned().unwrap_or(0..0);
+                    prop_assert!(span.start <= span.end && span.end <= url.len(), "{span:?} in {url:?}");
+                    let _ = e.render(&url);
+                }
+            }
+        }
+    }
+}
+
+/// Query text made of hub URL pieces.
+fn hub_query() -> impl Strategy<Value = String> {
+    let piece = prop_oneof![
+        Just("where=".to_string()),
+        Just("&".to_string()),
+        Just("pageSize=".to_string()),
+        Just("page=".to_string()),
+        Just("orderBy=".to_string()),
+        Just("'".to_string()),
+        Just("%".to_string()),
+        Just("%2".to_string()),
+        Just("%27".to_string()),
+        Just("%FF".to_string()),
+        Just("%C3%A9".to_string()),
+        Just("+".to_string()),
+        Just(" ".to_string()),
+        Just("=".to_string()),
+        Just("lastModifiedDate>=".to_string()),
+        Just("'2024-01-01T00:00:00Z'".to_string()),
+        Just(" and ".to_string()),
+        Just("12".to_string()),
+        "\\PC{0,4}",
+    ];
+    prop::collection::vec(piece, 0..16).prop_map(|v| v.concat())
 }

@@ -1,11 +1,12 @@
 //! The CEQL lexer: turns a clause into tokens with byte spans, closing a string left open at the end (the one
 //! repair) and reporting it as a warning.
 
-use super::{CeqlError, CmpOp, Span, Warning};
+use crate::ast::CmpOp;
+use crate::error::{Error, ErrorKind, Span, Warning};
 
 /// A token.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) enum Tok {
+pub(crate) enum Tok {
     /// A plain or backticked name.
     Name(String),
     /// A single-quoted string, unescaped.
@@ -29,7 +30,7 @@ pub(super) enum Tok {
 }
 
 /// The keywords (matched without regard to case).
-pub(super) fn keyword(word: &str) -> Option<Tok> {
+pub(crate) fn keyword(word: &str) -> Option<Tok> {
     const WORDS: [(&str, Tok); 9] = [
         ("and", Tok::And),
         ("or", Tok::Or),
@@ -45,7 +46,7 @@ pub(super) fn keyword(word: &str) -> Option<Tok> {
 }
 
 /// Characters allowed after the first one of a plain name.
-pub(super) fn is_name_char(c: char) -> bool {
+pub(crate) fn is_name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '$'
 }
 
@@ -54,10 +55,10 @@ fn is_name_start(c: char) -> bool {
 }
 
 /// Tokens with their spans, and the repairs made.
-pub(super) type Lexed = (Vec<(Tok, Span)>, Vec<Warning>);
+pub(crate) type Lexed = (Vec<(Tok, Span)>, Vec<Warning>);
 
 /// Splits `input` into tokens (the last one [`Tok::Eof`]).
-pub(super) fn tokenize(input: &str) -> Result<Lexed, CeqlError> {
+pub(crate) fn tokenize(input: &str) -> Result<Lexed, Error> {
     let bytes = input.as_bytes();
     let mut tokens = Vec::new();
     let mut warnings = Vec::new();
@@ -121,10 +122,10 @@ pub(super) fn tokenize(input: &str) -> Result<Lexed, CeqlError> {
             b'`' => {
                 let (text, end, closed) = quoted(input, i, b'`');
                 if !closed {
-                    return Err(CeqlError::UnterminatedField { span: start..end });
+                    return Err(Error::new(ErrorKind::UnterminatedField, start..end));
                 }
                 if text.is_empty() {
-                    return Err(CeqlError::EmptyField { span: start..end });
+                    return Err(Error::new(ErrorKind::EmptyField, start..end));
                 }
                 i = end;
                 tokens.push((Tok::Name(text), start..i));
@@ -132,7 +133,7 @@ pub(super) fn tokenize(input: &str) -> Result<Lexed, CeqlError> {
             b'-' | b'0'..=b'9' => {
                 let end = number_end(bytes, i);
                 if end == i {
-                    return Err(CeqlError::UnexpectedChar { found: '-', span: i..i + 1 });
+                    return Err(Error::new(ErrorKind::UnexpectedChar { found: '-' }, i..i + 1));
                 }
                 i = end;
                 tokens.push((Tok::Num(input[start..i].to_string()), start..i));
@@ -141,7 +142,7 @@ pub(super) fn tokenize(input: &str) -> Result<Lexed, CeqlError> {
                 // Slicing at `i` is safe: every arm above consumed whole ASCII characters.
                 let ch = input[i..].chars().next().unwrap_or(char::REPLACEMENT_CHARACTER);
                 if !is_name_start(ch) {
-                    return Err(CeqlError::UnexpectedChar { found: ch, span: i..i + ch.len_utf8() });
+                    return Err(Error::new(ErrorKind::UnexpectedChar { found: ch }, i..i + ch.len_utf8()));
                 }
                 while i < bytes.len() && is_name_char(bytes[i] as char) {
                     i += 1;

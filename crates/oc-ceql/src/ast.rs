@@ -1,52 +1,11 @@
-//! CEQL, the `where=` language of Open Connectors hub URLs: the syntax tree (with byte spans), the parser and
-//! the printer.
-//!
-//! The language: conditions `field op value` with `=`, `!=` (also `<>`), `<`, `<=`, `>`, `>=`; `field LIKE
-//! 'pattern'` (`%` any run of characters, `_` one character); `field IN (v, ...)`; `field IS NULL`, `field IS NOT
-//! NULL`; joined by `AND` and `OR` (any case; `AND` binds tighter) and grouped by parentheses. Values are strings
-//! in single quotes (a quote inside is doubled: `'O''Brien'`), numbers (`12`, `-3.5`, `1e3`) and `true`/`false`.
-//! Field names are plain (`updated_at`, `contact.id`, `$path`) or in backticks (`` `odd name` ``, a backtick
-//! inside doubled).
-//!
-//! One repair only: a string literal left open at the very end of the clause (the Open Connectors seed URL ends
-//! `attributes='created_at,updated_at`) is closed, and a [`Warning`] says so.
-//!
-//! ```
-//! use oc_sageone::ceql::{parse, ExprKind};
-//!
-//! let parsed = parse("lastModifiedDate >= '2024-01-01T00:00:00Z' and attributes='created_at,updated_at").unwrap();
-//! assert!(matches!(parsed.expr.kind, ExprKind::And(ref terms) if terms.len() == 2));
-//! assert_eq!(parsed.warnings.len(), 1);
-//! assert_eq!(
-//!     parsed.expr.to_string(),
-//!     "lastModifiedDate >= '2024-01-01T00:00:00Z' AND attributes = 'created_at,updated_at'"
-//! );
-//! ```
-
-mod eval;
-mod lexer;
-mod parser;
+//! The syntax tree of a CEQL clause, every node with its byte span in the input, and the canonical printer
+//! (`Display`): upper-case keywords, single spaces, parentheses only where the tree needs them; printing then
+//! parsing gives the same tree.
 
 use std::fmt;
 
-pub use crate::error::{CeqlError, Span, Warning};
-pub use eval::{FIELD_ALIASES, LocalFilter};
-pub(crate) use eval::{is_always_returned, record_path};
-pub use parser::MAX_DEPTH;
-
-/// A parsed clause and what was repaired on the way.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Parsed {
-    /// The expression.
-    pub expr: Expr,
-    /// Repairs made (at most the closing of a string left open at the end).
-    pub warnings: Vec<Warning>,
-}
-
-/// Parses a CEQL clause. Never panics; errors carry the byte span of the offending input.
-pub fn parse(input: &str) -> Result<Parsed, CeqlError> {
-    parser::parse(input)
-}
+use crate::error::Span;
+use crate::lexer;
 
 /// A node of the syntax tree.
 #[derive(Debug, Clone, PartialEq)]
@@ -277,6 +236,3 @@ fn join(f: &mut fmt::Formatter<'_>, terms: &[Expr], sep: &str, parens: impl Fn(&
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests;

@@ -1,4 +1,4 @@
-//! Hub URLs: `/hubs/finance/{resource}?where=...&pageSize=&page=&orderBy=`, as users and the poller's template
+//! Hub URLs: `/hubs/{hub}/{resource}?where=...&pageSize=&page=&orderBy=`, as users and the poller's template
 //! renderer write them — values raw (`where=lastModifiedDate>='...' and attributes='a,b'`, spaces and quotes as
 //! they are) or percent-encoded.
 //!
@@ -11,63 +11,98 @@
 //! - an `&` inside a quoted string does not end the value, unless it is followed by one of the hub parameters
 //!   (`where=`, `pageSize=`, `page=`, `orderBy=`): then the string was left open and the value ends there.
 //!
-//! Every decoded value keeps a map from its bytes back to the URL, so errors point into the URL.
+//! Every decoded value keeps a map from its bytes back to the URL, so errors point into the URL. Which hubs
+//! are served is the [`Dialect`]'s.
 
-use crate::error::{CeqlError, Span, Warning};
+use crate::dialect::Dialect;
+use crate::error::{Error, ErrorKind, Span, Warning};
 
 /// The parts of a hub URL.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct HubUrl {
-    /// The resource as named.
-    pub(crate) resource: String,
+pub struct HubUrl {
+    /// The hub as named (one the dialect serves).
+    pub hub: String,
+    /// The resource as named, percent-decoded.
+    pub resource: String,
     /// Where it is in the URL.
-    pub(crate) resource_span: Span,
+    pub resource_span: Span,
     /// `where`, decoded (absent when empty).
-    pub(crate) where_clause: Option<Decoded>,
+    pub where_clause: Option<Decoded>,
     /// `pageSize`.
-    pub(crate) page_size: Option<u32>,
+    pub page_size: Option<u32>,
     /// `page`.
-    pub(crate) page: Option<u32>,
-    /// `orderBy`, decoded.
-    pub(crate) order_by: Option<Decoded>,
+    pub page: Option<u32>,
+    /// `orderBy`, decoded (absent when empty).
+    pub order_by: Option<Decoded>,
     /// Things ignored, with spans in the URL.
-    pub(crate) warnings: Vec<Warning>,
+    pub warnings: Vec<Warning>,
 }
 
 /// A decoded query value and where each of its bytes came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Decoded {
-    /// The value.
-    pub(crate) text: String,
-    /// For each byte of `text`, its offset in the URL; one more entry for the end.
+pub struct Decoded {
+    text: String,
+    /// For each byte of `text`, its offset in the URL; one more entry for the end (never empty).
     map: Vec<usize>,
 }
 
 impl Decoded {
-    /// The URL range of a range of the decoded text.
-    pub(crate) fn url_span(&self, span: Span) -> Span {
-        let last = self.map.len() - 1;
-        self.map[span.start.min(last)]..self.map[span.end.min(last)]
+    /// The value.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// The URL range of a range of the decoded text (clamped to its end).
+    pub fn url_span(&self, span: Span) -> Span {
+        let last = self.map.len().saturating_sub(1);
+        let at = |i: usize| self.map.get(i.min(last)).copied().unwrap_or(0);
+        at(span.start)..at(span.end)
     }
 }
 
+/// The hub URL parameters, lowercase (their names are matched without regard to case).
 const KNOWN: [&str; 4] = ["where", "pagesize", "page", "orderby"];
 
-/// Splits and decodes a hub URL. A scheme, host and any prefix before `/hubs/` are ignored.
-pub(crate) fn parse(url: &str) -> Result<HubUrl, Vec<CeqlError>> {
+/// Splits and decodes a hub URL (`/hubs/{hub}/{resource}?where=...&pageSize=&page=&orderBy=`) for a hub of
+/// `dialect`. A scheme, host and any prefix before `/hubs/` are ignored; unknown parameters are ignored with a
+/// warning. Every problem is reported, each with its span in `url`. Never panics.
+///
+/// ```
+/// use oc_ceql::{Dialect, parse_hub_url};
+///
+/// const ACME: Dialect = Dialect {
+///     element: "acme",
+///     hubs: &["crm"],
+///     example_resource: "contacts",
+///     field_aliases: &[],
+///     always_returned: &[],
+/// };
+/// let url = "https://api.example/hubs/crm/contacts?where=name%20like%20%27A%25%27&pageSize=50";
+/// let hub = parse_hub_url(url, &ACME).unwrap();
+/// assert_eq!(hub.resource, "contacts");
+/// let clause = hub.where_clause.unwrap();
+/// assert_eq!(clause.text(), "name like 'A%'");
+/// assert_eq!(&url[clause.url_span(5..9)], "like");
+/// assert_eq!(hub.page_size, Some(50));
+///
+/// let errors = parse_hub_url("/hubs/erp/contacts", &ACME).unwrap_err();
+/// assert_eq!(errors[0].render("/hubs/erp/contacts"), "unknown hub `erp`: acme serves the `crm` hub\n  /hubs/erp/contacts\n        ^^^");
+/// ```
+pub fn parse_hub_url(url: &str, dialect: &Dialect) -> Result<HubUrl, Vec<Error>> {
     let (path, query) = match url.find('?') {
         Some(i) => (&url[..i], Some((&url[i + 1..], i + 1))),
         None => (url, None),
     };
     let mut errors = Vec::new();
-    let (resource, resource_span) = match path_resource(path) {
+    let (hub, resource, resource_span) = match path_resource(path, dialect) {
         Ok(r) => r,
         Err(e) => {
             errors.push(e);
-            (String::new(), 0..0)
+            (String::new(), String::new(), 0..0)
         }
     };
     let mut hub = HubUrl {
+        hub,
         resource,
         resource_span,
         where_clause: None,
@@ -93,14 +128,14 @@ pub(crate) fn parse(url: &str) -> Result<HubUrl, Vec<CeqlError>> {
             continue;
         }
         if seen.contains(&lower) {
-            errors.push(CeqlError::DuplicateParameter { name: key.to_string(), span: key_span });
+            errors.push(Error::new(ErrorKind::DuplicateParameter { name: key.to_string() }, key_span));
             continue;
         }
         seen.push(lower.clone());
         let decoded = match decode(value, value_start) {
             Some(d) => d,
             None => {
-                errors.push(CeqlError::NotUtf8 { name: key.to_string(), span: value_span });
+                errors.push(Error::new(ErrorKind::NotUtf8 { name: key.to_string() }, value_span));
                 continue;
             }
         };
@@ -115,16 +150,20 @@ pub(crate) fn parse(url: &str) -> Result<HubUrl, Vec<CeqlError>> {
                         hub.page_size = Some(n)
                     }
                 }
-                _ => errors.push(CeqlError::BadNumber { name: key.to_string(), value: decoded.text, span: value_span }),
+                _ => errors
+                    .push(Error::new(ErrorKind::BadNumber { name: key.to_string(), value: decoded.text }, value_span)),
             },
         }
     }
     if errors.is_empty() { Ok(hub) } else { Err(errors) }
 }
 
-/// The resource named by a path `.../hubs/finance/{resource}[/]`.
-fn path_resource(path: &str) -> Result<(String, Span), CeqlError> {
-    let not_hub = || CeqlError::NotAHubUrl { span: 0..path.len() };
+/// The hub and the resource named by a path `.../hubs/{hub}/{resource}[/]`, and where the resource is.
+fn path_resource(path: &str, dialect: &Dialect) -> Result<(String, String, Span), Error> {
+    let not_hub = || {
+        let hub = dialect.hubs.first().copied().unwrap_or("{hub}");
+        Error::new(ErrorKind::NotAHubUrl { hub, resource: dialect.example_resource }, 0..path.len())
+    };
     let start = if path.starts_with("hubs/") { 0 } else { path.find("/hubs/").ok_or_else(not_hub)? + 1 };
     let rest_start = start + "hubs/".len();
     let rest = &path[rest_start..];
@@ -135,15 +174,16 @@ fn path_resource(path: &str) -> Result<(String, Span), CeqlError> {
     if hub.is_empty() || resource.is_empty() || extra.is_some_and(|e| !e.is_empty()) || parts.next().is_some() {
         return Err(not_hub());
     }
-    if hub != "finance" {
-        return Err(CeqlError::UnknownHub { hub: hub.to_string(), span: rest_start..rest_start + hub.len() });
+    if !dialect.serves(hub) {
+        let kind = ErrorKind::UnknownHub { hub: hub.to_string(), element: dialect.element, served: dialect.hubs };
+        return Err(Error::new(kind, rest_start..rest_start + hub.len()));
     }
     let resource_start = rest_start + hub.len() + 1;
     let span = resource_start..resource_start + resource.len();
     let name = decode(resource, resource_start)
         .map(|d| d.text)
-        .ok_or(CeqlError::NotUtf8 { name: "resource".into(), span: span.clone() })?;
-    Ok((name, span))
+        .ok_or_else(|| Error::new(ErrorKind::NotUtf8 { name: "resource".into() }, span.clone()))?;
+    Ok((hub.to_string(), name, span))
 }
 
 /// `key=value` pairs of a query that starts at byte `at` of the URL, with the offsets of key and value.
