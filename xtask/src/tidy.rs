@@ -74,7 +74,8 @@ pub(crate) fn check_manifest(manifest: &str, edges: &Edges) -> Result<Vec<String
             problems.push(format!("{name} depends on {dep}: not an allowed edge in ARCHITECTURE.md"));
         }
     }
-    for dep in dev.iter().filter(|d| d.starts_with("oc-")) {
+    // a package may dev-depend on itself, to enable a feature of its own for its tests
+    for dep in dev.iter().filter(|d| d.starts_with("oc-") && d.as_str() != name) {
         if !allowed.contains(dep) && !allowed_dev.contains(dep) {
             problems.push(format!("{name} dev-depends on {dep}: not an allowed (dev) edge in ARCHITECTURE.md"));
         }
@@ -129,6 +130,82 @@ pub(crate) fn missing_module_docs(root: &Path) -> Result<Vec<String>> {
     Ok(missing)
 }
 
+/// The crates that claim not to know the provider: none of them may name Sage, a Sage field or header, or the
+/// hub Sage serves, in code (comments and test modules aside).
+const NEUTRAL: &[&str] = &["oc-model", "oc-poller", "oc-notify", "oc-store"];
+
+/// Words a neutral crate's code must not hold (compared in lower case).
+const PROVIDER_WORDS: &[&str] = &["sage", "sageone", "x-business", "finance", "\"deleted_at\"", "business_id"];
+
+/// True when `word` stands in `text` as a word of its own (not inside `message` or `sageness`).
+fn has_word(text: &str, word: &str) -> bool {
+    let is_word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(word).any(|(i, _)| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        before.is_none_or(|c| !is_word(c)) && after.is_none_or(|c| !is_word(c))
+    })
+}
+
+/// Every place a neutral crate names its provider in code: `file:line: the line`.
+pub(crate) fn provider_knowledge(root: &Path) -> Result<Vec<String>> {
+    let mut found = Vec::new();
+    for krate in NEUTRAL {
+        let src = root.join("crates").join(krate).join("src");
+        let mut stack = vec![src];
+        while let Some(dir) = stack.pop() {
+            let Ok(entries) = fs::read_dir(&dir) else { continue };
+            for entry in entries {
+                let path = entry?.path();
+                if path.is_dir() {
+                    // a crate's own test suite (`src/tests/`) may name real data
+                    if path.file_name().is_some_and(|n| n != "tests") {
+                        stack.push(path);
+                    }
+                    continue;
+                }
+                if path.extension().is_none_or(|e| e != "rs") {
+                    continue;
+                }
+                let text = fs::read_to_string(&path)?;
+                for (i, line) in text.lines().enumerate() {
+                    let code = line.trim_start();
+                    if code.starts_with("#[cfg(test)]") {
+                        break; // the unit tests at the end of the file
+                    }
+                    if code.starts_with("//") {
+                        continue;
+                    }
+                    let lower = code.to_ascii_lowercase();
+                    if let Some(word) = PROVIDER_WORDS.iter().find(|w| has_word(&lower, w)) {
+                        let shown = path.strip_prefix(root).unwrap_or(&path).display();
+                        found.push(format!("{shown}:{}: names {word}: {}", i + 1, code.trim()));
+                    }
+                }
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// The library crates: each denies undocumented public items.
+const LIBRARIES: &[&str] =
+    &["oc-model", "oc-template", "oc-ceql", "oc-sageone", "oc-poller", "oc-notify", "oc-store", "oc-sagesim"];
+
+/// The library crates whose `lib.rs` does not deny `missing_docs`.
+pub(crate) fn undocumented_libraries(root: &Path) -> Result<Vec<String>> {
+    let mut missing = Vec::new();
+    for krate in LIBRARIES {
+        let lib = root.join("crates").join(krate).join("src/lib.rs");
+        let text = fs::read_to_string(&lib).with_context(|| format!("reading {}", lib.display()))?;
+        if !text.lines().any(|l| l.trim() == "#![deny(missing_docs)]") {
+            missing.push(format!("crates/{krate}/src/lib.rs: no #![deny(missing_docs)]"));
+        }
+    }
+    Ok(missing)
+}
+
 /// All checks; an error lists every violation.
 pub(crate) fn run() -> Result<()> {
     let root = workspace_root();
@@ -138,6 +215,8 @@ pub(crate) fn run() -> Result<()> {
         problems.extend(check_manifest(&fs::read_to_string(&m)?, &edges)?);
     }
     problems.extend(missing_module_docs(&root)?.into_iter().map(|p| format!("{p}: no `//!` module doc at the top")));
+    problems.extend(provider_knowledge(&root)?);
+    problems.extend(undocumented_libraries(&root)?);
     if problems.is_empty() {
         eprintln!("tidy: ok");
         Ok(())
@@ -200,6 +279,22 @@ mod tests {
                 "oc-poller uses sqlx: only oc-store, oc-tests may"
             ]
         );
+    }
+
+    #[test]
+    fn provider_names_in_a_neutral_crate_are_caught() {
+        let dir = std::env::temp_dir().join(format!("tidy-neutral-{}", std::process::id()));
+        let src = dir.join("crates/oc-poller/src");
+        fs::create_dir_all(src.join("tests")).unwrap();
+        fs::write(
+            src.join("engine.rs"),
+            "//! doc mentions Sage, fine\nlet f = \"deleted_at\";\n#[cfg(test)]\nmod tests { const S: &str = \"sage\"; }\n",
+        )
+        .unwrap();
+        fs::write(src.join("tests/data.rs"), "const HUB: &str = \"finance\";\n").unwrap();
+        let found = provider_knowledge(&dir).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        assert_eq!(found, ["crates/oc-poller/src/engine.rs:2: names \"deleted_at\": let f = \"deleted_at\";"]);
     }
 
     #[test]

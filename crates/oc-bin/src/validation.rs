@@ -1,14 +1,16 @@
-//! Validation of an instance body by every layer that owns a part of it: the structure (oc-model), the URL
-//! templates and date masks (oc-template), and the hub query with its CEQL `where` (the provider). Every problem
-//! comes back at once, each with its JSON path; warnings (such as a repaired quote) come back on success.
+//! Validation of an instance body by every layer that owns a part of it: the structure (oc-model), each
+//! resource's poller plan as the engine compiles it (URL template, date masks and zones: oc-poller's
+//! [`PollPlan`]), and the hub query with its CEQL `where` (the provider). Every problem comes back at once, each
+//! with its JSON path; warnings (such as a repaired quote) come back on success.
 
 use chrono::{DateTime, Utc};
-use oc_model::config::{config_path, keys};
+use oc_model::config::{Configuration, config_path, keys};
 use oc_model::error::path;
 use oc_model::poller::PollerConfig;
-use oc_model::ports::{FieldNeeds, Provider, Providers};
+use oc_model::ports::{Provider, Providers};
 use oc_model::validate::{Validated, ValidationOptions, validate_instance_request_with};
 use oc_model::{Problem, Problems};
+use oc_poller::plan::{PlanField, PlanSettings, PollPlan};
 use serde_json::Value;
 
 /// A body every layer accepts, with the warnings found.
@@ -18,14 +20,6 @@ pub struct Checked {
     pub validated: Validated,
     /// Warnings of every layer.
     pub warnings: Vec<Problem>,
-}
-
-/// The fields the engine reads from every record of a resource.
-pub fn field_needs(pc: &PollerConfig) -> FieldNeeds {
-    let mut fields = vec![pc.id_field.clone()];
-    fields.extend(pc.updated_field().map(str::to_string));
-    fields.extend(pc.created_field().map(str::to_string));
-    FieldNeeds { fields }
 }
 
 /// Checks a body. `require_code`: a create (needs `providerData.code` and the OAuth app keys).
@@ -45,11 +39,14 @@ pub fn check_instance_body(
     if let Err(p) = &structural {
         problems.0.extend(p.0.iter().cloned());
     }
-    if let Some(Value::Object(configs)) = poller_configuration(body) {
+    if let Some(Value::Object(map)) = body.get("configuration") {
+        let configuration: Configuration = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        // the structural check reported what cannot be read; the plans check what can
+        let (pollers, _) = configuration.read_poller_configs();
         let base = config_path(keys::POLLER_CONFIGURATION);
-        for (resource, entry) in configs {
-            let entry_path = path::member(&base, &resource);
-            check_poller(&entry, &entry_path, provider.map(|p| p.as_ref()), now, &mut problems, &mut warnings);
+        for (resource, config) in pollers.iter() {
+            let entry_path = path::member(&base, resource);
+            check_plan(config, &entry_path, provider.map(|p| p.as_ref()), now, &mut problems, &mut warnings);
         }
     }
     match structural {
@@ -61,61 +58,34 @@ pub fn check_instance_body(
     }
 }
 
-/// `event.poller.configuration` as an object, whether given as one or as a JSON string.
-fn poller_configuration(body: &Value) -> Option<Value> {
-    match body.pointer("/configuration")?.get(keys::POLLER_CONFIGURATION)? {
-        Value::String(s) => serde_json::from_str(s).ok(),
-        v => Some(v.clone()),
-    }
-}
-
-/// Template, masks, zones and the hub query of one resource, read from its raw JSON so that a problem elsewhere
-/// in the entry (say a missing `idField`) does not hide these.
-pub fn check_poller(
-    entry: &Value,
+/// The poller plan of one resource, compiled as the engine will compile it (templates, masks, zones), and its
+/// hub query compiled by the provider as a poll would render it now: every problem at the path of its field,
+/// the provider's warnings (a repaired quote, say) at the URL's.
+fn check_plan(
+    config: &PollerConfig,
     base: &str,
     provider: Option<&dyn Provider>,
     now: DateTime<Utc>,
     problems: &mut Problems,
     warnings: &mut Vec<Problem>,
 ) {
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
-    let url_path = path::member(base, "url");
-    let dates = entry.get("datesConfiguration").filter(|d| d.is_object());
-    if let Some(d) = dates {
-        let dates_path = path::member(base, "datesConfiguration");
-        for field in ["updatedDateFormat", "createdDateFormat"] {
-            if let Some(mask) = text(d.get(field))
-                && let Err(e) = oc_template::Mask::compile(&mask)
-            {
-                problems.push(path::member(&dates_path, field), e.to_string());
-            }
-        }
-        for field in ["updatedDateTimezone", "createdDateTimezone"] {
-            if let Some(zone) = text(d.get(field))
-                && let Err(e) = oc_template::Zone::parse(&zone)
-            {
-                problems.push(path::member(&dates_path, field), e.to_string());
-            }
-        }
+    if config.url.is_empty() {
+        return; // missing or not text: said by the structural check
     }
-    let Some(url) = text(entry.get("url")) else { return };
-    let template = match oc_template::Template::parse(&url) {
-        Ok(t) => t,
-        Err(e) => {
-            problems.push(url_path, e.to_string());
+    let deleted_field = provider.map(|p| p.spec().deleted_date_field.as_str()).unwrap_or_default();
+    let plan = match PollPlan::compile(config, deleted_field, PLAN_SETTINGS, now) {
+        Ok(plan) => plan,
+        Err(found) => {
+            for p in found {
+                problems.push(format!("{base}.{}", p.field.path()), p.message);
+            }
             return;
         }
     };
     let Some(provider) = provider else { return };
-    let mut needs = FieldNeeds::default();
-    needs.fields.extend(text(entry.get("idField")));
-    if let Some(d) = dates {
-        needs.fields.extend(text(d.get("updatedDateField")));
-        needs.fields.extend(text(d.get("createdDateField")));
-    }
-    match provider.compile(&template.render(now), &needs) {
-        Ok(q) => warnings.extend(q.warnings.into_iter().map(|w| Problem::new(url_path.clone(), w))),
+    let url_path = format!("{base}.{}", PlanField::Url.path());
+    match plan.check_query(provider, now) {
+        Ok(found) => warnings.extend(found.into_iter().map(|w| Problem::new(url_path.clone(), w))),
         Err(e) => {
             for d in e.0 {
                 problems.push(url_path.clone(), format!("in the URL as rendered for a poll:\n{}", d.rendered));
@@ -123,3 +93,6 @@ pub fn check_poller(
         }
     }
 }
+
+/// The plan settings of validation: the lookback does not change what is valid.
+const PLAN_SETTINGS: PlanSettings = PlanSettings { default_lookback: std::time::Duration::from_secs(60) };

@@ -374,6 +374,16 @@ impl Configuration {
         }
     }
 
+    /// As much of `event.poller.configuration` as can be read, with every problem found
+    /// ([`PollerConfigs::read`]). Absent → empty.
+    pub fn read_poller_configs(&self) -> (PollerConfigs, Problems) {
+        let base = config_path(keys::POLLER_CONFIGURATION);
+        match self.get(keys::POLLER_CONFIGURATION) {
+            None | Some(Value::Null) => (PollerConfigs::default(), Problems::default()),
+            Some(v) => PollerConfigs::read(v, &base),
+        }
+    }
+
     /// `event.poller.configuration`, from a JSON object or a JSON-encoded string of one. Absent → empty.
     pub fn poller_configs(&self) -> Result<PollerConfigs, Problems> {
         let base = config_path(keys::POLLER_CONFIGURATION);

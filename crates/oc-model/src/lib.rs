@@ -33,6 +33,8 @@
 //! assert!(config.notifications_enabled().unwrap());
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod config;
 pub mod error;
 pub mod event;

@@ -124,7 +124,9 @@ impl PollerConfig {
         }
     }
 
-    /// Reads one resource's configuration, adding every problem found to `problems`.
+    /// Reads one resource's configuration, adding every problem found to `problems`. An object is always read,
+    /// a missing or unusable `url` or `idField` as empty text (with its problem), so that the rest of the entry
+    /// can still be checked; `None` only when the value is not an object.
     pub fn from_value(value: &Value, base: &str, problems: &mut Problems) -> Option<PollerConfig> {
         let Some(obj) = value.as_object() else {
             problems.push(base, format!("expected an object, found {}", describe(value)));
@@ -208,8 +210,8 @@ impl PollerConfig {
         let extra =
             obj.iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
         Some(PollerConfig {
-            url: url?,
-            id_field: id_field?,
+            url: url.unwrap_or_default(),
+            id_field: id_field.unwrap_or_default(),
             dates_configuration,
             filter_by_updated_date,
             filter_by_current_date,
@@ -301,6 +303,13 @@ fn dates_from_value(value: &Value, base: &str, problems: &mut Problems) -> Optio
 impl PollerConfigs {
     /// Reads `event.poller.configuration` from a JSON object or a JSON-encoded string of one.
     pub fn from_value(value: &Value, base: &str) -> Result<PollerConfigs, Problems> {
+        let (configs, problems) = PollerConfigs::read(value, base);
+        if problems.is_empty() { Ok(configs) } else { Err(problems) }
+    }
+
+    /// Reads as much of `event.poller.configuration` as can be read, with every problem found: every entry that
+    /// is an object (see [`PollerConfig::from_value`]), so that a validator can go on checking them.
+    pub fn read(value: &Value, base: &str) -> (PollerConfigs, Problems) {
         let mut problems = Problems::default();
         let parsed;
         let obj = match value {
@@ -312,16 +321,16 @@ impl PollerConfigs {
                 }
                 Ok(other) => {
                     problems.push(base, format!("the JSON string must hold an object, it holds {}", describe(&other)));
-                    return Err(problems);
+                    return (PollerConfigs::default(), problems);
                 }
                 Err(e) => {
                     problems.push(base, format!("not valid JSON: {e}"));
-                    return Err(problems);
+                    return (PollerConfigs::default(), problems);
                 }
             },
             other => {
                 problems.push(base, format!("expected an object or a JSON string of one, found {}", describe(other)));
-                return Err(problems);
+                return (PollerConfigs::default(), problems);
             }
         };
         let mut out = IndexMap::new();
@@ -330,7 +339,7 @@ impl PollerConfigs {
                 out.insert(resource.clone(), pc);
             }
         }
-        if problems.is_empty() { Ok(PollerConfigs(out)) } else { Err(problems) }
+        (PollerConfigs(out), problems)
     }
 
     /// The resources, in order.

@@ -9,6 +9,8 @@
 //! - [`Breakers`]: per-callback-URL concurrency limits and circuit breakers;
 //! - [`Dispatcher`]: the delivery engine over the store, the notifier and a clock.
 
+#![deny(missing_docs)]
+
 mod attempt;
 pub mod breaker;
 pub mod dispatch;

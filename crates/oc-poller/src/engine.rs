@@ -1,82 +1,35 @@
-//! One poll of one (instance, resource): the steps of `change-detection.md` from `T0` to the commit.
+//! One poll of one (instance, resource): the steps of `change-detection.md` from `T0` to the commit, in four
+//! stages — [`plan`](Engine::prepare) (the compiled configuration, the window, the query rendered once),
+//! [`scan`](Engine::scan) (every page, rescans while inconsistent), [`classify`](Engine::classify) (events, the
+//! new `seen` set and watermark; pure) and commit (one store call, or an abandoned poll).
 //!
 //! ```text
 //! T0 = local + skew − 1 s (before the first request)      S = W − L      URL rendered with S
 //! every page of every scan ──▶ Collector (newest state per id) ──▶ consistent? else rescan (≤ 3)
 //! deleted feed (same) ──▶ Classifier (seen + hashes) ──▶ events, seen, W = T0 ──▶ store.commit_poll (one tx)
 //! ```
+//!
+//! The pitfalls the steps defend against are numbered in `docs/change-detection.md`; the comments cite them.
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use oc_model::error::chain;
+use oc_model::event::Event;
 use oc_model::ports::{
-    Clock, CompiledQuery, Feed, FieldNeeds, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecorded,
-    PollStatus, PollWarning, PollingStore, Provider, ProviderError, Session, StoreError, Telemetry,
+    Clock, CompiledQuery, Feed, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecorded, PollStatus,
+    PollWarning, PollingStore, Provider, ProviderError, Session, StoreError, Telemetry,
 };
-use oc_model::{PollerConfig, event::Event};
 use serde_json::Value;
 
-use crate::classify::{
-    Classified, Classifier, Collector, FeedKind, MAX_WARNINGS, Observation, RecordReader, Window, sort_events,
-};
+use crate::classify::{Classified, Classifier, Collector, FeedKind, MAX_WARNINGS, Observation, RecordReader, Window};
+use crate::defences::Defences;
 use crate::error::PollError;
-use crate::fields::{DateFormat, FieldPath};
+use crate::plan::{PlanSettings, PollPlan};
 use crate::scan::{LeaseKeeper, ScanReport, Scanner, Skew};
 use crate::seen::SeenSet;
-use crate::window::UrlPlan;
-
-/// The defences against the pitfalls of `change-detection.md`, each one switchable so that a test can show the
-/// defect it prevents. Production code always uses [`Defences::default`] (all on).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Defences {
-    /// Pitfall 1: an inclusive lower bound (`≥`) with `seen` de-duplication, not a strict `>` cursor.
-    pub inclusive_lower_bound: bool,
-    /// Pitfall 2: one lower bound for the whole window, following the provider's page cursor.
-    pub fixed_lower_bound: bool,
-    /// Pitfall 3: the lookback window `L` (`max(pollDelay, default_lookback)`); off, `L = pollDelay`.
-    pub lookback: bool,
-    /// Pitfall 4: `T0` taken before the first request, not at the end of the run.
-    pub t0_before_first_request: bool,
-    /// Pitfall 5: consistency checks and rescans when the data moved while it was paged.
-    pub consistency_check: bool,
-    /// Pitfall 6: `T0` on the provider's clock (skew measured from its `Date` header).
-    pub skew_correction: bool,
-    /// Pitfall 7: render placeholders so that every reading of the text (its zone, or UTC for a literal `Z` or
-    /// no offset) is at or before the lower bound.
-    pub zone_guard: bool,
-    /// Pitfall 7 / step 7: prune `seen` below the bound the next query really sends (after mask truncation).
-    pub prune_below_sent_bound: bool,
-    /// Pitfall 8: compare content hashes, not only second-granularity dates.
-    pub content_hash: bool,
-    /// Pitfall 9: a failed poll leaves the watermark where it was.
-    pub keep_watermark_on_failure: bool,
-    /// Pitfall 10: a page that fails beyond the retry budget abandons the poll (partial data is not complete).
-    pub abandon_partial_scan: bool,
-    /// Pitfall 11: DELETED only from the provider's deleted feed, never inferred from absence in a scan.
-    pub deletes_from_feed_only: bool,
-}
-
-impl Default for Defences {
-    fn default() -> Self {
-        Defences {
-            inclusive_lower_bound: true,
-            fixed_lower_bound: true,
-            lookback: true,
-            t0_before_first_request: true,
-            consistency_check: true,
-            skew_correction: true,
-            zone_guard: true,
-            prune_below_sent_bound: true,
-            content_hash: true,
-            keep_watermark_on_failure: true,
-            abandon_partial_scan: true,
-            deletes_from_feed_only: true,
-        }
-    }
-}
 
 /// Settings of the engine (per server).
 #[derive(Debug, Clone)]
@@ -89,7 +42,8 @@ pub struct EngineConfig {
     pub max_pages: u32,
     /// The lease time of a poll job; the engine renews it between pages (default 5 min).
     pub lease_ttl: Duration,
-    /// The defences (all on outside tests).
+    /// The defences (all on; switchable only with the feature `mutations`, for the pitfall tests).
+    #[cfg(feature = "mutations")]
     pub defences: Defences,
 }
 
@@ -100,17 +54,28 @@ impl Default for EngineConfig {
             max_rescans: 3,
             max_pages: 10_000,
             lease_ttl: Duration::from_secs(300),
+            #[cfg(feature = "mutations")]
             defences: Defences::default(),
         }
+    }
+}
+
+impl EngineConfig {
+    /// The defences in force: all of them, unless a `mutations` build says otherwise.
+    fn defences(&self) -> Defences {
+        #[cfg(feature = "mutations")]
+        return self.defences;
+        #[cfg(not(feature = "mutations"))]
+        Defences::ALL
     }
 }
 
 /// The change-detection engine.
 #[derive(Debug)]
 pub struct Engine {
-    clock: std::sync::Arc<dyn Clock>,
+    clock: Arc<dyn Clock>,
     config: EngineConfig,
-    telemetry: std::sync::Arc<dyn Telemetry>,
+    telemetry: Arc<dyn Telemetry>,
 }
 
 /// One poll to run.
@@ -144,27 +109,57 @@ pub struct PollReport {
     pub next_run_at: DateTime<Utc>,
 }
 
-/// Everything a poll derives from the instance's configuration before the first request.
-struct Plan {
-    config: PollerConfig,
-    reader: RecordReader,
-    url: UrlPlan,
-    lookback: chrono::Duration,
-    tolerance: chrono::Duration,
+/// A poll ready to scan: the plan, the window and the query.
+struct Prepared {
+    plan: PollPlan,
+    /// Where the watermark starts when there is none: the backfill, else the job's creation.
     start: DateTime<Utc>,
+    /// The watermark before this poll.
+    w_prev: DateTime<Utc>,
+    /// The lower bound really queried (`S = W − L`, or earlier after mask truncation).
+    window_start: DateTime<Utc>,
+    seen: SeenSet,
+    query: CompiledQuery,
+    page_size: u32,
+    warnings: Vec<PollWarning>,
 }
 
-fn secs(s: f64) -> chrono::Duration {
-    chrono::Duration::milliseconds((s.clamp(0.0, 1e10) * 1000.0).round() as i64)
+/// Why a poll stops before its commit: the outcome to record as abandoned.
+struct Stop {
+    status: PollStatus,
+    error: PollError,
+    window_start: Option<DateTime<Utc>>,
+    warnings: Vec<PollWarning>,
+}
+
+impl Stop {
+    fn failed(error: PollError) -> Stop {
+        Stop { status: PollStatus::Failed, error, window_start: None, warnings: Vec::new() }
+    }
+}
+
+/// What the scans read.
+struct Scanned {
+    changes: Collector,
+    deletions: Collector,
+    problems: Vec<String>,
+    pages: u32,
+    /// Ids of the first scan of the changes (only for the pitfall-11 mutation).
+    #[cfg(feature = "mutations")]
+    first_ids: Vec<Box<str>>,
+}
+
+/// What a classification decided: the commit of a completed poll.
+struct Decided {
+    events: Vec<Event>,
+    seen: SeenSet,
+    watermark: Option<DateTime<Utc>>,
+    outcome: PollOutcome,
 }
 
 impl Engine {
     /// An engine reading time from `clock` and reporting every poll to `telemetry`.
-    pub fn new(
-        clock: std::sync::Arc<dyn Clock>,
-        config: EngineConfig,
-        telemetry: std::sync::Arc<dyn Telemetry>,
-    ) -> Self {
+    pub fn new(clock: Arc<dyn Clock>, config: EngineConfig, telemetry: Arc<dyn Telemetry>) -> Self {
         Engine { clock, config, telemetry }
     }
 
@@ -173,43 +168,11 @@ impl Engine {
         &self.config
     }
 
-    fn plan(&self, claim: &PollClaim, provider: &dyn Provider) -> Result<Plan, PollError> {
-        let instance = &claim.instance;
-        let config_error = |message: String| PollError::Config { resource: claim.resource.clone(), message };
-        let configs = instance.configuration.poller_configs().map_err(|p| config_error(p.to_string()))?;
-        let config = configs
-            .get(&claim.resource)
-            .cloned()
-            .ok_or_else(|| config_error("the resource is no longer configured".into()))?;
-        let url = UrlPlan::new(&config.url).map_err(config_error)?;
-        let dates = config.dates_configuration.clone().unwrap_or_default();
-        let format = |mask: &Option<String>, zone: &Option<String>| -> Result<DateFormat, PollError> {
-            match mask {
-                None => Ok(DateFormat::Iso),
-                Some(m) => DateFormat::mask(m, zone.as_deref(), self.clock.now()).map_err(config_error),
-            }
-        };
-        let reader = RecordReader {
-            id: FieldPath::new(&config.id_field),
-            updated: match &dates.updated_date_field {
-                Some(f) => Some((FieldPath::new(f), format(&dates.updated_date_format, &dates.updated_date_timezone)?)),
-                None => None,
-            },
-            created: match &dates.created_date_field {
-                Some(f) => Some((FieldPath::new(f), format(&dates.created_date_format, &dates.created_date_timezone)?)),
-                None => None,
-            },
-            deleted: FieldPath::new(&provider.spec().deleted_date_field),
-        };
-        let delay = secs(config.poll_delay);
-        let default = chrono::Duration::from_std(self.config.default_lookback).unwrap_or(chrono::Duration::MAX);
-        let lookback = if self.config.defences.lookback { delay.max(default) } else { delay };
-        let backfill = match config.backfill {
-            Some(b) => Some(b),
-            None => instance.configuration.backfill().map_err(|p| config_error(p.to_string()))?,
-        };
-        let start = backfill.unwrap_or_else(|| claim.job_created_at.max(instance.poll_start));
-        Ok(Plan { tolerance: secs(config.created_check_tolerance), config, reader, url, lookback, start })
+    /// The plan settings of this engine.
+    pub fn plan_settings(&self) -> PlanSettings {
+        // pitfall-3 mutation: without the lookback, `L = pollDelay`
+        let lookback = self.config.defences().lookback;
+        PlanSettings { default_lookback: if lookback { self.config.default_lookback } else { Duration::ZERO } }
     }
 
     /// Runs one poll and records its result in the store: events + `seen` + watermark in one commit, or an
@@ -217,22 +180,105 @@ impl Engine {
     /// was lost); the poll then had no effect.
     pub async fn poll(&self, job: PollJob<'_>) -> Result<PollReport, PollError> {
         let started_at = self.clock.now();
-        let claim = job.claim;
-        let plan = match self.plan(claim, job.provider) {
+        let prepared = match self.prepare(&job) {
             Ok(p) => p,
-            Err(e) => return self.abandon(&job, started_at, None, PollStatus::Failed, &e, Vec::new()).await,
+            Err(stop) => return self.abandon(&job, &job.claim.lease, started_at, stop).await,
         };
-        let d = self.config.defences;
+        // T0's local part: before the first request (pitfall 4)
+        let local_start = self.clock.now();
+        let mut keeper = LeaseKeeper {
+            store: job.store,
+            instance: job.claim.instance.id,
+            resource: &job.claim.resource,
+            lease: job.claim.lease.clone(),
+            ttl: self.config.lease_ttl,
+            slot: job.lease_slot,
+        };
+        let mut skew = Skew::default();
+        let scanned = self.scan(&job, &prepared, &mut keeper, &mut skew).await;
+        let lease = keeper.lease.clone();
+        let scanned = match scanned {
+            Ok(s) => s,
+            Err(PollError::Store(e)) => return Err(PollError::Store(e)),
+            Err(error) => {
+                #[cfg(feature = "mutations")]
+                if !self.config.defences().keep_watermark_on_failure
+                    && !matches!(error, PollError::Provider(ProviderError::ReauthorizationRequired(_)))
+                {
+                    // pitfall-9 mutation: the careless engine moves its cursor anyway
+                    let t0 = self.t0(local_start, &skew, job.claim.state.skew_ms);
+                    let mut outcome = PollOutcome::new(started_at, self.clock.now(), PollStatus::Failed, None);
+                    outcome.window_start = Some(prepared.window_start);
+                    outcome.error = Some(chain(&error));
+                    let commit = PollCommit {
+                        events: Vec::new(),
+                        seen: job.claim.state.seen.clone(),
+                        watermark: Some(t0),
+                        skew_ms: job.claim.state.skew_ms,
+                        outcome,
+                        next_run_at: job.next_run_failed,
+                    };
+                    return self.commit(&job, &lease, commit).await;
+                }
+                let status = match &error {
+                    PollError::Provider(ProviderError::ReauthorizationRequired(reason)) => {
+                        // the provider marks the instance invalid; make sure of it (idempotent)
+                        let _ = job.session.vault.mark_invalid(job.claim.instance.id, reason).await;
+                        PollStatus::ReauthorizationRequired
+                    }
+                    _ => PollStatus::Failed,
+                };
+                let window_start = Some(prepared.window_start);
+                let stop = Stop { status, error, window_start, warnings: prepared.warnings };
+                return self.abandon(&job, &lease, started_at, stop).await;
+            }
+        };
+        let t0 = if self.config.defences().t0_before_first_request {
+            self.t0(local_start, &skew, job.claim.state.skew_ms)
+        } else {
+            // pitfall-4 mutation: the cursor taken at the end of the run
+            self.t0(self.clock.now(), &skew, job.claim.state.skew_ms)
+        };
+        let skew_ms =
+            if self.config.defences().skew_correction { skew.min_ms.unwrap_or(job.claim.state.skew_ms) } else { 0 };
+        let decided = self.classify(job.claim, prepared, scanned, t0, started_at);
+        let commit = PollCommit {
+            events: decided.events,
+            seen: decided.seen.encode(),
+            watermark: decided.watermark,
+            skew_ms,
+            outcome: decided.outcome,
+            next_run_at: job.next_run_ok,
+        };
+        self.commit(&job, &lease, commit).await
+    }
+
+    /// Stage 1: the plan of the claimed resource, the window `[S, T0)` and the query rendered once for `S`.
+    fn prepare(&self, job: &PollJob<'_>) -> Result<Prepared, Stop> {
+        let claim = job.claim;
+        let instance = &claim.instance;
+        let d = self.config.defences();
+        let config_error =
+            |message: String| Stop::failed(PollError::Config { resource: claim.resource.clone(), message });
+        let configs = instance.configuration.poller_configs().map_err(|p| config_error(p.to_string()))?;
+        let config =
+            configs.get(&claim.resource).ok_or_else(|| config_error("the resource is no longer configured".into()))?;
+        let spec = job.provider.spec();
+        let plan = PollPlan::compile(config, &spec.deleted_date_field, self.plan_settings(), self.clock.now())
+            .map_err(|problems| {
+                config_error(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+            })?;
+        let backfill = match config.backfill {
+            Some(b) => Some(b),
+            None => instance.configuration.backfill().map_err(|p| config_error(p.to_string()))?,
+        };
+        let start = backfill.unwrap_or_else(|| claim.job_created_at.max(instance.poll_start));
         let mut warnings = Vec::new();
-        let w_prev = claim.state.watermark.unwrap_or(plan.start);
+        let w_prev = claim.state.watermark.unwrap_or(start);
         let mut seen = match SeenSet::decode(&claim.state.seen) {
             Ok(s) => s,
             Err(e) => {
-                warnings.push(PollWarning {
-                    record_id: None,
-                    position: None,
-                    message: format!("{e}; starting from an empty seen set"),
-                });
+                warnings.push(PollWarning::general(format!("{e}; starting from an empty seen set")));
                 // without the set, only changes after the watermark can be known not to be notified yet
                 let mut s = SeenSet::new();
                 s.raise_floor(w_prev.timestamp_millis());
@@ -241,153 +287,114 @@ impl Engine {
         };
         seen.clear_observed();
         let s = w_prev - plan.lookback;
-        let (url, sent) = plan.url.render(s, d.zone_guard);
+        let (query, sent) = plan.query(job.provider, s, d.zone_guard);
         let window_start = sent.map_or(s, |b| b.min(s));
-        let needs = FieldNeeds {
-            fields: std::iter::once(plan.config.id_field.clone())
-                .chain(plan.config.updated_field().map(str::to_owned))
-                .chain(plan.config.created_field().map(str::to_owned))
-                .collect(),
-        };
-        let query = match job.provider.compile(&url, &needs) {
+        let query = match query {
             Ok(q) => q,
             Err(e) => {
-                let e = PollError::Query(e);
-                return self.abandon(&job, started_at, Some(window_start), PollStatus::Failed, &e, warnings).await;
+                let error = PollError::Query(e);
+                return Err(Stop { status: PollStatus::Failed, error, window_start: Some(window_start), warnings });
             }
         };
-        let max_page_size = job.provider.spec().max_page_size.max(1);
-        let page_size = plan.config.page_size.or(query.page_size).unwrap_or(max_page_size).clamp(1, max_page_size);
+        let page_size = plan.page_size(&query, spec.max_page_size);
+        Ok(Prepared { plan, start, w_prev, window_start, seen, query, page_size, warnings })
+    }
 
-        // T0's local part: before the first request
-        let local_start = self.clock.now();
-        let mut keeper = LeaseKeeper {
-            store: job.store,
-            instance: claim.instance.id,
-            resource: &claim.resource,
-            lease: claim.lease.clone(),
-            ttl: self.config.lease_ttl,
-            slot: job.lease_slot,
-        };
-        let mut skew = Skew::default();
+    /// Stage 2: every page of the changes (and of the deletions, where the resource has a feed), rescanning
+    /// while inconsistent.
+    async fn scan(
+        &self,
+        job: &PollJob<'_>,
+        prepared: &Prepared,
+        keeper: &mut LeaseKeeper<'_>,
+        skew: &mut Skew,
+    ) -> Result<Scanned, PollError> {
+        let d = self.config.defences();
+        #[cfg(feature = "mutations")]
         let rebase_fn = |bound: DateTime<Utc>| -> Result<CompiledQuery, PollError> {
-            let (url, _) = plan.url.render(bound, d.zone_guard);
-            job.provider.compile(&url, &needs).map_err(PollError::Query)
+            prepared.plan.query(job.provider, bound, d.zone_guard).0.map_err(PollError::Query)
         };
         let mut scanner = Scanner {
             provider: job.provider,
             session: job.session,
             clock: &*self.clock,
-            reader: &plan.reader,
-            seen: &seen,
-            page_size,
+            reader: &prepared.plan.reader,
+            seen: &prepared.seen,
+            page_size: prepared.page_size,
             max_pages: self.config.max_pages,
-            keeper: &mut keeper,
-            skew: &mut skew,
-            prior_skew_ms: if d.skew_correction { claim.state.skew_ms } else { 0 },
+            keeper,
+            skew,
+            prior_skew_ms: if d.skew_correction { job.claim.state.skew_ms } else { 0 },
             check_consistency: d.consistency_check,
+            #[cfg(feature = "mutations")]
             failure_ends_scan: !d.abandon_partial_scan,
+            #[cfg(feature = "mutations")]
             rebase: if d.fixed_lower_bound { None } else { Some(&rebase_fn) },
         };
-        let scanned =
-            scan_all(&mut scanner, &query, window_start, self.config.max_rescans, !d.deletes_from_feed_only).await;
-        let Scanned { changes, deletions, problems, pages, first_ids } = match scanned {
-            Ok(s) => s,
-            Err(PollError::Store(e)) => return Err(PollError::Store(e)),
-            Err(e)
-                if !d.keep_watermark_on_failure
-                    && !matches!(e, PollError::Provider(ProviderError::ReauthorizationRequired(_))) =>
-            {
-                // pitfall-9 mutation: the careless engine moves its cursor anyway
-                let t0 = self.t0(local_start, &skew, claim.state.skew_ms);
-                let outcome = outcome(started_at, self.clock.now(), PollStatus::Failed, Some(window_start), 0, 0);
-                let commit = PollCommit {
-                    events: Vec::new(),
-                    seen: claim.state.seen.clone(),
-                    watermark: Some(t0),
-                    skew_ms: claim.state.skew_ms,
-                    outcome: PollOutcome { error: Some(chain(&e)), ..outcome },
-                    next_run_at: job.next_run_failed,
-                };
-                return self.commit(&job, &keeper.lease, commit).await;
-            }
-            Err(e) => {
-                let status = match &e {
-                    PollError::Provider(ProviderError::ReauthorizationRequired(reason)) => {
-                        // the provider marks the instance invalid; make sure of it (idempotent)
-                        let _ = job.session.vault.mark_invalid(claim.instance.id, reason).await;
-                        PollStatus::ReauthorizationRequired
-                    }
-                    _ => PollStatus::Failed,
-                };
-                return self
-                    .abandon_with(&job, &keeper.lease, started_at, Some(window_start), status, &e, warnings)
-                    .await;
-            }
-        };
-        let consistent = problems.is_empty();
-        let t0 = if d.t0_before_first_request {
-            self.t0(local_start, &skew, claim.state.skew_ms)
-        } else {
-            // pitfall-4 mutation: the cursor taken at the end of the run
-            self.t0(self.clock.now(), &skew, claim.state.skew_ms)
-        };
-        let records = changes.read + deletions.read;
-        warnings.extend(changes.warnings.iter().cloned());
-        warnings.extend(deletions.warnings.iter().cloned());
-        let dropped = changes.dropped_warnings + deletions.dropped_warnings;
+        scan_all(&mut scanner, &prepared.query, prepared.window_start, self.config.max_rescans, d).await
+    }
 
+    /// Stage 3 (pure): the events, the new `seen` set (pruned below what the next query will send) and the
+    /// watermark `T0` when the scan was consistent.
+    fn classify(
+        &self,
+        claim: &PollClaim,
+        prepared: Prepared,
+        scanned: Scanned,
+        t0: DateTime<Utc>,
+        started_at: DateTime<Utc>,
+    ) -> Decided {
+        let d = self.config.defences();
+        let Prepared { plan, start, w_prev, window_start, mut seen, query, mut warnings, .. } = prepared;
+        let consistent = scanned.problems.is_empty();
+        let records = scanned.changes.read + scanned.deletions.read;
+        warnings.extend(scanned.changes.warnings.iter().cloned());
+        warnings.extend(scanned.deletions.warnings.iter().cloned());
+        let dropped = scanned.changes.dropped_warnings + scanned.deletions.dropped_warnings;
         let window = Window {
             instance_id: claim.instance.id,
             resource: claim.resource.clone(),
             t0_ms: t0.timestamp_millis(),
-            updated_from_ms: plan
-                .config
-                .filter_by_updated_date
-                .then(|| window_start.max(plan.start).timestamp_millis()),
+            updated_from_ms: plan.config.filter_by_updated_date.then(|| window_start.max(start).timestamp_millis()),
             strict_lower_bound: !d.inclusive_lower_bound,
             skip_after_t0: plan.config.filter_by_current_date,
             created_after_ms: (w_prev - plan.lookback - plan.tolerance).timestamp_millis(),
-            created_from_ms: plan.start.timestamp_millis().max(seen.floor_ms().unwrap_or(i64::MIN)),
+            created_from_ms: start.timestamp_millis().max(seen.floor_ms().unwrap_or(i64::MIN)),
             compare_hashes: d.content_hash,
         };
         let mut classified = Classified::default();
         let classifier = Classifier::new(&plan.reader, &window, query.local.as_deref());
-        let absent = if d.deletes_from_feed_only { Vec::new() } else { absent_ids(&seen, &first_ids, window_start) };
-        let changes = changes.into_observations();
-        let deletions = deletions_to_notify(deletions.into_observations(), &changes, &plan.reader, &mut warnings);
+        #[cfg(feature = "mutations")]
+        let absent = if d.deletes_from_feed_only {
+            Vec::new()
+        } else {
+            crate::mutations::absent_ids(&seen, &scanned.first_ids, window_start)
+        };
+        let changes = scanned.changes.into_observations();
+        let deletions =
+            deletions_to_notify(scanned.deletions.into_observations(), &changes, &plan.reader, &mut warnings);
         classifier.classify(changes, &mut seen, &mut classified);
         classifier.classify_deleted(deletions, &mut seen, &mut classified);
-        for id in absent {
-            // pitfall-11 mutation: "not in this scan, so deleted"
-            push_inferred_delete(&window, &id, &mut seen, &mut classified);
-        }
+        #[cfg(feature = "mutations")]
+        crate::mutations::infer_deletes(&window, absent, &mut seen, &mut classified);
         warnings.append(&mut classified.warnings);
         warnings.truncate(MAX_WARNINGS);
         if dropped > 0 {
-            warnings.push(PollWarning {
-                record_id: None,
-                position: None,
-                message: format!("{dropped} more records without an id were skipped"),
-            });
+            warnings.push(PollWarning::general(format!("{dropped} more records without an id were skipped")));
         }
         if !consistent {
-            warnings.push(PollWarning {
-                record_id: None,
-                position: None,
-                message: format!(
-                    "the window stayed inconsistent after {} rescans ({}); the watermark stays",
-                    self.config.max_rescans,
-                    problems.join("; ")
-                ),
-            });
+            warnings.push(PollWarning::general(format!(
+                "the window stayed inconsistent after {} rescans ({}); the watermark stays",
+                self.config.max_rescans,
+                scanned.problems.join("; ")
+            )));
         }
 
         // step 7: the new watermark, and `seen` pruned below what the next query will really send
         let w_next = if consistent { t0 } else { w_prev };
         let s_next = w_next - plan.lookback;
         if d.prune_below_sent_bound {
-            let (_, sent_next) = plan.url.render(s_next, d.zone_guard);
+            let sent_next = plan.url.sent_bound(s_next, d.zone_guard);
             let bound = [Some(s_next - plan.tolerance), sent_next, Some(s_next.trunc_subsecs(0))]
                 .into_iter()
                 .flatten()
@@ -395,32 +402,28 @@ impl Engine {
                 .unwrap_or(s_next);
             seen.prune(bound.timestamp_millis(), consistent);
         } else {
+            // pitfall-7 mutation: pruned at `S` itself, below which a truncated bound still reads
             seen.prune_without_floor(s_next.timestamp_millis());
         }
-        let mut events: Vec<Event> = std::mem::take(&mut classified.events);
-        sort_events(&mut events);
+        let mut events = std::mem::take(&mut classified.events);
+        crate::classify::sort_events(&mut events);
         let status = if consistent { PollStatus::Ok } else { PollStatus::Inconsistent };
-        let mut out = outcome(started_at, self.clock.now(), status, Some(window_start), pages, records);
-        out.created = classified.created;
-        out.updated = classified.updated;
-        out.deleted = classified.deleted;
-        out.warnings = warnings;
-        let commit = PollCommit {
-            events,
-            seen: seen.encode(),
-            watermark: consistent.then_some(t0),
-            skew_ms: if d.skew_correction { skew.min_ms.unwrap_or(claim.state.skew_ms) } else { 0 },
-            outcome: out,
-            next_run_at: job.next_run_ok,
-        };
-        self.commit(&job, &keeper.lease, commit).await
+        let mut outcome = PollOutcome::new(started_at, self.clock.now(), status, Some(window_start));
+        outcome.pages = scanned.pages;
+        outcome.records = records;
+        outcome.created = classified.created;
+        outcome.updated = classified.updated;
+        outcome.deleted = classified.deleted;
+        outcome.warnings = warnings;
+        Decided { events, seen, watermark: consistent.then_some(t0), outcome }
     }
 
     fn t0(&self, local: DateTime<Utc>, skew: &Skew, stored_ms: i64) -> DateTime<Utc> {
-        let skew_ms = if self.config.defences.skew_correction { skew.min_ms.unwrap_or(stored_ms) } else { 0 };
+        let skew_ms = if self.config.defences().skew_correction { skew.min_ms.unwrap_or(stored_ms) } else { 0 };
         local + chrono::Duration::milliseconds(skew_ms) - chrono::Duration::seconds(1)
     }
 
+    /// Stage 4: events, `seen`, watermark and outcome in one store call.
     async fn commit(&self, job: &PollJob<'_>, lease: &Lease, commit: PollCommit) -> Result<PollReport, PollError> {
         let claim = job.claim;
         let result = job.store.commit_poll(claim.instance.id, &claim.resource, lease, &commit).await;
@@ -453,37 +456,20 @@ impl Engine {
     ) -> Result<PollReport, PollError> {
         let now = self.clock.now();
         let outcome = PollOutcome { error: Some(error), ..PollOutcome::new(now, now, PollStatus::Failed, None) };
-        let failure = PollFailure { outcome, next_run_at };
-        self.record_failure(store, claim, &claim.lease, failure).await
+        self.record_failure(store, claim, &claim.lease, PollFailure { outcome, next_run_at }).await
     }
 
     async fn abandon(
         &self,
         job: &PollJob<'_>,
-        started_at: DateTime<Utc>,
-        window_start: Option<DateTime<Utc>>,
-        status: PollStatus,
-        error: &PollError,
-        warnings: Vec<PollWarning>,
-    ) -> Result<PollReport, PollError> {
-        self.abandon_with(job, &job.claim.lease, started_at, window_start, status, error, warnings).await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn abandon_with(
-        &self,
-        job: &PollJob<'_>,
         lease: &Lease,
         started_at: DateTime<Utc>,
-        window_start: Option<DateTime<Utc>>,
-        status: PollStatus,
-        error: &PollError,
-        warnings: Vec<PollWarning>,
+        stop: Stop,
     ) -> Result<PollReport, PollError> {
-        let mut out = outcome(started_at, self.clock.now(), status, window_start, 0, 0);
-        out.error = Some(chain(error));
-        out.warnings = warnings;
-        let failure = PollFailure { outcome: out, next_run_at: job.next_run_failed };
+        let mut outcome = PollOutcome::new(started_at, self.clock.now(), stop.status, stop.window_start);
+        outcome.error = Some(chain(&stop.error));
+        outcome.warnings = stop.warnings;
+        let failure = PollFailure { outcome, next_run_at: job.next_run_failed };
         self.record_failure(job.store, job.claim, lease, failure).await
     }
 
@@ -514,33 +500,13 @@ impl Engine {
     }
 }
 
-fn outcome(
-    started_at: DateTime<Utc>,
-    finished_at: DateTime<Utc>,
-    status: PollStatus,
-    window_start: Option<DateTime<Utc>>,
-    pages: u32,
-    records: u64,
-) -> PollOutcome {
-    PollOutcome { pages, records, ..PollOutcome::new(started_at, finished_at, status, window_start) }
-}
-
-struct Scanned {
-    changes: Collector,
-    deletions: Collector,
-    problems: Vec<String>,
-    pages: u32,
-    /// Ids of the first scan of the changes (only for the pitfall-11 mutation).
-    first_ids: Vec<Box<str>>,
-}
-
 /// The records of the deleted feed that are deletions by the provider's own account. Left out, with a warning:
-/// - a record whose deletion date field is there and `null`: a live record (the provider did not apply
-///   `deleted_since`), never a deletion;
+/// - a record whose deletion date field is there and `null`: a live record (the provider did not apply its
+///   deletion bound), never a deletion;
 /// - a record without a deletion date that this poll's change scan read live: not notified as deleted by this
 ///   poll. Were it deleted after the change scan read it, the next poll's deleted feed returns it again (its
 ///   window starts before this poll's start) and its change scan no longer does, so the deletion is notified
-///   then; a provider that ignores `deleted_since` gets no DELETED event for every live record it returns.
+///   then; a provider that ignores the bound gets no DELETED event for every live record it returns.
 fn deletions_to_notify(
     deletions: Vec<Observation>,
     changes: &[Observation],
@@ -577,24 +543,29 @@ fn deletions_to_notify(
 ///
 /// A scan is consistent when every page reported the first page's total, it read at least that many distinct
 /// ids, and it cannot have skipped a row through a removal before its cursor compensated by an addition after
-/// it. Such an addition is a new state dated after the scan began; the removal is a deletion from then on —
-/// known from the deleted feed where the resource has one, else assumed.
+/// it (pitfall 5). Such an addition is a new state dated after the scan began; the removal is a deletion from
+/// then on — known from the deleted feed where the resource has one, else assumed.
 async fn scan_all(
     scanner: &mut Scanner<'_, '_>,
     query: &CompiledQuery,
     window_start: DateTime<Utc>,
     max_rescans: u32,
-    keep_first_ids: bool,
+    defences: Defences,
 ) -> Result<Scanned, PollError> {
+    let _ = defences;
     let mut pages = 0;
     let mut changes = Collector::new();
     let mut deletions = Collector::new();
+    #[cfg(feature = "mutations")]
     let mut first_ids = Vec::new();
     let mut problems = Vec::new();
     for attempt in 0..=max_rescans {
+        #[cfg(not(feature = "mutations"))]
+        let _ = attempt;
         let r: ScanReport = scanner.scan(query, Feed::Changes, FeedKind::Changes, &mut changes).await?;
         pages += r.pages;
-        if attempt == 0 && keep_first_ids {
+        #[cfg(feature = "mutations")]
+        if attempt == 0 && !defences.deletes_from_feed_only {
             first_ids = changes.observations().map(|(id, _)| id.into()).collect();
         }
         if query.has_deleted_feed {
@@ -616,33 +587,12 @@ async fn scan_all(
             break;
         }
     }
-    Ok(Scanned { changes, deletions, problems, pages, first_ids })
-}
-
-/// Ids in `seen` dated inside the window but missing from `ids` (the pitfall-11 mutation's evidence).
-fn absent_ids(seen: &SeenSet, ids: &[Box<str>], window_start: DateTime<Utc>) -> Vec<Box<str>> {
-    let present: std::collections::HashSet<&str> = ids.iter().map(|b| &**b).collect();
-    let from = window_start.timestamp_millis();
-    let mut v: Vec<Box<str>> = seen
-        .iter()
-        .filter(|(id, e)| !e.deleted && e.date_ms.is_some_and(|d| d >= from) && !present.contains(id))
-        .map(|(id, _)| id.into())
-        .collect();
-    v.sort();
-    v
-}
-
-fn push_inferred_delete(window: &Window, id: &str, seen: &mut SeenSet, out: &mut Classified) {
-    use oc_model::event::{EventType, event_id};
-    let date = DateTime::from_timestamp_millis(window.t0_ms).unwrap_or_default();
-    seen.insert(id, crate::seen::SeenEntry { date_ms: Some(window.t0_ms), hash: 0, deleted: true, observed: true });
-    out.deleted += 1;
-    out.events.push(Event {
-        event_id: event_id(window.instance_id, &window.resource, id, EventType::Deleted, date, 0),
-        event_type: EventType::Deleted,
-        object_type: window.resource.clone(),
-        object_id: id.to_owned(),
-        date,
-        record: serde_json::json!({ "id": id }),
-    });
+    Ok(Scanned {
+        changes,
+        deletions,
+        problems,
+        pages,
+        #[cfg(feature = "mutations")]
+        first_ids,
+    })
 }

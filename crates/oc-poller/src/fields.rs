@@ -79,9 +79,16 @@ impl DateFormat {
             .with_two_digit_year_start(oc_template::two_digit_year_start(now));
         let zone_name = zone.unwrap_or("GMT");
         let zone = oc_template::Zone::parse(zone_name).map_err(|e| format!("timezone {zone_name:?}: {e}"))?;
+        Ok(DateFormat::with_mask(compiled, zone, mask, zone_name))
+    }
+
+    /// A compiled mask read in `zone` (named `zone_name`) when the text has no zone of its own; `source` is the
+    /// mask as written.
+    pub fn with_mask(mask: oc_template::Mask, zone: oc_template::Zone, source: &str, zone_name: &str) -> DateFormat {
         // ISO in whole seconds and UTC: read the exact shape directly, the mask only when that fails
-        let utc_seconds = mask == ISO_SECONDS_MASK && matches!(zone_name, "GMT" | "UTC" | "Z" | "Etc/UTC" | "Etc/GMT");
-        Ok(DateFormat::Mask { mask: compiled, zone, source: mask.to_owned(), utc_seconds })
+        let utc_seconds =
+            source == ISO_SECONDS_MASK && matches!(zone_name, "GMT" | "UTC" | "Z" | "Etc/UTC" | "Etc/GMT");
+        DateFormat::Mask { mask, zone, source: source.to_owned(), utc_seconds }
     }
 
     /// Reads `text`.

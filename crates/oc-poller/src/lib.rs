@@ -2,25 +2,37 @@
 //! since the last poll without losing or duplicating a change. It sees providers, stores, notifiers and time
 //! only through the ports of `oc-model`.
 //!
+//! - [`plan`]: a resource's poller configuration compiled once ([`PollPlan`]), used by the engine and by the
+//!   API's validation alike;
 //! - [`engine`]: one poll of one (instance, resource), from `T0` to the atomic commit
-//!   (`change-detection.md`, "One poll"), with every defence of its pitfall list switchable for tests;
+//!   (`change-detection.md`, "One poll"): plan, scan, classify, commit;
+//! - [`defences`]: its defences against the pitfalls of `docs/change-detection.md`, switchable only in a build
+//!   with the feature `mutations` (the pitfall tests);
 //! - [`scheduler`]: claims due jobs, bounds the polls in flight, intervals with jitter, backoff, shutdown;
 //! - [`classify`]: the pure core (de-duplication across pages, CREATED/UPDATED/DELETED, `seen`);
 //! - [`seen`]: the `seen` set and its compact encoding;
 //! - [`window`]: the poller URL and the lower bound it really sends after mask truncation;
 //! - [`fields`], [`hash`]: reading ids and dates, and the stable content hash.
 
+#![deny(missing_docs)]
+
 pub mod classify;
+pub mod defences;
 pub mod engine;
 pub mod error;
 pub mod fields;
 pub mod hash;
+#[cfg(feature = "mutations")]
+mod mutations;
+pub mod plan;
 mod scan;
 pub mod scheduler;
 pub mod seen;
 pub mod window;
 
-pub use engine::{Defences, Engine, EngineConfig, PollJob, PollReport};
+pub use defences::Defences;
+pub use engine::{Engine, EngineConfig, PollJob, PollReport};
 pub use error::PollError;
+pub use plan::{PlanField, PlanProblem, PlanSettings, PollPlan};
 pub use scheduler::{JobResult, PollPorts, Scheduler, SchedulerConfig};
 pub use seen::SeenSet;

@@ -5,9 +5,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use oc_model::ports::{
-    CompiledQuery, Feed, Lease, PageCursor, PageRequest, PollingStore, Provider, ProviderError, Session,
-};
+use oc_model::ports::{CompiledQuery, Feed, Lease, PageCursor, PageRequest, PollingStore, Provider, Session};
 
 use crate::classify::{Collector, FeedKind, RecordReader};
 use crate::error::PollError;
@@ -84,10 +82,12 @@ pub(crate) struct Scanner<'a, 'k> {
     pub(crate) prior_skew_ms: i64,
     /// The checks of step 4 (off only in the pitfall-5 mutation test).
     pub(crate) check_consistency: bool,
-    /// Treat a failed page as the end of the data (the pitfall-10 mutation; never in production).
+    /// Treat a failed page as the end of the data (the pitfall-10 mutation).
+    #[cfg(feature = "mutations")]
     pub(crate) failure_ends_scan: bool,
     /// Pitfall-2 mutation: re-query from the newest date of each page instead of following the provider's
     /// cursor. Given the function that compiles the query for a new lower bound.
+    #[cfg(feature = "mutations")]
     pub(crate) rebase: Option<&'a (dyn Fn(DateTime<Utc>) -> Result<CompiledQuery, PollError> + Sync)>,
 }
 
@@ -105,6 +105,7 @@ impl Scanner<'_, '_> {
         let mut scan_start_ms: Option<i64> = None;
         let mut first_total: Option<u64> = None;
         let mut cursor = PageCursor::First;
+        #[cfg_attr(not(feature = "mutations"), allow(unused_mut))]
         let mut rebased: Option<CompiledQuery> = None;
         let mut moved = false;
         let mut position = 0u64;
@@ -118,7 +119,11 @@ impl Scanner<'_, '_> {
                 PageRequest { query: rebased.as_ref().unwrap_or(query), feed, cursor, page_size: self.page_size };
             let page = match self.provider.fetch_page(self.session, &request).await {
                 Ok(p) => p,
-                Err(e) if self.failure_ends_scan && !matches!(e, ProviderError::ReauthorizationRequired(_)) => {
+                #[cfg(feature = "mutations")]
+                Err(e)
+                    if self.failure_ends_scan
+                        && !matches!(e, oc_model::ports::ProviderError::ReauthorizationRequired(_)) =>
+                {
                     return Ok(report);
                 }
                 Err(e) => return Err(e.into()),
@@ -155,6 +160,7 @@ impl Scanner<'_, '_> {
                     }
                 }
             }
+            #[cfg(feature = "mutations")]
             if let Some(rebase) = self.rebase {
                 // the naive cursor: `updated >= newest of the page`, from the first page again
                 match (newest, page.next) {

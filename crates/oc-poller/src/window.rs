@@ -29,7 +29,7 @@ fn mask_has_zone(pattern: &str) -> bool {
 impl UrlPlan {
     /// Parses the placeholders of `url`.
     pub fn new(url: &str) -> Result<UrlPlan, String> {
-        Ok(UrlPlan { template: Template::parse(url).map_err(|e| format!("url: {e}"))? })
+        Ok(UrlPlan { template: Template::parse(url).map_err(|e| e.to_string())? })
     }
 
     /// True when the URL has a placeholder.
@@ -37,8 +37,8 @@ impl UrlPlan {
         self.template.placeholders().next().is_some()
     }
 
-    /// The latest instant a reader that takes zone-less text as UTC (Sage, for a date-time without offset or
-    /// with a literal `'Z'`) may make of the placeholders rendered at `at`.
+    /// The latest instant a reader that takes zone-less text as UTC (as most providers do, for a date-time
+    /// without offset or with a literal `'Z'`) may make of the placeholders rendered at `at`.
     fn latest_utc_reading(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let utc = Zone::utc();
         self.template
@@ -76,6 +76,18 @@ impl UrlPlan {
         if !self.has_placeholder() {
             return (self.template.render(s), None);
         }
+        let at = self.guarded(s, guard);
+        (self.template.render(at), Some(self.earliest_reading(at)))
+    }
+
+    /// The bound [`render`](Self::render) reports for `s`, without rendering the URL (`None` without
+    /// placeholders): what a poll starting at `s` will really send.
+    pub fn sent_bound(&self, s: DateTime<Utc>, guard: bool) -> Option<DateTime<Utc>> {
+        self.has_placeholder().then(|| self.earliest_reading(self.guarded(s, guard)))
+    }
+
+    /// The instant to render for `s`: `s`, or with `guard` earlier until no reading of the text is after `s`.
+    fn guarded(&self, s: DateTime<Utc>, guard: bool) -> DateTime<Utc> {
         let mut at = s;
         if guard {
             for _ in 0..4 {
@@ -85,7 +97,7 @@ impl UrlPlan {
                 }
             }
         }
-        (self.template.render(at), Some(self.earliest_reading(at)))
+        at
     }
 }
 
@@ -102,6 +114,7 @@ mod tests {
         let (got, bound) = plan.render(at(s), guard);
         assert_eq!(got, expected_url, "{url}");
         assert_eq!(bound, expected_bound.map(at), "{url}");
+        assert_eq!(plan.sent_bound(at(s), guard), bound, "{url}: the bound alone is the rendered one");
     }
 
     #[test]

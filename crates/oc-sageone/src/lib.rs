@@ -60,6 +60,8 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
+
 mod config;
 mod dates;
 mod dialect;

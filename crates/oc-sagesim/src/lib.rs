@@ -23,6 +23,8 @@
 //!
 //! See `docs/simulator.md` for the flags, the admin API and the fault catalogue.
 
+#![deny(missing_docs)]
+
 mod admin;
 mod clock;
 mod config;

@@ -45,7 +45,7 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// A bound value.
 #[derive(Debug, Clone)]

@@ -38,16 +38,15 @@ fn account_json(account: &ProviderAccount) -> Result<String, StoreError> {
     to_json(&json!({"id": account.id, "name": account.name, "extra": account.extra}))
 }
 
-/// The stored account; rows written before the account was provider-neutral name its fields `business_id` and
-/// `business_name`.
+/// The stored account (accounts of earlier versions are renamed to this shape by migration 4).
 fn parse_account(text: &str) -> Result<ProviderAccount, StoreError> {
     let mut v: Map<String, Value> = from_json("instance account", text)?;
-    let mut text_of = |key: &str, legacy: &str| match v.remove(key).or_else(|| v.remove(legacy)) {
+    let mut text_of = |key: &str| match v.remove(key) {
         Some(Value::String(s)) => Some(s),
         _ => None,
     };
-    let id = text_of("id", "business_id");
-    let name = text_of("name", "business_name");
+    let id = text_of("id");
+    let name = text_of("name");
     Ok(ProviderAccount { id, name, extra: v.remove("extra").unwrap_or(Value::Null) })
 }
 

@@ -23,6 +23,8 @@
 //! Leases fence work across nodes: every claim increments a generation, and every write under a lease checks
 //! owner, generation and expiry in the same statement that writes.
 
+#![deny(missing_docs)]
+
 mod accounts;
 mod activity;
 mod codec;

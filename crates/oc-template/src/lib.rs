@@ -50,6 +50,8 @@
 //! cd crates/oc-template/fuzz && cargo +nightly fuzz run template -- -max_total_time=300
 //! ```
 
+#![deny(missing_docs)]
+
 mod calendar;
 mod error;
 mod mask;

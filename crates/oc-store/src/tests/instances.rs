@@ -300,7 +300,29 @@ async fn reauthorization_makes_the_jobs_due_at_once(b: Backend) {
     assert_eq!(claims[0].state.consecutive_failures, 0);
 }
 
+/// Migration 4 renames the account fields written by earlier versions (`business_id`, `business_name`).
+async fn accounts_of_earlier_versions_are_renamed(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.store();
+    let (owner, instance) = setup(&s, customers()).await;
+    let legacy = r#"{"business_id":"biz-9","business_name":"Old Ltd","extra":{"country":"GB"}}"#;
+    let mut tx = s.pools.write().await.unwrap();
+    tx.c().exec("UPDATE instances SET account = $2 WHERE id = $1", args![instance.id, legacy]).await.unwrap();
+    let migration = match b {
+        Backend::Sqlite => include_str!("../../migrations/sqlite/0004_neutral_account.sql"),
+        Backend::Postgres => include_str!("../../migrations/postgres/0004_neutral_account.sql"),
+    };
+    tx.c().exec(migration, args![]).await.unwrap();
+    tx.commit().await.unwrap();
+    let back = s.instance(owner.org_id, instance.id).await.unwrap().unwrap();
+    assert_eq!(
+        back.account,
+        ProviderAccount { id: Some("biz-9".into()), name: Some("Old Ltd".into()), extra: json!({"country": "GB"}) }
+    );
+}
+
 on_both!(
+    accounts_of_earlier_versions_are_renamed,
     reauthorization_makes_the_jobs_due_at_once,
     instance_round_trip,
     secrets_are_not_stored_in_clear,
