@@ -1,8 +1,9 @@
 //! Sage's v3.1 list endpoints as its swagger file declares them: the query parameters each list call accepts
 //! (so the translator never sends an undeclared one), the record fields of its items, and the keys its `sort`
-//! accepts. The table is generated from `sage-accounting-v3.1.swagger.json` by the test `tests/swagger.rs`,
-//! which fails when the committed table is stale (regenerate with `OCPOLL_BLESS=1 cargo test -p oc-sageone
-//! --test swagger`). Nothing is read at run time: the binary is self-contained.
+//! accepts. The table is generated from `sage-accounting-v3.1.swagger.json` by the test `tests/it/swagger.rs`,
+//! which fails when the committed table is stale (regenerate with
+//! `OCPOLL_BLESS=1 cargo test -p oc-sageone --test it swagger`). Nothing is read at run time: the binary is
+//! self-contained.
 
 #[rustfmt::skip]
 mod table;

@@ -1,5 +1,5 @@
-//! GENERATED from Sage's `sage-accounting-v3.1.swagger.json` by `tests/swagger.rs`: do not edit. Regenerate
-//! with `OCPOLL_BLESS=1 cargo test -p oc-sageone --test swagger`.
+//! GENERATED from Sage's `sage-accounting-v3.1.swagger.json` by `tests/it/swagger.rs`: do not edit.
+//! Regenerate with `OCPOLL_BLESS=1 cargo test -p oc-sageone --test it swagger`.
 
 use super::{B, Endpoint, I, N, S, p};
 

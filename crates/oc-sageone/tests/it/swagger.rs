@@ -2,7 +2,7 @@
 //! the generated endpoint table is not stale, every hub resource maps to a list endpoint that exists, and every
 //! query parameter the translator sends is declared by that endpoint.
 //!
-//! `OCPOLL_BLESS=1 cargo test -p oc-sageone --test swagger` rewrites `src/endpoints/table.rs` from the swagger.
+//! `OCPOLL_BLESS=1 cargo test -p oc-sageone --test it swagger` rewrites `src/endpoints/table.rs` from the swagger.
 //! `OCPOLL_SAGE_SWAGGER=/path/to/file` points at another copy of the swagger file.
 
 use std::collections::BTreeSet;
@@ -48,8 +48,8 @@ fn sort_keys(description: &str) -> Vec<String> {
 fn generate(swagger: &Value) -> String {
     let mut out = String::new();
     out.push_str(
-        "//! GENERATED from Sage's `sage-accounting-v3.1.swagger.json` by `tests/swagger.rs`: do not edit. Regenerate\n\
-         //! with `OCPOLL_BLESS=1 cargo test -p oc-sageone --test swagger`.\n\n\
+        "//! GENERATED from Sage's `sage-accounting-v3.1.swagger.json` by `tests/it/swagger.rs`: do not edit.\n\
+         //! Regenerate with `OCPOLL_BLESS=1 cargo test -p oc-sageone --test it swagger`.\n\n\
          use super::{B, Endpoint, I, N, S, p};\n\n\
          /// Every list endpoint, sorted by path.\n\
          pub(super) static ENDPOINTS: &[Endpoint] = &[\n",
@@ -115,7 +115,7 @@ fn generated_endpoint_table_is_current() {
             std::fs::write(&table, &expected).expect("write the table");
         } else {
             panic!(
-                "{} is stale: regenerate it with `OCPOLL_BLESS=1 cargo test -p oc-sageone --test swagger`",
+                "{} is stale: regenerate it with `OCPOLL_BLESS=1 cargo test -p oc-sageone --test it swagger`",
                 table.display()
             );
         }

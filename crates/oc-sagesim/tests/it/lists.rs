@@ -1,11 +1,10 @@
 //! List semantics against the spec and the swagger: envelope, paging, projection, inclusive/exclusive date
 //! filters, declared parameters only, filters, sort, businesses, record operations.
 
-mod common;
-
 use axum::http::{Method, StatusCode};
-use common::{Fixture, assert_sage_error, ids};
 use serde_json::json;
+
+use crate::common::{Fixture, assert_sage_error, ids};
 
 #[tokio::test]
 async fn the_envelope_pages_by_20_and_links_relative_paths() {

@@ -1,12 +1,11 @@
 //! The inconvenient parts on demand: rate limit, 429 bursts, 5xx, the `Date` header and the clock, equal
 //! timestamps across pages, data moving between page requests, late-visible rows, the request log, the admin API.
 
-mod common;
-
 use axum::http::{Method, StatusCode};
-use common::{Fixture, assert_sage_error, ids, t};
 use oc_sagesim::{PageAction, PageHook, SimConfig};
 use serde_json::json;
+
+use crate::common::{self, Fixture, assert_sage_error, ids, t};
 
 #[tokio::test]
 async fn the_rate_limit_is_per_business_and_per_60_seconds_of_the_clock() {

@@ -1,12 +1,11 @@
 //! OAuth over HTTP: the authorization redirect, the consent page, code exchange, rotating refresh tokens,
 //! revocation, and what the API answers to missing, expired and revoked tokens.
 
-mod common;
-
 use axum::http::{Method, StatusCode};
-use common::{CLIENT_ID, CLIENT_SECRET, Fixture, REDIRECT_URI, assert_sage_error};
 use oc_sagesim::SimConfig;
 use serde_json::Value;
+
+use crate::common::{CLIENT_ID, CLIENT_SECRET, Fixture, REDIRECT_URI, assert_sage_error};
 
 fn form(pairs: &[(&str, &str)]) -> Option<(&'static str, String)> {
     let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();

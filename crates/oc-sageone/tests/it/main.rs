@@ -1,0 +1,5 @@
+//! Integration tests of oc-sageone, one binary: the Sage client against wiremock, and the crate's data checked
+//! against Sage's swagger (`swagger`, which also regenerates `src/endpoints/table.rs`).
+
+mod client;
+mod swagger;
