@@ -4,21 +4,23 @@
 //!
 //! This library holds the harness: [`Server`] (a running service on a fresh store), [`Api`] (a client of any
 //! running service, in-process or a child process), [`sim::Sage`] (the simulator with a registered app),
-//! [`receiver::Receiver`] (a callback receiver that verifies signatures and can be told to fail) and
-//! [`process::Node`] (the real `ocpoll serve` binary as a child process).
+//! [`receiver::Receiver`] (a callback receiver that verifies signatures and can be told to fail),
+//! [`process::Node`] (the real `ocpoll serve` binary as a child process) and [`tasks_fake::TasksFake`] (the
+//! invented Tasks API of the second provider, `oc-tasks`, which proves that providers can be swapped).
 
 pub mod changes;
 pub mod process;
 pub mod receiver;
 pub mod sage_fake;
 pub mod sim;
+pub mod tasks_fake;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use oc_bin::service::{Running, start};
+use oc_bin::service::{Running, start, start_with};
 use oc_bin::settings::ServeSettings;
-use oc_model::ports::{AccountStore, Clock, NewOrganization, SystemClock};
+use oc_model::ports::{AccountStore, Clock, NewOrganization, Providers, SystemClock};
 use oc_store::testing::TestStore;
 use serde_json::Value;
 
@@ -54,11 +56,28 @@ impl Server {
     /// Starts the service on `test_store` with `args` as `ocpoll serve` would take them (the listen address is
     /// always a free loopback port).
     pub async fn start(test_store: TestStore, args: &[&str]) -> anyhow::Result<Server> {
-        let mut all = vec!["--listen", "127.0.0.1:0"];
-        all.extend_from_slice(args);
-        let settings = ServeSettings::from_args(all)?;
+        let settings = settings(args)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let running = start(&settings, test_store.store(), clock).await?;
+        Server::running(test_store, running)
+    }
+
+    /// [`start`](Server::start) serving the providers `add` returns, given the settings and the settings'
+    /// own providers (Sage): the wiring of `ocpoll serve` (`oc_bin::service::start_with`) with more providers.
+    pub async fn start_with_providers(
+        test_store: TestStore,
+        args: &[&str],
+        add: impl FnOnce(&ServeSettings, Providers) -> Providers,
+    ) -> anyhow::Result<Server> {
+        let settings = settings(args)?;
+        let (providers, _sage) = oc_bin::service::providers(&settings)?;
+        let providers = add(&settings, providers);
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let running = start_with(&settings, test_store.store(), clock, providers).await?;
+        Server::running(test_store, running)
+    }
+
+    fn running(test_store: TestStore, running: Running) -> anyhow::Result<Server> {
         let root = format!("http://{}", running.addr);
         Ok(Server {
             api: format!("{root}/elements/api-v2"),
@@ -198,6 +217,13 @@ impl Api {
         })
         .await;
     }
+}
+
+/// The settings of `ocpoll serve` with `args`, listening on a free loopback port.
+fn settings(args: &[&str]) -> anyhow::Result<ServeSettings> {
+    let mut all = vec!["--listen", "127.0.0.1:0"];
+    all.extend_from_slice(args);
+    Ok(ServeSettings::from_args(all)?)
 }
 
 fn rand_suffix() -> String {
