@@ -2,7 +2,6 @@
 //! the wiring of concrete implementations. End-to-end tests drive [`api::app`] directly.
 
 pub mod api;
-pub mod bench_e2e;
 pub mod demo;
 pub mod instrument;
 pub mod metrics;
