@@ -1,38 +1,19 @@
-//! Random customer changes in the simulator while the service runs, and the check that every one of them was
-//! delivered: each create, update and delete has a matching event at the receiver, duplicates only under the same
-//! event id, and a consumer applying the events holds the simulator's final state.
+//! Random customer changes in the simulator while the service runs (the simulator's workload,
+//! `oc_sagesim::workload`, driven by a task), and the check that every one of them was delivered: each create,
+//! update and delete has a matching event at the receiver, duplicates only under the same event id, and a
+//! consumer applying the events holds the simulator's final state.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use oc_model::event::EventType;
+use oc_sagesim::workload::{self, Arrival, Change, Ledger, Mix};
 use tokio::task::JoinHandle;
 
 use crate::receiver::Received;
 use crate::sim::Sage;
-
-/// What kind of change was made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A new customer.
-    Create,
-    /// Its notes changed.
-    Update,
-    /// Deleted.
-    Delete,
-}
-
-/// One change made in the simulator.
-#[derive(Debug, Clone)]
-pub struct Change {
-    /// What.
-    pub kind: Kind,
-    /// The customer.
-    pub id: String,
-    /// Its `updated_at` after the change (creates and updates).
-    pub updated_at: String,
-}
 
 /// A task making changes until stopped.
 pub struct Changer {
@@ -41,57 +22,30 @@ pub struct Changer {
     task: JoinHandle<()>,
 }
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+/// The tests' mix: creates (40 %), updates (40 %) and deletes (20 %) of customers the changer created, each
+/// changed at most once per 1.2 s, so that two of its states never share an `updated_at` second.
+pub fn mix() -> Mix {
+    Mix {
+        create: 0.4,
+        update: 0.4,
+        min_customers: 1,
+        rest: Duration::from_millis(1200),
+        existing: false,
+        label: "Changer".into(),
     }
 }
 
 impl Changer {
-    /// Makes a change every `every`: creates (40 %), updates (40 %) and deletes (20 %) customers it created. A
-    /// customer is changed at most once per 1.2 s, so that two of its states never share an `updated_at` second.
+    /// Makes a change to the lead business's customers every `every` (see [`mix`]).
     pub fn start(sage: Arc<Sage>, every: Duration, seed: u64) -> Changer {
         let changes = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let (log, halt) = (changes.clone(), stop.clone());
         let task = tokio::spawn(async move {
-            let mut rng = Rng(seed | 1);
-            let mut live: Vec<(String, Instant)> = Vec::new();
-            let mut n = 0;
+            let mut changer = workload::Changer::new(sage.sim.simulator().clone(), mix(), seed);
+            let business = sage.business();
             while !halt.load(Ordering::SeqCst) {
-                n += 1;
-                let roll = rng.below(10);
-                let settled: Vec<usize> = live
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, (_, at))| at.elapsed() > Duration::from_millis(1200))
-                    .map(|(i, _)| i)
-                    .collect();
-                let change = if roll < 4 || settled.is_empty() {
-                    let (id, updated_at) = sage.create_customer(&format!("Changer {seed} #{n}"));
-                    live.push((id.clone(), Instant::now()));
-                    Change { kind: Kind::Create, id, updated_at }
-                } else if roll < 8 {
-                    let i = settled[rng.below(settled.len())];
-                    let id = live[i].0.clone();
-                    let updated_at = sage.update_customer(&id, &format!("edit #{n}"));
-                    live[i].1 = Instant::now();
-                    Change { kind: Kind::Update, id, updated_at }
-                } else {
-                    let i = settled[rng.below(settled.len())];
-                    let (id, _) = live.remove(i);
-                    sage.delete_customer(&id);
-                    Change { kind: Kind::Delete, id, updated_at: String::new() }
-                };
+                let change = changer.change(&business).expect("a change in the simulator");
                 log.lock().unwrap_or_else(|e| e.into_inner()).push(change);
                 tokio::time::sleep(every).await;
             }
@@ -104,79 +58,68 @@ impl Changer {
         self.changes.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    /// Stops making changes; returns every change made.
+    /// Stops making changes; returns every change made (a failed change fails the test here).
     pub async fn stop(self) -> Vec<Change> {
         self.stop.store(true, Ordering::SeqCst);
-        let log = self.changes.clone();
-        let _ = self.task.await;
-        log.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.task.await.expect("the changer ran");
+        self.changes.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
-/// The record's `updated_at`, or "" (a DELETED event's tombstone may not carry one).
-fn updated_at(e: &Received) -> String {
-    e.record["updated_at"].as_str().unwrap_or_default().to_string()
+/// An event as the ledger takes it; its date is the record's `updated_at` from `raw` (what a consumer sees),
+/// or the event's date for a `DELETED` one or a record without it.
+pub fn arrival(e: &Received) -> Arrival {
+    let event_type = EventType::parse(&e.event_type).unwrap_or_else(|| panic!("an event type: {e:#?}"));
+    let event_date = || e.date.parse().unwrap_or_else(|_| panic!("an event date: {e:#?}"));
+    let date = match event_type {
+        EventType::Deleted => event_date(),
+        _ => e.record["updated_at"].as_str().and_then(|s| s.parse().ok()).unwrap_or_else(event_date),
+    };
+    Arrival {
+        instance: e.instance_id,
+        object_id: e.object_id.clone(),
+        event_type,
+        date,
+        event_id: e.event_id.clone(),
+        at: e.at,
+    }
 }
 
-/// The changes that no event received covers yet (empty: all delivered).
-pub fn undelivered(changes: &[Change], events: &[Received]) -> Vec<Change> {
-    let mut by_object: HashMap<&str, Vec<&Received>> = HashMap::new();
+/// The books of `changes` expected at `instance`, with `events` taken in arrival order.
+pub fn ledger(changes: &[Change], instance: i64, events: &[Received]) -> Ledger {
+    let mut ledger = Ledger::default();
+    for business in changes.iter().map(|c| c.business.as_str()).collect::<BTreeSet<_>>() {
+        ledger.watch(business, instance);
+    }
+    for c in changes {
+        ledger.record(c.clone());
+    }
     for e in events {
-        by_object.entry(e.object_id.as_str()).or_default().push(e);
+        ledger.take(arrival(e));
     }
-    changes
-        .iter()
-        .filter(|c| {
-            let got = by_object.get(c.id.as_str()).map(Vec::as_slice).unwrap_or_default();
-            let deleted = got.iter().any(|e| e.event_type == "DELETED");
-            let covered = match c.kind {
-                Kind::Delete => deleted,
-                Kind::Create => deleted || got.iter().any(|e| e.event_type == "CREATED"),
-                Kind::Update => {
-                    deleted || got.iter().any(|e| e.event_type != "DELETED" && updated_at(e) >= c.updated_at)
-                }
-            };
-            !covered
-        })
-        .cloned()
-        .collect()
+    ledger
 }
 
-/// Checks what arrived against what was changed: everything covered; no two event ids for one state (object,
-/// type, `updated_at`); at most one CREATED id per object; only objects that were changed; and a mirror applying
-/// the events in arrival order holds the simulator's final state of every changed customer.
-pub fn check_delivered(sage: &Sage, changes: &[Change], events: &[Received]) {
-    let missing = undelivered(changes, events);
+/// The changes that no event of `instance` received delivers yet (empty: all delivered).
+pub fn undelivered(changes: &[Change], instance: i64, events: &[Received]) -> Vec<Change> {
+    ledger(changes, instance, events).undelivered().into_iter().map(|(c, _)| c.clone()).collect()
+}
+
+/// Checks what arrived for `instance` against what was changed: everything delivered; only events of objects that
+/// were changed; no two event ids for one state (object, type, date) and at most one CREATED id per object; and a
+/// mirror applying the events in arrival order holds the simulator's final state of every changed customer.
+pub fn check_delivered(sage: &Sage, changes: &[Change], instance: i64, events: &[Received]) {
+    let ledger = ledger(changes, instance, events);
+    let missing = ledger.undelivered();
     assert!(missing.is_empty(), "{} of {} changes not delivered: {missing:#?}", missing.len(), changes.len());
-    let touched: BTreeSet<&str> = changes.iter().map(|c| c.id.as_str()).collect();
-    let mut ids_of_state: BTreeMap<(String, String, String), BTreeSet<String>> = BTreeMap::new();
-    let mut created: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for e in events {
-        assert!(touched.contains(e.object_id.as_str()), "an event of an object nobody changed: {e:#?}");
-        let state = if e.event_type == "DELETED" { e.date.clone() } else { updated_at(e) };
-        ids_of_state.entry((e.object_id.clone(), e.event_type.clone(), state)).or_default().insert(e.event_id.clone());
-        if e.event_type == "CREATED" {
-            created.entry(e.object_id.clone()).or_default().insert(e.event_id.clone());
-        }
-    }
-    for (state, ids) in &ids_of_state {
-        assert_eq!(ids.len(), 1, "one state, several event ids: {state:?} {ids:?}");
-    }
-    for (object, ids) in &created {
-        assert_eq!(ids.len(), 1, "{object} CREATED under several ids: {ids:?}");
-    }
-    let mut mirror: HashMap<&str, Option<String>> = HashMap::new();
-    for e in events {
-        let state = if e.event_type == "DELETED" { None } else { Some(updated_at(e)) };
-        mirror.insert(e.object_id.as_str(), state);
-    }
-    for id in touched {
-        let record = sage.customer(id).expect("the simulator knows every customer it created");
-        let want = if record["deleted_at"].is_string() {
-            None
-        } else {
-            Some(record["updated_at"].as_str().unwrap_or_default().to_string())
-        };
-        assert_eq!(mirror.get(id).cloned().flatten(), want, "the mirror of {id} differs from Sage: {record}");
+    let problems = ledger.inconsistencies();
+    assert!(problems.is_empty(), "{problems:#?}");
+    let mirror = ledger.mirror(instance);
+    let touched: BTreeSet<(&str, &str)> = changes.iter().map(|c| (c.business.as_str(), c.id.as_str())).collect();
+    for (business, id) in touched {
+        let record = sage.sim.get_record(business, workload::COLLECTION, id);
+        assert!(record.is_some(), "the simulator knows every customer it created: {id}");
+        let want = workload::live_state(&sage.sim, business, id);
+        assert_eq!(mirror.get(id).copied().flatten(), want, "the mirror of {id} differs from Sage: {record:?}");
     }
 }

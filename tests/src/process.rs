@@ -1,5 +1,6 @@
-//! The real `ocpoll` binary as a child process: built once per test binary, started with `ocpoll serve` on a test
-//! store's database, killed with SIGKILL or stopped with SIGTERM.
+//! The real `ocpoll` binary as a child process: built once per process, started with `ocpoll serve` on a test
+//! store's database (or any database: the end-to-end benchmark uses it too), killed with SIGKILL or stopped with
+//! SIGTERM.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -13,24 +14,51 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
-/// Builds `ocpoll` (once per process) with `cargo build -p oc-bin --bin ocpoll` and returns its path.
+/// Builds `ocpoll` (once per process) with `cargo build -p oc-bin --bin ocpoll` in the profile this code was built
+/// in (`--release` when it has no debug assertions: the end-to-end benchmark) and returns its path.
 pub fn ocpoll_binary() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
         let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-        let status = std::process::Command::new(env!("CARGO"))
+        let release = !cfg!(debug_assertions);
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        // the variables cargo set for this package's run would make the build differ from a user's `cargo build`
+        // (build scripts such as ring's watch `CARGO_MANIFEST_DIR`) and rebuild half the tree each time
+        for (key, _) in std::env::vars_os() {
+            if key.to_str().is_some_and(set_by_cargo_for_a_package) {
+                cargo.env_remove(key);
+            }
+        }
+        let status = cargo
             .args(["build", "-p", "oc-bin", "--bin", "ocpoll"])
+            .args(if release { &["--release"][..] } else { &[] })
             .current_dir(&workspace)
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building ocpoll failed: {status}");
         let target =
             std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace.join("target"));
-        let bin = target.join("debug").join("ocpoll");
+        let bin = target.join(if release { "release" } else { "debug" }).join("ocpoll");
         assert!(bin.exists(), "{} is missing after the build", bin.display());
         bin
     })
     .clone()
+}
+
+/// Whether cargo sets `key` for the package it builds, runs or tests (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, ...).
+fn set_by_cargo_for_a_package(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
 }
 
 /// The database URL under which `ocpoll serve` finds the data of `store` (its schema on PostgreSQL), and the
@@ -63,6 +91,10 @@ pub struct NodeConfig {
     pub node_id: String,
     /// More flags.
     pub args: Vec<String>,
+    /// More environment variables, set last (e.g. `RUST_LOG`, else `OCPOLL_E2E_LOG` or `info,sqlx=warn`).
+    pub env: Vec<(String, String)>,
+    /// A file its stderr is also written to, line by line.
+    pub log_file: Option<PathBuf>,
 }
 
 impl NodeConfig {
@@ -76,6 +108,8 @@ impl NodeConfig {
             user_secret: format!("user-{}", uuid::Uuid::new_v4().simple()),
             node_id: node_id.to_string(),
             args,
+            env: Vec::new(),
+            log_file: None,
         }
     }
 
@@ -113,6 +147,7 @@ impl Node {
             .env_remove("OCPOLL_LISTEN")
             .env_remove("OCPOLL_DATABASE_URL")
             .env_remove("OCPOLL_MASTER_KEY_FILE")
+            .envs(config.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -120,6 +155,12 @@ impl Node {
             .spawn()
             .with_context(|| format!("starting {}", bin.display()))?;
         let stderr = child.stderr.take().ok_or_else(|| anyhow!("no stderr"))?;
+        let mut file = match &config.log_file {
+            Some(path) => Some(std::io::LineWriter::new(
+                std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+            )),
+            None => None,
+        };
         let log = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = oneshot::channel::<String>();
         let lines = log.clone();
@@ -131,6 +172,10 @@ impl Node {
                     && let Some(tx) = tx.take()
                 {
                     let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+                }
+                if let Some(f) = file.as_mut() {
+                    use std::io::Write;
+                    let _ = writeln!(f, "{line}");
                 }
                 lines.lock().unwrap_or_else(|e| e.into_inner()).push(line);
             }

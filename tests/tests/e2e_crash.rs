@@ -77,13 +77,13 @@ async fn kill_and_restart(store: TestStore, seed: u64) {
     let changes = changer.stop().await;
     let api = Api::new(&node.api, &config.authorization());
     let until = std::time::Instant::now() + Duration::from_secs(45);
-    while !undelivered(&changes, &receiver.events()).is_empty() {
+    while !undelivered(&changes, id, &receiver.events()).is_empty() {
         if std::time::Instant::now() > until {
             let polls = api.polls(id).await;
             let events = api.events(id).await;
             panic!(
                 "not delivered after 45 s: {:#?}\nlatest polls: {:#?}\nevents not delivered: {:#?}",
-                undelivered(&changes, &receiver.events()),
+                undelivered(&changes, id, &receiver.events()),
                 &polls[..polls.len().min(5)],
                 events.iter().filter(|e| e["status"] != "delivered").collect::<Vec<_>>()
             );
@@ -93,7 +93,7 @@ async fn kill_and_restart(store: TestStore, seed: u64) {
     eprintln!("{:?}: all delivered at {:?}", store.backend(), t.elapsed());
     api.wait_polls(id, 2, Duration::from_secs(30)).await;
     let events = receiver.events();
-    check_delivered(&sage, &changes, &events);
+    check_delivered(&sage, &changes, id, &events);
     assert!(receiver.hooks().iter().all(|h| h.elements_ok && h.standard_ok));
     let distinct: std::collections::BTreeSet<&str> = events.iter().map(|e| e.event_id.as_str()).collect();
     eprintln!(
@@ -145,7 +145,7 @@ async fn kill_and_restart_postgres_without_a_node_id() {
     let changes = changer.stop().await;
     // 30 s of silence, a beat period to notice, then a poll and a delivery
     eventually(Duration::from_secs(80), "every change delivered", || async {
-        undelivered(&changes, &receiver.events()).is_empty()
+        undelivered(&changes, id, &receiver.events()).is_empty()
     })
     .await;
     eventually(Duration::from_secs(45), "the killed node's leases taken over", || async {
@@ -157,6 +157,6 @@ async fn kill_and_restart_postgres_without_a_node_id() {
     assert!(!line.contains("deliveries=0"), "the delivery in flight was handed back: {line}");
     let api = Api::new(&node.api, &config.authorization());
     api.wait_polls(id, 2, Duration::from_secs(30)).await;
-    check_delivered(&sage, &changes, &receiver.events());
+    check_delivered(&sage, &changes, id, &receiver.events());
     assert!(node.terminate(Duration::from_secs(15)).await, "a clean stop on SIGTERM");
 }

@@ -93,7 +93,7 @@ async fn two_nodes_share_the_work_postgres() {
     tokio::time::sleep(Duration::from_secs(4)).await;
     let changes = changer.stop().await;
     eventually(Duration::from_secs(NODE_TIMEOUT_SECONDS + 45), "every change delivered to every instance", || async {
-        instances.iter().all(|(_, path)| undelivered(&changes, &receiver.events_at(path)).is_empty())
+        instances.iter().all(|(id, path)| undelivered(&changes, *id, &receiver.events_at(path)).is_empty())
     })
     .await;
     for (id, _) in &instances {
@@ -107,7 +107,7 @@ async fn two_nodes_share_the_work_postgres() {
         let events = receiver.events_at(path);
         all_events += events.len();
         assert!(events.iter().all(|e| e.instance_id == *id), "{path} got another instance's events");
-        check_delivered(&sage, &changes, &events);
+        check_delivered(&sage, &changes, *id, &events);
         // Never two polls of one (instance, resource) at once.
         let mut polls: Vec<(DateTime<Utc>, DateTime<Utc>)> =
             api_b.polls(*id).await.iter().map(|p| (instant(&p["startedAt"]), instant(&p["finishedAt"]))).collect();

@@ -4,7 +4,8 @@
 //!   PostgreSQL answers (`OCPOLL_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`),
 //!   otherwise one loud line says they were skipped.
 //! - `cargo xtask ci`    — the same with the PostgreSQL suites mandatory.
-//! - `cargo xtask bench [--quick] [FILTER]` — the criterion benchmarks.
+//! - `cargo xtask bench [--quick] [FILTER]` — the criterion benchmarks; `cargo xtask bench e2e -- ARGS` — the
+//!   end-to-end load benchmark (builds the release `ocpoll`, then runs `oc-tests`' `bench-e2e` binary).
 //! - `cargo xtask soak [CASES]` — the change-detection oracle, long run.
 
 mod pg;
@@ -53,8 +54,33 @@ tasks:
   soak [CASES]        the change-detection oracle for CASES cases (default 100000)
   tidy                architecture checks (also run as tests)";
 
+/// `cargo`, without the variables cargo set for running xtask itself: build scripts that watch one of them
+/// (ring's watches `CARGO_MANIFEST_DIR`) would otherwise rebuild half the tree between `cargo xtask ...` and a
+/// plain `cargo build`.
 fn cargo() -> Command {
-    Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+    let mut cmd = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    for (key, _) in env::vars_os() {
+        if key.to_str().is_some_and(set_by_cargo_for_a_package) {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+/// Whether cargo sets `key` for the package it builds, runs or tests (`CARGO_MANIFEST_DIR`, `CARGO_PKG_NAME`, ...).
+fn set_by_cargo_for_a_package(key: &str) -> bool {
+    key.starts_with("CARGO_PKG_")
+        || matches!(
+            key,
+            "CARGO_MANIFEST_DIR"
+                | "CARGO_MANIFEST_PATH"
+                | "CARGO_CRATE_NAME"
+                | "CARGO_BIN_NAME"
+                | "CARGO_PRIMARY_PACKAGE"
+                | "CARGO_TARGET_TMPDIR"
+                | "CARGO_RUSTC_CURRENT_DIR"
+                | "OUT_DIR"
+        )
 }
 
 fn run(step: &str, mut cmd: Command) -> Result<()> {
@@ -138,7 +164,12 @@ fn bench(args: &[String]) -> Result<()> {
             Some("--") => &args[2..],
             _ => &args[1..],
         };
-        cmd.args(["run", "--release", "-p", "oc-bin", "--", "bench-e2e"]).args(rest);
+        // the benchmark runs the release `ocpoll serve` as a child process: build it first (the benchmark would
+        // build it too, but a failed build reads better here)
+        let mut build = cargo();
+        build.args(["build", "--release", "-p", "oc-bin", "--bin", "ocpoll"]);
+        run("build the release ocpoll", build)?;
+        cmd.args(["run", "--release", "-p", "oc-tests", "--bin", "bench-e2e", "--"]).args(rest);
         return run("end-to-end load benchmark", cmd);
     }
     let quick = args.iter().any(|a| a == "--quick");

@@ -2,8 +2,6 @@
 //! the wiring of concrete implementations. End-to-end tests drive [`api::app`] directly.
 
 pub mod api;
-pub mod bench_e2e;
-
 pub mod demo;
 pub mod metrics;
 pub mod receiver;

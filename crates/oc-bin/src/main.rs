@@ -38,9 +38,6 @@ enum Command {
     /// CEQL where clauses and their Sage v3.1 translation.
     #[command(subcommand)]
     Ceql(cmd::ceql::CeqlCmd),
-    /// (benchmark) The end-to-end load benchmark: N instances polling the simulator through a child `ocpoll serve`.
-    #[command(hide = true)]
-    BenchE2e(oc_bin::bench_e2e::BenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +107,5 @@ fn main() -> ExitCode {
         },
         Command::Template(t) => finish(cmd::template::run(&t)),
         Command::Ceql(c) => finish(cmd::ceql::run(&c)),
-        Command::BenchE2e(args) => block_on(oc_bin::bench_e2e::run(args)),
     }
 }

@@ -13,6 +13,7 @@ use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 use oc_model::event::Notification;
+use oc_sagesim::workload::Arrival;
 use sha2::Sha256;
 use tokio::sync::mpsc;
 
@@ -27,6 +28,31 @@ pub struct Received {
     pub elements_signature_ok: bool,
     /// `webhook-signature` checked and right.
     pub standard_signature_ok: bool,
+}
+
+impl Received {
+    /// Both signatures checked and right.
+    pub fn signed(&self) -> bool {
+        self.elements_signature_ok && self.standard_signature_ok
+    }
+
+    /// The notification's events, in order, as the workload's ledger takes them (the date is the event's: the
+    /// record's `updated_at`, or its deletion date).
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        let message = &self.notification.message;
+        message
+            .events
+            .iter()
+            .map(|e| Arrival {
+                instance: message.instance_id,
+                object_id: e.object_id.clone(),
+                event_type: e.event_type,
+                date: e.date,
+                event_id: e.event_id.clone(),
+                at: self.at,
+            })
+            .collect()
+    }
 }
 
 /// Shared state of the receiver.

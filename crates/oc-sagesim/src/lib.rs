@@ -21,6 +21,9 @@
 //! # }
 //! ```
 //!
+//! [`workload`] makes random changes to the customers and keeps the books of their delivery (the demo, the
+//! end-to-end benchmark and the end-to-end tests share it).
+//!
 //! See `docs/simulator.md` for the flags, the admin API and the fault catalogue.
 
 #![deny(missing_docs)]
@@ -40,6 +43,7 @@ mod sim;
 mod store;
 mod swagger;
 mod timefmt;
+pub mod workload;
 
 pub use config::{AppRegistration, SimConfig, parse_app, parse_apps};
 pub use error::SimError;

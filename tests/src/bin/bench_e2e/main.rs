@@ -1,0 +1,451 @@
+//! `bench-e2e` (run it with `cargo xtask bench e2e -- ARGS`): the end-to-end load benchmark, a development tool
+//! of the package `oc-tests` built from its harness.
+//!
+//! The simulator ([`oc_tests::sim::Sage`]) and a verifying callback receiver (the demo's,
+//! `oc_bin::receiver`) run in this process; the service runs as a child process ([`oc_tests::process::Node`]:
+//! `ocpoll serve` built first in the benchmark's own profile — release under `cargo xtask bench e2e` — on SQLite
+//! in a temporary directory), so that the CPU time and the peak RSS measured are those of the service alone. The benchmark creates `--instances` instances through the
+//! API — each with its own OAuth code from the simulator, the Open Connectors seed example body (customers),
+//! `--interval-seconds` apart polls, and its own business of the simulator unless `--businesses` says fewer (then
+//! the instances of one business share it, and every change there is one event per instance) — spread over
+//! `--ramp`, waits `--warmup` for the polls to settle, then changes customers at `--changes-per-second` for
+//! `--duration` (the measured window), spread over the businesses, with the simulator's workload
+//! (`oc_sagesim::workload`, as `ocpoll demo` does). It then waits for the last changes to arrive and reports:
+//!
+//! - polls per second (`ocpoll_polls_total` of the service's `/metrics`) and Sage requests per second,
+//! - events per second (delivered to the receiver in the window; and found by polls, `ocpoll_events_total`),
+//! - the CPU of the service (utime + stime of `/proc/PID/stat`, in cores over the window) and its peak RSS
+//!   (`VmHWM` of `/proc/PID/status`, over the whole run),
+//! - the latency from each change to its delivery (p50, p99, max) for each (change, instance) pair, matched by
+//!   the workload's ledger, and the lost pairs (must be 0).
+//!
+//! The figures are printed and written as a row of the table in the end-to-end section of `docs/benchmarks.md`
+//! (the row of the same instance count is replaced).
+
+mod args;
+mod probe;
+mod report;
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::Utc;
+use oc_bin::receiver::Receiver;
+use oc_sagesim::SimConfig;
+use oc_sagesim::workload::{Changer, Ledger, Mix};
+use oc_tests::Api;
+use oc_tests::process::{Node, NodeConfig};
+use oc_tests::sim::Sage;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use args::{BenchArgs, Parsed};
+use probe::{Scrape, clock_ticks, cpu_ticks, delta_series, scrape, status_kb};
+use report::{Figures, mib, thousands};
+
+fn main() -> ExitCode {
+    let args = match args::parse(std::env::args().skip(1)) {
+        Ok(Parsed::Run(args)) => args,
+        Ok(Parsed::Help) => {
+            println!("{}", args::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
+    ledger.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The benchmark.
+async fn run(args: BenchArgs) -> Result<()> {
+    if args.instances == 0 {
+        bail!("--instances must be at least 1");
+    }
+    if args.changes_per_second.is_nan() || args.changes_per_second <= 0.0 {
+        bail!("--changes-per-second must be positive");
+    }
+    let businesses = args.businesses.unwrap_or(args.instances).clamp(1, args.instances);
+    let dir = std::env::temp_dir().join(format!("ocpoll-bench-{}-{}", std::process::id(), Utc::now().timestamp()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let result = run_in(&args, businesses, &dir).await;
+    if args.keep {
+        eprintln!("bench: kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let figures = result?;
+    let row = report::table_row(&figures, &report::command_line());
+    println!("\n{}\n{}\n{row}", report::table_header(), report::table_separator());
+    if !args.no_report {
+        match args.report.clone().or_else(report::default_report) {
+            Some(path) => {
+                report::update_report(&path, &row, &report::machine())
+                    .with_context(|| format!("updating {}", path.display()))?;
+                println!("\nupdated {}", path.display());
+            }
+            None => println!("\n(no docs/benchmarks.md found; pass --report PATH to write the row)"),
+        }
+    }
+    if figures.lost > 0 {
+        bail!("{} (change, instance) pair(s) were not delivered", figures.lost);
+    }
+    Ok(())
+}
+
+/// A snapshot of the counters the figures are differences of.
+#[derive(Debug, Clone)]
+struct Snapshot {
+    at: Instant,
+    service_ticks: u64,
+    own_ticks: u64,
+    metrics: Scrape,
+    sim_requests: u64,
+}
+
+async fn snapshot(http: &reqwest::Client, service: &Node, pid: &str, sage: &Sage) -> Result<Snapshot> {
+    Ok(Snapshot {
+        at: Instant::now(),
+        service_ticks: cpu_ticks(pid).unwrap_or_default(),
+        own_ticks: cpu_ticks("self").unwrap_or_default(),
+        metrics: scrape(http, &service.root).await?,
+        sim_requests: sage.sim.requests_served(),
+    })
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut rng = StdRng::from_entropy();
+    (0..bytes).map(|_| format!("{:02x}", rand::Rng::r#gen::<u8>(&mut rng))).collect()
+}
+
+/// `ocpoll serve` (built in this benchmark's profile) on SQLite in `dir`, pointed at the simulator; its log goes
+/// to `dir/serve.log`.
+async fn start_service(dir: &Path, sage: &Sage, args: &BenchArgs) -> Result<(Node, NodeConfig)> {
+    let bin = tokio::task::spawn_blocking(oc_tests::process::ocpoll_binary).await.context("building ocpoll")?;
+    eprintln!("bench: {}", bin.display());
+    let master_key = random_hex(32);
+    let key_file = dir.join("master.key");
+    std::fs::write(&key_file, &master_key).context("writing the master key")?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600))?;
+    }
+    // Sage's 200 requests a minute per business, more when instances share a business
+    let per_business = args.instances.div_ceil(args.businesses.unwrap_or(args.instances).max(1));
+    let mut serve_args = sage.serve_args();
+    if let Some(i) = serve_args.iter().position(|a| a == "--sage-rate-limit") {
+        serve_args[i + 1] = (200 * per_business.max(1)).to_string();
+    }
+    serve_args.extend(args.serve_args.iter().cloned());
+    let config = NodeConfig {
+        database_url: format!("sqlite://{}", dir.join("ocpoll.db").display()),
+        master_key,
+        org_secret: format!("bench-org-{}", random_hex(12)),
+        user_secret: format!("bench-user-{}", random_hex(12)),
+        node_id: String::new(),
+        args: serve_args,
+        // the service's own default filter unless RUST_LOG says otherwise
+        env: vec![(
+            "RUST_LOG".into(),
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info,sqlx=warn,hyper=warn,reqwest=warn".into()),
+        )],
+        log_file: Some(dir.join("serve.log")),
+    };
+    let node = Node::start(&config).await?;
+    Ok((node, config))
+}
+
+/// Creates instance `n` on `business`; returns its id.
+async fn create_instance(
+    api: &Api,
+    sage: &Sage,
+    n: usize,
+    business: &str,
+    callback_url: &str,
+    signature_key: &str,
+    interval_seconds: u32,
+) -> Result<i64> {
+    let code = sage.code().await?;
+    let mut body = sage.instance_body(&code, callback_url, signature_key, f64::from(interval_seconds));
+    body["name"] = json!(format!("bench-{n}"));
+    body["configuration"]["sage.business.id"] = json!(business);
+    let (status, answer) = api.call("POST", "/instances", Some(&body)).await;
+    if !(200..300).contains(&status) {
+        bail!("POST /instances answered {status}: {answer}");
+    }
+    answer["id"].as_i64().ok_or_else(|| anyhow!("POST /instances answered without an id: {answer}"))
+}
+
+async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path) -> Result<Figures> {
+    let signature_key = format!("bench-signature-{}", random_hex(12));
+    let (receiver, mut feed) = Receiver::new(signature_key.as_bytes());
+    let receiver_listener =
+        tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the callback receiver")?;
+    let callback_url = format!("http://{}/ocpoll-events", receiver_listener.local_addr()?);
+    let receiver_app = receiver.app();
+    tokio::spawn(async move {
+        let _ = axum::serve(receiver_listener, receiver_app).await;
+    });
+    // the receiver keeps every notification (for the signature count at the end); the ledger takes their events
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    {
+        let ledger = ledger.clone();
+        tokio::spawn(async move {
+            while let Some(got) = feed.recv().await {
+                let mut ledger = lock(&ledger);
+                for arrival in got.arrivals() {
+                    ledger.take(arrival);
+                }
+            }
+        });
+    }
+
+    eprintln!("bench: starting the simulator with {businesses} business(es)…");
+    let sage = Arc::new(
+        Sage::start_with(SimConfig {
+            seed: args.seed,
+            customers: 5,
+            businesses,
+            request_log_capacity: 1000,
+            ..SimConfig::default()
+        })
+        .await?,
+    );
+    let business_ids: Vec<String> = sage.sim.businesses().into_iter().map(|b| b.id).collect();
+
+    let (service, config) = start_service(dir, &sage, args).await?;
+    let pid = service.pid().ok_or_else(|| anyhow!("ocpoll serve has no pid"))?.to_string();
+    eprintln!("bench: ocpoll serve (pid {pid}) at {}; log {}", service.api, dir.join("serve.log").display());
+    let api = Api::new(&service.api, &config.authorization());
+    let http = api.http.clone();
+
+    // 1. the instances, paced over the ramp
+    let started = Instant::now();
+    let gap = args.ramp.div_f64(args.instances as f64);
+    let permits = Arc::new(Semaphore::new(args.create_concurrency.max(1)));
+    let mut set: JoinSet<Result<(usize, i64)>> = JoinSet::new();
+    let mut created = 0usize;
+    let mut collect = |r: Result<Result<(usize, i64)>, tokio::task::JoinError>| -> Result<()> {
+        let (n, id) = r.context("an instance creation task failed")??;
+        lock(&ledger).watch(&business_ids[n % businesses], id);
+        created += 1;
+        if created.is_multiple_of(1000) || created == args.instances {
+            eprintln!("bench: {created} instance(s) created in {:.0} s", started.elapsed().as_secs_f64());
+        }
+        Ok(())
+    };
+    for n in 0..args.instances {
+        tokio::time::sleep_until(started + gap.mul_f64(n as f64)).await;
+        let permit = permits.clone().acquire_owned().await?;
+        let (api, sage) = (api.clone(), sage.clone());
+        let (business, callback_url, key) =
+            (business_ids[n % businesses].clone(), callback_url.clone(), signature_key.clone());
+        let interval = args.interval_seconds;
+        set.spawn(async move {
+            let _permit = permit;
+            let id = create_instance(&api, &sage, n, &business, &callback_url, &key, interval)
+                .await
+                .with_context(|| format!("creating instance {n}"))?;
+            Ok((n, id))
+        });
+        while let Some(r) = set.try_join_next() {
+            collect(r)?;
+        }
+    }
+    while let Some(r) = set.join_next().await {
+        collect(r)?;
+    }
+    let create_seconds = started.elapsed().as_secs_f64();
+
+    // 2. steady state
+    let warmup = args.warmup.unwrap_or(Duration::from_secs(u64::from(args.interval_seconds) + 15));
+    eprintln!("bench: warming up for {} s…", warmup.as_secs());
+    tokio::time::sleep(warmup).await;
+
+    // 3. the measured window: changes at a steady rate
+    let before = snapshot(&http, &service, &pid, &sage).await?;
+    let window_start = Utc::now();
+    eprintln!(
+        "bench: measuring for {} s, {} change(s) per second over {businesses} business(es)…",
+        args.duration.as_secs(),
+        args.changes_per_second
+    );
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let mut order: Vec<usize> = (0..businesses).collect();
+    order.shuffle(&mut rng);
+    let mix = Mix { min_customers: 3, label: "Bench".into(), ..Mix::default() };
+    let mut changer = Changer::new(sage.sim.simulator().clone(), mix, args.seed);
+    let mut made = 0usize;
+    let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.changes_per_second));
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let until = before.at + args.duration;
+    let mut window_max_rss = 0u64;
+    let mut last_sample = Instant::now();
+    let mut last_progress = Instant::now();
+    let mut failures = 0usize;
+    while Instant::now() < until {
+        ticker.tick().await;
+        let b = order[(made + failures) % businesses];
+        match changer.change(&business_ids[b]) {
+            Ok(change) => {
+                made += 1;
+                lock(&ledger).record(change);
+            }
+            Err(e) => {
+                failures += 1;
+                eprintln!("bench: a change failed: {e}");
+            }
+        }
+        if last_sample.elapsed() >= Duration::from_secs(1) {
+            last_sample = Instant::now();
+            window_max_rss = window_max_rss.max(status_kb(&pid, "VmRSS").unwrap_or_default());
+        }
+        if last_progress.elapsed() >= Duration::from_secs(30) {
+            last_progress = Instant::now();
+            eprintln!(
+                "bench: {:.0} s: {made} change(s), {} event(s) received, RSS {:.0} MiB",
+                (Instant::now() - before.at).as_secs_f64(),
+                lock(&ledger).events(),
+                mib(window_max_rss)
+            );
+        }
+    }
+    let after = snapshot(&http, &service, &pid, &sage).await?;
+    let window_end = Utc::now();
+    window_max_rss = window_max_rss.max(status_kb(&pid, "VmRSS").unwrap_or_default());
+    if failures > 0 {
+        eprintln!("bench: {failures} change(s) failed in the simulator");
+    }
+
+    // 4. the last changes arrive
+    let drain = Duration::from_secs(u64::from(args.interval_seconds) * 2 + 30);
+    eprintln!("bench: waiting up to {} s for the last deliveries…", drain.as_secs());
+    let drain_until = Instant::now() + drain;
+    while lock(&ledger).lost() > 0 && Instant::now() <= drain_until {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+    let peak_rss = status_kb(&pid, "VmHWM").unwrap_or_default();
+    let end_metrics = scrape(&http, &service.root).await.unwrap_or_default();
+    let db_bytes = ["ocpoll.db", "ocpoll.db-wal"]
+        .iter()
+        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+        .map(|m| m.len())
+        .sum();
+    let log = service.log();
+    let warnings: Vec<&String> = log.iter().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+    if !service.terminate(Duration::from_secs(30)).await {
+        eprintln!("bench: ocpoll serve did not stop cleanly within 30 s (killed)");
+    }
+    drop(sage);
+
+    // 5. figures
+    let window = (after.at - before.at).as_secs_f64();
+    let ticks = clock_ticks();
+    let delta = |name: &str, filter: &str| after.metrics.sum(name, filter) - before.metrics.sum(name, filter);
+    let ledger = lock(&ledger);
+    let received = receiver.received();
+    let bad_signatures = received.iter().filter(|r| !r.signed()).count();
+    let latency = ledger.latency();
+    let polls = delta("ocpoll_polls_total", "");
+    let poll_seconds = delta("ocpoll_poll_duration_seconds_sum", "");
+    let poll_count = delta("ocpoll_poll_duration_seconds_count", "");
+    let figures = Figures {
+        instances: args.instances,
+        businesses,
+        interval: args.interval_seconds,
+        changes_per_second: args.changes_per_second,
+        polls_per_second: polls / window,
+        sage_requests_per_second: (after.sim_requests - before.sim_requests) as f64 / window,
+        events_found_per_second: delta("ocpoll_events_total", "") / window,
+        events_delivered_per_second: ledger.arrived_between(window_start, window_end) as f64 / window,
+        cpu_cores: (after.service_ticks - before.service_ticks) as f64 / ticks / window,
+        own_cpu_cores: (after.own_ticks - before.own_ticks) as f64 / ticks / window,
+        peak_rss,
+        p50: latency.p50,
+        p99: latency.p99,
+        max: latency.max,
+        pairs: ledger.expected(),
+        lost: ledger.lost(),
+        poll_mean_ms: if poll_count > 0.0 { poll_seconds / poll_count * 1000.0 } else { 0.0 },
+    };
+
+    println!("\nocpoll bench-e2e — {} instance(s), {businesses} business(es)", thousands(args.instances));
+    println!("  instances created      {} in {:.0} s", thousands(args.instances), create_seconds);
+    println!("  measured window        {window:.0} s ({made} changes, {failures} failed)");
+    println!(
+        "  polls                  {polls:.0} ({:.1}/s; by outcome {:?})",
+        figures.polls_per_second,
+        delta_series(&before.metrics, &after.metrics, "ocpoll_polls_total")
+    );
+    println!("  poll duration (mean)   {:.1} ms", figures.poll_mean_ms);
+    println!("  Sage requests          {:.1}/s", figures.sage_requests_per_second);
+    println!("  events found           {:.2}/s", figures.events_found_per_second);
+    println!(
+        "  events delivered       {:.2}/s in the window; {} in all ({} notifications, {} redelivered with the same eventId)",
+        figures.events_delivered_per_second,
+        ledger.events(),
+        received.len(),
+        ledger.duplicates()
+    );
+    println!("  signatures wrong       {}", bad_signatures);
+    println!(
+        "  CPU of ocpoll serve    {:.3} cores (this process — simulator and receiver — {:.3})",
+        figures.cpu_cores, figures.own_cpu_cores
+    );
+    println!(
+        "  RSS of ocpoll serve    peak {:.1} MiB (VmHWM, whole run); at most {:.1} MiB in the window",
+        mib(peak_rss),
+        mib(window_max_rss)
+    );
+    println!(
+        "  change → delivery      p50 {:.1} s  p99 {:.1} s  max {:.1} s  over {} (change, instance) pairs",
+        figures.p50, figures.p99, figures.max, figures.pairs
+    );
+    println!("  lost                   {}", figures.lost);
+    println!("  database               {:.1} MiB", mib(db_bytes));
+    println!("  token refreshes        {:.0}", delta("ocpoll_token_refreshes_total", ""));
+    println!("  rate-limit waits       {:.0}", delta("ocpoll_rate_limit_waits_total", ""));
+    println!(
+        "  outbox depth at end    {:?}; warnings/errors in the log: {}",
+        end_metrics.series("ocpoll_outbox_depth"),
+        warnings.len()
+    );
+    for line in warnings.iter().take(5) {
+        println!("    {line}");
+    }
+    for (c, instance) in ledger.undelivered().into_iter().take(10) {
+        let got = ledger.arrivals_of(instance, &c.id);
+        println!("  lost: {:?} of {} at {} for instance {instance}; its events: {got:?}", c.kind, c.id, c.at);
+    }
+    if bad_signatures > 0 {
+        bail!("{} notification(s) had a wrong signature", bad_signatures);
+    }
+    Ok(figures)
+}
