@@ -70,10 +70,10 @@ impl Server {
         add: impl FnOnce(&ServeSettings, Providers) -> Providers,
     ) -> anyhow::Result<Server> {
         let settings = settings(args)?;
-        let (providers, _sage) = oc_bin::service::providers(&settings)?;
-        let providers = add(&settings, providers);
+        let mut set = oc_bin::service::providers(&settings)?;
+        set.providers = add(&settings, set.providers);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let running = start_with(&settings, test_store.store(), clock, providers).await?;
+        let running = start_with(&settings, test_store.store(), clock, set).await?;
         Server::running(test_store, running)
     }
 

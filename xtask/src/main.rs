@@ -187,7 +187,7 @@ fn soak(args: &[String]) -> Result<()> {
     let cases = args.first().map(String::as_str).unwrap_or("100000");
     let cases: u64 = cases.parse().with_context(|| format!("CASES must be a number, got {cases:?}"))?;
     let mut cmd = cargo();
-    cmd.args(["test", "--release", "-p", "oc-poller", "--test", "oracle", "--", "--ignored", "--nocapture"])
+    cmd.args(["test", "--release", "-p", "oc-poller", "--test", "it", "oracle::", "--", "--ignored", "--nocapture"])
         .env("OCPOLL_SOAK_CASES", cases.to_string());
     run(&format!("change-detection oracle soak ({cases} cases)"), cmd)
 }

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, AppState, Wakers};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, ScrapeHook};
 use crate::settings::{DatabaseArgs, LogFormat, ServeSettings};
 use crate::telemetry;
 
@@ -260,16 +260,19 @@ pub struct Running {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
     grace: Duration,
+    heartbeat: Heartbeat,
 }
 
 impl Running {
-    /// Stops accepting requests and work, lets in-flight work finish within the grace period, releases leases.
+    /// Stops accepting requests and work, lets in-flight work finish within the grace period, releases leases,
+    /// and leaves the list of nodes.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let all = futures_join(self.tasks);
         if tokio::time::timeout(self.grace + Duration::from_secs(2), all).await.is_err() {
             tracing::warn!("shutdown grace period over; abandoning the rest");
         }
+        self.heartbeat.stop(self.state.maintenance.as_ref()).await;
     }
 }
 
@@ -283,31 +286,68 @@ async fn stopped(mut rx: watch::Receiver<bool>) {
     let _ = rx.wait_for(|stop| *stop).await;
 }
 
-/// The providers `ocpoll serve` serves: Sage, configured by the settings.
-pub fn providers(settings: &ServeSettings) -> Result<(Providers, SageProvider)> {
+/// The providers a server serves, and how their own counters reach `/metrics`.
+#[derive(Default)]
+pub struct ProviderSet {
+    /// The registry, by element key.
+    pub providers: Providers,
+    /// Hooks copying the providers' own counters into the metrics at every scrape.
+    pub scrape_hooks: Vec<ScrapeHook>,
+}
+
+/// The providers `ocpoll serve` serves: Sage, configured by the settings (its counters in `/metrics`).
+pub fn providers(settings: &ServeSettings) -> Result<ProviderSet> {
     let sage = sage_provider(settings, &node_id(settings))?;
-    Ok((Providers::new().with(Arc::new(sage.clone())), sage))
+    let providers = Providers::new().with(Arc::new(sage.clone()));
+    Ok(ProviderSet { providers, scrape_hooks: vec![telemetry::sage_scrape_hook(sage)] })
 }
 
 /// Starts everything on `store` with `clock`, serving the providers of the settings; returns once the API
 /// listens.
 pub async fn start(settings: &ServeSettings, store: Arc<SqlStore>, clock: Arc<dyn Clock>) -> Result<Running> {
-    let (providers, sage) = providers(settings)?;
-    let running = start_with(settings, store, clock, providers).await?;
-    running.state.metrics.on_scrape(telemetry::sage_scrape_hook(sage));
-    Ok(running)
+    start_with(settings, store, clock, providers(settings)?).await
 }
 
 /// [`start`] with the providers given: the wiring of `ocpoll serve`, for a build or a test that serves other
-/// providers than the settings' (a provider is one crate implementing the port, registered here).
+/// providers than the settings' (a provider is one crate implementing the port, registered here). Takes back
+/// the leases of this node's crashed run, joins the list of nodes (its heartbeat), then starts the API, the
+/// scheduler, the dispatcher and the pruner.
 pub async fn start_with(
     settings: &ServeSettings,
     store: Arc<SqlStore>,
     clock: Arc<dyn Clock>,
-    providers: Providers,
+    set: ProviderSet,
 ) -> Result<Running> {
+    take_back_leases(&store, settings, clock.as_ref()).await?;
+    let timeout = Duration::from_secs(settings.node_timeout_seconds);
+    let heartbeat = Heartbeat::spawn(store.clone(), node_id(settings), timeout, clock.clone());
+    match start_services(settings, store.clone(), clock, set, heartbeat.scrape_hook()).await {
+        Ok((addr, state, stop, tasks, grace)) => Ok(Running { addr, state, stop, tasks, grace, heartbeat }),
+        Err(error) => {
+            // it never took work: leave the list rather than be taken for a crashed node
+            heartbeat.stop(store.as_ref()).await;
+            Err(error)
+        }
+    }
+}
+
+/// What [`start_services`] hands to [`Running`].
+type Started = (SocketAddr, AppState, watch::Sender<bool>, Vec<JoinHandle<()>>, Duration);
+
+async fn start_services(
+    settings: &ServeSettings,
+    store: Arc<SqlStore>,
+    clock: Arc<dyn Clock>,
+    set: ProviderSet,
+    heartbeat_hook: ScrapeHook,
+) -> Result<Started> {
+    let ProviderSet { providers, mut scrape_hooks } = set;
+    scrape_hooks.push(heartbeat_hook);
     let node = node_id(settings);
     let metrics = Arc::new(Metrics::default());
+    for hook in scrape_hooks {
+        metrics.on_scrape(hook);
+    }
     let telemetry: Arc<dyn Telemetry> = metrics.clone();
 
     let grace = Duration::from_secs(settings.shutdown_grace_seconds);
@@ -409,7 +449,7 @@ pub async fn start_with(
         pruner.abort();
     }));
     tracing::info!(%addr, node = %node, "ocpoll is serving");
-    Ok(Running { addr, state, stop, tasks, grace })
+    Ok((addr, state, stop, tasks, grace))
 }
 
 /// `ocpoll serve`: runs until SIGTERM or SIGINT.
@@ -418,18 +458,7 @@ pub async fn serve(settings: ServeSettings) -> Result<()> {
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let store = Arc::new(open_store(&settings.database, clock.clone()).await?);
     bootstrap(store.as_ref(), &settings, clock.as_ref()).await?;
-    take_back_leases(&store, &settings, clock.as_ref()).await?;
-    let timeout = Duration::from_secs(settings.node_timeout_seconds);
-    let heartbeat = Heartbeat::spawn(store.clone(), node_id(&settings), timeout, clock.clone());
-    let running = match start(&settings, store.clone(), clock).await {
-        Ok(running) => running,
-        Err(error) => {
-            // it never took work: leave the list rather than be taken for a crashed node
-            heartbeat.stop(store.as_ref()).await;
-            return Err(error);
-        }
-    };
-    running.state.metrics.on_scrape(heartbeat.scrape_hook());
+    let running = start(&settings, store.clone(), clock).await?;
     eprintln!(
         "ocpoll: API at http://{}{} (database {})",
         running.addr,
@@ -439,7 +468,6 @@ pub async fn serve(settings: ServeSettings) -> Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: finishing in-flight work");
     running.shutdown().await;
-    heartbeat.stop(store.as_ref()).await;
     store.close().await;
     tracing::info!("stopped");
     Ok(())

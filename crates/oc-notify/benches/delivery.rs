@@ -4,9 +4,9 @@
 //! ceilings, to see which side limits: the store calls alone (batch, claim, record; no HTTP; the attempts recorded
 //! one call each or one call per claim), and the notifier alone (signed POSTs, 32 in flight; no store).
 
-#[path = "../tests/support/receiver.rs"]
+#[path = "../tests/it/support/receiver.rs"]
 mod receiver;
-#[path = "../tests/support/mod.rs"]
+#[path = "../tests/it/support/mod.rs"]
 mod support;
 
 use std::sync::Arc;

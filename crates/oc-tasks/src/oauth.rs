@@ -256,7 +256,7 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn session(vault: Arc<MemoryVault>, account: ProviderAccount) -> Session {
-        Session { instance_id: 7, app: app(), account, vault }
+        Session { instance_id: 7, app: app(), account, configuration: Default::default(), vault }
     }
 
     fn app() -> OAuthApp {

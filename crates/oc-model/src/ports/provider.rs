@@ -155,6 +155,8 @@ pub struct Session {
     pub app: OAuthApp,
     /// Its provider account.
     pub account: ProviderAccount,
+    /// Its configuration, for the provider's own keys (secrets in clear: never log it).
+    pub configuration: Configuration,
     /// Where its tokens are.
     pub vault: Arc<dyn TokenVault>,
 }
@@ -167,6 +169,7 @@ impl Session {
             instance_id: instance.id,
             app: OAuthApp::of(&instance.configuration)?,
             account: instance.account.clone(),
+            configuration: instance.configuration.clone(),
             vault,
         })
     }

@@ -27,6 +27,10 @@ pub struct TokenSet {
 
 /// Where a provider keeps an instance's tokens. Implemented by the store.
 ///
+/// A refresh lock's `holder` is named `{node}:{anything unique}`, `{node}` being the node id the wiring gives the
+/// provider: that is how the locks of a node known to be gone are handed back at once
+/// ([`MaintenanceStore::release_leases_of`](super::MaintenanceStore::release_leases_of)) instead of lapsing.
+///
 /// Refreshing is: [`lock_refresh`](TokenVault::lock_refresh) (single flight across nodes), re-read the tokens
 /// (another node may have refreshed already), call the token endpoint, [`save_refreshed`](TokenVault::save_refreshed)
 /// **before** using the new access token, then [`unlock_refresh`](TokenVault::unlock_refresh).

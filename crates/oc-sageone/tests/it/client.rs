@@ -213,6 +213,7 @@ impl Fixture {
             instance_id: ID,
             app: app(),
             account: ProviderAccount { id: Some(business.into()), name: None, extra: json!({}) },
+            configuration: Configuration::new(),
             vault,
         }
     }

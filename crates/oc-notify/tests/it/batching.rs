@@ -1,9 +1,7 @@
 //! Attempts are recorded in batches: the outcomes of concurrent deliveries go to the store together, through
 //! `OutboxStore::record_attempts`, and a slow delivery does not hold back the record of the others.
 
-#[path = "support/receiver.rs"]
-mod receiver;
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

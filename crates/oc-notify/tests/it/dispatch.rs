@@ -2,9 +2,7 @@
 
 #[path = "support/logs.rs"]
 mod logs;
-#[path = "support/receiver.rs"]
-mod receiver;
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! in [`Defences`]), asserting that the defect appears, and once with every defence on, asserting that it does
 //! not. A test therefore fails if its defence is removed, and also if its scenario stops exercising it.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! intervals, the bound on polls in flight, backoff and recovery, re-authorization, instances switched off or
 //! deleted without a restart, and graceful shutdown.
 
-mod support;
+use crate::support;
 
 use std::sync::Arc;
 use std::time::Duration;

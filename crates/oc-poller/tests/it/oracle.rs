@@ -4,9 +4,9 @@
 //! more polls run, the four properties must hold.
 //!
 //! 500 cases run in the normal test run (one SQLite database for the binary, a fresh instance per case);
-//! `OCPOLL_SOAK_CASES=N cargo test --release -p oc-poller --test oracle -- --ignored --nocapture` runs N.
+//! `OCPOLL_SOAK_CASES=N cargo test --release -p oc-poller --test it oracle -- --ignored --nocapture` runs N.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

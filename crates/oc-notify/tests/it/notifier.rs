@@ -13,8 +13,7 @@ use oc_notify::{HttpNotifier, HttpNotifierConfig, USER_AGENT};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-#[path = "support/receiver.rs"]
-mod receiver;
+use crate::receiver;
 
 const BODY: &[u8] = br#"{"message":{"eventId":"n-1","objectType":"customers"}}"#;
 

@@ -3,7 +3,7 @@
 //! deleted when it says so itself (`deleted_at: null`) or when the same poll read them live without a deletion
 //! date; a real deletion is still notified.
 
-mod support;
+use crate::support;
 
 use chrono::{DateTime, Utc};
 use oc_model::EventType;
