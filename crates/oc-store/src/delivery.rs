@@ -308,11 +308,10 @@ impl DeliveryStore for SqlStore {
             );
             c.all(&sql, ids).await?
         };
-        let instance_ids = rows.iter().map(|r| r.i64("instance_id")).collect::<Result<Vec<_>, _>>()?;
-        let instance_rows = self.instance_rows(&mut c, &instance_ids).await?;
         tx.commit().await?;
-        // Decoded (secrets decrypted) once the writer is free again.
-        let instances = self.instances_from_rows(&instance_rows)?;
+        // Their instances, read (secrets decrypted) once the writer is free again.
+        let instance_ids = rows.iter().map(|r| r.i64("instance_id")).collect::<Result<Vec<_>, _>>()?;
+        let instances = self.instances_by_id(&instance_ids).await?;
         let mut claims = Vec::with_capacity(rows.len());
         for r in &rows {
             let lease = Lease {
@@ -321,8 +320,8 @@ impl DeliveryStore for SqlStore {
                 expires_at: from_ns(ns(expires)),
             };
             let notification = notification_from_row(r)?;
-            let id = notification.instance_id;
-            let instance = instances.get(&id).cloned().ok_or_else(|| corrupt(format_args!("instance {id}")))?;
+            // deleted since the claim: its notifications are dropped, the claim is moot
+            let Some(instance) = instances.get(&notification.instance_id).cloned() else { continue };
             claims.push((r.i64("nseq")?, DeliveryClaim { notification, events: Vec::new(), lease, instance }));
         }
         claims.sort_by_key(|(nseq, _)| *nseq);

@@ -203,23 +203,24 @@ impl SqlStore {
         self.load_instance(&mut conn.c(), id, None, false).await
     }
 
-    /// The rows of live instances among `ids` (each once), read in `c` (a claim's transaction).
-    pub(crate) async fn instance_rows(&self, c: &mut ConnRef<'_>, ids: &[InstanceId]) -> Result<Vec<Row>, StoreError> {
+    /// The live instances among `ids` (each read once, on a reader connection), shared by id.
+    pub(crate) async fn instances_by_id(
+        &self,
+        ids: &[InstanceId],
+    ) -> Result<HashMap<InstanceId, Arc<Instance>>, StoreError> {
         let mut distinct: Vec<InstanceId> = ids.to_vec();
         distinct.sort_unstable();
         distinct.dedup();
         if distinct.is_empty() {
-            return Ok(Vec::new());
+            return Ok(HashMap::new());
         }
+        let mut conn = self.pools.read().await?;
+        let mut c = conn.c();
         let sql = format!(
             "SELECT {INSTANCE_COLUMNS} FROM instances WHERE deleted_at IS NULL AND id IN ({})",
             c.placeholders(1, distinct.len())
         );
-        c.all(&sql, distinct.into_iter().map(Val::I64).collect()).await
-    }
-
-    /// Instances decoded from [`instance_rows`](Self::instance_rows), shared by id.
-    pub(crate) fn instances_from_rows(&self, rows: &[Row]) -> Result<HashMap<InstanceId, Arc<Instance>>, StoreError> {
+        let rows = c.all(&sql, distinct.into_iter().map(Val::I64).collect()).await?;
         rows.iter().map(|r| self.instance_from_row(r).map(|i| (i.id, Arc::new(i)))).collect()
     }
 

@@ -15,7 +15,6 @@ use oc_model::ports::{
 use crate::SqlStore;
 use crate::codec::{after, count, from_ns, ns, parse_time, time_text, to_json, u32_of};
 use crate::db::{ConnRef, Val, args};
-use crate::error::corrupt;
 
 /// Polls kept in the history of one (instance, resource); older ones are pruned as new ones are recorded.
 pub const POLL_HISTORY_PER_RESOURCE: i64 = 100;
@@ -128,35 +127,39 @@ impl PollingStore for SqlStore {
             format!("UPDATE poll_jobs {set} WHERE id IN ({due}) {returning}")
         };
         let rows = c.all(&sql, args![owner, ns(expires), ns(now), count(limit)]).await?;
-        let ids = rows.iter().map(|r| r.i64("instance_id")).collect::<Result<Vec<_>, _>>()?;
-        let instance_rows = self.instance_rows(&mut c, &ids).await?;
         tx.commit().await?;
-        // Decoded (secrets decrypted) once the writer is free again.
-        let instances = self.instances_from_rows(&instance_rows)?;
-        let mut claims = rows
-            .iter()
-            .map(|r| {
-                let id = r.i64("instance_id")?;
-                let instance = instances.get(&id).cloned().ok_or_else(|| corrupt(format_args!("instance {id}")))?;
-                Ok(PollClaim {
-                    instance,
-                    resource: r.text("resource")?,
+        // Their instances, read (secrets decrypted) once the writer is free again.
+        let ids = rows.iter().map(|r| r.i64("instance_id")).collect::<Result<Vec<_>, _>>()?;
+        let instances = self.instances_by_id(&ids).await?;
+        let mut claims = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let id = r.i64("instance_id")?;
+            let resource = r.text("resource")?;
+            let lease = Lease {
+                owner: owner.to_string(),
+                generation: r.i64("lease_generation")?,
+                expires_at: from_ns(ns(expires)),
+            };
+            match instances.get(&id) {
+                Some(instance) if !instance.disabled && instance.valid => claims.push(PollClaim {
+                    instance: instance.clone(),
+                    resource,
                     due_at: from_ns(r.i64("next_run_at")?),
                     job_created_at: parse_time(&r.text("created_at")?)?,
-                    lease: Lease {
-                        owner: owner.to_string(),
-                        generation: r.i64("lease_generation")?,
-                        expires_at: from_ns(ns(expires)),
-                    },
+                    lease,
                     state: PollState {
                         watermark: r.opt_text("watermark")?.as_deref().map(parse_time).transpose()?,
                         seen: r.bytes("seen")?,
                         skew_ms: r.i64("skew_ms")?,
                         consecutive_failures: u32_of(r.i64("consecutive_failures")?),
                     },
-                })
-            })
-            .collect::<Result<Vec<_>, StoreError>>()?;
+                }),
+                // deleted, switched off or invalid since the claim: given back, not polled
+                _ => {
+                    let _ = self.release_poll(id, &resource, &lease).await;
+                }
+            }
+        }
         claims.sort_by(|a, b| (a.due_at, a.instance.id, &a.resource).cmp(&(b.due_at, b.instance.id, &b.resource)));
         Ok(claims)
     }
