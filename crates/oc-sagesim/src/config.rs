@@ -87,7 +87,8 @@ pub struct SimConfig {
     pub listen: SocketAddr,
     /// Seed of the generated data and of the random faults (`--seed`).
     pub seed: u64,
-    /// Customer contacts seeded in the lead business (`--customers`), created over the past days.
+    /// Live customer contacts seeded in the lead business (`--customers`), created over the past days; those
+    /// deleted in the generated history come on top.
     pub customers: usize,
     /// Businesses of the simulated user (at least 1); the first is the lead business.
     pub businesses: usize,

@@ -73,20 +73,25 @@ impl Seeder<'_> {
         id
     }
 
-    /// Edits some records after their creation and deletes a few, at instants before now.
-    fn churn(&mut self, business: &str, res: &str, ids: &[(String, DateTime<Utc>)], edit: f64, delete: f64) {
+    /// Edits some records after their creation and deletes a few, at instants before now. Returns how many were
+    /// deleted.
+    fn churn(&mut self, business: &str, res: &str, ids: &[(String, DateTime<Utc>)], edit: f64, delete: f64) -> usize {
         let endpoint = resource(res).expect("seeded resources are in the swagger table");
+        let mut deleted = 0;
         for (id, created) in ids {
             let roll: f64 = self.rng.r#gen();
             let later = (self.now - *created).num_seconds().max(2);
             let at = *created + Duration::seconds(self.rng.gen_range(1..later));
             if roll < delete && endpoint.has_property("deleted_at") && !endpoint.voids {
-                let _ = self.data.delete(business, endpoint, id, self.stamp(at));
+                if self.data.delete(business, endpoint, id, self.stamp(at)).is_ok() {
+                    deleted += 1;
+                }
             } else if roll < delete + edit {
                 let fields = obj(json!({"notes": format!("edited {}", timefmt::format(at))}));
                 let _ = self.data.update(business, endpoint, id, &fields, self.stamp(at));
             }
         }
+        deleted
     }
 }
 
@@ -269,7 +274,13 @@ fn seed_business(s: &mut Seeder<'_>, b: &str, customers: usize, start: DateTime<
         );
     }
     let products: Vec<_> = product_ids.iter().map(|(id, at, _, _)| (id.clone(), *at)).collect();
-    s.churn(b, "contacts", &customer_ids, 0.3, 0.05);
+    // `customers` is the number of live customers: those the churn deleted are made again, on top
+    let deleted = s.churn(b, "contacts", &customer_ids, 0.3, 0.05);
+    let times = instants(&mut s.rng, deleted, start, now);
+    for (n, at) in times.into_iter().enumerate() {
+        let fields = contact_fields(&mut s.rng, "CUSTOMER", customers + n);
+        s.create(b, "contacts", fields, at);
+    }
     s.churn(b, "products", &products, 0.3, 0.0);
 }
 
@@ -305,9 +316,15 @@ mod tests {
         let d = generate(1, 3, 120, now);
         assert_eq!(d.businesses.len(), 3);
         let contacts = d.businesses[0].collection("contacts").expect("contacts");
-        let customers: Vec<_> =
-            contacts.records().iter().filter(|r| r.current.fields["contact_types"][0]["id"] == "CUSTOMER").collect();
-        assert_eq!(customers.len(), 120);
+        let customers: Vec<_> = contacts
+            .records()
+            .iter()
+            .filter(|r| r.current.fields["contact_types"][0]["id"] == "CUSTOMER" && r.current.deleted_at.is_none())
+            .collect();
+        assert_eq!(customers.len(), 120, "live customers");
+        let all =
+            contacts.records().iter().filter(|r| r.current.fields["contact_types"][0]["id"] == "CUSTOMER").count();
+        assert!(all > 120, "deleted ones on top: {all}");
         let created: Vec<_> = customers.iter().map(|r| r.current.created_at).collect();
         assert!(created.iter().all(|c| *c < now && *c >= now - Duration::days(HISTORY_DAYS)));
         let days: std::collections::BTreeSet<_> = created.iter().map(|c| c.date_naive()).collect();

@@ -4,7 +4,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use oc_model::ports::{
-    ActivityStore, EventDetail, EventFilter, EventPage, NotificationRecord, PollRecord, StoreError, StoredAttempt,
+    ActivityStore, EventDetail, EventFilter, EventPage, NotificationRecord, OcEventStatus, PollRecord, StatusFilter,
+    StoreError, StoredAttempt,
 };
 use oc_model::{InstanceId, OrgId};
 use uuid::Uuid;
@@ -12,7 +13,9 @@ use uuid::Uuid;
 use crate::SqlStore;
 use crate::codec::{count, from_json, ns, status_text};
 use crate::db::{Val, args};
-use crate::outbox::{EVENT_STATUS, EVENT_VIEW_COLUMNS, attempts_of, event_view_from_row, notification_of};
+use crate::outbox::{
+    EVENT_ATTEMPTS, EVENT_STATUS, EVENT_VIEW_COLUMNS, attempts_of, event_view_from_row, notification_of,
+};
 
 #[async_trait]
 impl ActivityStore for SqlStore {
@@ -23,9 +26,21 @@ impl ActivityStore for SqlStore {
             values.push(Val::I64(instance));
             conditions.push_str(&format!(" AND e.instance_id = ${}", values.len()));
         }
-        if let Some(status) = filter.status {
-            values.push(Val::from(status_text(status)));
-            conditions.push_str(&format!(" AND {EVENT_STATUS} = ${}", values.len()));
+        match filter.status {
+            None => {}
+            Some(StatusFilter::Delivery(status)) => {
+                values.push(Val::from(status_text(status)));
+                conditions.push_str(&format!(" AND {EVENT_STATUS} = ${}", values.len()));
+            }
+            Some(StatusFilter::Oc(status)) => conditions.push_str(&match status {
+                OcEventStatus::New => format!(" AND {EVENT_STATUS} = 'pending' AND {EVENT_ATTEMPTS} = 0"),
+                OcEventStatus::Dispatched => format!(
+                    " AND ({EVENT_STATUS} = 'delivering' OR ({EVENT_STATUS} = 'pending' AND {EVENT_ATTEMPTS} > 0))"
+                ),
+                OcEventStatus::Notified => format!(" AND {EVENT_STATUS} = 'delivered'"),
+                OcEventStatus::Failed => format!(" AND {EVENT_STATUS} = 'failed'"),
+                OcEventStatus::Dropped => format!(" AND {EVENT_STATUS} = 'dropped'"),
+            }),
         }
         if let Some(kind) = filter.event_type {
             values.push(Val::from(kind.as_str()));

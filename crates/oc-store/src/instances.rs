@@ -342,7 +342,7 @@ impl InstanceStore for SqlStore {
             let enabled = config.notifications_enabled().unwrap_or(false);
             // A receiver that answered 410 is asked again once the user points elsewhere or switches
             // notifications back on.
-            let clear_gone = (enabled && !was_enabled)
+            let clear_gone = (enabled && (!was_enabled || update.reenable_notifications))
                 || config.notification_callback_url() != current.configuration.notification_callback_url();
             c.exec(
                 "UPDATE instances SET configuration = $2, config_secrets = $3, notifications_enabled = $4, \
@@ -389,7 +389,9 @@ impl InstanceStore for SqlStore {
         let mut c = tx.c();
         let n = c
             .exec(
-                "UPDATE instances SET disabled = $3, updated_at = $4 WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL",
+                "UPDATE instances SET disabled = $3, updated_at = $4, \
+                 notifications_disabled_reason = CASE WHEN $3 THEN notifications_disabled_reason ELSE NULL END \
+                 WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL",
                 args![id, org, disabled, ns(now)],
             )
             .await?;

@@ -19,8 +19,11 @@ pub(crate) const NOTIFICATION_COLUMNS: &str = "n.id, n.instance_id, n.object_typ
 /// The delivery status of an event: its notification's, else `pending` (or `dropped` with its instance).
 pub(crate) const EVENT_STATUS: &str = "COALESCE(n.status, CASE WHEN e.dropped THEN 'dropped' ELSE 'pending' END)";
 
-pub(crate) const EVENT_VIEW_COLUMNS: &str = "e.event_id, e.instance_id, e.event_type, e.object_type, e.object_id, e.date, \
-     e.record, e.created_at, e.notification_id";
+/// The attempts of an event's notification (0 before it is batched).
+pub(crate) const EVENT_ATTEMPTS: &str = "COALESCE(n.attempts, 0)";
+
+pub(crate) const EVENT_VIEW_COLUMNS: &str = "e.seq, e.event_id, e.instance_id, e.event_type, e.object_type, e.object_id, \
+     e.date, e.record, e.created_at, e.notification_id, COALESCE(n.attempts, 0) AS attempts";
 
 pub(crate) fn parse_uuid(s: &str) -> Result<Uuid, StoreError> {
     Uuid::parse_str(s).map_err(|e| corrupt(format_args!("uuid {s:?}: {e}")))
@@ -54,6 +57,8 @@ pub(crate) fn event_from_row(r: &Row) -> Result<Event, StoreError> {
 
 pub(crate) fn event_view_from_row(r: &Row) -> Result<EventView, StoreError> {
     Ok(EventView {
+        seq: r.i64("seq")?,
+        attempts: u32_of(r.i64("attempts")?),
         event: event_from_row(r)?,
         instance_id: r.i64("instance_id")?,
         created_at: from_ns(r.i64("created_at")?),

@@ -85,7 +85,7 @@ async fn kill_and_restart(store: TestStore, seed: u64) {
                 "not delivered after 45 s: {:#?}\nlatest polls: {:#?}\nevents not delivered: {:#?}",
                 undelivered(&changes, id, &receiver.events()),
                 &polls[..polls.len().min(5)],
-                events.iter().filter(|e| e["status"] != "delivered").collect::<Vec<_>>()
+                events.iter().filter(|e| e["deliveryStatus"] != "delivered").collect::<Vec<_>>()
             );
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

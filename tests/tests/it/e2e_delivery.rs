@@ -116,7 +116,10 @@ async fn receiver_outage(store: TestStore) {
     }
     // The attempts are listed: 503 first, 200 last.
     let created_a = listed(&api, id, &a, "CREATED").await.unwrap();
-    assert_eq!(created_a["status"], "delivered");
+    assert_eq!(
+        (created_a["status"].as_str(), created_a["deliveryStatus"].as_str()),
+        (Some("NOTIFIED"), Some("delivered"))
+    );
     let d = detail(&api, created_a["eventId"].as_str().unwrap()).await;
     let attempts = d["attempts"].as_array().expect("attempts");
     assert!(attempts.len() >= 2, "{d:#}");
@@ -124,6 +127,21 @@ async fn receiver_outage(store: TestStore) {
     assert_eq!(attempts[attempts.len() - 1]["statusCode"], 200, "{d:#}");
     assert_eq!(d["notification"]["status"], "delivered");
     assert_eq!(d["notification"]["attempts"].as_u64(), Some(attempts.len() as u64));
+    // Open Connectors' fields beside ocpoll's, and the event by instance and id
+    let event = &d["event"];
+    assert!(event["id"].is_i64(), "{event:#}");
+    assert!(event["eventDate"].is_string(), "{event:#}");
+    let provider_data: serde_json::Value = serde_json::from_str(event["providerData"].as_str().unwrap()).unwrap();
+    assert_eq!(provider_data, event["record"], "providerData is the record as a JSON string");
+    let notified: serde_json::Value = serde_json::from_str(event["notifiedData"].as_str().unwrap()).unwrap();
+    assert_eq!(notified["eventId"], event["eventId"]);
+    assert_eq!(notified["elementKey"], "sageone");
+    let by_instance =
+        api.ok("GET", &format!("/instances/{id}/events/{}", event["eventId"].as_str().unwrap()), None, 200).await;
+    assert_eq!(by_instance, d, "the same event under its instance");
+    let (status, _) =
+        api.call("GET", &format!("/instances/{}/events/{}", id + 1000, event["eventId"].as_str().unwrap()), None).await;
+    assert_eq!(status, 404, "not under another instance");
 
     // Failed for good, then redelivered by its event.
     receiver.set_status(503);
@@ -148,7 +166,8 @@ async fn receiver_outage(store: TestStore) {
     receiver.set_status(503);
     let (e, _) = sage.create_customer("Outage E");
     let (e_event, _) = fail_for_good(&server, &api, id, &e).await;
-    assert_eq!(listed(&api, id, &e, "CREATED").await.unwrap()["status"], "failed");
+    let failed_e = listed(&api, id, &e, "CREATED").await.unwrap();
+    assert_eq!((failed_e["status"].as_str(), failed_e["deliveryStatus"].as_str()), (Some("FAILED"), Some("failed")));
     receiver.set_status(200);
     let r = api.ok("POST", &format!("/instances/{id}/notifications/redeliver"), None, 200).await;
     assert_eq!(r, json!({"redelivered": 1}));
@@ -173,8 +192,93 @@ async fn receiver_outage(store: TestStore) {
             (&e, "CREATED")
         ])
     );
-    assert!(api.events(id).await.iter().all(|e| e["status"] == "delivered"));
+    assert!(api.events(id).await.iter().all(|e| e["status"] == "NOTIFIED"));
     server.stop().await;
+}
+
+/// The Open Connectors status of the CREATED event of `object`.
+async fn status_of(api: &Api, id: i64, object: &str) -> Value {
+    listed(api, id, object, "CREATED").await.unwrap()["status"].clone()
+}
+
+/// Issue 15 item 6: a receiver's `410 Gone` switches notifications off (`eventsEnabled: false`, with the reason);
+/// what is committed meanwhile is kept and listed as not delivered; `event.notification.enabled: true` by PATCH
+/// (though stored true already) turns them back on and it all arrives (the refused notification under its own
+/// id; claimed oldest first); so does `PUT /instances/{id}/enabled`.
+async fn gone_and_back(store: TestStore) {
+    let sage = Sage::start(3).await.unwrap();
+    let receiver = Receiver::start(KEY).await;
+    let args = sage.serve_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(store, &args).await.unwrap();
+    let org = server.organization("gone").await;
+    let api = server.api(&org);
+    let code = sage.code().await.unwrap();
+    let (id, created) = api.create_instance(&sage.instance_body(&code, &receiver.url("/hook"), KEY, 1.5)).await;
+    assert_eq!(created["eventsEnabled"], true);
+
+    receiver.set_status(410);
+    let (a, _) = sage.create_customer("Gone A");
+    eventually(WAIT, "notifications switched off by the 410", || async {
+        let i = api.ok("GET", &format!("/instances/{id}"), None, 200).await;
+        i["eventsEnabled"] == false && i["eventsDisabledReason"].as_str().is_some_and(|r| r.contains("410"))
+    })
+    .await;
+    let (b, _) = sage.create_customer("Gone B");
+    let (c, _) = sage.create_customer("Gone C");
+    eventually(WAIT, "the changes made meanwhile committed", || async {
+        let listed = api.events(id).await;
+        [&a, &b, &c].iter().all(|o| listed.iter().any(|e| e["objectId"] == o.as_str()))
+    })
+    .await;
+    assert!(receiver.accepted().is_empty(), "nothing delivered while off");
+    assert_eq!(status_of(&api, id, &a).await, "DISPATCHED", "attempted once, waiting");
+    assert_eq!(status_of(&api, id, &b).await, "NEW");
+
+    receiver.set_status(200);
+    let patch = json!({"configuration": {"event.notification.enabled": true}});
+    let answer = api.ok("PATCH", &format!("/instances/{id}"), Some(&patch), 200).await;
+    assert_eq!(answer["eventsEnabled"], true, "{answer:#}");
+    assert!(answer.get("eventsDisabledReason").is_none(), "{answer:#}");
+    eventually(WAIT, "A, B and C delivered after re-enabling", || async {
+        let got: Vec<String> = receiver.events().into_iter().map(|e| e.object_id).collect();
+        [&a, &b, &c].iter().all(|o| got.contains(o))
+    })
+    .await;
+    // A's notification, refused with 410, was kept and is the one delivered now (same id), each change once
+    let hooks = receiver.hooks();
+    let of_a = |h: &&oc_tests::receiver::Hook| h.events().iter().any(|e| e.object_id == a);
+    let gone = hooks.iter().filter(of_a).find(|h| h.answered == 410).expect("A's refused attempt");
+    let delivered: Vec<_> = hooks.iter().filter(of_a).filter(|h| h.answered == 200).collect();
+    assert_eq!(delivered.len(), 1, "A delivered once");
+    assert_eq!(delivered[0].notification_id(), gone.notification_id(), "the kept notification");
+    assert_eq!(counts(&receiver.events()).values().copied().max(), Some(1), "each change once");
+    assert_eq!(status_of(&api, id, &c).await, "NOTIFIED");
+
+    // Gone again; switched back on with PUT /enabled.
+    receiver.set_status(410);
+    let (d, _) = sage.create_customer("Gone D");
+    eventually(WAIT, "off again", || async {
+        api.ok("GET", &format!("/instances/{id}"), None, 200).await["eventsEnabled"] == false
+    })
+    .await;
+    receiver.set_status(200);
+    let answer = api.ok("PUT", &format!("/instances/{id}/enabled"), None, 200).await;
+    assert_eq!(answer["eventsEnabled"], true, "{answer:#}");
+    eventually(WAIT, "D delivered", || async { receiver.events().iter().any(|e| e.object_id == d) }).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_and_back_sqlite() {
+    gone_and_back(testing::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gone_and_back_postgres() {
+    if let Some(store) = testing::postgres().await {
+        gone_and_back(store).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -90,7 +90,7 @@ async fn changes_and_patches(store: TestStore) {
     assert_eq!(ids.len(), 6, "six distinct event ids");
     let listed = api.events(id).await;
     assert_eq!(listed.len(), 6, "{listed:#?}");
-    assert!(listed.iter().all(|e| e["status"] == "delivered"), "{listed:#?}");
+    assert!(listed.iter().all(|e| e["status"] == "NOTIFIED"), "{listed:#?}");
 
     // PATCH of the callback URL: the next event goes to the new URL only.
     let patched = api

@@ -172,7 +172,7 @@ async fn swap_proof(store: TestStore) {
     // The instance's events: the same seven, delivered.
     eventually(WAIT, "every event delivered", || async {
         let listed = api.events(id).await;
-        listed.len() == 7 && listed.iter().all(|e| e["status"] == "delivered")
+        listed.len() == 7 && listed.iter().all(|e| e["status"] == "NOTIFIED")
     })
     .await;
     let listed = api.events(id).await;

@@ -129,7 +129,7 @@ async fn seed_example_end_to_end(store: TestStore) {
     // Every event is listed over the API as delivered.
     let listed = api.events(id).await;
     assert_eq!(listed.len(), 3, "{listed:#?}");
-    assert!(listed.iter().all(|e| e["status"] == "delivered"), "{listed:#?}");
+    assert!(listed.iter().all(|e| e["status"] == "NOTIFIED"), "{listed:#?}");
     server.stop().await;
 }
 

@@ -122,7 +122,7 @@ async fn two_nodes_share_the_work_postgres() {
             );
         }
         let listed = api_b.events(*id).await;
-        assert!(listed.iter().all(|e| e["status"] == "delivered"), "{listed:#?}");
+        assert!(listed.iter().all(|e| e["status"] == "NOTIFIED"), "{listed:#?}");
     }
     assert!(receiver.hooks().iter().all(|h| h.elements_ok && h.standard_ok));
     let nodes: BTreeSet<&String> = owners.values().flatten().collect();

@@ -1,13 +1,23 @@
 //! Events, polls and notifications: lists with paging and filters, one event with its notification and every
 //! delivery attempt, and redelivery of failed notifications.
+//!
+//! An event is answered with Open Connectors' fields and meaning — `id` (its position in the outbox),
+//! `eventDate`, `status` (`NEW`, `DISPATCHED`, `NOTIFIED`; ocpoll adds `FAILED` and `DROPPED`), `providerData`
+//! (the record as a JSON string), `notifiedData` (the event as its notification carried it, as a JSON string) —
+//! and ocpoll's own beside them (`eventId`, `eventType`, `objectType`, `objectId`, `date`, `record`,
+//! `deliveryStatus`, `attempts`, `notificationId`).
+
+use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
-use oc_model::event::EventType;
+use chrono::{DateTime, Utc};
+use oc_model::event::{EventType, MessageEvent};
 use oc_model::ids::InstanceId;
 use oc_model::ports::{
-    EventDetail, EventFilter, EventView, NotificationRecord, NotificationStatus, PollRecord, StoredAttempt,
+    EventDetail, EventFilter, EventView, NotificationRecord, NotificationStatus, OcEventStatus, PollRecord,
+    StatusFilter, StoredAttempt,
 };
 use oc_model::{Problem, Problems};
 use serde::Serialize;
@@ -36,10 +46,15 @@ fn filter_from(query: Option<String>, allow_instance: bool) -> Result<EventFilte
                 Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => f.page_size = n,
                 _ => problems.push("pageSize", format!("expected 1 to {MAX_PAGE_SIZE}, found {v:?}")),
             },
-            "status" => match serde_json::from_value::<NotificationStatus>(json!(v.to_ascii_lowercase())) {
-                Ok(s) => f.status = Some(s),
-                Err(_) => problems
-                    .push("status", format!("expected pending, delivering, delivered, failed or dropped, found {v:?}")),
+            "status" | "deliveryStatus" => match status_filter(&v) {
+                Some(s) => f.status = Some(s),
+                None => problems.push(
+                    k.as_ref(),
+                    format!(
+                        "expected NEW, DISPATCHED, NOTIFIED, FAILED, DROPPED or a delivery status (pending, \
+                         delivering, delivered, failed, dropped), found {v:?}"
+                    ),
+                ),
             },
             "eventType" | "type" => match EventType::parse(&v) {
                 Some(t) => f.event_type = Some(t),
@@ -58,6 +73,95 @@ fn filter_from(query: Option<String>, allow_instance: bool) -> Result<EventFilte
     } else {
         Err(ApiError::Invalid { message: "bad query parameters".into(), problems: problems.0 })
     }
+}
+
+/// A status filter: Open Connectors' vocabulary in capitals (`NEW`, `DISPATCHED`, `NOTIFIED`, `FAILED`,
+/// `DROPPED`), ocpoll's delivery status otherwise (`pending`, `delivering`, `delivered`, `failed`, `dropped`).
+fn status_filter(v: &str) -> Option<StatusFilter> {
+    if v.chars().all(|c| !c.is_ascii_lowercase())
+        && let Some(oc) = OcEventStatus::parse(v)
+    {
+        return Some(StatusFilter::Oc(oc));
+    }
+    serde_json::from_value::<NotificationStatus>(json!(v.to_ascii_lowercase())).ok().map(StatusFilter::Delivery)
+}
+
+/// An event as the API answers it (see the module documentation).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct EventRecord {
+    id: i64,
+    event_date: DateTime<Utc>,
+    status: OcEventStatus,
+    provider_data: String,
+    notified_data: Option<String>,
+    #[serde(flatten)]
+    event: oc_model::Event,
+    instance_id: InstanceId,
+    created_at: DateTime<Utc>,
+    delivery_status: NotificationStatus,
+    attempts: u32,
+    notification_id: Option<Uuid>,
+}
+
+impl EventRecord {
+    /// The answer for `view`, an event of an instance of the element `element_key`.
+    fn of(view: EventView, element_key: &str) -> EventRecord {
+        let status = view.oc_status();
+        let notified_data = view.notification_id.and_then(|_| {
+            let sent: MessageEvent = view.event.to_message_event(element_key);
+            serde_json::to_string(&sent).ok()
+        });
+        EventRecord {
+            id: view.seq,
+            event_date: view.created_at,
+            status,
+            provider_data: serde_json::to_string(&view.event.record).unwrap_or_default(),
+            notified_data,
+            event: view.event,
+            instance_id: view.instance_id,
+            created_at: view.created_at,
+            delivery_status: view.status,
+            attempts: view.attempts,
+            notification_id: view.notification_id,
+        }
+    }
+}
+
+/// One event with its notification and every attempt of it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct EventDetailView {
+    event: EventRecord,
+    notification: Option<NotificationRecord>,
+    attempts: Vec<StoredAttempt>,
+}
+
+/// The element keys of the instances of `views`, read once each.
+async fn element_keys(
+    state: &AppState,
+    caller: &Caller,
+    views: &[EventView],
+) -> Result<HashMap<InstanceId, String>, ApiError> {
+    let mut keys = HashMap::new();
+    for v in views {
+        if let std::collections::hash_map::Entry::Vacant(slot) = keys.entry(v.instance_id) {
+            let instance = state.store.instance(caller.principal.org_id, v.instance_id).await?;
+            slot.insert(instance.map(|i| i.element_key).unwrap_or_default());
+        }
+    }
+    Ok(keys)
+}
+
+async fn records(state: &AppState, caller: &Caller, views: Vec<EventView>) -> Result<Vec<EventRecord>, ApiError> {
+    let keys = element_keys(state, caller, &views).await?;
+    Ok(views
+        .into_iter()
+        .map(|v| {
+            let key = keys.get(&v.instance_id).cloned().unwrap_or_default();
+            EventRecord::of(v, &key)
+        })
+        .collect())
 }
 
 fn paging_headers(total: u64, returned: usize, f: &EventFilter) -> HeaderMap {
@@ -79,9 +183,10 @@ async fn list(
     state: &AppState,
     caller: &Caller,
     f: EventFilter,
-) -> Result<(HeaderMap, Json<Vec<EventView>>), ApiError> {
+) -> Result<(HeaderMap, Json<Vec<EventRecord>>), ApiError> {
     let page = state.store.list_events(caller.principal.org_id, &f).await?;
-    Ok((paging_headers(page.total, page.items.len(), &f), Json(page.items)))
+    let headers = paging_headers(page.total, page.items.len(), &f);
+    Ok((headers, Json(records(state, caller, page.items).await?)))
 }
 
 /// `GET /instances/{id}/events`.
@@ -90,7 +195,7 @@ pub(super) async fn list_instance(
     caller: Caller,
     Path(id): Path<InstanceId>,
     RawQuery(query): RawQuery,
-) -> Result<(HeaderMap, Json<Vec<EventView>>), ApiError> {
+) -> Result<(HeaderMap, Json<Vec<EventRecord>>), ApiError> {
     load(&state, &caller, id).await?;
     let mut f = filter_from(query, false)?;
     f.instance_id = Some(id);
@@ -102,7 +207,7 @@ pub(super) async fn list_all(
     State(state): State<AppState>,
     caller: Caller,
     RawQuery(query): RawQuery,
-) -> Result<(HeaderMap, Json<Vec<EventView>>), ApiError> {
+) -> Result<(HeaderMap, Json<Vec<EventRecord>>), ApiError> {
     let mut f = filter_from(query, true)?;
     if let Some(own) = caller.instance {
         if f.instance_id.is_some_and(|i| i != own) {
@@ -128,13 +233,34 @@ async fn detail_of(state: &AppState, caller: &Caller, event_id: &str) -> Result<
     Ok(d)
 }
 
+async fn detail_view(state: &AppState, caller: &Caller, d: EventDetail) -> Result<EventDetailView, ApiError> {
+    let EventDetail { event, notification, attempts } = d;
+    let event = records(state, caller, vec![event]).await?.pop().ok_or_else(|| ApiError::NotFound("event".into()))?;
+    Ok(EventDetailView { event, notification, attempts })
+}
+
 /// `GET /instances/events/{eventId}`: the event, its notification and every attempt.
 pub(super) async fn detail(
     State(state): State<AppState>,
     caller: Caller,
     Path(event_id): Path<String>,
-) -> Result<Json<EventDetail>, ApiError> {
-    Ok(Json(detail_of(&state, &caller, &event_id).await?))
+) -> Result<Json<EventDetailView>, ApiError> {
+    let d = detail_of(&state, &caller, &event_id).await?;
+    Ok(Json(detail_view(&state, &caller, d).await?))
+}
+
+/// `GET /instances/{id}/events/{eventId}`: the same, for an event of that instance (404 for another's).
+pub(super) async fn instance_detail(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, event_id)): Path<(InstanceId, String)>,
+) -> Result<Json<EventDetailView>, ApiError> {
+    load(&state, &caller, id).await?;
+    let d = detail_of(&state, &caller, &event_id).await?;
+    if d.event.instance_id != id {
+        return Err(ApiError::NotFound(format!("event {event_id} not found in instance {id}")));
+    }
+    Ok(Json(detail_view(&state, &caller, d).await?))
 }
 
 /// The result of a redelivery request.
@@ -253,9 +379,13 @@ mod tests {
             filter_from(Some("page=2&pageSize=10&status=FAILED&eventType=created&objectType=customers".into()), false)
                 .unwrap();
         assert_eq!((f.page, f.page_size), (2, 10));
-        assert_eq!(f.status, Some(NotificationStatus::Failed));
+        assert_eq!(f.status, Some(StatusFilter::Oc(OcEventStatus::Failed)));
         assert_eq!(f.event_type, Some(EventType::Created));
         assert_eq!(f.object_type.as_deref(), Some("customers"));
+        let f = filter_from(Some("status=failed".into()), false).unwrap();
+        assert_eq!(f.status, Some(StatusFilter::Delivery(NotificationStatus::Failed)));
+        let f = filter_from(Some("status=DISPATCHED".into()), false).unwrap();
+        assert_eq!(f.status, Some(StatusFilter::Oc(OcEventStatus::Dispatched)));
         let Err(ApiError::Invalid { problems, .. }) =
             filter_from(Some("page=0&pageSize=9999&status=lost".into()), false)
         else {

@@ -9,7 +9,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
-use oc_model::config::{Configuration, SecretKeys};
+use oc_model::config::{Configuration, SecretKeys, keys};
 use oc_model::ids::InstanceId;
 use oc_model::instance::{InstanceResponse, UserRef};
 use oc_model::ports::{Instance, InstanceUpdate, NewInstance, OAuthApp, Provider, Session};
@@ -54,7 +54,9 @@ pub(super) fn to_response(
         valid: i.valid,
         valid_message: i.invalid_reason.clone(),
         disabled: i.disabled,
-        events_enabled: i.configuration.notifications_enabled().unwrap_or(false),
+        // off while a receiver's `410 Gone` holds them off
+        events_enabled: i.configuration.notifications_enabled().unwrap_or(false)
+            && i.notifications_disabled_reason.is_none(),
         events_disabled_reason: i.notifications_disabled_reason.clone(),
         configuration: i.configuration.to_response(&secret_keys(state, &i.element_key)),
         tags: i.tags.clone(),
@@ -68,6 +70,12 @@ pub(super) fn to_response(
 /// The provider session of an instance (its tokens in the store's vault).
 pub(super) fn session(state: &AppState, i: &Instance) -> Result<Session, ApiError> {
     Session::of(i, state.vault.clone()).map_err(invalid)
+}
+
+/// True when `config` sets `event.notification.enabled` to true: notifications switched off by a receiver's
+/// `410 Gone` come back on, whatever the stored value was.
+fn asks_notifications(config: &Configuration) -> bool {
+    config.get(keys::NOTIFICATION_ENABLED).and_then(oc_model::config::lenient_bool) == Some(true)
 }
 
 fn new_token() -> String {
@@ -189,11 +197,13 @@ pub(super) async fn replace(
         }
         None => None,
     };
+    let reenable_notifications = asks_notifications(&request.configuration);
     let update = InstanceUpdate {
         name: Some(request.name),
         tags: Some(request.tags),
         configuration: Some(request.configuration),
         secret_keys: secret_keys(&state, &existing.element_key),
+        reenable_notifications,
         authorization,
         now,
     };
@@ -230,10 +240,12 @@ async fn apply_patch(
             None
         }
     };
+    let mut reenable_notifications = false;
     let configuration = match obj.get("configuration") {
         None | Some(Value::Null) => None,
         Some(Value::Object(map)) => {
             let patch: Configuration = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            reenable_notifications = asks_notifications(&patch);
             let mut merged = existing.configuration.clone();
             merged.merge(&patch);
             Some(merged)
@@ -255,7 +267,8 @@ async fn apply_patch(
     let now = state.clock.now();
     let Checked { warnings, .. } = check_instance_body(&full, &state.providers, false, now).map_err(invalid)?;
     let secret_keys = secret_keys(state, &existing.element_key);
-    let update = InstanceUpdate { name, tags, configuration, secret_keys, authorization: None, now };
+    let update =
+        InstanceUpdate { name, tags, configuration, secret_keys, reenable_notifications, authorization: None, now };
     let updated = state.store.update_instance(caller.principal.org_id, existing.id, &update).await?;
     state.wakers.dispatcher.notify_one();
     Ok((updated, warnings))

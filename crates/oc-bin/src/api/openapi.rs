@@ -142,7 +142,18 @@ const OPS: &[Op] = &[
     (
         "get",
         "/instances/{id}/events",
-        "Events of an instance (query: status, eventType, objectType, page, pageSize)",
+        "Events of an instance, newest first, with Open Connectors' fields (id, eventDate, status NEW | DISPATCHED | \
+         NOTIFIED | FAILED | DROPPED, providerData, notifiedData) beside ocpoll's (eventId, eventType, objectType, \
+         objectId, date, record, deliveryStatus, attempts, notificationId) (query: status in either vocabulary, \
+         eventType, objectType, page or nextPage, pageSize)",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "get",
+        "/instances/{id}/events/{eventId}",
+        "One event of the instance with its notification and every delivery attempt",
         Auth::Platform,
         None,
         "200",

@@ -16,7 +16,7 @@ pub(crate) struct Args {
     /// Seed of the generated data and of random faults: the same seed gives the same businesses, ids and records.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Customer contacts seeded in the lead business.
+    /// Live customer contacts seeded in the lead business (those deleted in its generated history come on top).
     #[arg(long, default_value_t = 25)]
     customers: usize,
     /// Businesses of the simulated user (the first is the lead business).

@@ -151,7 +151,7 @@ async fn every_answer_about_polls_events_and_notifications_is_camel_case() {
     let events = client
         .get_until(&format!("/instances/{id}/events"), "the event delivered", |v| {
             v.as_array()
-                .is_some_and(|a| a.iter().any(|e| e["objectId"] == object.as_str() && e["status"] == "delivered"))
+                .is_some_and(|a| a.iter().any(|e| e["objectId"] == object.as_str() && e["status"] == "NOTIFIED"))
         })
         .await;
     assert_camel_case("GET /instances/{id}/events", &events);

@@ -170,6 +170,7 @@ async fn updates_and_jobs_follow_the_configuration(b: Backend) {
         tags: Some(vec!["t".into()]),
         configuration: Some(changed.clone()),
         secret_keys: Default::default(),
+        reenable_notifications: false,
         authorization: None,
         now: at(10),
     };

@@ -7,7 +7,7 @@ use std::time::Duration;
 use oc_model::event::EventType;
 use oc_model::ports::{
     AttemptRecord, DeliveryClaim, EventFilter, InstanceUpdate, Lease, NewAttempt, NextStep, NotificationStatus,
-    OutboxStats, StoreError,
+    OcEventStatus, OutboxStats, StatusFilter, StoreError,
 };
 use uuid::Uuid;
 
@@ -274,13 +274,21 @@ async fn events_are_listed_and_detailed(b: Backend) {
     assert_eq!(list(page(3)).await, (4, vec![]));
     let all = || EventFilter { page: 1, page_size: 10, ..Default::default() };
     assert_eq!(list(EventFilter { instance_id: Some(second.id), ..all() }).await.1, ["s1"]);
-    assert_eq!(list(EventFilter { status: Some(NotificationStatus::Delivered), ..all() }).await.1, ["c2", "c1"]);
-    assert_eq!(
-        list(EventFilter { status: Some(NotificationStatus::Pending), ..all() }).await.1,
-        ["s1"],
-        "unbatched is pending"
-    );
-    assert_eq!(list(EventFilter { status: Some(NotificationStatus::Delivering), ..all() }).await.1, ["v1"]);
+    let delivery = |s: NotificationStatus| EventFilter { status: Some(StatusFilter::Delivery(s)), ..all() };
+    let oc = |s: OcEventStatus| EventFilter { status: Some(StatusFilter::Oc(s)), ..all() };
+    assert_eq!(list(delivery(NotificationStatus::Delivered)).await.1, ["c2", "c1"]);
+    assert_eq!(list(delivery(NotificationStatus::Pending)).await.1, ["s1"], "unbatched is pending");
+    assert_eq!(list(delivery(NotificationStatus::Delivering)).await.1, ["v1"]);
+    // Open Connectors' vocabulary: NEW (not sent yet), DISPATCHED (being delivered), NOTIFIED
+    assert_eq!(list(oc(OcEventStatus::New)).await.1, ["s1"]);
+    assert_eq!(list(oc(OcEventStatus::Dispatched)).await.1, ["v1"]);
+    assert_eq!(list(oc(OcEventStatus::Notified)).await.1, ["c2", "c1"]);
+    assert!(list(oc(OcEventStatus::Failed)).await.1.is_empty());
+    let listed = s.list_events(owner.org_id, &all()).await.unwrap().items;
+    let seqs: Vec<i64> = listed.iter().map(|v| v.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] > w[1]), "ids in commit order, newest first: {seqs:?}");
+    let c1 = listed.iter().find(|v| v.event.object_id == "c1").unwrap();
+    assert_eq!((c1.attempts, c1.oc_status()), (1, OcEventStatus::Notified));
     assert_eq!(list(EventFilter { event_type: Some(EventType::Deleted), ..all() }).await.1, ["c2"]);
     assert_eq!(list(EventFilter { object_type: Some("vendors".into()), ..all() }).await.1, ["v1"]);
     assert_eq!(s.list_events(owner.org_id + 1, &all()).await.unwrap().total, 0, "another organization's");

@@ -13,13 +13,69 @@ use crate::ids::{InstanceId, OrgId};
 /// Delivery state of an event (of its notification; `pending` before it is batched).
 pub type EventStatus = NotificationStatus;
 
+/// An event's status in Open Connectors' vocabulary, derived from its notification's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum OcEventStatus {
+    /// Committed, not yet sent (not in a notification yet, or its notification not yet attempted).
+    New,
+    /// Being delivered, or waiting for a retry after a failed attempt.
+    Dispatched,
+    /// Delivered.
+    Notified,
+    /// ocpoll: its notification failed for good (kept, redeliverable).
+    Failed,
+    /// ocpoll: its instance was deleted before it was delivered.
+    Dropped,
+}
+
+impl OcEventStatus {
+    /// The status of an event whose notification is `status` after `attempts` attempts.
+    pub fn of(status: NotificationStatus, attempts: u32) -> OcEventStatus {
+        match status {
+            NotificationStatus::Pending if attempts == 0 => OcEventStatus::New,
+            NotificationStatus::Pending | NotificationStatus::Delivering => OcEventStatus::Dispatched,
+            NotificationStatus::Delivered => OcEventStatus::Notified,
+            NotificationStatus::Failed => OcEventStatus::Failed,
+            NotificationStatus::Dropped => OcEventStatus::Dropped,
+        }
+    }
+
+    /// `NEW`, `DISPATCHED`, `NOTIFIED`, `FAILED` or `DROPPED`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OcEventStatus::New => "NEW",
+            OcEventStatus::Dispatched => "DISPATCHED",
+            OcEventStatus::Notified => "NOTIFIED",
+            OcEventStatus::Failed => "FAILED",
+            OcEventStatus::Dropped => "DROPPED",
+        }
+    }
+
+    /// Reads a status of [`as_str`](Self::as_str), in any case.
+    pub fn parse(text: &str) -> Option<OcEventStatus> {
+        [Self::New, Self::Dispatched, Self::Notified, Self::Failed, Self::Dropped]
+            .into_iter()
+            .find(|s| s.as_str().eq_ignore_ascii_case(text))
+    }
+}
+
+/// Which events a status filter keeps: by ocpoll's delivery status, or by Open Connectors' status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusFilter {
+    /// The delivery status of the event's notification (`pending` before it is batched).
+    Delivery(NotificationStatus),
+    /// Open Connectors' status ([`OcEventStatus::of`]).
+    Oc(OcEventStatus),
+}
+
 /// Filters of the event lists.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EventFilter {
     /// Only this instance.
     pub instance_id: Option<InstanceId>,
-    /// Only this delivery status.
-    pub status: Option<NotificationStatus>,
+    /// Only this status.
+    pub status: Option<StatusFilter>,
     /// Only this type.
     pub event_type: Option<EventType>,
     /// Only this object type.
@@ -34,6 +90,8 @@ pub struct EventFilter {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventView {
+    /// Its position in the outbox (commit order): Open Connectors' numeric event `id`.
+    pub seq: i64,
     /// The event.
     #[serde(flatten)]
     pub event: Event,
@@ -43,8 +101,17 @@ pub struct EventView {
     pub created_at: DateTime<Utc>,
     /// Delivery status (`pending` until delivered).
     pub status: NotificationStatus,
+    /// Attempts of its notification so far (0 before it is batched).
+    pub attempts: u32,
     /// Its notification, once batched.
     pub notification_id: Option<Uuid>,
+}
+
+impl EventView {
+    /// Its status in Open Connectors' vocabulary.
+    pub fn oc_status(&self) -> OcEventStatus {
+        OcEventStatus::of(self.status, self.attempts)
+    }
 }
 
 /// A page of events.

@@ -86,6 +86,9 @@ pub struct InstanceUpdate {
     pub configuration: Option<Configuration>,
     /// Which keys of the new configuration are secret (as in [`NewInstance::secret_keys`]).
     pub secret_keys: SecretKeys,
+    /// The caller set `event.notification.enabled` to true, whatever its stored value: clears a `410`
+    /// switch-off.
+    pub reenable_notifications: bool,
     /// A re-authorization: new tokens and account; the instance becomes valid again.
     pub authorization: Option<(TokenSet, ProviderAccount)>,
     /// When this happens.
@@ -108,7 +111,7 @@ pub trait InstanceStore: Send + Sync {
         id: InstanceId,
         update: &InstanceUpdate,
     ) -> Result<Instance, StoreError>;
-    /// Switches an instance off or on.
+    /// Switches an instance off or on; switching it on also turns its notifications back on after a `410`.
     async fn set_disabled(
         &self,
         org: OrgId,

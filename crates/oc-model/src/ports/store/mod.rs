@@ -27,7 +27,9 @@ mod polling;
 use chrono::{DateTime, Utc};
 
 pub use accounts::{AccountStore, NewOrganization, Organization, Principal};
-pub use activity::{ActivityStore, EventDetail, EventFilter, EventPage, EventStatus, EventView, PollRecord};
+pub use activity::{
+    ActivityStore, EventDetail, EventFilter, EventPage, EventStatus, EventView, OcEventStatus, PollRecord, StatusFilter,
+};
 pub use delivery::{
     AttemptRecord, DeliveryClaim, DeliveryStore, NewAttempt, NextStep, NotificationRecord, NotificationStatus,
     StoredAttempt,
