@@ -47,6 +47,12 @@ pub fn check_instance_body(
         for (resource, config) in pollers.iter() {
             let entry_path = path::member(&base, resource);
             check_plan(config, &entry_path, provider.map(|p| p.as_ref()), now, &mut problems, &mut warnings);
+            if let Some(at) = config.backfill {
+                check_backfill(at, &path::member(&entry_path, "backfill"), now, &mut problems);
+            }
+        }
+        if let Ok(Some(at)) = configuration.backfill() {
+            check_backfill(at, &config_path(keys::POLLER_BACKFILL), now, &mut problems);
         }
     }
     match structural {
@@ -91,6 +97,13 @@ fn check_plan(
                 problems.push(url_path.clone(), format!("in the URL as rendered for a poll:\n{}", d.rendered));
             }
         }
+    }
+}
+
+/// A backfill is a date in the past: a poll replays from it (a date to come would hold the resource still).
+fn check_backfill(at: DateTime<Utc>, path: &str, now: DateTime<Utc>, problems: &mut Problems) {
+    if at > now {
+        problems.push(path, format!("{} is in the future: a backfill starts from a past date", at.to_rfc3339()));
     }
 }
 

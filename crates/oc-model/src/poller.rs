@@ -75,10 +75,20 @@ pub struct PollerConfig {
     #[serde(default)]
     #[schemars(with = "NumberLike")]
     pub poll_delay: f64,
-    /// ocpoll: where the first poll starts (ISO date or RFC 3339), instead of the instance's creation.
+    /// ocpoll: where the first poll starts (ISO date or RFC 3339), instead of the instance's creation. Given later to
+    /// a resource already polled, its watermark moves back there: the resource is replayed from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(with = "Option<String>")]
     pub backfill: Option<DateTime<Utc>>,
+    /// ocpoll: for a resource without a deleted feed, find deletions by a complete scan of every id now and then
+    /// (default false).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[schemars(with = "BoolLike")]
+    pub reconcile_deletes: bool,
+    /// ocpoll: minutes between two such scans (default 1440, at least 5).
+    #[serde(default = "default_reconcile_period", skip_serializing_if = "is_default_reconcile_period")]
+    #[schemars(with = "NumberLike")]
+    pub reconcile_deletes_period: f64,
     /// Fields not known to ocpoll, kept and echoed.
     #[serde(flatten)]
     #[schemars(skip)]
@@ -87,6 +97,19 @@ pub struct PollerConfig {
 
 fn default_true() -> bool {
     true
+}
+
+/// Minutes between two reconciling scans by default: a day.
+pub const DEFAULT_RECONCILE_PERIOD_MINUTES: f64 = 1440.0;
+/// The shortest period between two reconciling scans, in minutes.
+pub const MIN_RECONCILE_PERIOD_MINUTES: f64 = 5.0;
+
+fn default_reconcile_period() -> f64 {
+    DEFAULT_RECONCILE_PERIOD_MINUTES
+}
+
+fn is_default_reconcile_period(minutes: &f64) -> bool {
+    *minutes == DEFAULT_RECONCILE_PERIOD_MINUTES
 }
 
 /// Schema stand-in: a boolean given as a JSON boolean or a string.
@@ -120,8 +143,15 @@ impl PollerConfig {
             page_size: None,
             poll_delay: 0.0,
             backfill: None,
+            reconcile_deletes: false,
+            reconcile_deletes_period: DEFAULT_RECONCILE_PERIOD_MINUTES,
             extra: IndexMap::new(),
         }
+    }
+
+    /// The time between two reconciling scans.
+    pub fn reconcile_period(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(self.reconcile_deletes_period.max(MIN_RECONCILE_PERIOD_MINUTES) * 60.0)
     }
 
     /// Reads one resource's configuration, adding every problem found to `problems`. An object is always read,
@@ -196,6 +226,20 @@ impl PollerConfig {
                 None
             }
         };
+        let reconcile_deletes = flag("reconcileDeletes", false, problems);
+        let reconcile_deletes_period = match obj.get("reconcileDeletesPeriod") {
+            None | Some(Value::Null) => DEFAULT_RECONCILE_PERIOD_MINUTES,
+            Some(v) => match lenient_f64(v) {
+                Some(m) if m >= MIN_RECONCILE_PERIOD_MINUTES => m,
+                _ => {
+                    problems.push(
+                        path::member(base, "reconcileDeletesPeriod"),
+                        format!("expected minutes ≥ {MIN_RECONCILE_PERIOD_MINUTES}, found {}", describe(v)),
+                    );
+                    DEFAULT_RECONCILE_PERIOD_MINUTES
+                }
+            },
+        };
         const KNOWN: &[&str] = &[
             "url",
             "idField",
@@ -206,6 +250,8 @@ impl PollerConfig {
             "pageSize",
             "pollDelay",
             "backfill",
+            "reconcileDeletes",
+            "reconcileDeletesPeriod",
         ];
         let extra =
             obj.iter().filter(|(k, _)| !KNOWN.contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
@@ -219,6 +265,8 @@ impl PollerConfig {
             page_size,
             poll_delay,
             backfill,
+            reconcile_deletes,
+            reconcile_deletes_period,
             extra,
         })
     }

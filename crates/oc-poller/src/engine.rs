@@ -11,25 +11,26 @@
 //!
 //! The pitfalls the steps defend against are numbered in `docs/change-detection.md`; the comments cite them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use oc_model::error::chain;
-use oc_model::event::Event;
+use oc_model::event::{Event, EventType, event_id};
 use oc_model::ports::{
-    Clock, CompiledQuery, Feed, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecorded, PollStatus,
-    PollWarning, PollingStore, Provider, ProviderError, Session, StoreError, Telemetry,
+    Clock, CompiledQuery, Feed, Known, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecorded,
+    PollStatus, PollWarning, PollingStore, Provider, ProviderError, Reconciled, Session, StoreError, Telemetry,
 };
 use serde_json::Value;
 
 use crate::classify::{Classified, Classifier, Collector, FeedKind, MAX_WARNINGS, Observation, RecordReader, Window};
 use crate::defences::Defences;
 use crate::error::PollError;
+use crate::hash::content_hash;
 use crate::plan::{PlanSettings, PollPlan};
 use crate::scan::{LeaseKeeper, ScanReport, Scanner, Skew};
-use crate::seen::SeenSet;
+use crate::seen::{SeenEntry, SeenSet};
 
 /// Settings of the engine (per server).
 #[derive(Debug, Clone)]
@@ -122,6 +123,10 @@ struct Prepared {
     query: CompiledQuery,
     page_size: u32,
     warnings: Vec<PollWarning>,
+    /// What the store knows of each object, when this poll reseeds or reconciles.
+    known: Known,
+    /// The query of a complete scan of every id, when this poll reconciles deletions.
+    reconcile: Option<CompiledQuery>,
 }
 
 /// Why a poll stops before its commit: the outcome to record as abandoned.
@@ -144,6 +149,10 @@ struct Scanned {
     deletions: Collector,
     problems: Vec<String>,
     pages: u32,
+    /// Every id of a complete reconciling scan, when one ran and proved complete.
+    all_ids: Option<HashSet<Box<str>>>,
+    /// Why a reconciling scan proved nothing, when one ran.
+    reconcile_problem: Option<String>,
     /// Ids of the first scan of the changes (only for the pitfall-11 mutation).
     #[cfg(feature = "mutations")]
     first_ids: Vec<Box<str>>,
@@ -155,6 +164,8 @@ struct Decided {
     seen: SeenSet,
     watermark: Option<DateTime<Utc>>,
     outcome: PollOutcome,
+    /// The ids live after this poll, when a complete reconciling scan ran.
+    live_ids: Option<Vec<Box<str>>>,
 }
 
 impl Engine {
@@ -180,10 +191,17 @@ impl Engine {
     /// was lost); the poll then had no effect.
     pub async fn poll(&self, job: PollJob<'_>) -> Result<PollReport, PollError> {
         let started_at = self.clock.now();
-        let prepared = match self.prepare(&job) {
+        let mut prepared = match self.prepare(&job) {
             Ok(p) => p,
             Err(stop) => return self.abandon(&job, &job.claim.lease, started_at, stop).await,
         };
+        if job.claim.state.reseed || prepared.reconcile.is_some() {
+            let claim = job.claim;
+            prepared.known = job.store.known(claim.instance.id, &claim.resource).await?;
+            if claim.state.reseed {
+                prepared.seen = reseeded(&prepared.seen, &prepared.known.notified);
+            }
+        }
         // T0's local part: before the first request (pitfall 4)
         let local_start = self.clock.now();
         let mut keeper = LeaseKeeper {
@@ -217,6 +235,7 @@ impl Engine {
                         skew_ms: job.claim.state.skew_ms,
                         outcome,
                         next_run_at: job.next_run_failed,
+                        reconciled: None,
                     };
                     return self.commit(&job, &lease, commit).await;
                 }
@@ -249,6 +268,7 @@ impl Engine {
             skew_ms,
             outcome: decided.outcome,
             next_run_at: job.next_run_ok,
+            reconciled: decided.live_ids.map(|live_ids| Reconciled { at: t0, live_ids }),
         };
         self.commit(&job, &lease, commit).await
     }
@@ -297,7 +317,40 @@ impl Engine {
             }
         };
         let page_size = plan.page_size(&query, spec.max_page_size);
-        Ok(Prepared { plan, start, w_prev, window_start, seen, query, page_size, warnings })
+        let reconcile = if self.reconcile_due(claim, &plan, &query) {
+            match plan.reconcile_query(job.provider) {
+                Ok(q) => Some(q),
+                Err(e) => {
+                    warnings.push(PollWarning::general(format!("deletions not reconciled: {}", chain(&e))));
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        Ok(Prepared {
+            plan,
+            start,
+            w_prev,
+            window_start,
+            seen,
+            query,
+            page_size,
+            warnings,
+            known: Known::default(),
+            reconcile,
+        })
+    }
+
+    /// True when this poll of a resource that reconciles its deletions (and has no deleted feed) is to scan every
+    /// id: never done, or done one period ago (on the provider's clock).
+    fn reconcile_due(&self, claim: &PollClaim, plan: &PollPlan, query: &CompiledQuery) -> bool {
+        if !plan.config.reconcile_deletes || query.has_deleted_feed {
+            return false;
+        }
+        let now = self.clock.now() + chrono::Duration::milliseconds(claim.state.skew_ms);
+        let period = chrono::Duration::from_std(plan.config.reconcile_period()).unwrap_or(chrono::Duration::MAX);
+        claim.state.reconciled_at.is_none_or(|at| now - at >= period)
     }
 
     /// Stage 2: every page of the changes (and of the deletions, where the resource has a feed), rescanning
@@ -331,7 +384,32 @@ impl Engine {
             #[cfg(feature = "mutations")]
             rebase: if d.fixed_lower_bound { None } else { Some(&rebase_fn) },
         };
-        scan_all(&mut scanner, &prepared.query, prepared.window_start, self.config.max_rescans, d).await
+        let mut scanned =
+            scan_all(&mut scanner, &prepared.query, prepared.window_start, self.config.max_rescans, d).await?;
+        if let Some(query) = &prepared.reconcile {
+            // every id, once; a scan that fails or moves proves nothing (no deletion is inferred from it)
+            let mut all = Collector::new();
+            match scanner.scan(query, Feed::Changes, FeedKind::Changes, &mut all).await {
+                Ok(report) => {
+                    scanned.pages += report.pages;
+                    let ids: HashSet<Box<str>> = all.observations().map(|(id, _)| id.into()).collect();
+                    let known = known_live(&prepared.known).len();
+                    if !report.problems.is_empty() {
+                        scanned.reconcile_problem = Some(report.problems.join("; "));
+                    } else if ids.len() * 2 < known {
+                        scanned.reconcile_problem = Some(format!(
+                            "the scan returned {} ids of the {known} known live ones: too few to prove deletions",
+                            ids.len()
+                        ));
+                    } else {
+                        scanned.all_ids = Some(ids);
+                    }
+                }
+                Err(PollError::Store(e)) => return Err(PollError::Store(e)),
+                Err(e) => scanned.reconcile_problem = Some(chain(&e)),
+            }
+        }
+        Ok(scanned)
     }
 
     /// Stage 3 (pure): the events, the new `seen` set (pruned below what the next query will send) and the
@@ -345,7 +423,7 @@ impl Engine {
         started_at: DateTime<Utc>,
     ) -> Decided {
         let d = self.config.defences();
-        let Prepared { plan, start, w_prev, window_start, mut seen, query, mut warnings, .. } = prepared;
+        let Prepared { plan, start, w_prev, window_start, mut seen, query, mut warnings, known, .. } = prepared;
         let consistent = scanned.problems.is_empty();
         let records = scanned.changes.read + scanned.deletions.read;
         warnings.extend(scanned.changes.warnings.iter().cloned());
@@ -373,8 +451,20 @@ impl Engine {
         let changes = scanned.changes.into_observations();
         let deletions =
             deletions_to_notify(scanned.deletions.into_observations(), &changes, &plan.reader, &mut warnings);
+        let in_changes: HashSet<Box<str>> = changes.iter().map(|o| o.id.clone()).collect();
         classifier.classify(changes, &mut seen, &mut classified);
         classifier.classify_deleted(deletions, &mut seen, &mut classified);
+        let live_ids = match (scanned.all_ids, &scanned.reconcile_problem) {
+            (Some(all), _) => {
+                let id_field = &plan.config.id_field;
+                Some(reconcile_deletes(&window, &known, all, &in_changes, id_field, &mut seen, &mut classified))
+            }
+            (None, Some(why)) => {
+                warnings.push(PollWarning::general(format!("deletions not reconciled this time: {why}")));
+                None
+            }
+            (None, None) => None,
+        };
         #[cfg(feature = "mutations")]
         crate::mutations::infer_deletes(&window, absent, &mut seen, &mut classified);
         warnings.append(&mut classified.warnings);
@@ -415,7 +505,7 @@ impl Engine {
         outcome.updated = classified.updated;
         outcome.deleted = classified.deleted;
         outcome.warnings = warnings;
-        Decided { events, seen, watermark: consistent.then_some(t0), outcome }
+        Decided { events, seen, watermark: consistent.then_some(t0), outcome, live_ids }
     }
 
     fn t0(&self, local: DateTime<Utc>, skew: &Skew, stored_ms: i64) -> DateTime<Utc> {
@@ -592,7 +682,87 @@ async fn scan_all(
         deletions,
         problems,
         pages,
+        all_ids: None,
+        reconcile_problem: None,
         #[cfg(feature = "mutations")]
         first_ids,
     })
+}
+
+/// The `seen` set of a replay: what the stored set knows, and what the outbox holds of each object (the newer of
+/// the two), without a floor, so that the replay from the backfill notifies nothing again that was notified
+/// (under the same state) and can still notify records created after the backfill as CREATED.
+fn reseeded(seen: &SeenSet, notified: &[Event]) -> SeenSet {
+    let mut out = SeenSet::new();
+    out.reserve(seen.len() + notified.len());
+    for (id, e) in seen.iter() {
+        out.insert(id, *e);
+    }
+    for e in notified {
+        let entry = SeenEntry {
+            date_ms: Some(e.date.timestamp_millis()),
+            hash: content_hash(&e.record),
+            deleted: e.event_type == EventType::Deleted,
+            observed: false,
+        };
+        let newer = out.get(&e.object_id).is_none_or(|old| old.date_ms.is_none_or(|d| d <= e.date.timestamp_millis()));
+        if newer {
+            out.insert(&e.object_id, entry);
+        }
+    }
+    out
+}
+
+/// The ids ocpoll knows to be live: those of the last complete id scan, and those whose latest notified event is
+/// not a deletion.
+fn known_live(known: &Known) -> HashMap<&str, Option<&Event>> {
+    let mut live: HashMap<&str, Option<&Event>> = known.live_ids.iter().map(|id| (&**id, None)).collect();
+    for e in &known.notified {
+        if e.event_type == EventType::Deleted {
+            live.remove(e.object_id.as_str());
+        } else {
+            live.insert(&e.object_id, Some(e));
+        }
+    }
+    live
+}
+
+/// Deletions found by a complete scan of every id (`all`): an object known to be live that neither that scan nor
+/// this poll's change scan returned is DELETED (dated `T0`, with its last notified record, or only its id when it
+/// was never notified). Returns the ids live after this poll, the baseline of the next scan.
+fn reconcile_deletes(
+    window: &Window,
+    known: &Known,
+    all: HashSet<Box<str>>,
+    in_changes: &HashSet<Box<str>>,
+    id_field: &str,
+    seen: &mut SeenSet,
+    out: &mut Classified,
+) -> Vec<Box<str>> {
+    let date = DateTime::from_timestamp_millis(window.t0_ms).unwrap_or_default();
+    let mut live = all;
+    for (id, last) in known_live(known) {
+        if live.contains(id) || in_changes.contains(id) || seen.get(id).is_some_and(|s| s.deleted) {
+            continue;
+        }
+        seen.insert(id, SeenEntry { date_ms: Some(window.t0_ms), hash: 0, deleted: true, observed: true });
+        out.deleted += 1;
+        let record = match last {
+            Some(e) => e.record.clone(),
+            None => serde_json::Value::Object(std::iter::once((id_field.to_string(), id.into())).collect()),
+        };
+        out.events.push(Event {
+            event_id: event_id(window.instance_id, &window.resource, id, EventType::Deleted, date, 0),
+            event_type: EventType::Deleted,
+            object_type: window.resource.clone(),
+            object_id: id.to_string(),
+            date,
+            record,
+        });
+    }
+    // what this poll's change scan returned is live too (unless it was just deleted)
+    live.extend(in_changes.iter().filter(|id| !seen.get(id).is_some_and(|s| s.deleted)).cloned());
+    let mut live: Vec<Box<str>> = live.into_iter().collect();
+    live.sort_unstable();
+    live
 }

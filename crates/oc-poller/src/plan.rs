@@ -170,6 +170,13 @@ impl PollPlan {
         (provider.compile(&url, &self.needs), sent)
     }
 
+    /// The query of a complete scan of every id (no lower bound: the placeholders rendered at the Unix epoch; only
+    /// the id field asked for), for reconciling deletions.
+    pub fn reconcile_query(&self, provider: &dyn Provider) -> Result<CompiledQuery, QueryError> {
+        let (url, _) = self.url.render(DateTime::<Utc>::UNIX_EPOCH, false);
+        provider.compile(&url, &FieldNeeds { fields: vec![self.config.id_field.clone()] })
+    }
+
     /// The query a poll would send now, compiled to check it: the provider's warnings (a repaired quote, say), or
     /// why it does not compile.
     pub fn check_query(&self, provider: &dyn Provider, now: DateTime<Utc>) -> Result<Vec<String>, QueryError> {

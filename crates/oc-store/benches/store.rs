@@ -151,6 +151,7 @@ async fn poll_once(bed: &mut Bed, n: usize) -> Duration {
             error: None,
         },
         next_run_at: now,
+        reconciled: None,
     };
     let start = Instant::now();
     let summary = bed.store.commit_poll(bed.instance, "customers", &claim.lease, &commit).await.expect("commit");

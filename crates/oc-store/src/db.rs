@@ -42,10 +42,22 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0003_nodes.sql"),
         include_str!("../migrations/postgres/0003_nodes.sql"),
     ),
+    (
+        4,
+        "neutral account",
+        include_str!("../migrations/sqlite/0004_neutral_account.sql"),
+        include_str!("../migrations/postgres/0004_neutral_account.sql"),
+    ),
+    (
+        5,
+        "replay and reconcile",
+        include_str!("../migrations/sqlite/0005_replay_and_reconcile.sql"),
+        include_str!("../migrations/postgres/0005_replay_and_reconcile.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// A bound value.
 #[derive(Debug, Clone)]
@@ -491,6 +503,33 @@ impl Pools {
                 writer.close().await;
             }
             Pools::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{MIGRATIONS, SCHEMA_VERSION};
+
+    /// Every migration file of both dialects is embedded, numbered 1, 2, ... up to [`SCHEMA_VERSION`].
+    #[test]
+    fn every_migration_file_is_embedded_in_order() {
+        let versions: Vec<i64> = MIGRATIONS.iter().map(|m| m.0).collect();
+        assert_eq!(versions, (1..=SCHEMA_VERSION).collect::<Vec<_>>());
+        for dialect in ["sqlite", "postgres"] {
+            let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dialect);
+            let mut files: Vec<String> = std::fs::read_dir(&dir)
+                .expect("the migrations folder")
+                .map(|e| e.expect("an entry").file_name().to_string_lossy().into_owned())
+                .collect();
+            files.sort();
+            assert_eq!(files.len(), MIGRATIONS.len(), "{dialect}: {files:?}");
+            for (file, (version, _, sqlite, postgres)) in files.iter().zip(MIGRATIONS) {
+                assert!(file.starts_with(&format!("{version:04}_")), "{dialect}: {file} is not migration {version}");
+                let text = std::fs::read_to_string(dir.join(file)).expect("readable");
+                let embedded = if dialect == "sqlite" { sqlite } else { postgres };
+                assert_eq!(&text, embedded, "{dialect}: {file} is not the text embedded as migration {version}");
+            }
         }
     }
 }

@@ -56,6 +56,8 @@ struct JobSpec {
     resource: String,
     config: String,
     interval_ms: i64,
+    /// Where the resource's watermark starts: its own `backfill`, else the instance's `event.poller.backfill`.
+    backfill: Option<DateTime<Utc>>,
 }
 
 fn job_specs(config: &Configuration) -> Result<Vec<JobSpec>, StoreError> {
@@ -63,15 +65,25 @@ fn job_specs(config: &Configuration) -> Result<Vec<JobSpec>, StoreError> {
     let configs = config.poller_configs().map_err(|e| invalid(&e))?;
     let interval = config.refresh_interval().map_err(|e| invalid(&e))?;
     let interval_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+    let instance_backfill = config.backfill().map_err(|e| invalid(&e))?;
     configs
         .iter()
-        .map(|(resource, c)| Ok(JobSpec { resource: resource.to_string(), config: to_json(c)?, interval_ms }))
+        .map(|(resource, c)| {
+            Ok(JobSpec {
+                resource: resource.to_string(),
+                config: to_json(c)?,
+                interval_ms,
+                backfill: c.backfill.or(instance_backfill),
+            })
+        })
         .collect()
 }
 
 /// Makes the poll jobs of an instance match `specs`: new resources get a job due `now` starting its watermark at
 /// `job_start`; a changed resource or interval makes the job due `now` (its state stays); removed resources lose
-/// their job (a lease on it is then lost).
+/// their job (a lease on it is then lost). A new backfill of a resource already polled, before its watermark,
+/// replays it: the watermark moves back to the backfill and the engine reseeds its "already notified" set from
+/// the outbox first.
 async fn sync_jobs(
     c: &mut ConnRef<'_>,
     instance: InstanceId,
@@ -79,18 +91,29 @@ async fn sync_jobs(
     now: DateTime<Utc>,
     job_start: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let rows =
-        c.all("SELECT resource, config, interval_ms FROM poll_jobs WHERE instance_id = $1", args![instance]).await?;
+    let rows = c
+        .all(
+            "SELECT resource, config, interval_ms, backfill, watermark FROM poll_jobs WHERE instance_id = $1",
+            args![instance],
+        )
+        .await?;
     let mut existing = HashMap::new();
     for r in rows {
-        existing.insert(r.text("resource")?, (r.text("config")?, r.i64("interval_ms")?));
+        // '': a job of an earlier version, whose backfill is not known (migration 5)
+        let backfill = match r.opt_text("backfill")?.as_deref() {
+            None => Some(None),
+            Some("") => None,
+            Some(t) => Some(Some(parse_time(t)?)),
+        };
+        let watermark = r.opt_text("watermark")?.as_deref().map(parse_time).transpose()?;
+        existing.insert(r.text("resource")?, (r.text("config")?, r.i64("interval_ms")?, backfill, watermark));
     }
     for spec in specs {
         match existing.remove(&spec.resource) {
             None => {
                 c.exec(
-                    "INSERT INTO poll_jobs (instance_id, resource, config, interval_ms, created_at, next_run_at, seen) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO poll_jobs (instance_id, resource, config, interval_ms, created_at, next_run_at, seen, \
+                     backfill) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     args![
                         instance,
                         &spec.resource,
@@ -98,18 +121,39 @@ async fn sync_jobs(
                         spec.interval_ms,
                         time_text(job_start),
                         ns(now),
-                        Vec::new()
+                        Vec::new(),
+                        spec.backfill.map(time_text)
                     ],
                 )
                 .await?;
             }
-            Some((config, interval_ms)) if config != spec.config || interval_ms != spec.interval_ms => {
+            Some((config, interval_ms, backfill, watermark))
+                if config != spec.config || interval_ms != spec.interval_ms || backfill != Some(spec.backfill) =>
+            {
                 c.exec(
-                    "UPDATE poll_jobs SET config = $3, interval_ms = $4, next_run_at = $5 \
+                    "UPDATE poll_jobs SET config = $3, interval_ms = $4, next_run_at = $5, backfill = $6 \
                      WHERE instance_id = $1 AND resource = $2",
-                    args![instance, &spec.resource, &spec.config, spec.interval_ms, ns(now)],
+                    args![
+                        instance,
+                        &spec.resource,
+                        &spec.config,
+                        spec.interval_ms,
+                        ns(now),
+                        spec.backfill.map(time_text)
+                    ],
                 )
                 .await?;
+                // a new backfill before the watermark of a polled resource: replay it from there
+                if let (Some(from), Some(w), Some(before)) = (spec.backfill, watermark, backfill)
+                    && before != spec.backfill
+                    && from < w
+                {
+                    c.exec(
+                        "UPDATE poll_jobs SET watermark = $3, reseed = TRUE WHERE instance_id = $1 AND resource = $2",
+                        args![instance, &spec.resource, time_text(from)],
+                    )
+                    .await?;
+                }
             }
             Some(_) => {}
         }

@@ -8,13 +8,14 @@ use chrono::{DateTime, Utc};
 use oc_model::InstanceId;
 use oc_model::event::Event;
 use oc_model::ports::{
-    CommitSummary, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollState, PollStatus, PollingStore,
+    CommitSummary, Known, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollState, PollStatus, PollingStore,
     StoreError,
 };
 
 use crate::SqlStore;
 use crate::codec::{after, count, from_ns, ns, parse_time, time_text, to_json, u32_of};
-use crate::db::{ConnRef, Val, args};
+use crate::db::{ConnRef, Row, Val, args};
+use crate::outbox::event_from_row;
 
 /// Polls kept in the history of one (instance, resource); older ones are pruned as new ones are recorded.
 pub const POLL_HISTORY_PER_RESOURCE: i64 = 100;
@@ -75,6 +76,18 @@ pub(crate) async fn insert_events(
     Ok(inserted)
 }
 
+/// The poll state of a `poll_jobs` row.
+fn state_from_row(r: &Row) -> Result<PollState, StoreError> {
+    Ok(PollState {
+        watermark: r.opt_text("watermark")?.as_deref().map(parse_time).transpose()?,
+        seen: r.bytes("seen")?,
+        skew_ms: r.i64("skew_ms")?,
+        consecutive_failures: u32_of(r.i64("consecutive_failures")?),
+        reseed: r.bool("reseed")?,
+        reconciled_at: r.opt_text("reconciled_at")?.as_deref().map(parse_time).transpose()?,
+    })
+}
+
 async fn record_poll(
     c: &mut ConnRef<'_>,
     instance: InstanceId,
@@ -114,7 +127,7 @@ impl PollingStore for SqlStore {
              ORDER BY j.next_run_at, j.id LIMIT $4";
         let returning = "RETURNING poll_jobs.instance_id, poll_jobs.resource, poll_jobs.next_run_at, \
              poll_jobs.created_at, poll_jobs.lease_generation, poll_jobs.watermark, poll_jobs.seen, \
-             poll_jobs.skew_ms, poll_jobs.consecutive_failures";
+             poll_jobs.skew_ms, poll_jobs.consecutive_failures, poll_jobs.reseed, poll_jobs.reconciled_at";
         let set = "SET lease_owner = $1, lease_generation = lease_generation + 1, lease_expires_at = $2";
         let mut tx = self.pools.write().await?;
         let mut c = tx.c();
@@ -147,12 +160,7 @@ impl PollingStore for SqlStore {
                     due_at: from_ns(r.i64("next_run_at")?),
                     job_created_at: parse_time(&r.text("created_at")?)?,
                     lease,
-                    state: PollState {
-                        watermark: r.opt_text("watermark")?.as_deref().map(parse_time).transpose()?,
-                        seen: r.bytes("seen")?,
-                        skew_ms: r.i64("skew_ms")?,
-                        consecutive_failures: u32_of(r.i64("consecutive_failures")?),
-                    },
+                    state: state_from_row(r)?,
                 }),
                 // deleted, switched off or invalid since the claim: given back, not polled
                 _ => {
@@ -204,7 +212,9 @@ impl PollingStore for SqlStore {
                 &format!(
                     "UPDATE poll_jobs SET lease_owner = NULL, lease_expires_at = NULL, \
                      watermark = COALESCE($6, watermark), seen = $7, skew_ms = $8, consecutive_failures = 0, \
-                     last_status = $9, last_poll_at = $5, polls_total = polls_total + 1, next_run_at = $10 \
+                     last_status = $9, last_poll_at = $5, polls_total = polls_total + 1, next_run_at = $10, \
+                     reseed = FALSE, reconciled_at = COALESCE($11, reconciled_at), \
+                     reconciled_ids = COALESCE($12, reconciled_ids) \
                      WHERE {FENCE}"
                 ),
                 args![
@@ -217,7 +227,9 @@ impl PollingStore for SqlStore {
                     commit.seen.clone(),
                     commit.skew_ms,
                     PollStatus::as_str(commit.outcome.status),
-                    ns(commit.next_run_at)
+                    ns(commit.next_run_at),
+                    commit.reconciled.as_ref().map(|r| time_text(r.at)),
+                    commit.reconciled.as_ref().map(|r| r.live_ids.join("\n"))
                 ],
             )
             .await?;
@@ -284,6 +296,33 @@ impl PollingStore for SqlStore {
         tx.commit().await?;
         if n == 0 { Err(lease_lost(&job_name(instance, resource))) } else { Ok(()) }
     }
+
+    async fn known(&self, instance: InstanceId, resource: &str) -> Result<Known, StoreError> {
+        let mut conn = self.pools.read().await?;
+        let mut c = conn.c();
+        let rows = c
+            .all(
+                "SELECT event_id, event_type, object_type, object_id, date, record FROM events WHERE seq IN \
+                 (SELECT MAX(seq) FROM events WHERE instance_id = $1 AND resource = $2 GROUP BY object_id) \
+                 ORDER BY seq",
+                args![instance, resource],
+            )
+            .await?;
+        let notified = rows.iter().map(event_from_row).collect::<Result<_, _>>()?;
+        let ids = c
+            .opt(
+                "SELECT reconciled_ids FROM poll_jobs WHERE instance_id = $1 AND resource = $2",
+                args![instance, resource],
+            )
+            .await?;
+        let live_ids = match ids {
+            Some(r) => r
+                .opt_text("reconciled_ids")?
+                .map_or_else(Vec::new, |t| t.split('\n').filter(|id| !id.is_empty()).map(Box::from).collect()),
+            None => Vec::new(),
+        };
+        Ok(Known { notified, live_ids })
+    }
 }
 
 impl SqlStore {
@@ -293,19 +332,11 @@ impl SqlStore {
         let row = conn
             .c()
             .opt(
-                "SELECT watermark, seen, skew_ms, consecutive_failures FROM poll_jobs \
+                "SELECT watermark, seen, skew_ms, consecutive_failures, reseed, reconciled_at FROM poll_jobs \
                  WHERE instance_id = $1 AND resource = $2",
                 args![instance, resource],
             )
             .await?;
-        row.map(|r| {
-            Ok(PollState {
-                watermark: r.opt_text("watermark")?.as_deref().map(parse_time).transpose()?,
-                seen: r.bytes("seen")?,
-                skew_ms: r.i64("skew_ms")?,
-                consecutive_failures: u32_of(r.i64("consecutive_failures")?),
-            })
-        })
-        .transpose()
+        row.map(|r| state_from_row(&r)).transpose()
     }
 }

@@ -180,6 +180,53 @@ async fn tags_patch_configuration_entries_enable_disable_delete() {
     server.stop().await;
 }
 
+/// A backfill must be a readable past date, wherever it is given (the instance key or a resource's own); a
+/// reconciling period is at least five minutes. Each problem names its key.
+#[tokio::test]
+async fn backfill_and_reconcile_settings_are_checked() {
+    let (server, _sage) = server().await;
+    let org = server.organization("acme").await;
+    let auth = Some(org.authorization.as_str());
+    let future = (chrono::Utc::now() + chrono::Duration::days(2)).format("%Y-%m-%d").to_string();
+    let key = "configuration[\"event.poller.backfill\"]";
+    let own = "configuration[\"event.poller.configuration\"].customers.backfill";
+    let period = "configuration[\"event.poller.configuration\"].customers.reconcileDeletesPeriod";
+    let problems = |v: &Value| -> Vec<(String, String)> {
+        v["errors"].as_array().map_or_else(Vec::new, |e| {
+            e.iter().map(|e| (e["path"].as_str().unwrap().into(), e["message"].as_str().unwrap().into())).collect()
+        })
+    };
+    let mut b = seed();
+    b["configuration"]["event.poller.backfill"] = json!(future);
+    let p = &mut b["configuration"]["event.poller.configuration"]["customers"];
+    p["backfill"] = json!("yesterday");
+    p["reconcileDeletes"] = json!(true);
+    p["reconcileDeletesPeriod"] = json!(2);
+    let (s, v) = server.call("POST", "/instances", auth, Some(&b)).await;
+    assert_eq!(s, 400, "{v}");
+    let found = problems(&v);
+    for (path, text) in [(key, "in the future"), (own, "yesterday"), (period, "≥ 5")] {
+        assert!(found.iter().any(|(p, m)| p == path && m.contains(text)), "{path}: {text} not in {found:?}");
+    }
+
+    // a valid one, then a backfill given by PATCH: a future one is refused, a past one accepted
+    let mut b = seed();
+    b["configuration"]["event.poller.configuration"]["customers"]["reconcileDeletes"] = json!("true");
+    let (s, v) = server.call("POST", "/instances", auth, Some(&b)).await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["id"].as_i64().unwrap();
+    let patch = |value: &str| json!({"configuration": {"event.poller.backfill": value}});
+    let (s, v) = server.call("PATCH", &format!("/instances/{id}"), auth, Some(&patch(&future))).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(problems(&v).iter().any(|(p, _)| p == key), "{v}");
+    let (s, v) = server.call("PATCH", &format!("/instances/{id}"), auth, Some(&patch("not a date"))).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(problems(&v).iter().any(|(p, m)| p == key && m.contains("not a date")), "{v}");
+    let (s, v) = server.call("PATCH", &format!("/instances/{id}"), auth, Some(&patch("2024-01-01"))).await;
+    assert_eq!((s, v["configuration"]["event.poller.backfill"].clone()), (200, json!("2024-01-01")), "{v}");
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn health_ready_metrics_openapi() {
     let (server, _sage) = server().await;

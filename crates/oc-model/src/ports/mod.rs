@@ -28,10 +28,11 @@ pub use provider::{
 pub use registry::Providers;
 pub use store::{
     AccountStore, ActivityStore, AttemptRecord, CommitSummary, DeliveryClaim, DeliveryStore, EventDetail, EventFilter,
-    EventPage, EventStatus, EventView, Instance, InstanceStore, InstanceUpdate, Lease, MaintenanceStore, NewAttempt,
-    NewInstance, NewOrganization, NextStep, NodeBeat, NotificationRecord, NotificationStatus, OcEventStatus,
-    Organization, OutboxStats, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecord, PollState, PollStatus,
-    PollWarning, PollingStore, Principal, ReleasedLeases, StatusFilter, StoreError, StoredAttempt, node_of_holder,
+    EventPage, EventStatus, EventView, Instance, InstanceStore, InstanceUpdate, Known, Lease, MaintenanceStore,
+    NewAttempt, NewInstance, NewOrganization, NextStep, NodeBeat, NotificationRecord, NotificationStatus,
+    OcEventStatus, Organization, OutboxStats, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecord, PollState,
+    PollStatus, PollWarning, PollingStore, Principal, Reconciled, ReleasedLeases, StatusFilter, StoreError,
+    StoredAttempt, node_of_holder,
 };
 pub use telemetry::{AttemptReport, NoTelemetry, PollRecorded, PollReport, Telemetry};
 pub use vault::{TokenSet, TokenVault};

@@ -134,6 +134,7 @@ pub(crate) fn commit(events: Vec<Event>, watermark: Option<DateTime<Utc>>, finis
         skew_ms: 42,
         outcome: outcome(PollStatus::Ok, finished),
         next_run_at: finished + chrono::Duration::seconds(60),
+        reconciled: None,
     }
 }
 

@@ -3,7 +3,12 @@
 use super::prelude::*;
 use oc_model::ports::{CommitSummary, PollFailure, PollState, PollStatus, StoreError};
 
-use super::{TTL, at, commit, customers, event, on_both, open, outcome, setup, t0};
+use chrono::{DateTime, Utc};
+use oc_model::event::EventType;
+use oc_model::ports::{InstanceUpdate, Reconciled};
+use serde_json::json;
+
+use super::{TTL, at, commit, config, customers, event, on_both, open, outcome, setup, t0};
 use crate::{Backend, POLL_HISTORY_PER_RESOURCE};
 
 async fn claim_commit_and_claim_again(b: Backend) {
@@ -25,7 +30,7 @@ async fn claim_commit_and_claim_again(b: Backend) {
     let state = s.poll_state(inst.id, "customers").await.unwrap().unwrap();
     assert_eq!(
         state,
-        PollState { watermark: Some(wm), seen: b"seen-set".to_vec(), skew_ms: 42, consecutive_failures: 0 }
+        PollState { watermark: Some(wm), seen: b"seen-set".to_vec(), skew_ms: 42, ..PollState::default() }
     );
     assert!(
         matches!(
@@ -193,7 +198,101 @@ async fn large_commits_are_whole(b: Backend) {
     assert_eq!(stored, events, "every event, each once, in order, intact");
 }
 
+/// A backfill given later to a polled resource moves its watermark back there and asks for a reseed; the commit
+/// of the replay ends it. A backfill after the watermark, or the same one again, changes nothing.
+async fn a_new_backfill_replays_a_polled_resource(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
+    let c = s.claim_polls("n", t0(), 10, TTL).await.unwrap().remove(0);
+    s.commit_poll(inst.id, "customers", &c.lease, &commit(vec![], Some(at(100)), at(20))).await.unwrap();
+    let state = || async { s.poll_state(inst.id, "customers").await.unwrap().unwrap() };
+    assert_eq!((state().await.watermark, state().await.reseed), (Some(at(100)), false));
+
+    let with = |key: &str, value: serde_json::Value| {
+        let mut config = customers();
+        config.insert(key, value);
+        config
+    };
+    let update = |config, secs| InstanceUpdate { configuration: Some(config), now: at(secs), ..Default::default() };
+    // after the watermark: nothing to replay
+    s.update_instance(
+        owner.org_id,
+        inst.id,
+        &update(with("event.poller.backfill", json!("2024-01-01T00:05:00Z")), 200),
+    )
+    .await
+    .unwrap();
+    assert_eq!((state().await.watermark, state().await.reseed), (Some(at(100)), false));
+    // before it: replayed from there
+    let back = json!("2023-12-31");
+    s.update_instance(owner.org_id, inst.id, &update(with("event.poller.backfill", back.clone()), 210)).await.unwrap();
+    let day_before: DateTime<Utc> = "2023-12-31T00:00:00Z".parse().unwrap();
+    assert_eq!((state().await.watermark, state().await.reseed), (Some(day_before), true));
+    let c = s.claim_polls("n", at(210), 10, TTL).await.unwrap().remove(0);
+    assert!(c.state.reseed, "the claim carries the reseed");
+    s.commit_poll(inst.id, "customers", &c.lease, &commit(vec![], Some(at(220)), at(220))).await.unwrap();
+    assert_eq!((state().await.watermark, state().await.reseed), (Some(at(220)), false), "the replay's commit ends it");
+    // the same backfill again (another change of the instance) does not replay again
+    let mut renamed = with("event.poller.backfill", back);
+    renamed.insert("event.poller.refresh_interval", json!("2"));
+    s.update_instance(owner.org_id, inst.id, &update(renamed, 400)).await.unwrap();
+    assert_eq!((state().await.watermark, state().await.reseed), (Some(at(220)), false));
+    // a resource's own backfill replays that resource
+    let mut own = customers();
+    let mut pollers = own.get("event.poller.configuration").unwrap().clone();
+    pollers["customers"]["backfill"] = json!("2023-12-30T12:00:00Z");
+    own.insert("event.poller.configuration", pollers);
+    s.update_instance(owner.org_id, inst.id, &update(own, 500)).await.unwrap();
+    let earlier: DateTime<Utc> = "2023-12-30T12:00:00Z".parse().unwrap();
+    assert_eq!((state().await.watermark, state().await.reseed), (Some(earlier), true));
+}
+
+/// What the store knows of a resource's objects: the latest event of each, and the ids of the last complete
+/// scan, kept until the next one.
+async fn known_objects_are_the_latest_events_and_the_last_scan(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.store();
+    let (_, inst) = setup(&s, config(&[("customers", "/c"), ("vendors", "/v")], "1", true)).await;
+    assert_eq!(s.known(inst.id, "customers").await.unwrap().notified, vec![]);
+    let (c1, c1b, c2) = (
+        event(inst.id, "customers", "c1", 1),
+        event(inst.id, "customers", "c1", 2),
+        event(inst.id, "customers", "c2", 3),
+    );
+    let mut gone = event(inst.id, "customers", "c3", 4);
+    gone.event_type = EventType::Deleted;
+    let claims = s.claim_polls("n", t0(), 10, TTL).await.unwrap();
+    for c in claims {
+        let (events, reconciled) = if c.resource == "customers" {
+            let r = Reconciled { at: at(5), live_ids: vec!["c1".into(), "c2".into(), "c9".into()] };
+            (vec![c1.clone(), c1b.clone(), c2.clone(), gone.clone()], Some(r))
+        } else {
+            (vec![event(inst.id, "vendors", "v1", 1)], None)
+        };
+        let mut commit = commit(events, Some(at(5)), at(5));
+        commit.reconciled = reconciled;
+        s.commit_poll(inst.id, &c.resource, &c.lease, &commit).await.unwrap();
+    }
+    let known = s.known(inst.id, "customers").await.unwrap();
+    assert_eq!(known.notified, vec![c1b.clone(), c2.clone(), gone.clone()], "the latest of each, in order");
+    assert_eq!(known.live_ids, vec![Box::from("c1"), "c2".into(), "c9".into()]);
+    assert_eq!(s.poll_state(inst.id, "customers").await.unwrap().unwrap().reconciled_at, Some(at(5)));
+    let vendors = s.known(inst.id, "vendors").await.unwrap();
+    assert_eq!((vendors.notified.len(), vendors.live_ids.len()), (1, 0));
+    assert_eq!(s.poll_state(inst.id, "vendors").await.unwrap().unwrap().reconciled_at, None);
+    // a poll without a scan keeps the last one
+    let c = s.claim_polls("n", at(65), 10, TTL).await.unwrap();
+    let c = c.iter().find(|c| c.resource == "customers").unwrap();
+    assert_eq!(c.state.reconciled_at, Some(at(5)));
+    s.commit_poll(inst.id, "customers", &c.lease, &commit(vec![], Some(at(66)), at(66))).await.unwrap();
+    assert_eq!(s.known(inst.id, "customers").await.unwrap().live_ids.len(), 3);
+    assert_eq!(s.poll_state(inst.id, "customers").await.unwrap().unwrap().reconciled_at, Some(at(5)));
+}
+
 on_both!(
+    a_new_backfill_replays_a_polled_resource,
+    known_objects_are_the_latest_events_and_the_last_scan,
     large_commits_are_whole,
     claim_commit_and_claim_again,
     oldest_due_first_and_limits,

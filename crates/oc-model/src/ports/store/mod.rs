@@ -37,7 +37,8 @@ pub use delivery::{
 pub use instances::{Instance, InstanceStore, InstanceUpdate, NewInstance};
 pub use maintenance::{MaintenanceStore, NodeBeat, OutboxStats, ReleasedLeases, node_of_holder};
 pub use polling::{
-    CommitSummary, PollClaim, PollCommit, PollFailure, PollOutcome, PollState, PollStatus, PollWarning, PollingStore,
+    CommitSummary, Known, PollClaim, PollCommit, PollFailure, PollOutcome, PollState, PollStatus, PollWarning,
+    PollingStore, Reconciled,
 };
 
 /// Why a store call failed.

@@ -23,6 +23,11 @@ pub struct PollState {
     pub skew_ms: i64,
     /// Failed polls in a row (for backoff).
     pub consecutive_failures: u32,
+    /// A backfill moved the watermark back (a replay): rebuild the `seen` set from what the outbox holds
+    /// ([`PollingStore::known`]) before polling, so that nothing notified is notified again under another id.
+    pub reseed: bool,
+    /// When the last complete scan of every id ran (provider clock), for resources that reconcile deletions.
+    pub reconciled_at: Option<DateTime<Utc>>,
 }
 
 /// A due poll job, claimed, with the instance as it stood at the claim.
@@ -192,6 +197,26 @@ pub struct PollCommit {
     pub outcome: PollOutcome,
     /// When the job is due next.
     pub next_run_at: DateTime<Utc>,
+    /// Set when this poll ran a complete scan of every id (deletions reconciled); `None` keeps the last one.
+    pub reconciled: Option<Reconciled>,
+}
+
+/// A complete scan of every id of a resource (deletions reconciled).
+#[derive(Debug, Clone, Default)]
+pub struct Reconciled {
+    /// When it ran (provider clock).
+    pub at: DateTime<Utc>,
+    /// The ids live after this poll: the baseline of the next reconciling scan.
+    pub live_ids: Vec<Box<str>>,
+}
+
+/// What the store knows of the objects of one (instance, resource).
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// The latest event of every object the outbox still holds (whatever its delivery status).
+    pub notified: Vec<Event>,
+    /// The ids live after the last complete scan of every id ([`Reconciled::live_ids`]); empty when none ran.
+    pub live_ids: Vec<Box<str>>,
 }
 
 /// An abandoned poll: nothing but the outcome is written; the watermark and `seen` stay.
@@ -234,7 +259,8 @@ pub trait PollingStore: Send + Sync {
         now: DateTime<Utc>,
         ttl: Duration,
     ) -> Result<Lease, StoreError>;
-    /// Writes events, `seen`, the watermark and the outcome in one transaction, and releases the lease.
+    /// Writes events, `seen`, the watermark and the outcome in one transaction (ending a replay's reseed), and
+    /// releases the lease.
     /// Refused with [`StoreError::LeaseLost`] when the lease is not current.
     async fn commit_poll(
         &self,
@@ -253,4 +279,7 @@ pub trait PollingStore: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Releases a lease without recording anything (shutdown); the job stays due.
     async fn release_poll(&self, instance: InstanceId, resource: &str, lease: &Lease) -> Result<(), StoreError>;
+    /// What is known of the objects of `resource`: the latest event of each the outbox still holds, and the ids
+    /// of the last complete id scan — for a replay (`PollState::reseed`) and for reconciling deletions.
+    async fn known(&self, instance: InstanceId, resource: &str) -> Result<Known, StoreError>;
 }

@@ -166,6 +166,7 @@ impl World {
                     skew_ms: 0,
                     outcome,
                     next_run_at: now,
+                    reconciled: None,
                 };
                 self.store.commit_poll(instance, RESOURCE, &claim.lease, &commit).await.unwrap();
             } else {

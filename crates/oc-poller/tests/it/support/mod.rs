@@ -15,7 +15,7 @@ use oc_model::Configuration;
 use oc_model::event::Event;
 use oc_model::ids::{InstanceId, OrgId};
 use oc_model::ports::{
-    Clock, CommitSummary, Instance, InstanceStore, Lease, ManualClock, NoTelemetry, PollCommit, PollFailure,
+    Clock, CommitSummary, Instance, InstanceStore, Known, Lease, ManualClock, NoTelemetry, PollCommit, PollFailure,
     PollOutcome, PollingStore, Principal, Session, StoreError,
 };
 use oc_poller::{Engine, EngineConfig, PollJob, PollReport};
@@ -87,6 +87,9 @@ impl PollingStore for Recorder {
     }
     async fn release_poll(&self, instance: InstanceId, resource: &str, lease: &Lease) -> Result<(), StoreError> {
         self.inner.release_poll(instance, resource, lease).await
+    }
+    async fn known(&self, instance: InstanceId, resource: &str) -> Result<Known, StoreError> {
+        self.inner.known(instance, resource).await
     }
 }
 

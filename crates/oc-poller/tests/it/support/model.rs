@@ -114,8 +114,12 @@ pub enum Action {
     Update(String),
     /// Delete a record.
     Delete(String),
+    /// Create a record.
+    Create,
     /// Fail the request (a 503 beyond the retry budget).
     Fail,
+    /// Throttle the request (a 429 beyond the retry budget).
+    Throttle,
 }
 
 /// The model provider.
@@ -417,11 +421,25 @@ impl Provider for Model {
         }
         let now = self.clock.now().timestamp_millis() + s.skew_ms;
         let call = s.calls;
+        let page_no: usize = match &request.cursor {
+            PageCursor::First => 1,
+            PageCursor::Next(n) => n.trim_start_matches("page=").parse().unwrap_or(1),
+        };
+        // every request, also one that fails below
+        s.requests.push(format!(
+            "{}:{}:{page_no}",
+            matches!(request.feed, Feed::Deleted { .. }),
+            request.query.query.first().map(|p| p.1.as_str()).unwrap_or("")
+        ));
         let actions: Vec<Action> = s.script.iter().filter(|(c, _)| *c == call).map(|(_, a)| a.clone()).collect();
         for a in actions {
             match a {
                 Action::Update(id) => s.update(&id, now),
                 Action::Delete(id) => s.delete(&id, now),
+                Action::Create => {
+                    s.create(now);
+                }
+                Action::Throttle => return Err(ProviderError::RateLimited { retry_after: None }),
                 Action::Fail => {
                     return Err(ProviderError::Api {
                         status: 503,
@@ -459,17 +477,8 @@ impl Provider for Model {
                 s.mutate(now);
             }
         }
-        let page_no: usize = match &request.cursor {
-            PageCursor::First => 1,
-            PageCursor::Next(n) => n.trim_start_matches("page=").parse().unwrap_or(1),
-        };
         let size = request.page_size.clamp(1, 200) as usize;
         let since = request.query.query.iter().find(|(k, _)| k == "since").and_then(|(_, v)| read_bound(v));
-        s.requests.push(format!(
-            "{}:{}:{page_no}",
-            matches!(request.feed, Feed::Deleted { .. }),
-            request.query.query.first().map(|p| p.1.as_str()).unwrap_or("")
-        ));
         let rows = match request.feed {
             Feed::Changes => s.list(now, since.filter(|_| s.ignores_bounds.is_none())),
             Feed::Deleted { since } => match s.ignores_bounds {
