@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use oc_store::testing::{self, TestStore};
-use oc_tests::receiver::{Receiver, Received};
+use oc_tests::receiver::{Received, Receiver};
 use oc_tests::sim::Sage;
 use oc_tests::{SEED_EXAMPLE, Server, eventually};
 use serde_json::{Value, json};
@@ -138,7 +138,8 @@ async fn six_resources_in_one_instance(store: TestStore) {
     // 2. A change in every resource; the unpaid invoice is voided (Sage's DELETE of an issued invoice).
     update("contacts", &customer, json!({"notes": "changed"}));
     update("contacts", &vendor, json!({"notes": "changed"}));
-    let voided = sim.delete_record(&business, "sales_invoices", &invoice).unwrap().expect("an issued invoice is voided");
+    let voided =
+        sim.delete_record(&business, "sales_invoices", &invoice).unwrap().expect("an issued invoice is voided");
     assert!(voided["void_reason"].is_string() || voided["status"]["id"] == "VOID", "{voided}");
     update("products", &product, json!({"description": "E2E product, renamed"}));
     update("ledger_accounts", &account, json!({"name": "E2E Sales (renamed)", "display_name": "E2E Sales (renamed)"}));
@@ -191,8 +192,7 @@ async fn six_resources_in_one_instance(store: TestStore) {
         assert!(h.elements_ok && h.standard_ok, "signatures of {m}");
     }
     // The void is an UPDATED of the invoice, after its CREATED; the same order per object everywhere.
-    let order: Vec<&str> =
-        events.iter().filter(|e| e.object_id == invoice).map(|e| e.event_type.as_str()).collect();
+    let order: Vec<&str> = events.iter().filter(|e| e.object_id == invoice).map(|e| e.event_type.as_str()).collect();
     assert_eq!(order, ["CREATED", "UPDATED"]);
     // Every event is listed over the API, under its own object type, delivered.
     let listed = api.events(id).await;

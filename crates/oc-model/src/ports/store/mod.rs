@@ -10,6 +10,7 @@
 //! | [`InstanceStore`] | the API: instances | create, read, list, update, switch off, delete |
 //! | [`ActivityStore`] | the API: what happened | events, notifications, redelivery, polls |
 //! | [`MaintenanceStore`] | the service's housekeeping | pruning, outbox gauges, leases of gone nodes, heartbeats |
+//! | [`ConsoleStore`] | the web console | sign-in sessions, OAuth rounds in flight |
 //!
 //! The provider's [`TokenVault`](super::TokenVault) is a port of its own (`vault`).
 //!
@@ -19,6 +20,7 @@
 
 mod accounts;
 mod activity;
+mod console;
 mod delivery;
 mod instances;
 mod maintenance;
@@ -30,6 +32,7 @@ pub use accounts::{AccountStore, NewOrganization, Organization, Principal};
 pub use activity::{
     ActivityStore, EventDetail, EventFilter, EventPage, EventStatus, EventView, OcEventStatus, PollRecord, StatusFilter,
 };
+pub use console::{ConsoleSession, ConsoleStore, NewConsoleSession, NewOAuthRound, OAuthRound, SecretDigest};
 pub use delivery::{
     AttemptRecord, DeliveryClaim, DeliveryStore, NewAttempt, NextStep, NotificationRecord, NotificationStatus,
     StoredAttempt,
