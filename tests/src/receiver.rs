@@ -197,7 +197,8 @@ pub fn counts(events: &[Received]) -> BTreeMap<(String, String), usize> {
     m
 }
 
-fn standard_crate_ok(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
+/// True when the `standardwebhooks` crate verifies `webhook-signature` of `body` with the key `key` (as `whsec_` + base64).
+pub fn standard_crate_ok(key: &[u8], headers: &HeaderMap, body: &[u8]) -> bool {
     let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(key));
     let Ok(wh) = standardwebhooks::Webhook::new(&secret) else { return false };
     wh.verify(body, headers).is_ok()

@@ -29,6 +29,13 @@ pub mod keys {
     pub const NOTIFICATION_CALLBACK_URL: &str = "event.notification.callback.url";
     /// HMAC key of the `Elements-Webhook-Signature` header.
     pub const NOTIFICATION_SIGNATURE_KEY: &str = "event.notification.signature.key";
+    /// ocpoll: how long the replaced signature key keeps signing beside a new one (minutes; default 24 h).
+    pub const SIGNATURE_KEY_OVERLAP: &str = "event.notification.signature.key.overlap";
+    /// ocpoll, kept by ocpoll (a value given is ignored): the key replaced last, signing until
+    /// [`SIGNATURE_KEY_PREVIOUS_UNTIL`].
+    pub const SIGNATURE_KEY_PREVIOUS: &str = "event.notification.signature.key.previous";
+    /// ocpoll, kept by ocpoll: when the replaced key stops signing (RFC 3339).
+    pub const SIGNATURE_KEY_PREVIOUS_UNTIL: &str = "event.notification.signature.key.previous.until";
     /// `polling`, the only kind ocpoll has.
     pub const VENDOR_TYPE: &str = "event.vendor.type";
     /// Minutes between polls.
@@ -104,6 +111,24 @@ pub const KEYS: &[KeySpec] = &[
         description: "HMAC-SHA256 key of the Elements-Webhook-Signature and webhook-signature headers",
     },
     KeySpec {
+        key: keys::SIGNATURE_KEY_OVERLAP,
+        kind: ValueKind::Minutes,
+        secret: false,
+        description: "ocpoll: minutes the replaced signature key keeps signing beside the new one (default 1440, 24 h; 0 for none)",
+    },
+    KeySpec {
+        key: keys::SIGNATURE_KEY_PREVIOUS,
+        kind: ValueKind::Text,
+        secret: true,
+        description: "ocpoll, kept by ocpoll: the signature key replaced last, still signing webhook-signature until the next key",
+    },
+    KeySpec {
+        key: keys::SIGNATURE_KEY_PREVIOUS_UNTIL,
+        kind: ValueKind::Instant,
+        secret: false,
+        description: "ocpoll, kept by ocpoll: when the replaced signature key stops signing",
+    },
+    KeySpec {
         key: keys::VENDOR_TYPE,
         kind: ValueKind::Text,
         secret: false,
@@ -167,6 +192,10 @@ impl SecretKeys {
 pub const DEFAULT_REFRESH_INTERVAL: Duration = Duration::from_secs(15 * 60);
 /// Shortest refresh interval accepted.
 pub const MIN_REFRESH_INTERVAL: Duration = Duration::from_secs(1);
+/// How long a replaced signature key keeps signing by default.
+pub const DEFAULT_SIGNATURE_KEY_OVERLAP: Duration = Duration::from_secs(24 * 60 * 60);
+/// The longest overlap accepted (30 days).
+pub const MAX_SIGNATURE_KEY_OVERLAP: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
 /// An instance configuration: key → JSON value, in the order given.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -335,6 +364,70 @@ impl Configuration {
         self.text(keys::NOTIFICATION_SIGNATURE_KEY).map(Secret::new)
     }
 
+    /// `event.notification.signature.key.overlap` in minutes, fractions allowed; default 24 h, 0 for none, at
+    /// most 30 days.
+    pub fn signature_key_overlap(&self) -> Result<Duration, Problem> {
+        let key = keys::SIGNATURE_KEY_OVERLAP;
+        match self.get(key) {
+            None | Some(Value::Null) => Ok(DEFAULT_SIGNATURE_KEY_OVERLAP),
+            Some(v) if is_unfilled_placeholder(v) => Ok(DEFAULT_SIGNATURE_KEY_OVERLAP),
+            Some(v) => match lenient_f64(v) {
+                Some(m) if m >= 0.0 && m * 60.0 <= MAX_SIGNATURE_KEY_OVERLAP.as_secs_f64() => {
+                    Ok(Duration::from_secs_f64(m * 60.0))
+                }
+                Some(m) => Err(Problem::new(
+                    config_path(key),
+                    format!("expected minutes from 0 to {}, found {m}", MAX_SIGNATURE_KEY_OVERLAP.as_secs() / 60),
+                )),
+                None => Err(Problem::new(config_path(key), format!("expected minutes, found {}", describe(v)))),
+            },
+        }
+    }
+
+    /// The replaced signature key, while it still signs at `now`.
+    pub fn previous_signature_key(&self, now: chrono::DateTime<chrono::Utc>) -> Option<Secret> {
+        let until = self.get(keys::SIGNATURE_KEY_PREVIOUS_UNTIL).and_then(Value::as_str).and_then(parse_instant)?;
+        (now < until).then(|| self.text(keys::SIGNATURE_KEY_PREVIOUS).map(Secret::new)).flatten()
+    }
+
+    /// This configuration as it is stored after `current` (the stored one, `None` at creation) at `now`: the two
+    /// keys that ocpoll keeps for a key rotation are never taken from the caller. When the signature key changes,
+    /// the key it replaces keeps signing for the overlap ([`signature_key_overlap`](Self::signature_key_overlap));
+    /// when it does not, the rotation in course (if any) is carried over; an ended one is dropped.
+    pub fn with_key_rotation(
+        mut self,
+        current: Option<&Configuration>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Configuration {
+        self.remove(keys::SIGNATURE_KEY_PREVIOUS);
+        self.remove(keys::SIGNATURE_KEY_PREVIOUS_UNTIL);
+        let Some(current) = current else { return self };
+        let old = current.notification_signature_key();
+        let new = self.notification_signature_key();
+        let (key, until) = match old {
+            Some(old) if new.as_ref().is_none_or(|n| n.expose() != old.expose()) => {
+                let overlap = self.signature_key_overlap().unwrap_or(DEFAULT_SIGNATURE_KEY_OVERLAP);
+                let until = chrono::Duration::from_std(overlap).ok().and_then(|d| now.checked_add_signed(d));
+                (Some(old), until)
+            }
+            _ => {
+                let until =
+                    current.get(keys::SIGNATURE_KEY_PREVIOUS_UNTIL).and_then(Value::as_str).and_then(parse_instant);
+                (current.text(keys::SIGNATURE_KEY_PREVIOUS).map(Secret::new), until)
+            }
+        };
+        if let (Some(key), Some(until)) = (key, until)
+            && until > now
+        {
+            self.insert(keys::SIGNATURE_KEY_PREVIOUS, Value::String(key.expose().to_string()));
+            self.insert(
+                keys::SIGNATURE_KEY_PREVIOUS_UNTIL,
+                Value::String(until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            );
+        }
+        self
+    }
+
     /// `event.poller.refresh_interval` in minutes, fractions allowed; default 15 minutes, minimum 1 second.
     /// An unfilled template placeholder (`"<minutes>"`) means the default.
     pub fn refresh_interval(&self) -> Result<Duration, Problem> {
@@ -440,6 +533,69 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn with_key(key: &str) -> Configuration {
+        let mut c = Configuration::default();
+        c.insert(keys::NOTIFICATION_SIGNATURE_KEY, json!(key));
+        c
+    }
+
+    fn at(text: &str) -> chrono::DateTime<chrono::Utc> {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn a_changed_signature_key_keeps_the_old_one_signing_for_the_overlap() {
+        let now = at("2026-12-02T10:00:00Z");
+        let rotated = with_key("new").with_key_rotation(Some(&with_key("old")), now);
+        assert_eq!(rotated.get(keys::SIGNATURE_KEY_PREVIOUS), Some(&json!("old")));
+        assert_eq!(rotated.get(keys::SIGNATURE_KEY_PREVIOUS_UNTIL), Some(&json!("2026-12-03T10:00:00Z")));
+        assert_eq!(rotated.previous_signature_key(now).map(|k| k.expose().to_string()), Some("old".into()));
+        assert_eq!(rotated.previous_signature_key(at("2026-12-03T10:00:00Z")), None, "the overlap has ended");
+
+        // a later update without a new key carries the rotation over, whatever the caller sent for its keys
+        let mut next = with_key("new");
+        next.insert(keys::SIGNATURE_KEY_PREVIOUS, json!("forged"));
+        next.insert(keys::SIGNATURE_KEY_PREVIOUS_UNTIL, json!("2099-01-01T00:00:00Z"));
+        let carried = next.with_key_rotation(Some(&rotated), at("2026-12-02T12:00:00Z"));
+        assert_eq!(carried.get(keys::SIGNATURE_KEY_PREVIOUS), Some(&json!("old")));
+        assert_eq!(carried.get(keys::SIGNATURE_KEY_PREVIOUS_UNTIL), Some(&json!("2026-12-03T10:00:00Z")));
+        // ...until it has ended: then it is dropped
+        let ended = with_key("new").with_key_rotation(Some(&rotated), at("2026-12-04T00:00:00Z"));
+        assert_eq!(ended.get(keys::SIGNATURE_KEY_PREVIOUS), None);
+        assert_eq!(ended.get(keys::SIGNATURE_KEY_PREVIOUS_UNTIL), None);
+    }
+
+    #[test]
+    fn the_overlap_is_a_setting_and_zero_means_none() {
+        let now = at("2026-12-02T10:00:00Z");
+        let mut new = with_key("new");
+        new.insert(keys::SIGNATURE_KEY_OVERLAP, json!("90"));
+        let rotated = new.clone().with_key_rotation(Some(&with_key("old")), now);
+        assert_eq!(rotated.get(keys::SIGNATURE_KEY_PREVIOUS_UNTIL), Some(&json!("2026-12-02T11:30:00Z")));
+        new.insert(keys::SIGNATURE_KEY_OVERLAP, json!(0));
+        let none = new.clone().with_key_rotation(Some(&with_key("old")), now);
+        assert_eq!(none.get(keys::SIGNATURE_KEY_PREVIOUS), None);
+        for bad in [json!(-1), json!("soon"), json!(60 * 24 * 31)] {
+            new.insert(keys::SIGNATURE_KEY_OVERLAP, bad.clone());
+            let problem = new.signature_key_overlap().unwrap_err();
+            assert!(problem.path.contains("signature.key.overlap"), "{bad}: {problem:?}");
+        }
+    }
+
+    #[test]
+    fn a_new_instance_and_an_unchanged_key_start_no_rotation() {
+        let now = at("2026-12-02T10:00:00Z");
+        let mut given = with_key("k");
+        given.insert(keys::SIGNATURE_KEY_PREVIOUS, json!("forged"));
+        let created = given.clone().with_key_rotation(None, now);
+        assert_eq!(created.get(keys::SIGNATURE_KEY_PREVIOUS), None, "never taken from the caller");
+        let same = with_key("k").with_key_rotation(Some(&with_key("k")), now);
+        assert_eq!(same.get(keys::SIGNATURE_KEY_PREVIOUS), None);
+        // a key removed: the old one keeps signing nothing (no current key, no signatures), but is kept for the overlap
+        let removed = Configuration::default().with_key_rotation(Some(&with_key("k")), now);
+        assert_eq!(removed.previous_signature_key(now).map(|k| k.expose().to_string()), Some("k".into()));
+    }
+
     fn conf(v: Value) -> Configuration {
         serde_json::from_value(v).unwrap()
     }
@@ -513,7 +669,10 @@ mod tests {
     #[test]
     fn secrets_declared_once() {
         let secret: Vec<_> = SecretKeys::default().iter().collect();
-        assert_eq!(secret, ["oauth.api.secret", "event.notification.signature.key"]);
+        assert_eq!(
+            secret,
+            ["oauth.api.secret", "event.notification.signature.key", "event.notification.signature.key.previous"]
+        );
         const PROVIDER: &[KeySpec] = &[
             KeySpec { key: "app.signing.secret", kind: ValueKind::Text, secret: true, description: "a secret" },
             KeySpec { key: "region", kind: ValueKind::Text, secret: false, description: "not a secret" },

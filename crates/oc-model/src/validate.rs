@@ -165,12 +165,19 @@ pub fn check_configuration(
                 None => problems.push(config_path(key), format!("expected a URL string, found {}", describe(value))),
             },
             ValueKind::Minutes => {
-                if let Err(p) = config.refresh_interval() {
+                let checked = match key {
+                    keys::SIGNATURE_KEY_OVERLAP => config.signature_key_overlap().map(drop),
+                    _ => config.refresh_interval().map(drop),
+                };
+                if let Err(p) = checked {
                     problems.0.push(p);
                 }
             }
             ValueKind::Instant => {
-                if let Err(p) = config.backfill() {
+                // the end of a key rotation is ocpoll's to keep: a value given is replaced, never read
+                if key != keys::SIGNATURE_KEY_PREVIOUS_UNTIL
+                    && let Err(p) = config.backfill()
+                {
                     problems.0.push(p);
                 }
             }

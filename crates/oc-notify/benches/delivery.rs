@@ -158,8 +158,13 @@ async fn notifier_only() -> Duration {
             let key = Secret::new("k3y");
             for n in (worker..NOTIFICATIONS).step_by(32) {
                 let id = n.to_string();
-                let request =
-                    DeliveryRequest { url: &url, body: &body, notification_id: &id, signature_key: Some(&key) };
+                let request = DeliveryRequest {
+                    url: &url,
+                    body: &body,
+                    notification_id: &id,
+                    signature_key: Some(&key),
+                    previous_signature_key: None,
+                };
                 assert!(notifier.deliver(&request).await.status == Some(200));
             }
         });

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use oc_model::event::{Event, EventType, NotificationMeta, event_id};
 use oc_model::{Notification, Secret};
-use oc_notify::signing::signature_headers;
+use oc_notify::signing::{SigningKeys, signature_headers};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -60,7 +60,12 @@ fn bench(c: &mut Criterion) {
         });
         group.bench_function(format!("sign {} bytes (both signatures)", body.len()), |b| {
             b.iter(|| {
-                signature_headers(Some(&key), "00000000-0000-0000-0000-00000000002a", 1_700_000_000, black_box(&body))
+                signature_headers(
+                    SigningKeys::one(Some(&key)),
+                    "00000000-0000-0000-0000-00000000002a",
+                    1_700_000_000,
+                    black_box(&body),
+                )
             })
         });
     }

@@ -19,16 +19,20 @@ use crate::recorder::{Recorder, record};
 struct Target {
     url: String,
     key: Option<oc_model::Secret>,
+    /// The key replaced last, while it still signs.
+    previous: Option<oc_model::Secret>,
 }
 
-fn target(instance: &Instance) -> Option<Target> {
+fn target(instance: &Instance, now: DateTime<Utc>) -> Option<Target> {
     let config = &instance.configuration;
     let enabled = config.notifications_enabled().unwrap_or(false);
     if !enabled || instance.disabled || instance.notifications_disabled_reason.is_some() {
         return None;
     }
     let url = config.notification_callback_url()?;
-    Some(Target { url, key: config.notification_signature_key().filter(|k| !k.is_empty()) })
+    let key = config.notification_signature_key().filter(|k| !k.is_empty());
+    let previous = key.as_ref().and(config.previous_signature_key(now)).filter(|k| !k.is_empty());
+    Some(Target { url, key, previous })
 }
 
 fn meta(instance: &Instance, hub_key: String) -> NotificationMeta {
@@ -51,7 +55,7 @@ where
     pub(crate) async fn attempt(&self, claim: DeliveryClaim, recorder: &Recorder) -> JobOutcome {
         let id = claim.notification.id;
         let instance = claim.instance.clone();
-        let Some(target) = target(&instance) else {
+        let Some(target) = target(&instance, self.clock.now()) else {
             tracing::debug!(notification = %id, "notifications of the instance are off: kept pending");
             return JobOutcome::Skipped;
         };
@@ -107,6 +111,7 @@ where
             body: &body,
             notification_id: &id.to_string(),
             signature_key: target.key.as_ref(),
+            previous_signature_key: target.previous.as_ref(),
         };
         let result = self.notifier.deliver(&request).await;
         drop(_worker);

@@ -11,7 +11,7 @@ use reqwest::header::{CONTENT_TYPE, LOCATION, RETRY_AFTER};
 
 use crate::error::NotifyError;
 use crate::retry::parse_retry_after;
-use crate::signing::signature_headers;
+use crate::signing::{SigningKeys, signature_headers};
 use crate::ssrf::{GuardedResolver, check_url, find_refusal};
 
 /// How much of an answer is kept with the attempt.
@@ -81,8 +81,8 @@ impl Notifier for HttpNotifier {
             Err(refusal) => return not_sent(attempted_at, started, AttemptOutcome::Refused, refusal.to_string()),
         };
         let mut builder = self.client.post(url).header(CONTENT_TYPE, "application/json");
-        let headers =
-            signature_headers(request.signature_key, request.notification_id, attempted_at.timestamp(), request.body);
+        let keys = SigningKeys { current: request.signature_key, previous: request.previous_signature_key };
+        let headers = signature_headers(keys, request.notification_id, attempted_at.timestamp(), request.body);
         for (name, value) in headers {
             builder = builder.header(name, value);
         }

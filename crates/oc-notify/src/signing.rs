@@ -55,19 +55,53 @@ pub fn standard_webhooks_secret(key: &Secret) -> Secret {
     Secret::new(format!("whsec_{}", STANDARD.encode(key.expose().as_bytes())))
 }
 
+/// The keys that sign one attempt.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SigningKeys<'a> {
+    /// `event.notification.signature.key`: signs both headers.
+    pub current: Option<&'a Secret>,
+    /// The key it replaced, during a rotation's overlap: signs `webhook-signature` too, after the current one
+    /// (Standard Webhooks' space-separated list), so a receiver still on the old key keeps verifying.
+    pub previous: Option<&'a Secret>,
+}
+
+impl<'a> SigningKeys<'a> {
+    /// One key, no rotation.
+    pub fn one(key: Option<&'a Secret>) -> SigningKeys<'a> {
+        SigningKeys { current: key, previous: None }
+    }
+}
+
 /// The signature headers of one attempt, in the order sent.
 ///
-/// `webhook-id` and `webhook-timestamp` always; `Elements-Webhook-Id` always; the two signatures only with a key.
-pub fn signature_headers(key: Option<&Secret>, id: &str, timestamp: i64, body: &[u8]) -> Vec<(&'static str, String)> {
+/// `webhook-id` and `webhook-timestamp` always; `Elements-Webhook-Id` always; the two signatures only with a key:
+/// `Elements-Webhook-Signature` by the current key, `webhook-signature` by the current key and, during a
+/// rotation, by the previous one (`v1,<new> v1,<old>`).
+///
+/// ```
+/// use oc_model::Secret;
+/// use oc_notify::signing::{SigningKeys, signature_headers};
+/// let (new, old) = (Secret::new("new"), Secret::new("old"));
+/// let keys = SigningKeys { current: Some(&new), previous: Some(&old) };
+/// let headers = signature_headers(keys, "id", 1_700_000_000, b"{}");
+/// let standard = headers.iter().find(|(k, _)| *k == "webhook-signature").unwrap();
+/// assert_eq!(standard.1.split(' ').count(), 2);
+/// ```
+pub fn signature_headers(keys: SigningKeys<'_>, id: &str, timestamp: i64, body: &[u8]) -> Vec<(&'static str, String)> {
     let mut headers = Vec::with_capacity(5);
     headers.push((ELEMENTS_WEBHOOK_ID, id.to_string()));
-    if let Some(key) = key {
+    if let Some(key) = keys.current {
         headers.push((ELEMENTS_WEBHOOK_SIGNATURE, elements_signature(key, body)));
     }
     headers.push((WEBHOOK_ID, id.to_string()));
     headers.push((WEBHOOK_TIMESTAMP, timestamp.to_string()));
-    if let Some(key) = key {
-        headers.push((WEBHOOK_SIGNATURE, standard_signature(key, id, timestamp, body)));
+    if let Some(key) = keys.current {
+        let mut value = standard_signature(key, id, timestamp, body);
+        if let Some(previous) = keys.previous.filter(|p| p.expose() != key.expose()) {
+            value.push(' ');
+            value.push_str(&standard_signature(previous, id, timestamp, body));
+        }
+        headers.push((WEBHOOK_SIGNATURE, value));
     }
     headers
 }
@@ -108,10 +142,12 @@ mod tests {
 
     #[test]
     fn headers_without_a_key_carry_no_signature() {
-        let names: Vec<_> = signature_headers(None, "id", 1, b"{}").into_iter().map(|(n, _)| n).collect();
+        let names: Vec<_> =
+            signature_headers(SigningKeys::one(None), "id", 1, b"{}").into_iter().map(|(n, _)| n).collect();
         assert_eq!(names, [ELEMENTS_WEBHOOK_ID, WEBHOOK_ID, WEBHOOK_TIMESTAMP]);
         let key = Secret::new("k");
-        let names: Vec<_> = signature_headers(Some(&key), "id", 1, b"{}").into_iter().map(|(n, _)| n).collect();
+        let names: Vec<_> =
+            signature_headers(SigningKeys::one(Some(&key)), "id", 1, b"{}").into_iter().map(|(n, _)| n).collect();
         assert_eq!(
             names,
             [ELEMENTS_WEBHOOK_ID, ELEMENTS_WEBHOOK_SIGNATURE, WEBHOOK_ID, WEBHOOK_TIMESTAMP, WEBHOOK_SIGNATURE]

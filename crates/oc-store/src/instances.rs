@@ -332,8 +332,9 @@ impl InstanceStore for SqlStore {
                 other => other,
             })?
             .i64("id")?;
-        // The secrets are bound to the id, known only now.
-        let (public, sealed) = self.seal_config(id, &new.configuration, &new.secret_keys)?;
+        // The secrets are bound to the id, known only now. The keys of a key rotation are ocpoll's: none yet.
+        let configuration = new.configuration.clone().with_key_rotation(None, new.now);
+        let (public, sealed) = self.seal_config(id, &configuration, &new.secret_keys)?;
         c.exec("UPDATE instances SET configuration = $2, config_secrets = $3 WHERE id = $1", args![id, public, sealed])
             .await?;
         self.write_tokens(&mut c, id, &new.tokens).await?;
@@ -381,6 +382,9 @@ impl InstanceStore for SqlStore {
             c.exec("UPDATE instances SET tags = $2 WHERE id = $1", args![id, to_json(tags)?]).await?;
         }
         if let (Some(config), Some(specs)) = (&update.configuration, &specs) {
+            // A changed signature key: the one it replaces keeps signing for the overlap. Decided here, in the
+            // write transaction, against the stored configuration, so two concurrent updates cannot lose it.
+            let config = &config.clone().with_key_rotation(Some(&current.configuration), now);
             let (public, sealed) = self.seal_config(id, config, &update.secret_keys)?;
             let was_enabled = current.configuration.notifications_enabled().unwrap_or(false);
             let enabled = config.notifications_enabled().unwrap_or(false);

@@ -6,6 +6,7 @@ mod e2e_crash;
 mod e2e_delivery;
 mod e2e_lifecycle;
 mod e2e_resources;
+mod e2e_rotation;
 mod e2e_second_provider;
 mod e2e_seed;
 mod e2e_two_nodes;

@@ -18,6 +18,8 @@ pub struct DeliveryRequest<'a> {
     pub notification_id: &'a str,
     /// `event.notification.signature.key`, when set.
     pub signature_key: Option<&'a Secret>,
+    /// The key it replaced, while the rotation's overlap lasts: it signs `webhook-signature` beside the new one.
+    pub previous_signature_key: Option<&'a Secret>,
 }
 
 /// How an attempt ended, as far as the retry policy cares.

@@ -29,7 +29,14 @@ fn local() -> HttpNotifier {
 }
 
 async fn deliver(n: &HttpNotifier, url: &str, key: Option<&Secret>) -> DeliveryResult {
-    n.deliver(&DeliveryRequest { url, body: BODY, notification_id: "n-1", signature_key: key }).await
+    n.deliver(&DeliveryRequest {
+        url,
+        body: BODY,
+        notification_id: "n-1",
+        signature_key: key,
+        previous_signature_key: None,
+    })
+    .await
 }
 
 async fn server_answering(template: ResponseTemplate) -> MockServer {
@@ -69,6 +76,36 @@ async fn success_sends_signed_headers_that_an_independent_library_verifies() {
     assert!(verifier.verify(br#"{"message":{}}"#, &request.headers).is_err());
     let other = standardwebhooks::Webhook::new(standard_webhooks_secret(&Secret::new("other")).expose()).unwrap();
     assert!(other.verify(&request.body, &request.headers).is_err());
+}
+
+#[tokio::test]
+async fn during_a_key_rotation_both_keys_sign_and_either_verifies() {
+    let server = server_answering(ResponseTemplate::new(200)).await;
+    let (new, old) = (Secret::new("the-new-key"), Secret::new("the-old-key"));
+    let url = format!("{}/hook", server.uri());
+    let request = DeliveryRequest {
+        url: &url,
+        body: BODY,
+        notification_id: "n-2",
+        signature_key: Some(&new),
+        previous_signature_key: Some(&old),
+    };
+    assert_eq!(local().deliver(&request).await.outcome, AttemptOutcome::Delivered);
+    let received = server.received_requests().await.unwrap();
+    let headers = &received[0].headers;
+    let signatures = headers.get("webhook-signature").unwrap().to_str().unwrap().to_string();
+    let parts: Vec<&str> = signatures.split(' ').collect();
+    assert_eq!(parts.len(), 2, "{signatures}");
+    assert!(parts.iter().all(|p| p.starts_with("v1,")), "{signatures}");
+    // Open Connectors' header has one signature: the new key's
+    assert_eq!(headers.get("elements-webhook-signature").unwrap().to_str().unwrap(), elements_signature(&new, BODY));
+    // the reference library verifies with the new key and with the old one, and not with a third
+    for key in [&new, &old] {
+        let verifier = standardwebhooks::Webhook::new(standard_webhooks_secret(key).expose()).unwrap();
+        verifier.verify(BODY, headers).expect("a receiver on either key verifies");
+    }
+    let third = standardwebhooks::Webhook::new(standard_webhooks_secret(&Secret::new("x")).expose()).unwrap();
+    assert!(third.verify(BODY, headers).is_err());
 }
 
 #[tokio::test]
