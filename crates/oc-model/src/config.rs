@@ -29,6 +29,8 @@ pub mod keys {
     pub const NOTIFICATION_CALLBACK_URL: &str = "event.notification.callback.url";
     /// HMAC key of the `Elements-Webhook-Signature` header.
     pub const NOTIFICATION_SIGNATURE_KEY: &str = "event.notification.signature.key";
+    /// ocpoll: the event types sent by webhook (a comma list or an array; default all). The feed keeps all.
+    pub const NOTIFICATION_EVENT_TYPES: &str = "event.notification.eventTypes";
     /// ocpoll: how long the replaced signature key keeps signing beside a new one (minutes; default 24 h).
     pub const SIGNATURE_KEY_OVERLAP: &str = "event.notification.signature.key.overlap";
     /// ocpoll, kept by ocpoll (a value given is ignored): the key replaced last, signing until
@@ -59,6 +61,8 @@ pub enum ValueKind {
     Minutes,
     /// A JSON object or a JSON-encoded string of one.
     Json,
+    /// Event types: a comma-separated string or an array of `CREATED`, `UPDATED`, `DELETED`.
+    EventTypes,
     /// An ISO date or RFC 3339 date-time.
     Instant,
 }
@@ -109,6 +113,12 @@ pub const KEYS: &[KeySpec] = &[
         kind: ValueKind::Text,
         secret: true,
         description: "HMAC-SHA256 key of the Elements-Webhook-Signature and webhook-signature headers",
+    },
+    KeySpec {
+        key: keys::NOTIFICATION_EVENT_TYPES,
+        kind: ValueKind::EventTypes,
+        secret: false,
+        description: "ocpoll: the event types sent by webhook, a comma list or an array of CREATED, UPDATED, DELETED (default all); the change feed keeps all",
     },
     KeySpec {
         key: keys::SIGNATURE_KEY_OVERLAP,
@@ -362,6 +372,50 @@ impl Configuration {
     /// `event.notification.signature.key`.
     pub fn notification_signature_key(&self) -> Option<Secret> {
         self.text(keys::NOTIFICATION_SIGNATURE_KEY).map(Secret::new)
+    }
+
+    /// `event.notification.eventTypes`: the event types the webhook sends (default all three). A comma list
+    /// (`"CREATED, DELETED"`) or an array (`["CREATED"]`), in any case; an empty one sends none.
+    pub fn event_types(&self) -> Result<Vec<crate::event::EventType>, Problem> {
+        use crate::event::EventType;
+        let key = keys::NOTIFICATION_EVENT_TYPES;
+        let all = || vec![EventType::Created, EventType::Updated, EventType::Deleted];
+        let names: Vec<String> = match self.get(key) {
+            None | Some(Value::Null) => return Ok(all()),
+            Some(v) if is_unfilled_placeholder(v) => return Ok(all()),
+            Some(Value::String(s)) => s.split(',').map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| {
+                    i.as_str().map(|t| t.trim().to_string()).ok_or_else(|| {
+                        Problem::new(config_path(key), format!("expected event type names, found {}", describe(i)))
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+            Some(v) => {
+                return Err(Problem::new(
+                    config_path(key),
+                    format!("expected a comma list or an array of CREATED, UPDATED, DELETED, found {}", describe(v)),
+                ));
+            }
+        };
+        let mut types = Vec::new();
+        for name in names {
+            let t = EventType::parse(&name).ok_or_else(|| {
+                Problem::new(config_path(key), format!("unknown event type {name:?}; known: CREATED, UPDATED, DELETED"))
+            })?;
+            if !types.contains(&t) {
+                types.push(t);
+            }
+        }
+        Ok(types)
+    }
+
+    /// True when the webhook sends events of `event_type`: there is a callback URL and the type is in
+    /// [`event_types`](Self::event_types) (an unreadable list sends all, as validation refuses it before).
+    /// Events the webhook does not send still go to the change feed.
+    pub fn webhook_sends(&self, event_type: crate::event::EventType) -> bool {
+        self.notification_callback_url().is_some() && self.event_types().map_or(true, |t| t.contains(&event_type))
     }
 
     /// `event.notification.signature.key.overlap` in minutes, fractions allowed; default 24 h, 0 for none, at

@@ -142,6 +142,12 @@ fn key_schema(spec: &KeySpec, generator: &mut SchemaGenerator) -> Value {
         ValueKind::Instant => {
             serde_json::json!({"type": "string", "examples": ["2024-01-31", "2024-01-31T12:00:00Z"]})
         }
+        ValueKind::EventTypes => serde_json::json!({
+            "oneOf": [
+                {"type": "string", "examples": ["CREATED,UPDATED,DELETED", "CREATED"]},
+                {"type": "array", "items": {"type": "string", "enum": ["CREATED", "UPDATED", "DELETED"]}}
+            ]
+        }),
         ValueKind::Json => {
             let resource = serde_json::to_value(generator.subschema_for::<PollerConfig>()).unwrap_or_default();
             serde_json::json!({

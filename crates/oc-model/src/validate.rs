@@ -182,6 +182,11 @@ pub fn check_configuration(
                 }
             }
             ValueKind::Json => {}
+            ValueKind::EventTypes => {
+                if let Err(p) = config.event_types() {
+                    problems.0.push(p);
+                }
+            }
         }
     }
     if let Some(v) = config.get(keys::VENDOR_TYPE).and_then(Value::as_str)
@@ -204,19 +209,14 @@ pub fn check_configuration(
             None
         }
     };
-    if let Ok(true) = config.notifications_enabled() {
-        if config.get(keys::NOTIFICATION_CALLBACK_URL).is_none_or(Value::is_null) {
-            problems.push(
-                config_path(keys::NOTIFICATION_CALLBACK_URL),
-                "missing: required when event.notification.enabled is true",
-            );
-        }
-        if pollers.as_ref().is_some_and(PollerConfigs::is_empty) {
-            problems.push(
-                config_path(keys::POLLER_CONFIGURATION),
-                "must configure at least one resource when event.notification.enabled is true",
-            );
-        }
+    // Events enabled without a callback URL is valid: the instance polls and its changes go to the feed only.
+    if let Ok(true) = config.notifications_enabled()
+        && pollers.as_ref().is_some_and(PollerConfigs::is_empty)
+    {
+        problems.push(
+            config_path(keys::POLLER_CONFIGURATION),
+            "must configure at least one resource when event.notification.enabled is true",
+        );
     }
     pollers
 }
@@ -289,18 +289,41 @@ mod tests {
     }
 
     #[test]
-    fn events_enabled_needs_callback_and_resources() {
+    fn events_enabled_needs_resources_but_not_a_callback() {
         let mut body = seed();
         let c = body["configuration"].as_object_mut().unwrap();
         c.remove("event.notification.callback.url");
+        // without a callback URL the changes go to the feed only: valid
+        assert!(problems(&body).is_empty(), "{:?}", problems(&body));
+        let c = body["configuration"].as_object_mut().unwrap();
         c.insert("event.poller.configuration".into(), json!({}));
         assert_eq!(
             problems(&body),
             [
-                r#"configuration["event.notification.callback.url"]: missing: required when event.notification.enabled is true"#,
                 r#"configuration["event.poller.configuration"]: must configure at least one resource when event.notification.enabled is true"#,
             ]
         );
+    }
+
+    #[test]
+    fn event_types_are_a_list_of_known_types() {
+        let mut body = seed();
+        for good in [json!("CREATED"), json!("created, deleted"), json!(["UPDATED"]), json!("")] {
+            body["configuration"]["event.notification.eventTypes"] = good.clone();
+            assert!(problems(&body).is_empty(), "{good}: {:?}", problems(&body));
+        }
+        for (bad, message) in [
+            (json!("CREATED,MOVED"), r#"unknown event type "MOVED"; known: CREATED, UPDATED, DELETED"#),
+            (json!([1]), "expected event type names, found number 1"),
+            (json!(true), "expected a comma list or an array of CREATED, UPDATED, DELETED, found boolean true"),
+        ] {
+            body["configuration"]["event.notification.eventTypes"] = bad.clone();
+            assert_eq!(
+                problems(&body),
+                [format!(r#"configuration["event.notification.eventTypes"]: {message}"#)],
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use oc_model::ports::{
-    ActivityStore, EventDetail, EventFilter, EventPage, NotificationRecord, OcEventStatus, PollRecord, StatusFilter,
-    StoreError, StoredAttempt,
+    ActivityStore, ChangePage, ChangeQuery, EventDetail, EventFilter, EventPage, NotificationRecord, OcEventStatus,
+    PollRecord, StatusFilter, StoreError, StoredAttempt,
 };
 use oc_model::{InstanceId, OrgId};
 use uuid::Uuid;
@@ -19,6 +19,19 @@ use crate::outbox::{
 
 #[async_trait]
 impl ActivityStore for SqlStore {
+    async fn changes(&self, org: OrgId, query: &ChangeQuery) -> Result<Option<ChangePage>, StoreError> {
+        let mut conn = self.pools.read().await?;
+        crate::feed::changes(&mut conn.c(), org, query).await
+    }
+
+    fn commit_generation(&self) -> u64 {
+        self.commits.generation()
+    }
+
+    async fn wait_for_commit(&self, seen: u64, timeout: std::time::Duration) -> u64 {
+        self.commits.wait(seen, timeout).await
+    }
+
     async fn list_events(&self, org: OrgId, filter: &EventFilter) -> Result<EventPage, StoreError> {
         let mut conditions = String::from("i.org_id = $1");
         let mut values: Vec<Val> = args![org];
@@ -40,6 +53,7 @@ impl ActivityStore for SqlStore {
                 OcEventStatus::Notified => format!(" AND {EVENT_STATUS} = 'delivered'"),
                 OcEventStatus::Failed => format!(" AND {EVENT_STATUS} = 'failed'"),
                 OcEventStatus::Dropped => format!(" AND {EVENT_STATUS} = 'dropped'"),
+                OcEventStatus::Withheld => format!(" AND {EVENT_STATUS} = 'withheld'"),
             }),
         }
         if let Some(kind) = filter.event_type {

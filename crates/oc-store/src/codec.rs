@@ -61,6 +61,7 @@ pub(crate) fn status_text(s: NotificationStatus) -> &'static str {
         NotificationStatus::Delivered => "delivered",
         NotificationStatus::Failed => "failed",
         NotificationStatus::Dropped => "dropped",
+        NotificationStatus::Withheld => "withheld",
     }
 }
 
@@ -71,6 +72,7 @@ pub(crate) fn parse_status(s: &str) -> Result<NotificationStatus, StoreError> {
         "delivered" => NotificationStatus::Delivered,
         "failed" => NotificationStatus::Failed,
         "dropped" => NotificationStatus::Dropped,
+        "withheld" => NotificationStatus::Withheld,
         other => return Err(corrupt(format_args!("notification status {other:?}"))),
     })
 }
@@ -96,6 +98,7 @@ mod tests {
             NotificationStatus::Delivered,
             NotificationStatus::Failed,
             NotificationStatus::Dropped,
+            NotificationStatus::Withheld,
         ] {
             assert_eq!(parse_status(status_text(s)).unwrap(), s);
             assert_eq!(serde_json::to_value(s).unwrap(), status_text(s), "same spelling as the API");

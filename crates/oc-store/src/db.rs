@@ -60,10 +60,16 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0006_console.sql"),
         include_str!("../migrations/postgres/0006_console.sql"),
     ),
+    (
+        7,
+        "feed",
+        include_str!("../migrations/sqlite/0007_feed.sql"),
+        include_str!("../migrations/postgres/0007_feed.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// A bound value.
 #[derive(Debug, Clone)]

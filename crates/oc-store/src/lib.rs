@@ -33,6 +33,7 @@ mod console;
 mod db;
 mod delivery;
 mod error;
+mod feed;
 mod instances;
 mod key;
 mod leases;
@@ -55,6 +56,7 @@ use oc_model::ports::{Clock, StoreError, SystemClock};
 
 pub use db::SCHEMA_VERSION;
 pub use error::KeyError;
+pub use feed::MAX_CHANGES_PER_PAGE;
 pub use key::{KeySource, MASTER_KEY_ENV, MasterKey, sqlite_key_path};
 pub use leases::{NodeWatch, TakenOver};
 pub use polls::POLL_HISTORY_PER_RESOURCE;
@@ -118,6 +120,8 @@ pub struct SqlStore {
     pub(crate) pools: db::Pools,
     pub(crate) cipher: key::Cipher,
     pub(crate) clock: Arc<dyn Clock>,
+    /// Wakes the change feed's long-polling readers after commits (of any node, on PostgreSQL).
+    pub(crate) commits: Arc<feed::CommitSignal>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -140,7 +144,12 @@ pub async fn connect_with(options: StoreOptions) -> Result<SqlStore, StoreError>
         busy_timeout: options.busy_timeout,
     })
     .await?;
-    let store = SqlStore { pools, cipher: key::Cipher::new(&options.key), clock: options.clock };
+    let listen_on = match &pools {
+        db::Pools::Postgres(pool) => Some(pool.clone()),
+        db::Pools::Sqlite { .. } => None,
+    };
+    let commits = feed::CommitSignal::new(listen_on, options.schema.as_deref());
+    let store = SqlStore { pools, cipher: key::Cipher::new(&options.key), clock: options.clock, commits };
     store.migrate().await?;
     Ok(store)
 }

@@ -34,6 +34,16 @@ impl MaintenanceStore for SqlStore {
             }
             let list = c.placeholders(1, ids.len());
             c.exec(&format!("DELETE FROM attempts WHERE notification_id IN ({list})"), ids.clone()).await?;
+            // the change feed's floor rises with what goes: a cursor below it would skip these changes
+            c.exec(
+                &format!(
+                    "UPDATE instances SET feed_floor = x.m FROM (SELECT instance_id, MAX(seq) AS m FROM events \
+                     WHERE notification_id IN ({list}) GROUP BY instance_id) x \
+                     WHERE instances.id = x.instance_id AND instances.feed_floor < x.m"
+                ),
+                ids.clone(),
+            )
+            .await?;
             c.exec(&format!("DELETE FROM events WHERE notification_id IN ({list})"), ids.clone()).await?;
             pruned += c.exec(&format!("DELETE FROM notifications WHERE id IN ({list})"), ids.clone()).await?;
             tx.commit().await?;
@@ -42,9 +52,18 @@ impl MaintenanceStore for SqlStore {
             }
         }
         let mut tx = self.pools.write().await?;
-        tx.c()
-            .exec("DELETE FROM events WHERE notification_id IS NULL AND dropped AND created_at < $1", args![ns(before)])
-            .await?;
+        let mut c = tx.c();
+        let old = "notification_id IS NULL AND dropped AND created_at < $1";
+        c.exec(
+            &format!(
+                "UPDATE instances SET feed_floor = x.m FROM (SELECT instance_id, MAX(seq) AS m FROM events \
+                 WHERE {old} GROUP BY instance_id) x \
+                 WHERE instances.id = x.instance_id AND instances.feed_floor < x.m"
+            ),
+            args![ns(before)],
+        )
+        .await?;
+        c.exec(&format!("DELETE FROM events WHERE {old}"), args![ns(before)]).await?;
         tx.commit().await?;
         Ok(pruned)
     }

@@ -16,8 +16,10 @@ pub(crate) const EXCERPT_BYTES: usize = 1024;
 pub(crate) const NOTIFICATION_COLUMNS: &str = "n.id, n.instance_id, n.object_type, n.status, n.attempts, n.created_at, \
      n.next_attempt_at, n.delivered_at, n.last_error";
 
-/// The delivery status of an event: its notification's, else `pending` (or `dropped` with its instance).
-pub(crate) const EVENT_STATUS: &str = "COALESCE(n.status, CASE WHEN e.dropped THEN 'dropped' ELSE 'pending' END)";
+/// The delivery status of an event: its notification's, else `pending` (or `dropped` with its instance, or
+/// `withheld` when it was never to be sent by webhook).
+pub(crate) const EVENT_STATUS: &str = "COALESCE(n.status, CASE WHEN e.withheld THEN 'withheld' WHEN e.dropped THEN 'dropped' \
+     ELSE 'pending' END)";
 
 /// The attempts of an event's notification (0 before it is batched).
 pub(crate) const EVENT_ATTEMPTS: &str = "COALESCE(n.attempts, 0)";

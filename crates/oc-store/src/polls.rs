@@ -6,6 +6,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use oc_model::InstanceId;
+use oc_model::config::Configuration;
 use oc_model::event::Event;
 use oc_model::ports::{
     CommitSummary, Known, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollState, PollStatus, PollingStore,
@@ -13,7 +14,7 @@ use oc_model::ports::{
 };
 
 use crate::SqlStore;
-use crate::codec::{after, count, from_ns, ns, parse_time, time_text, to_json, u32_of};
+use crate::codec::{after, count, from_json, from_ns, ns, parse_time, time_text, to_json, u32_of};
 use crate::db::{ConnRef, Row, Val, args};
 use crate::outbox::event_from_row;
 
@@ -36,28 +37,41 @@ fn job_name(instance: InstanceId, resource: &str) -> String {
     format!("poll job {instance}/{resource}")
 }
 
-/// Inserts events, ignoring those whose id exists; returns how many were inserted.
+/// Which events of an instance its webhook sends, as its stored configuration says at commit time: an event
+/// it does not send is committed `withheld` (kept, listed, in the feed; never batched into a notification).
+pub(crate) async fn webhook_filter(c: &mut ConnRef<'_>, instance: InstanceId) -> Result<Configuration, StoreError> {
+    let row = c.opt("SELECT configuration FROM instances WHERE id = $1", args![instance]).await?;
+    match row {
+        Some(r) => from_json("instance configuration", &r.text("configuration")?),
+        None => Ok(Configuration::default()),
+    }
+}
+
+/// Inserts events, ignoring those whose id exists; returns how many were inserted. Those the instance's
+/// webhook does not send (`sends`, its configuration) are inserted withheld.
 pub(crate) async fn insert_events(
     c: &mut ConnRef<'_>,
     instance: InstanceId,
     resource: &str,
     events: &[Event],
     now: DateTime<Utc>,
+    sends: &Configuration,
 ) -> Result<usize, StoreError> {
     let mut inserted = 0;
     for chunk in events.chunks(EVENTS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO events (event_id, instance_id, resource, event_type, object_type, object_id, date, record, \
-             created_at) VALUES ",
+             created_at, dropped, withheld) VALUES ",
         );
-        let mut values: Vec<Val> = Vec::with_capacity(chunk.len() * 9);
+        let mut values: Vec<Val> = Vec::with_capacity(chunk.len() * 11);
         for (i, e) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(',');
             }
             sql.push('(');
-            sql.push_str(&c.placeholders(i * 9 + 1, 9));
+            sql.push_str(&c.placeholders(i * 11 + 1, 11));
             sql.push(')');
+            let withheld = !sends.webhook_sends(e.event_type);
             values.extend(args![
                 e.event_id.to_string(),
                 instance,
@@ -67,7 +81,9 @@ pub(crate) async fn insert_events(
                 &e.object_id,
                 time_text(e.date),
                 to_json(&e.record)?,
-                ns(now)
+                ns(now),
+                withheld,
+                withheld
             ]);
         }
         sql.push_str(" ON CONFLICT (event_id) DO NOTHING");
@@ -236,8 +252,11 @@ impl PollingStore for SqlStore {
         if n == 0 {
             return Err(lease_lost(&job_name(instance, resource)));
         }
-        let inserted = insert_events(&mut c, instance, resource, &commit.events, now).await?;
+        let sends = webhook_filter(&mut c, instance).await?;
+        let inserted = insert_events(&mut c, instance, resource, &commit.events, now, &sends).await?;
         if inserted > 0 {
+            // the other nodes' feed readers hear of it at commit (PostgreSQL)
+            crate::feed::notify_commit(&mut c, &self.commits.channel, instance).await?;
             c.exec(
                 "UPDATE poll_jobs SET events_total = events_total + $3 WHERE instance_id = $1 AND resource = $2",
                 args![instance, resource, count(inserted)],
@@ -246,6 +265,10 @@ impl PollingStore for SqlStore {
         }
         record_poll(&mut c, instance, resource, &commit.outcome).await?;
         tx.commit().await?;
+        if inserted > 0 {
+            // this node's feed readers, at once
+            self.commits.bump();
+        }
         Ok(CommitSummary { inserted, duplicates: commit.events.len() - inserted })
     }
 

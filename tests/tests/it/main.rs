@@ -4,6 +4,7 @@ mod api_auth;
 mod api_instances;
 mod e2e_crash;
 mod e2e_delivery;
+mod e2e_feed;
 mod e2e_lifecycle;
 mod e2e_resources;
 mod e2e_rotation;

@@ -25,6 +25,8 @@ pub enum ApiError {
     Provider(ProviderError),
     /// A state conflict.
     Conflict(String),
+    /// A change-feed cursor older than what is kept (`410 cursor_expired`): reading on would skip changes.
+    CursorExpired(String),
     /// Anything else; logged, answered generically.
     Internal(String),
 }
@@ -68,6 +70,7 @@ impl ApiError {
                 _ => (StatusCode::BAD_GATEWAY, "provider_unavailable"),
             },
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            ApiError::CursorExpired(_) => (StatusCode::GONE, "cursor_expired"),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -87,7 +90,8 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::NotFound(m)
             | ApiError::ProviderAuth(m)
-            | ApiError::Conflict(m) => (m.clone(), vec![]),
+            | ApiError::Conflict(m)
+            | ApiError::CursorExpired(m) => (m.clone(), vec![]),
             ApiError::Provider(e) => (e.to_string(), vec![]),
         };
         ErrorBody { request_id: request_id.to_string(), code, message, errors }

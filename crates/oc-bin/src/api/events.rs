@@ -2,7 +2,7 @@
 //! delivery attempt, and redelivery of failed notifications.
 //!
 //! An event is answered with Open Connectors' fields and meaning — `id` (its position in the outbox),
-//! `eventDate`, `status` (`NEW`, `DISPATCHED`, `NOTIFIED`; ocpoll adds `FAILED` and `DROPPED`), `providerData`
+//! `eventDate`, `status` (`NEW`, `DISPATCHED`, `NOTIFIED`; ocpoll adds `FAILED`, `DROPPED` and `WITHHELD`), `providerData`
 //! (the record as a JSON string), `notifiedData` (the event as its notification carried it, as a JSON string) —
 //! and ocpoll's own beside them (`eventId`, `eventType`, `objectType`, `objectId`, `date`, `record`,
 //! `deliveryStatus`, `attempts`, `notificationId`).

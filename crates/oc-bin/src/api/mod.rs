@@ -2,6 +2,7 @@
 //! `/healthz`, `/readyz` and `/metrics` at the root.
 
 pub mod auth;
+pub mod changes;
 pub mod error;
 mod events;
 mod health;
@@ -82,6 +83,7 @@ pub fn app(state: AppState) -> Router {
             "/instances/configuration/{config_id}",
             get(instances::own_configuration_entry).patch(instances::patch_own_configuration_entry),
         )
+        .route("/instances/changes", get(changes::own_changes))
         .route("/instances/events", get(events::list_all))
         .route("/instances/events/{event_id}", get(events::detail))
         .route("/instances/events/{event_id}/redeliver", post(events::redeliver_event))
@@ -95,6 +97,7 @@ pub fn app(state: AppState) -> Router {
             get(instances::configuration_entry).patch(instances::patch_configuration_entry),
         )
         .route("/instances/{id}/enabled", put(instances::enable).delete(instances::disable))
+        .route("/instances/{id}/changes", get(changes::instance_changes))
         .route("/instances/{id}/events", get(events::list_instance))
         .route("/instances/{id}/events/{event_id}", get(events::instance_detail))
         .route("/instances/{id}/polls", get(events::polls))

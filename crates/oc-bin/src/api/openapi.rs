@@ -143,10 +143,29 @@ const OPS: &[Op] = &[
         "get",
         "/instances/{id}/events",
         "Events of an instance, newest first, with Open Connectors' fields (id, eventDate, status NEW | DISPATCHED | \
-         NOTIFIED | FAILED | DROPPED, providerData, notifiedData) beside ocpoll's (eventId, eventType, objectType, \
+         NOTIFIED | FAILED | DROPPED | WITHHELD, providerData, notifiedData) beside ocpoll's (eventId, eventType, objectType, \
          objectId, date, record, deliveryStatus, attempts, notificationId) (query: status in either vocabulary, \
          eventType, objectType, page or nextPage, pageSize)",
         Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "get",
+        "/instances/{id}/changes",
+        "The change feed of an instance: its events in commit order after an opaque cursor, as {changes: [{cursor, \
+         eventId, eventType, objectType, objectId, date, record}], nextCursor, hasMore}; 410 cursor_expired for a \
+         cursor older than what is kept (query: after, limit 1..1000 default 100, objectType, eventType, wait 0..60 \
+         seconds of long polling)",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "get",
+        "/instances/changes",
+        "The change feed of the instance of the Element token (as /instances/{id}/changes)",
+        Auth::Instance,
         None,
         "200",
     ),

@@ -27,13 +27,13 @@ pub use provider::{
 };
 pub use registry::Providers;
 pub use store::{
-    AccountStore, ActivityStore, AttemptRecord, CommitSummary, ConsoleSession, ConsoleStore, DeliveryClaim,
-    DeliveryStore, EventDetail, EventFilter, EventPage, EventStatus, EventView, Instance, InstanceStore,
-    InstanceUpdate, Known, Lease, MaintenanceStore, NewAttempt, NewConsoleSession, NewInstance, NewOAuthRound,
-    NewOrganization, NextStep, NodeBeat, NotificationRecord, NotificationStatus, OAuthRound, OcEventStatus,
-    Organization, OutboxStats, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecord, PollState, PollStatus,
-    PollWarning, PollingStore, Principal, Reconciled, ReleasedLeases, SecretDigest, StatusFilter, StoreError,
-    StoredAttempt, node_of_holder,
+    AccountStore, ActivityStore, AttemptRecord, Change, ChangePage, ChangeQuery, CommitSummary, ConsoleSession,
+    ConsoleStore, DeliveryClaim, DeliveryStore, EventDetail, EventFilter, EventPage, EventStatus, EventView, Instance,
+    InstanceStore, InstanceUpdate, Known, Lease, MaintenanceStore, NewAttempt, NewConsoleSession, NewInstance,
+    NewOAuthRound, NewOrganization, NextStep, NodeBeat, NotificationRecord, NotificationStatus, OAuthRound,
+    OcEventStatus, Organization, OutboxStats, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecord, PollState,
+    PollStatus, PollWarning, PollingStore, Principal, Reconciled, ReleasedLeases, SecretDigest, StatusFilter,
+    StoreError, StoredAttempt, node_of_holder,
 };
 pub use telemetry::{AttemptReport, NoTelemetry, PollRecorded, PollReport, Telemetry};
 pub use vault::{TokenSet, TokenVault};

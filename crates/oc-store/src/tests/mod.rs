@@ -24,6 +24,7 @@ pub(crate) mod prelude {
 
 mod accounts;
 mod console;
+mod feed;
 mod instances;
 mod leases;
 mod model;

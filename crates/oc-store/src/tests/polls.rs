@@ -290,7 +290,55 @@ async fn known_objects_are_the_latest_events_and_the_last_scan(b: Backend) {
     assert_eq!(s.poll_state(inst.id, "customers").await.unwrap().unwrap().reconciled_at, Some(at(5)));
 }
 
+/// Issue 17, items 1 and 3: the webhook sends only the types of `event.notification.eventTypes`, and nothing
+/// without a callback URL; the events it does not send are committed withheld — kept, listed, never batched.
+async fn events_the_webhook_does_not_send_are_withheld(b: Backend) {
+    use oc_model::ports::NotificationStatus::{Pending, Withheld};
+    let Some(t) = open(b).await else { return };
+    let s = t.store();
+    let mut only_created = customers();
+    only_created.insert("event.notification.eventTypes", json!("CREATED, DELETED"));
+    let (owner, inst) = setup(&s, only_created).await;
+    let mut created = event(inst.id, "customers", "a", 1);
+    created.event_type = EventType::Created;
+    let updated = event(inst.id, "customers", "b", 2);
+    super::emit(&s, inst.id, "customers", vec![created.clone(), updated.clone()], t0()).await;
+    assert_eq!(s.batch_events(at(1), 10).await.unwrap(), 1, "one notification, of the CREATED only");
+    let claims = s.claim_deliveries("d", at(2), 10, TTL).await.unwrap();
+    assert_eq!(claims.len(), 1);
+    let ids: Vec<&str> = claims[0].events.iter().map(|e| e.object_id.as_str()).collect();
+    assert_eq!(ids, ["a"]);
+    let filter = oc_model::ports::EventFilter { page: 1, page_size: 10, ..Default::default() };
+    let page = s.list_events(owner.org_id, &filter).await.unwrap();
+    let listed: Vec<_> = page.items.iter().map(|v| (v.event.object_id.as_str(), v.status)).collect();
+    assert_eq!(listed, [("b", Withheld), ("a", oc_model::ports::NotificationStatus::Delivering)]);
+    let withheld = oc_model::ports::EventFilter {
+        status: Some(oc_model::ports::StatusFilter::Oc(oc_model::ports::OcEventStatus::Withheld)),
+        ..filter.clone()
+    };
+    assert_eq!(s.list_events(owner.org_id, &withheld).await.unwrap().total, 1);
+
+    // No callback URL: the changes go to the feed only.
+    let mut feed_only = customers();
+    feed_only.remove("event.notification.callback.url");
+    let (owner, inst) = setup(&s, feed_only).await;
+    super::emit(&s, inst.id, "customers", vec![event(inst.id, "customers", "c", 3)], t0()).await;
+    assert_eq!(s.batch_events(at(4), 10).await.unwrap(), 0);
+    let page = s.list_events(owner.org_id, &filter).await.unwrap();
+    assert_eq!(page.items.iter().map(|v| v.status).collect::<Vec<_>>(), [Withheld]);
+    // a callback URL given later sends what comes next, not what was withheld
+    let mut with_url = customers();
+    with_url.insert("event.notification.callback.url", json!("https://example.com/later"));
+    let update = InstanceUpdate { configuration: Some(with_url), now: at(5), ..Default::default() };
+    s.update_instance(owner.org_id, inst.id, &update).await.unwrap();
+    super::emit(&s, inst.id, "customers", vec![event(inst.id, "customers", "d", 6)], at(70)).await;
+    assert_eq!(s.batch_events(at(71), 10).await.unwrap(), 1);
+    let page = s.list_events(owner.org_id, &filter).await.unwrap();
+    assert_eq!(page.items.iter().map(|v| v.status).collect::<Vec<_>>(), [Pending, Withheld]);
+}
+
 on_both!(
+    events_the_webhook_does_not_send_are_withheld,
     a_new_backfill_replays_a_polled_resource,
     known_objects_are_the_latest_events_and_the_last_scan,
     large_commits_are_whole,

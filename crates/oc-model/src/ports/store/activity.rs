@@ -27,6 +27,9 @@ pub enum OcEventStatus {
     Failed,
     /// ocpoll: its instance was deleted before it was delivered.
     Dropped,
+    /// ocpoll: not sent by webhook (a type outside `event.notification.eventTypes`, or no callback URL: feed
+    /// only).
+    Withheld,
 }
 
 impl OcEventStatus {
@@ -38,10 +41,11 @@ impl OcEventStatus {
             NotificationStatus::Delivered => OcEventStatus::Notified,
             NotificationStatus::Failed => OcEventStatus::Failed,
             NotificationStatus::Dropped => OcEventStatus::Dropped,
+            NotificationStatus::Withheld => OcEventStatus::Withheld,
         }
     }
 
-    /// `NEW`, `DISPATCHED`, `NOTIFIED`, `FAILED` or `DROPPED`.
+    /// `NEW`, `DISPATCHED`, `NOTIFIED`, `FAILED`, `DROPPED` or `WITHHELD`.
     pub fn as_str(self) -> &'static str {
         match self {
             OcEventStatus::New => "NEW",
@@ -49,12 +53,13 @@ impl OcEventStatus {
             OcEventStatus::Notified => "NOTIFIED",
             OcEventStatus::Failed => "FAILED",
             OcEventStatus::Dropped => "DROPPED",
+            OcEventStatus::Withheld => "WITHHELD",
         }
     }
 
     /// Reads a status of [`as_str`](Self::as_str), in any case.
     pub fn parse(text: &str) -> Option<OcEventStatus> {
-        [Self::New, Self::Dispatched, Self::Notified, Self::Failed, Self::Dropped]
+        [Self::New, Self::Dispatched, Self::Notified, Self::Failed, Self::Dropped, Self::Withheld]
             .into_iter()
             .find(|s| s.as_str().eq_ignore_ascii_case(text))
     }
@@ -149,9 +154,56 @@ pub struct PollRecord {
     pub outcome: PollOutcome,
 }
 
+/// A read of one instance's change feed: the events after a position, in commit order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeQuery {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Only changes after this outbox position (the `seq` of the last change read); `None` from the oldest kept.
+    pub after: Option<i64>,
+    /// At most this many.
+    pub limit: u32,
+    /// Only this object type.
+    pub object_type: Option<String>,
+    /// Only this event type.
+    pub event_type: Option<EventType>,
+}
+
+/// One change of the feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// Its position in the outbox (commit order).
+    pub seq: i64,
+    /// The event.
+    pub event: Event,
+}
+
+/// A page of the change feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangePage {
+    /// The changes, oldest first.
+    pub changes: Vec<Change>,
+    /// The highest position retention removed from this instance's feed: a read after a lower position would
+    /// skip changes (the API answers `410 cursor_expired`); a read without a position starts here.
+    pub floor: i64,
+    /// The last position examined: the changes' last, or, when a filter skipped every event up to the limit,
+    /// the last skipped one (so a filtered reader moves on instead of reading the same events again).
+    pub position: i64,
+    /// More changes come after `position` now.
+    pub has_more: bool,
+}
+
 /// Events, notifications, attempts and polls of an organization, and redelivery.
 #[async_trait]
 pub trait ActivityStore: Send + Sync {
+    /// A page of the change feed of an instance of `org` (`None` when it is not one of theirs).
+    async fn changes(&self, org: OrgId, query: &ChangeQuery) -> Result<Option<ChangePage>, StoreError>;
+    /// A number that grows whenever events may have been committed (on this node, or — on PostgreSQL — on any
+    /// node): taken before a read of the feed, it lets [`wait_for_commit`](Self::wait_for_commit) wait for the
+    /// next commit without missing one that lands between the read and the wait.
+    fn commit_generation(&self) -> u64;
+    /// Waits until [`commit_generation`](Self::commit_generation) is past `seen`, or `timeout`; returns it.
+    async fn wait_for_commit(&self, seen: u64, timeout: std::time::Duration) -> u64;
     /// Events of `org`, newest first.
     async fn list_events(&self, org: OrgId, filter: &EventFilter) -> Result<EventPage, StoreError>;
     /// One event of `org` with its notification and attempts.

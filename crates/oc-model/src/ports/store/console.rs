@@ -53,8 +53,8 @@ pub struct ConsoleSession {
 }
 
 /// An OAuth round begun by the console: the browser was sent to the provider's consent page with a `state`;
-/// the round ends at the console's OAuth callback.
-#[derive(Debug, Clone)]
+/// the round ends at the console's OAuth callback. Its `Debug` leaves the body out (it holds secrets).
+#[derive(Clone)]
 pub struct NewOAuthRound {
     /// The digest of the `state` sent to the provider.
     pub state: SecretDigest,
@@ -73,8 +73,9 @@ pub struct NewOAuthRound {
     pub expires_at: DateTime<Utc>,
 }
 
-/// An OAuth round taken back at the callback (it is gone from the store: a `state` is used once).
-#[derive(Debug, Clone, PartialEq)]
+/// An OAuth round taken back at the callback (it is gone from the store: a `state` is used once). Its `Debug`
+/// leaves the body out (it holds secrets).
+#[derive(Clone, PartialEq)]
 pub struct OAuthRound {
     /// The digest of the session that began it.
     pub session: SecretDigest,
@@ -90,6 +91,29 @@ pub struct OAuthRound {
     pub expires_at: DateTime<Utc>,
 }
 
+impl std::fmt::Debug for NewOAuthRound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewOAuthRound")
+            .field("state", &self.state)
+            .field("session", &self.session)
+            .field("principal", &self.principal)
+            .field("instance", &self.instance)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for OAuthRound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OAuthRound")
+            .field("session", &self.session)
+            .field("principal", &self.principal)
+            .field("instance", &self.instance)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The console's sessions and OAuth rounds.
 #[async_trait]
 pub trait ConsoleStore: Send + Sync {
@@ -103,11 +127,12 @@ pub trait ConsoleStore: Send + Sync {
     ) -> Result<Option<ConsoleSession>, StoreError>;
     /// Ends a session (sign-out) and the OAuth rounds it began; true when there was one.
     async fn end_console_session(&self, token: &SecretDigest) -> Result<bool, StoreError>;
-    /// Records an OAuth round.
+    /// Records an OAuth round; [`StoreError::NotFound`] when its session is unknown or expired, or its instance
+    /// (a re-authentication) is not a live instance of the principal's organization.
     async fn begin_oauth_round(&self, new: &NewOAuthRound) -> Result<(), StoreError>;
     /// Takes an OAuth round by its `state` digest: it is removed whatever it holds, so a replayed `state` finds
     /// nothing. An expired round is still returned (with its `expires_at`) so that the caller can say so.
     async fn take_oauth_round(&self, state: &SecretDigest) -> Result<Option<OAuthRound>, StoreError>;
-    /// Removes sessions and rounds expired at `now`; how many.
+    /// Removes sessions and rounds expired at `now`, and the rounds of expired sessions; how many.
     async fn prune_console(&self, now: DateTime<Utc>) -> Result<u64, StoreError>;
 }

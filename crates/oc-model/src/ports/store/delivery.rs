@@ -27,6 +27,9 @@ pub enum NotificationStatus {
     Failed,
     /// Its instance was deleted before delivery.
     Dropped,
+    /// Of an event only: never sent by webhook — its type is not in `event.notification.eventTypes`, or its
+    /// instance has no callback URL (its changes go to the feed only). Kept like any other event.
+    Withheld,
 }
 
 /// A notification as stored (and as the API shows it).

@@ -30,7 +30,8 @@ use chrono::{DateTime, Utc};
 
 pub use accounts::{AccountStore, NewOrganization, Organization, Principal};
 pub use activity::{
-    ActivityStore, EventDetail, EventFilter, EventPage, EventStatus, EventView, OcEventStatus, PollRecord, StatusFilter,
+    ActivityStore, Change, ChangePage, ChangeQuery, EventDetail, EventFilter, EventPage, EventStatus, EventView,
+    OcEventStatus, PollRecord, StatusFilter,
 };
 pub use console::{ConsoleSession, ConsoleStore, NewConsoleSession, NewOAuthRound, OAuthRound, SecretDigest};
 pub use delivery::{

@@ -1,0 +1,179 @@
+//! Issue 17, items 1 and 3, as a consumer uses them: an instance with events enabled and no callback URL is valid
+//! and feeds the change feed only; the feed is read to its end with cursors, a long poll (`wait`) returns a
+//! change within a second of its commit, a forged cursor is a 400 naming `after`; an instance whose webhook sends
+//! only `CREATED` (`event.notification.eventTypes`) gets only those by webhook while its feed keeps every change —
+//! on SQLite and on PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use oc_store::testing::{self, TestStore};
+use oc_tests::receiver::{Receiver, counts};
+use oc_tests::sim::Sage;
+use oc_tests::{Api, Server, eventually};
+use serde_json::{Value, json};
+
+const KEY: &str = "e2e-feed-key";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// Reads the feed of `instance` from `after` to its end; the changes and the cursor to wait on.
+async fn read_to_end(api: &Api, instance: i64, mut after: Option<String>) -> (Vec<Value>, String) {
+    let mut all = Vec::new();
+    loop {
+        let path = match &after {
+            Some(c) => format!("/instances/{instance}/changes?limit=2&after={c}"),
+            None => format!("/instances/{instance}/changes?limit=2"),
+        };
+        let page = api.ok("GET", &path, None, 200).await;
+        all.extend(page["changes"].as_array().cloned().unwrap_or_default());
+        let next = page["nextCursor"].as_str().expect("nextCursor").to_string();
+        if !page["hasMore"].as_bool().expect("hasMore") {
+            return (all, next);
+        }
+        after = Some(next);
+    }
+}
+
+async fn feed(store: TestStore) {
+    let sage = Sage::start(3).await.unwrap();
+    let args = sage.serve_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(store, &args).await.unwrap();
+    let org = server.organization("feed").await;
+    let api = server.api(&org);
+
+    // Events enabled, no callback URL: valid, polls, feeds the feed only.
+    let code = sage.code().await.unwrap();
+    let mut body = sage.instance_body(&code, "http://unused.invalid/", KEY, 1.0);
+    body["configuration"].as_object_mut().unwrap().remove("event.notification.callback.url");
+    let (id, created) = api.create_instance(&body).await;
+    assert_eq!(created["valid"], json!(true), "{created}");
+    let (a, _) = sage.create_customer("Feed A");
+    let (b, _) = sage.create_customer("Feed B");
+    eventually(WAIT, "two changes in the feed", || async {
+        let page = api.ok("GET", &format!("/instances/{id}/changes"), None, 200).await;
+        page["changes"].as_array().is_some_and(|c| c.len() == 2)
+    })
+    .await;
+    sage.update_customer(&a, "changed");
+    eventually(WAIT, "three changes in the feed", || async {
+        let page = api.ok("GET", &format!("/instances/{id}/changes"), None, 200).await;
+        page["changes"].as_array().is_some_and(|c| c.len() == 3)
+    })
+    .await;
+    // Read to the end two at a time: every change once, in commit order, object order kept.
+    let (changes, cursor) = read_to_end(&api, id, None).await;
+    let seen: Vec<(&str, &str)> =
+        changes.iter().map(|c| (c["objectId"].as_str().unwrap(), c["eventType"].as_str().unwrap())).collect();
+    assert_eq!(seen.len(), 3, "{changes:#?}");
+    assert!(seen.contains(&(a.as_str(), "CREATED")) && seen.contains(&(b.as_str(), "CREATED")));
+    assert_eq!(seen[2], (a.as_str(), "UPDATED"), "the update of A after its creation");
+    for c in &changes {
+        assert!(c["cursor"].is_string() && c["eventId"].is_string() && c["date"].is_string(), "{c}");
+        assert_eq!(c["objectType"], "customers");
+        assert!(c["record"]["id"].is_string(), "{c}");
+    }
+    // Events of a feed-only instance are withheld from webhooks, and listed so.
+    let listed = api.events(id).await;
+    assert!(listed.iter().all(|e| e["status"] == "WITHHELD"), "{listed:#?}");
+    // The same cursor again: the same (empty) answer, at once.
+    let again = api.ok("GET", &format!("/instances/{id}/changes?after={cursor}"), None, 200).await;
+    assert_eq!((again["changes"].clone(), again["nextCursor"].clone()), (json!([]), json!(cursor)));
+
+    // A long poll: the next change arrives within a second of its commit.
+    let waiting = {
+        let api = Api::new(&api.api, &api.auth);
+        let cursor = cursor.clone();
+        tokio::spawn(async move {
+            let started = Instant::now();
+            let page = api.ok("GET", &format!("/instances/{id}/changes?after={cursor}&wait=30"), None, 200).await;
+            (page, started.elapsed(), chrono::Utc::now())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (c, _) = sage.create_customer("Feed C");
+    let (page, waited, arrived) = waiting.await.unwrap();
+    let got = page["changes"].as_array().cloned().unwrap_or_default();
+    assert_eq!(got.len(), 1, "{page}");
+    assert_eq!(got[0]["objectId"], json!(c));
+    assert!(waited < Duration::from_secs(20), "woken by the change, not the 30 s timeout: {waited:?}");
+    let detail =
+        api.ok("GET", &format!("/instances/{id}/events/{}", got[0]["eventId"].as_str().unwrap()), None, 200).await;
+    let committed: chrono::DateTime<chrono::Utc> = detail["createdAt"]
+        .as_str()
+        .or(detail["event"]["createdAt"].as_str())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("createdAt in {detail}"));
+    let latency = arrived - committed;
+    assert!(latency < chrono::Duration::seconds(1), "commit to reader: {latency}");
+    eprintln!("feed: commit-to-reader latency of a waiting reader {} ms", latency.num_milliseconds());
+
+    // Bad cursors and parameters are named.
+    let (status, v) = api.call("GET", &format!("/instances/{id}/changes?after=forged"), None).await;
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(v["errors"][0]["path"], "after", "{v}");
+    let (status, v) = api.call("GET", &format!("/instances/{id}/changes?limit=5000&wait=90"), None).await;
+    assert_eq!(status, 400, "{v}");
+    // The id-less form with the Element token.
+    let token = created["token"].as_str().unwrap();
+    let element = Api::new(&api.api, &format!("{}, Element {token}", api.auth));
+    let own = element.ok("GET", "/instances/changes?limit=1000", None, 200).await;
+    assert_eq!(own["changes"].as_array().map(Vec::len), Some(4));
+    server.stop().await;
+}
+
+async fn event_types(store: TestStore) {
+    let sage = Sage::start(3).await.unwrap();
+    let receiver = Receiver::start(KEY).await;
+    let args = sage.serve_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(store, &args).await.unwrap();
+    let org = server.organization("types").await;
+    let api = server.api(&org);
+    let code = sage.code().await.unwrap();
+    let mut body = sage.instance_body(&code, &receiver.url("/hooks"), KEY, 1.0);
+    body["configuration"]["event.notification.eventTypes"] = json!("CREATED");
+    let (id, _) = api.create_instance(&body).await;
+    let (a, _) = sage.create_customer("Types A");
+    eventually(WAIT, "the CREATED of A", || async { receiver.events().iter().any(|e| e.object_id == a) }).await;
+    sage.update_customer(&a, "changed");
+    eventually(WAIT, "the UPDATED of A in the feed", || async {
+        let page = api.ok("GET", &format!("/instances/{id}/changes"), None, 200).await;
+        page["changes"].as_array().is_some_and(|c| c.iter().any(|c| c["eventType"] == "UPDATED"))
+    })
+    .await;
+    api.wait_polls(id, 3, WAIT).await;
+    let expected = [((a.clone(), "CREATED".to_string()), 1)].into_iter().collect();
+    assert_eq!(counts(&receiver.events()), expected, "only CREATED by webhook");
+    let listed = api.events(id).await;
+    let statuses: Vec<(&str, &str)> =
+        listed.iter().map(|e| (e["eventType"].as_str().unwrap(), e["status"].as_str().unwrap())).collect();
+    assert_eq!(statuses, [("UPDATED", "WITHHELD"), ("CREATED", "NOTIFIED")]);
+    // a bad list is a 400 naming the key
+    let bad = json!({"configuration": {"event.notification.eventTypes": "CREATED,MOVED"}});
+    let (status, v) = api.call("PATCH", &format!("/instances/{id}"), Some(&bad)).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["errors"][0]["path"].as_str().is_some_and(|p| p.contains("eventTypes")), "{v}");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_feed_sqlite() {
+    feed(testing::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn change_feed_postgres() {
+    let Some(store) = testing::postgres().await else { return };
+    feed(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_types_filter_webhooks_sqlite() {
+    event_types(testing::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_types_filter_webhooks_postgres() {
+    let Some(store) = testing::postgres().await else { return };
+    event_types(store).await;
+}
