@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use oc_model::ports::{
     ActivityStore, ChangePage, ChangeQuery, EventDetail, EventFilter, EventPage, NotificationRecord, OcEventStatus,
-    PollRecord, StatusFilter, StoreError, StoredAttempt,
+    PollRecord, ReplayQuery, StatusFilter, StoreError, StoredAttempt,
 };
 use oc_model::{InstanceId, OrgId};
 use uuid::Uuid;
@@ -125,13 +125,98 @@ impl ActivityStore for SqlStore {
         let n = tx
             .c()
             .exec(
-                "UPDATE notifications SET status = 'pending', next_attempt_at = $3 WHERE id = $1 AND status = 'failed' \
+                "UPDATE notifications SET status = 'pending', next_attempt_at = $3 \
+                 WHERE id = $1 AND status IN ('failed', 'delivered') \
                  AND instance_id IN (SELECT id FROM instances WHERE org_id = $2 AND deleted_at IS NULL)",
                 args![notification.to_string(), org, ns(now)],
             )
             .await?;
         tx.commit().await?;
         Ok(n > 0)
+    }
+
+    async fn replay(&self, org: OrgId, query: &ReplayQuery, now: DateTime<Utc>) -> Result<Option<u64>, StoreError> {
+        let mut tx = self.pools.write().await?;
+        let mut c = tx.c();
+        let owned = c
+            .opt(
+                "SELECT id FROM instances WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL",
+                args![query.instance, org],
+            )
+            .await?;
+        if owned.is_none() {
+            return Ok(None);
+        }
+        // kept events not on their way already; withheld ones too (a replay is asked for), not those dropped
+        // with notifications switched off meanwhile
+        let mut conditions = String::from(
+            "e.instance_id = $1 AND e.created_at >= $2 \
+             AND (n.status IS NULL OR n.status NOT IN ('pending', 'delivering', 'failed')) \
+             AND (e.withheld OR NOT e.dropped OR e.notification_id IS NOT NULL)",
+        );
+        let mut values: Vec<Val> = args![query.instance, ns(query.since)];
+        if let Some(until) = query.until {
+            values.push(Val::I64(ns(until)));
+            conditions.push_str(&format!(" AND e.created_at < ${}", values.len()));
+        }
+        if let Some(object_type) = &query.object_type {
+            values.push(Val::from(object_type));
+            conditions.push_str(&format!(" AND e.object_type = ${}", values.len()));
+        }
+        if let Some(kind) = query.event_type {
+            values.push(Val::from(kind.as_str()));
+            conditions.push_str(&format!(" AND e.event_type = ${}", values.len()));
+        }
+        if let Some(id) = query.event_id {
+            values.push(Val::from(id.to_string()));
+            conditions.push_str(&format!(" AND e.event_id = ${}", values.len()));
+        }
+        // A failed notification never reached the receiver: it is made due again under its own id (moving its
+        // events out would leave it empty), and its events in the range count as queued.
+        let failed_conditions = conditions.replace(
+            "(n.status IS NULL OR n.status NOT IN ('pending', 'delivering', 'failed'))",
+            "n.status = 'failed'",
+        );
+        let failed = c
+            .all(
+                &format!(
+                    "SELECT e.notification_id, COUNT(*) AS n FROM events e \
+                     JOIN notifications n ON n.id = e.notification_id WHERE {failed_conditions} \
+                     GROUP BY e.notification_id"
+                ),
+                values.clone(),
+            )
+            .await?;
+        let mut requeued = 0u64;
+        for r in &failed {
+            c.exec(
+                "UPDATE notifications SET status = 'pending', next_attempt_at = $2 WHERE id = $1 AND status = 'failed'",
+                args![r.text("notification_id")?, ns(now)],
+            )
+            .await?;
+            requeued += u64::try_from(r.i64("n")?).unwrap_or(0);
+        }
+        let rows = c
+            .all(
+                &format!(
+                    "SELECT e.seq, e.instance_id, e.object_type FROM events e \
+                     LEFT JOIN notifications n ON n.id = e.notification_id WHERE {conditions} ORDER BY e.seq"
+                ),
+                values,
+            )
+            .await?;
+        let rows = rows
+            .iter()
+            .map(|r| Ok((r.i64("seq")?, r.i64("instance_id")?, r.text("object_type")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        for chunk in rows.chunks(500) {
+            let seqs: Vec<Val> = chunk.iter().map(|(seq, _, _)| Val::I64(*seq)).collect();
+            let list = c.placeholders(1, seqs.len());
+            c.exec(&format!("UPDATE events SET dropped = FALSE, withheld = FALSE WHERE seq IN ({list})"), seqs).await?;
+        }
+        crate::delivery::build_notifications(&mut c, &rows, now, oc_model::event::MAX_EVENTS_PER_NOTIFICATION).await?;
+        tx.commit().await?;
+        Ok(Some(rows.len() as u64 + requeued))
     }
 
     async fn redeliver_failed(&self, org: OrgId, instance: InstanceId, now: DateTime<Utc>) -> Result<u64, StoreError> {

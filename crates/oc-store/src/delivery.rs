@@ -189,6 +189,83 @@ async fn record_chunk(c: &mut ConnRef<'_>, chunk: &[&AttemptRecord]) -> Result<H
     Ok(done)
 }
 
+/// Builds notifications of `rows` (outbox position, instance, object type; in outbox order): groups of one
+/// instance and object type in order of their first event, each cut into notifications of at most `max` events,
+/// due at `now`; each event then points to its notification. Returns how many were built.
+pub(crate) async fn build_notifications(
+    c: &mut ConnRef<'_>,
+    rows: &[(i64, i64, String)],
+    now: DateTime<Utc>,
+    max: usize,
+) -> Result<usize, StoreError> {
+    // Groups in order of their first event, events in outbox order.
+    let mut groups: Vec<((i64, String), Vec<i64>)> = Vec::new();
+    let mut index: HashMap<(i64, String), usize> = HashMap::new();
+    for (seq, instance, object_type) in rows {
+        let key = (*instance, object_type.clone());
+        let i = *index.entry(key.clone()).or_insert_with(|| {
+            groups.push((key, Vec::new()));
+            groups.len() - 1
+        });
+        groups[i].1.push(*seq);
+    }
+    // The notifications in group order (their `nseq` follows it, so a later change of an object is in a
+    // later notification), then which events each holds; a few multi-row statements for the whole batch.
+    let mut notifications: Vec<(String, i64, &str)> = Vec::new();
+    let mut assignments: Vec<(i64, usize)> = Vec::with_capacity(rows.len());
+    for ((instance, object_type), seqs) in &groups {
+        for chunk in seqs.chunks(max) {
+            notifications.push((Uuid::new_v4().to_string(), *instance, object_type.as_str()));
+            assignments.extend(chunk.iter().map(|seq| (*seq, notifications.len() - 1)));
+        }
+    }
+    for chunk in notifications.chunks(BATCH_CHUNK) {
+        // (id, instance_id, object_type, 'pending', created_at, next_attempt_at): due at once
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|j| {
+                let p = |k: usize| c.placeholders(1 + j * 5 + k, 1);
+                format!("({}, {}, {}, 'pending', {}, {})", p(0), p(1), p(2), p(3), p(4))
+            })
+            .collect();
+        let mut values = Vec::with_capacity(chunk.len() * 5);
+        for (id, instance, object_type) in chunk {
+            values.extend([
+                Val::from(id),
+                Val::I64(*instance),
+                Val::from(*object_type),
+                Val::I64(ns(now)),
+                Val::I64(ns(now)),
+            ]);
+        }
+        c.exec(
+            &format!(
+                "INSERT INTO notifications (id, instance_id, object_type, status, created_at, next_attempt_at) \
+                 VALUES {}",
+                rows.join(", ")
+            ),
+            values,
+        )
+        .await?;
+    }
+    for chunk in assignments.chunks(BATCH_CHUNK * 2) {
+        let rows: Vec<String> = (0..chunk.len()).map(|j| format!("({})", c.placeholders(1 + j * 2, 2))).collect();
+        let mut values = Vec::with_capacity(chunk.len() * 2);
+        for (seq, n) in chunk {
+            values.extend([Val::I64(*seq), Val::from(&notifications[*n].0)]);
+        }
+        c.exec(
+            &format!(
+                "WITH v (seq, notification_id) AS (VALUES {}) \
+                 UPDATE events SET notification_id = v.notification_id FROM v WHERE events.seq = v.seq",
+                rows.join(", ")
+            ),
+            values,
+        )
+        .await?;
+    }
+    Ok(notifications.len())
+}
+
 #[async_trait]
 impl DeliveryStore for SqlStore {
     async fn batch_events(&self, now: DateTime<Utc>, max_events: usize) -> Result<usize, StoreError> {
@@ -208,72 +285,11 @@ impl DeliveryStore for SqlStore {
                 args![BATCH_EVENTS_LIMIT],
             )
             .await?;
-        // Groups in order of their first event, events in outbox order.
-        let mut groups: Vec<((i64, String), Vec<i64>)> = Vec::new();
-        let mut index: HashMap<(i64, String), usize> = HashMap::new();
-        for r in &rows {
-            let key = (r.i64("instance_id")?, r.text("object_type")?);
-            let i = *index.entry(key.clone()).or_insert_with(|| {
-                groups.push((key, Vec::new()));
-                groups.len() - 1
-            });
-            groups[i].1.push(r.i64("seq")?);
-        }
-        // The notifications in group order (their `nseq` follows it, so a later change of an object is in a
-        // later notification), then which events each holds; a few multi-row statements for the whole batch.
-        let mut notifications: Vec<(String, i64, &str)> = Vec::new();
-        let mut assignments: Vec<(i64, usize)> = Vec::with_capacity(rows.len());
-        for ((instance, object_type), seqs) in &groups {
-            for chunk in seqs.chunks(max) {
-                notifications.push((Uuid::new_v4().to_string(), *instance, object_type.as_str()));
-                assignments.extend(chunk.iter().map(|seq| (*seq, notifications.len() - 1)));
-            }
-        }
-        for chunk in notifications.chunks(BATCH_CHUNK) {
-            // (id, instance_id, object_type, 'pending', created_at, next_attempt_at): due at once
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|j| {
-                    let p = |k: usize| c.placeholders(1 + j * 5 + k, 1);
-                    format!("({}, {}, {}, 'pending', {}, {})", p(0), p(1), p(2), p(3), p(4))
-                })
-                .collect();
-            let mut values = Vec::with_capacity(chunk.len() * 5);
-            for (id, instance, object_type) in chunk {
-                values.extend([
-                    Val::from(id),
-                    Val::I64(*instance),
-                    Val::from(*object_type),
-                    Val::I64(ns(now)),
-                    Val::I64(ns(now)),
-                ]);
-            }
-            c.exec(
-                &format!(
-                    "INSERT INTO notifications (id, instance_id, object_type, status, created_at, next_attempt_at) \
-                     VALUES {}",
-                    rows.join(", ")
-                ),
-                values,
-            )
-            .await?;
-        }
-        for chunk in assignments.chunks(BATCH_CHUNK * 2) {
-            let rows: Vec<String> = (0..chunk.len()).map(|j| format!("({})", c.placeholders(1 + j * 2, 2))).collect();
-            let mut values = Vec::with_capacity(chunk.len() * 2);
-            for (seq, n) in chunk {
-                values.extend([Val::I64(*seq), Val::from(&notifications[*n].0)]);
-            }
-            c.exec(
-                &format!(
-                    "WITH v (seq, notification_id) AS (VALUES {}) \
-                     UPDATE events SET notification_id = v.notification_id FROM v WHERE events.seq = v.seq",
-                    rows.join(", ")
-                ),
-                values,
-            )
-            .await?;
-        }
-        let built = notifications.len();
+        let rows = rows
+            .iter()
+            .map(|r| Ok((r.i64("seq")?, r.i64("instance_id")?, r.text("object_type")?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let built = build_notifications(&mut c, &rows, now, max).await?;
         tx.commit().await?;
         Ok(built)
     }

@@ -158,9 +158,25 @@ async fn receiver_outage(store: TestStore) {
     })
     .await;
     let delivered = receiver.accepted().into_iter().find(|h| h.events().iter().any(|e| e.object_id == dd)).unwrap();
-    assert_eq!(delivered.notification_id(), d_notification, "redelivered under its own id");
-    let (status, _) = api.call("POST", &format!("/instances/events/{d_event}/redeliver"), None).await;
-    assert_eq!(status, 409, "only failed notifications are redelivered");
+    assert_eq!(delivered.notification_id(), d_notification, "a failed notification is redelivered under its own id");
+    // the receiver records a request on arrival, before it answers: the attempt is recorded just after
+    eventually(WAIT, "the redelivery recorded", || async {
+        detail(&api, &d_event).await["notification"]["status"] == "delivered"
+    })
+    .await;
+    // a delivered event can be sent again too (issue 17: redelivery of anything kept), in a new notification
+    let r = api.ok("POST", &format!("/instances/events/{d_event}/redeliver"), None, 200).await;
+    assert_eq!(r, json!({"redelivered": 1}));
+    eventually(WAIT, "CREATED of D a third time", || async {
+        receiver.accepted().iter().filter(|h| h.events().iter().any(|e| e.event_id == d_event)).count() == 2
+    })
+    .await;
+    let again = receiver.accepted().into_iter().filter(|h| h.events().iter().any(|e| e.event_id == d_event)).last();
+    assert_ne!(again.map(|h| h.notification_id()), Some(d_notification.clone()), "a new notification id");
+    eventually(WAIT, "the second redelivery recorded", || async {
+        detail(&api, &d_event).await["notification"]["status"] == "delivered"
+    })
+    .await;
 
     // Failed for good, then redelivered in bulk.
     receiver.set_status(503);
@@ -175,23 +191,26 @@ async fn receiver_outage(store: TestStore) {
         receiver.events().iter().any(|x| x.object_id == e && x.event_type == "CREATED")
     })
     .await;
-    assert_eq!(detail(&api, &e_event).await["notification"]["status"], "delivered");
+    eventually(WAIT, "the redelivery of E recorded", || async {
+        detail(&api, &e_event).await["notification"]["status"] == "delivered"
+    })
+    .await;
     let r = api.ok("POST", &format!("/instances/{id}/notifications/redeliver"), None, 200).await;
     assert_eq!(r, json!({"redelivered": 0}));
 
     api.wait_polls(id, 2, WAIT).await;
-    assert_eq!(
-        counts(&receiver.events()),
-        expect(&[
-            (&a, "CREATED"),
-            (&b, "CREATED"),
-            (&c, "CREATED"),
-            (&a, "UPDATED"),
-            (&b, "UPDATED"),
-            (&dd, "CREATED"),
-            (&e, "CREATED")
-        ])
-    );
+    let mut want = expect(&[
+        (&a, "CREATED"),
+        (&b, "CREATED"),
+        (&c, "CREATED"),
+        (&a, "UPDATED"),
+        (&b, "UPDATED"),
+        (&dd, "CREATED"),
+        (&e, "CREATED"),
+    ]);
+    // D was sent twice on purpose (redelivered when failed, then again when delivered)
+    want.insert((dd.clone(), "CREATED".into()), 2);
+    assert_eq!(counts(&receiver.events()), want);
     assert!(api.events(id).await.iter().all(|e| e["status"] == "NOTIFIED"));
     server.stop().await;
 }

@@ -2,7 +2,7 @@
 //! and feeds the change feed only; the feed is read to its end with cursors, a long poll (`wait`) returns a
 //! change within a second of its commit, a forged cursor is a 400 naming `after`; an instance whose webhook sends
 //! only `CREATED` (`event.notification.eventTypes`) gets only those by webhook while its feed keeps every change —
-//! on SQLite and on PostgreSQL.
+//! on SQLite and on PostgreSQL. And item 2: replay by range and redelivery of anything kept.
 
 use std::time::{Duration, Instant};
 
@@ -154,6 +154,70 @@ async fn event_types(store: TestStore) {
     assert_eq!(status, 400, "{v}");
     assert!(v["errors"][0]["path"].as_str().is_some_and(|p| p.contains("eventTypes")), "{v}");
     server.stop().await;
+}
+
+/// Issue 17, item 2: replay by range and redelivery of a delivered event: same event ids, new notification ids.
+async fn replay(store: TestStore) {
+    let sage = Sage::start(3).await.unwrap();
+    let receiver = Receiver::start(KEY).await;
+    let args = sage.serve_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(store, &args).await.unwrap();
+    let org = server.organization("replay").await;
+    let api = server.api(&org);
+    let code = sage.code().await.unwrap();
+    let (id, _) = api.create_instance(&sage.instance_body(&code, &receiver.url("/hooks"), KEY, 1.0)).await;
+    let since = chrono::Utc::now().to_rfc3339();
+    let (a, _) = sage.create_customer("Replay A");
+    let (b, _) = sage.create_customer("Replay B");
+    eventually(WAIT, "both delivered", || async { receiver.events().len() == 2 }).await;
+    let first = receiver.events();
+
+    let replayed = api.ok("POST", &format!("/instances/{id}/events/replay"), Some(&json!({"since": since})), 200).await;
+    assert_eq!(replayed["count"], 2, "{replayed}");
+    eventually(WAIT, "both again", || async { receiver.events().len() == 4 }).await;
+    let all = receiver.events();
+    for object in [&a, &b] {
+        let of: Vec<_> = all.iter().filter(|e| &e.object_id == object).collect();
+        assert_eq!(of.len(), 2);
+        assert_eq!(of[0].event_id, of[1].event_id, "the same event id");
+        assert_ne!(of[0].notification_id, of[1].notification_id, "a new notification id");
+    }
+    // a filter that matches nothing, a range in the future
+    let none = json!({"since": since, "eventType": "DELETED"});
+    assert_eq!(api.ok("POST", &format!("/instances/{id}/events/replay"), Some(&none), 200).await["count"], 0);
+    // one delivered event, again
+    let event = &first[0];
+    let again = api.ok("POST", &format!("/instances/events/{}/redeliver", event.event_id), None, 200).await;
+    assert_eq!(again["redelivered"], 1, "{again}");
+    eventually(WAIT, "the event a third time", || async {
+        receiver.events().iter().filter(|e| e.event_id == event.event_id).count() == 3
+    })
+    .await;
+    // bad bodies name the field
+    for (body, path) in [
+        (json!({"since": "yesterday"}), "since"),
+        (json!({"since": since, "until": "2000-01-01T00:00:00Z"}), "until"),
+        (json!({"since": since, "eventType": "MOVED"}), "eventType"),
+    ] {
+        let (status, v) = api.call("POST", &format!("/instances/{id}/events/replay"), Some(&body)).await;
+        assert_eq!(status, 400, "{v}");
+        assert_eq!(v["errors"][0]["path"], path, "{v}");
+    }
+    let (status, _) = api.call("POST", "/instances/999999/events/replay", Some(&json!({"since": since}))).await;
+    assert_eq!(status, 404);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_and_redelivery_sqlite() {
+    replay(testing::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_and_redelivery_postgres() {
+    let Some(store) = testing::postgres().await else { return };
+    replay(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

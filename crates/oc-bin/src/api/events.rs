@@ -17,7 +17,7 @@ use oc_model::event::{EventType, MessageEvent};
 use oc_model::ids::InstanceId;
 use oc_model::ports::{
     EventDetail, EventFilter, EventView, NotificationRecord, NotificationStatus, OcEventStatus, PollRecord,
-    StatusFilter, StoredAttempt,
+    ReplayQuery, StatusFilter, StoredAttempt,
 };
 use oc_model::{Problem, Problems};
 use serde::Serialize;
@@ -268,28 +268,124 @@ pub(super) async fn instance_detail(
 #[serde(rename_all = "camelCase")]
 pub(super) struct Redelivered {
     redelivered: u64,
+    /// Why nothing was queued, when nothing was.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
 }
 
-/// `POST /instances/events/{eventId}/redeliver`: redelivers the event's failed notification.
+/// `POST /instances/events/{eventId}/redeliver`: sends the event again, whatever its status, in a new
+/// notification (same event id). One still on its way (pending or being delivered) is left to arrive.
 pub(super) async fn redeliver_event(
     State(state): State<AppState>,
     caller: Caller,
     Path(event_id): Path<String>,
 ) -> Result<Json<Redelivered>, ApiError> {
     let d = detail_of(&state, &caller, &event_id).await?;
-    let n = d.notification.ok_or_else(|| {
-        ApiError::Conflict(format!("event {event_id} is not in a notification yet; it will be delivered"))
-    })?;
-    redeliver_one(&state, &caller, n.id).await
+    let query = ReplayQuery {
+        instance: d.event.instance_id,
+        since: DateTime::<Utc>::MIN_UTC,
+        until: None,
+        object_type: None,
+        event_type: None,
+        event_id: Some(d.event.event.event_id),
+    };
+    let queued = state
+        .store
+        .replay(caller.principal.org_id, &query, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("event {event_id} not found")))?;
+    if queued > 0 {
+        state.wakers.dispatcher.notify_one();
+        return Ok(Json(Redelivered { redelivered: queued, message: None }));
+    }
+    let message = format!("event {event_id} is on its way already (its notification is pending or being delivered)");
+    Ok(Json(Redelivered { redelivered: 0, message: Some(message) }))
 }
 
 async fn redeliver_one(state: &AppState, caller: &Caller, id: Uuid) -> Result<Json<Redelivered>, ApiError> {
     if state.store.redeliver(caller.principal.org_id, id, state.clock.now()).await? {
         state.wakers.dispatcher.notify_one();
-        Ok(Json(Redelivered { redelivered: 1 }))
+        Ok(Json(Redelivered { redelivered: 1, message: None }))
     } else {
-        Err(ApiError::Conflict(format!("notification {id} is not failed; only failed notifications are redelivered")))
+        let message = format!("notification {id} is on its way already (pending or being delivered)");
+        Ok(Json(Redelivered { redelivered: 0, message: Some(message) }))
     }
+}
+
+/// The body of `POST /instances/{id}/events/replay`.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(super) struct ReplayRequest {
+    since: String,
+    until: Option<String>,
+    object_type: Option<String>,
+    event_type: Option<String>,
+}
+
+/// The answer of a replay.
+#[derive(Debug, Serialize)]
+pub(super) struct Replayed {
+    /// Events queued again.
+    count: u64,
+}
+
+/// `POST /instances/{id}/events/replay`: sends the kept events committed in a range again, as new notifications
+/// (same event ids, new notification ids, in order per object).
+pub(super) async fn replay(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<InstanceId>,
+    body: axum::body::Bytes,
+) -> Result<Json<Replayed>, ApiError> {
+    load(&state, &caller, id).await?;
+    let request: ReplayRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::invalid(
+            "",
+            format!("expected {{\"since\": RFC 3339, \"until\"?, \"objectType\"?, \"eventType\"?}}: {e}"),
+        )
+    })?;
+    let mut problems = Problems::default();
+    let instant = |key: &str, text: &str, problems: &mut Problems| match DateTime::parse_from_rfc3339(text) {
+        Ok(t) => Some(t.with_timezone(&Utc)),
+        Err(e) => {
+            problems.push(key, format!("expected an RFC 3339 date-time, found {text:?} ({e})"));
+            None
+        }
+    };
+    let since = instant("since", &request.since, &mut problems);
+    let until = request.until.as_deref().and_then(|u| instant("until", u, &mut problems));
+    if let (Some(s), Some(u)) = (since, until)
+        && u <= s
+    {
+        problems.push("until", "must be after since");
+    }
+    let event_type = match request.event_type.as_deref() {
+        None => None,
+        Some(t) => match EventType::parse(t) {
+            Some(t) => Some(t),
+            None => {
+                problems.push("eventType", format!("expected CREATED, UPDATED or DELETED, found {t:?}"));
+                None
+            }
+        },
+    };
+    let Some(since) = since.filter(|_| problems.0.is_empty()) else {
+        return Err(ApiError::Invalid {
+            message: format!("the replay has {} problem(s)", problems.0.len()),
+            problems: problems.0,
+        });
+    };
+    let query =
+        ReplayQuery { instance: id, since, until, object_type: request.object_type, event_type, event_id: None };
+    let count = state
+        .store
+        .replay(caller.principal.org_id, &query, state.clock.now())
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("instance {id} not found")))?;
+    if count > 0 {
+        state.wakers.dispatcher.notify_one();
+    }
+    Ok(Json(Replayed { count }))
 }
 
 /// `POST /instances/{id}/notifications/{notificationId}/redeliver`.
@@ -320,7 +416,7 @@ pub(super) async fn redeliver_instance(
     if n > 0 {
         state.wakers.dispatcher.notify_one();
     }
-    Ok(Json(Redelivered { redelivered: n }))
+    Ok(Json(Redelivered { redelivered: n, message: None }))
 }
 
 /// A notification with its attempts.

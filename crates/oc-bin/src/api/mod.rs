@@ -99,6 +99,7 @@ pub fn app(state: AppState) -> Router {
         .route("/instances/{id}/enabled", put(instances::enable).delete(instances::disable))
         .route("/instances/{id}/changes", get(changes::instance_changes))
         .route("/instances/{id}/events", get(events::list_instance))
+        .route("/instances/{id}/events/replay", post(events::replay))
         .route("/instances/{id}/events/{event_id}", get(events::instance_detail))
         .route("/instances/{id}/polls", get(events::polls))
         .route("/instances/{id}/notifications/redeliver", post(events::redeliver_instance))

@@ -83,7 +83,8 @@ const OPS: &[Op] = &[
     (
         "post",
         "/instances/events/{eventId}/redeliver",
-        "Redeliver the failed notification of an event",
+        "Send an event again, whatever its status, in a new notification (same event id); {redelivered: 0, message} \
+         when it is on its way already",
         Auth::Platform,
         None,
         "200",
@@ -170,6 +171,16 @@ const OPS: &[Op] = &[
         "200",
     ),
     (
+        "post",
+        "/instances/{id}/events/replay",
+        "Send kept events again as new notifications (same event ids, new notification ids, in order per object): \
+         body {since: RFC 3339, until?, objectType?, eventType?} over the commit time; answers {count}. Events still \
+         on their way are left alone",
+        Auth::Platform,
+        Some("ReplayRequest"),
+        "200",
+    ),
+    (
         "get",
         "/instances/{id}/events/{eventId}",
         "One event of the instance with its notification and every delivery attempt",
@@ -204,7 +215,8 @@ const OPS: &[Op] = &[
     (
         "post",
         "/instances/{id}/notifications/{notificationId}/redeliver",
-        "Redeliver one failed notification",
+        "Redeliver one delivered or failed notification (same notification id); {redelivered: 0, message} when it is \
+         on its way already",
         Auth::Platform,
         None,
         "200",
@@ -292,6 +304,7 @@ pub fn document() -> Value {
                 "InstanceRequest": instance_schema,
                 "InstancePatch": {"type": "object", "properties": {"name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}, "configuration": {"type": "object"}}},
                 "ConfigurationEntryPatch": {"type": "object", "required": ["propertyValue"], "properties": {"propertyValue": {}}},
+                "ReplayRequest": {"type": "object", "required": ["since"], "additionalProperties": false, "properties": {"since": {"type": "string", "format": "date-time"}, "until": {"type": "string", "format": "date-time"}, "objectType": {"type": "string"}, "eventType": {"type": "string", "enum": ["CREATED", "UPDATED", "DELETED"]}}},
                 "Error": {
                     "type": "object",
                     "required": ["requestId", "code", "message", "errors"],

@@ -32,8 +32,8 @@ pub use store::{
     InstanceStore, InstanceUpdate, Known, Lease, MaintenanceStore, NewAttempt, NewConsoleSession, NewInstance,
     NewOAuthRound, NewOrganization, NextStep, NodeBeat, NotificationRecord, NotificationStatus, OAuthRound,
     OcEventStatus, Organization, OutboxStats, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecord, PollState,
-    PollStatus, PollWarning, PollingStore, Principal, Reconciled, ReleasedLeases, SecretDigest, StatusFilter,
-    StoreError, StoredAttempt, node_of_holder,
+    PollStatus, PollWarning, PollingStore, Principal, Reconciled, ReleasedLeases, ReplayQuery, SecretDigest,
+    StatusFilter, StoreError, StoredAttempt, node_of_holder,
 };
 pub use telemetry::{AttemptReport, NoTelemetry, PollRecorded, PollReport, Telemetry};
 pub use vault::{TokenSet, TokenVault};

@@ -110,7 +110,68 @@ async fn a_commit_wakes_a_waiting_reader_on_another_handle(b: Backend) {
     assert!(waited < Duration::from_secs(2), "woken by the commit, not by the timeout: {waited:?}");
 }
 
+/// Issue 17, item 2: a replay queues kept events again in new notifications — same event ids, new notification
+/// ids, per object in order — and leaves alone what is on its way; any delivered or failed notification can be
+/// redelivered.
+async fn replays_send_kept_events_again_in_new_notifications(b: Backend) {
+    use oc_model::ports::{NewAttempt, NextStep, ReplayQuery};
+    let Some(t) = open(b).await else { return };
+    let s = t.store();
+    let (owner, inst) = setup(&s, customers()).await;
+    let events = vec![event(inst.id, "customers", "a", 1), event(inst.id, "customers", "b", 2)];
+    emit(&s, inst.id, "customers", events.clone(), super::t0()).await;
+    assert_eq!(s.batch_events(at(1), 10).await.unwrap(), 1);
+    let claim = s.claim_deliveries("d", at(2), 10, TTL).await.unwrap().remove(0);
+    let first = claim.notification.id;
+    let ok =
+        NewAttempt { at: at(2), status_code: Some(200), latency_ms: 1, error: None, response_excerpt: String::new() };
+    s.record_attempt(first, &claim.lease, &ok, NextStep::Delivered).await.unwrap();
+    // a later event, not yet delivered: on its way, not replayed
+    emit(&s, inst.id, "customers", vec![event(inst.id, "customers", "a", 3)], at(60)).await;
+    assert_eq!(s.batch_events(at(61), 10).await.unwrap(), 1);
+
+    let all = ReplayQuery {
+        instance: inst.id,
+        since: super::t0(),
+        until: None,
+        object_type: None,
+        event_type: None,
+        event_id: None,
+    };
+    assert_eq!(s.replay(owner.org_id, &all, at(62)).await.unwrap(), Some(2), "the two delivered events");
+    assert_eq!(s.replay(owner.org_id + 1000, &all, at(62)).await.unwrap(), None, "not theirs");
+    let claims = s.claim_deliveries("d", at(63), 10, TTL).await.unwrap();
+    // the pending one (a, 3) came first, the replay after it: per object, in order
+    let held: Vec<Vec<&str>> = claims.iter().map(|c| c.events.iter().map(|e| e.object_id.as_str()).collect()).collect();
+    assert_eq!(held, [vec!["a"]], "the replay of a waits for the earlier notification holding a");
+    let mut replayed_ids = Vec::new();
+    for c in &claims {
+        s.record_attempt(c.notification.id, &c.lease, &ok, NextStep::Delivered).await.unwrap();
+    }
+    let claims = s.claim_deliveries("d", at(64), 10, TTL).await.unwrap();
+    for c in &claims {
+        assert_ne!(c.notification.id, first, "a new notification id");
+        replayed_ids.extend(c.events.iter().map(|e| e.event_id));
+    }
+    let mut want: Vec<_> = events.iter().map(|e| e.event_id).collect();
+    want.sort();
+    replayed_ids.sort();
+    assert_eq!(replayed_ids, want, "the same event ids");
+    // a time window that holds nothing, and one event alone
+    let later = ReplayQuery { since: at(10_000), ..all.clone() };
+    assert_eq!(s.replay(owner.org_id, &later, at(65)).await.unwrap(), Some(0));
+    for c in &claims {
+        s.record_attempt(c.notification.id, &c.lease, &ok, NextStep::Delivered).await.unwrap();
+    }
+    let one = ReplayQuery { event_id: Some(events[1].event_id), ..all.clone() };
+    assert_eq!(s.replay(owner.org_id, &one, at(66)).await.unwrap(), Some(1));
+    // a delivered notification can be redelivered as it is
+    assert!(s.redeliver(owner.org_id, first, at(67)).await.unwrap());
+    assert!(!s.redeliver(owner.org_id, first, at(67)).await.unwrap(), "pending already");
+}
+
 on_both!(
+    replays_send_kept_events_again_in_new_notifications,
     the_feed_is_in_commit_order_and_resumes_from_a_position,
     retention_raises_the_floor,
     a_commit_wakes_a_waiting_reader_on_another_handle,

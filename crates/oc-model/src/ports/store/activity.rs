@@ -193,6 +193,23 @@ pub struct ChangePage {
     pub has_more: bool,
 }
 
+/// Which kept events of an instance a replay sends again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayQuery {
+    /// The instance.
+    pub instance: InstanceId,
+    /// Events committed at or after this instant.
+    pub since: DateTime<Utc>,
+    /// ...and before this one, when given.
+    pub until: Option<DateTime<Utc>>,
+    /// Only this object type.
+    pub object_type: Option<String>,
+    /// Only this event type.
+    pub event_type: Option<EventType>,
+    /// Only this event (the redelivery of one event).
+    pub event_id: Option<Uuid>,
+}
+
 /// Events, notifications, attempts and polls of an organization, and redelivery.
 #[async_trait]
 pub trait ActivityStore: Send + Sync {
@@ -214,7 +231,15 @@ pub trait ActivityStore: Send + Sync {
         org: OrgId,
         id: Uuid,
     ) -> Result<Option<(NotificationRecord, Vec<StoredAttempt>)>, StoreError>;
-    /// Makes a failed notification of `org` due again now. False when it is not failed.
+    /// Sends kept events of an instance of `org` again (`None` when it is not one of theirs): each in a new
+    /// notification (same event ids, new notification ids), grouped per object type in commit order, due at
+    /// `now`, so the order of the changes of one object holds. Events whose notification is still pending or
+    /// being delivered are on their way already and are left alone; a failed notification (it never reached the
+    /// receiver) is made due again under its own id; withheld events are sent too (a replay is asked for).
+    /// Returns how many events were queued again.
+    async fn replay(&self, org: OrgId, query: &ReplayQuery, now: DateTime<Utc>) -> Result<Option<u64>, StoreError>;
+    /// Makes a delivered or failed notification of `org` due again now (same notification id). False when it is
+    /// pending or being delivered already (or not theirs).
     async fn redeliver(&self, org: OrgId, notification: Uuid, now: DateTime<Utc>) -> Result<bool, StoreError>;
     /// Makes every failed notification of an instance due again; returns how many.
     async fn redeliver_failed(&self, org: OrgId, instance: InstanceId, now: DateTime<Utc>) -> Result<u64, StoreError>;

@@ -31,7 +31,7 @@ use chrono::{DateTime, Utc};
 pub use accounts::{AccountStore, NewOrganization, Organization, Principal};
 pub use activity::{
     ActivityStore, Change, ChangePage, ChangeQuery, EventDetail, EventFilter, EventPage, EventStatus, EventView,
-    OcEventStatus, PollRecord, StatusFilter,
+    OcEventStatus, PollRecord, ReplayQuery, StatusFilter,
 };
 pub use console::{ConsoleSession, ConsoleStore, NewConsoleSession, NewOAuthRound, OAuthRound, SecretDigest};
 pub use delivery::{
