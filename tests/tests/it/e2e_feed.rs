@@ -172,10 +172,17 @@ async fn replay(store: TestStore) {
     let (b, _) = sage.create_customer("Replay B");
     eventually(WAIT, "both delivered", || async { receiver.events().len() == 2 }).await;
     let first = receiver.events();
+    // the receiver records a request on arrival, before it answers: wait for the attempts to be recorded
+    let all_notified = || async {
+        let listed = api.events(id).await;
+        listed.len() == 2 && listed.iter().all(|e| e["status"] == "NOTIFIED")
+    };
+    eventually(WAIT, "both listed as delivered", all_notified).await;
 
     let replayed = api.ok("POST", &format!("/instances/{id}/events/replay"), Some(&json!({"since": since})), 200).await;
     assert_eq!(replayed["count"], 2, "{replayed}");
     eventually(WAIT, "both again", || async { receiver.events().len() == 4 }).await;
+    eventually(WAIT, "both listed as delivered again", all_notified).await;
     let all = receiver.events();
     for object in [&a, &b] {
         let of: Vec<_> = all.iter().filter(|e| &e.object_id == object).collect();
