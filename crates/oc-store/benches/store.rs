@@ -1,7 +1,11 @@
 //! Store benchmarks, on SQLite always and on PostgreSQL when `OCPOLL_TEST_DATABASE_URL` is set:
 //! - `commit_200`: the atomic commit of a poll with 200 new events (target: under 20 ms on both);
 //! - `outbox_insert`: events per second into the outbox, 1,000 per commit (target: ≥ 20,000/s on SQLite);
-//! - `claim_complete`: claim 10 due notifications and record a delivered attempt for each.
+//! - `claim_complete`: claim 10 due notifications and record a delivered attempt for each;
+//! - `feed_read_1000`: the change feed read in pages of 1,000 (changes per second through the feed's query);
+//! - `feed_wake`: commit-to-reader latency of a waiting feed reader — from the end of a commit of one event to a
+//!   reader blocked in `wait_for_commit` being awake (on PostgreSQL through `LISTEN`/`NOTIFY` on another pool,
+//!   as a reader on another node would be).
 //!
 //! Only the measured call is timed (`iter_custom`): the claim before a commit and the events and batching
 //! before a delivery round are set up outside the clock.
@@ -14,7 +18,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use oc_model::config::Configuration;
 use oc_model::event::{Event, EventType, event_id};
 use oc_model::ports::{
-    AccountStore, DeliveryStore, InstanceStore, NewAttempt, NewInstance, NewOrganization, NextStep, PollCommit,
+    AccountStore, ActivityStore, ChangeQuery, DeliveryStore, InstanceStore, NewAttempt, NewInstance, NewOrganization, NextStep, PollCommit,
     PollOutcome, PollStatus, PollingStore, ProviderAccount, TokenSet,
 };
 use oc_model::secret::Secret;
@@ -31,6 +35,7 @@ struct Bed {
     tick: i64,
     _dir: Option<tempfile::TempDir>,
     schema: Option<(String, String)>,
+    key: MasterKey,
 }
 
 fn t(secs: i64) -> DateTime<Utc> {
@@ -38,7 +43,8 @@ fn t(secs: i64) -> DateTime<Utc> {
 }
 
 async fn bed(url: String, schema: Option<String>, dir: Option<tempfile::TempDir>) -> Bed {
-    let mut options = StoreOptions::new(url.clone(), MasterKey::generate());
+    let key = MasterKey::generate();
+    let mut options = StoreOptions::new(url.clone(), key.clone());
     options.schema = schema.clone();
     let store = Arc::new(oc_store::connect_with(options).await.expect("a store"));
     let org = NewOrganization {
@@ -76,7 +82,7 @@ async fn bed(url: String, schema: Option<String>, dir: Option<tempfile::TempDir>
         poll_start: t(0),
     };
     let instance = store.create_instance(&new).await.expect("an instance").id;
-    Bed { store, instance, tick: 0, _dir: dir, schema: schema.map(|s| (url, s)) }
+    Bed { store, instance, tick: 0, _dir: dir, schema: schema.map(|s| (url, s)), key }
 }
 
 /// A fresh bed on `backend` (`None`: PostgreSQL without `OCPOLL_TEST_DATABASE_URL`).
@@ -176,6 +182,55 @@ async fn deliver_round(bed: &mut Bed) -> Duration {
     start.elapsed()
 }
 
+/// Commits 1,000 events, then times reading them back through the feed in one page.
+async fn feed_round(bed: &mut Bed) -> Duration {
+    let org = bed.store.instance_by_id(bed.instance).await.expect("the instance").expect("it exists").org_id;
+    let before = bed
+        .store
+        .changes(org, &ChangeQuery { instance: bed.instance, after: None, limit: 1, ..ChangeQuery::default() })
+        .await
+        .expect("changes")
+        .expect("the instance");
+    let mut at = before.position;
+    // the end of the feed so far
+    loop {
+        let q = ChangeQuery { instance: bed.instance, after: Some(at), limit: 1000, ..ChangeQuery::default() };
+        let page = bed.store.changes(org, &q).await.expect("changes").expect("the instance");
+        at = page.position;
+        if !page.has_more {
+            break;
+        }
+    }
+    poll_once(bed, 1000).await;
+    let start = Instant::now();
+    let q = ChangeQuery { instance: bed.instance, after: Some(at), limit: 1000, ..ChangeQuery::default() };
+    let page = bed.store.changes(org, &q).await.expect("changes").expect("the instance");
+    let took = start.elapsed();
+    assert_eq!(page.changes.len(), 1000);
+    took
+}
+
+/// A reader waits on `reader` (another pool on PostgreSQL); one event is committed on the bed's store; the time
+/// from the end of the commit to the reader being awake.
+async fn wake_round(bed: &mut Bed, reader: &Arc<SqlStore>) -> Duration {
+    let seen = reader.commit_generation();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let waiting = {
+        let reader = reader.clone();
+        tokio::spawn(async move {
+            reader.wait_for_commit(seen, Duration::from_secs(10)).await;
+            let _ = tx.send(Instant::now());
+        })
+    };
+    // the reader is waiting before the commit
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    poll_once(bed, 1).await;
+    let committed = Instant::now();
+    let woke = rx.await.expect("the reader woke");
+    waiting.await.expect("the reader task");
+    woke.saturating_duration_since(committed)
+}
+
 /// One benchmark: a fresh bed, `round` timed `iters` times.
 fn run<F>(c: &mut Criterion, rt: &Runtime, backend: &'static str, name: &str, elements: u64, round: F)
 where
@@ -200,12 +255,43 @@ where
     rt.block_on(drop_bed(bed));
 }
 
+/// `feed_wake`: the reader is the bed's own store on SQLite (one node) and a second store on the same schema on
+/// PostgreSQL (woken through `LISTEN`/`NOTIFY`).
+fn feed_wake(c: &mut Criterion, rt: &Runtime, backend: &'static str) {
+    let Some(mut bed) = rt.block_on(fresh(backend)) else { return };
+    let reader = match &bed.schema {
+        None => bed.store.clone(),
+        Some((url, schema)) => {
+            let mut options = StoreOptions::new(url.clone(), bed.key.clone());
+            options.schema = Some(schema.clone());
+            Arc::new(rt.block_on(oc_store::connect_with(options)).expect("a second store on the schema"))
+        }
+    };
+    let mut g = c.benchmark_group(format!("store/{backend}"));
+    g.sample_size(20).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
+    g.bench_function("feed_wake", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += wake_round(&mut bed, &reader).await;
+                }
+                total
+            })
+        })
+    });
+    g.finish();
+    rt.block_on(drop_bed(bed));
+}
+
 fn store_benches(c: &mut Criterion) {
     let rt = Runtime::new().expect("a runtime");
     for backend in ["sqlite", "postgres"] {
         run(c, &rt, backend, "commit_200", 200, |bed| Box::pin(poll_once(bed, 200)));
         run(c, &rt, backend, "outbox_insert_1000", 1000, |bed| Box::pin(poll_once(bed, 1000)));
         run(c, &rt, backend, "claim_complete_10", 10, |bed| Box::pin(deliver_round(bed)));
+        run(c, &rt, backend, "feed_read_1000", 1000, |bed| Box::pin(feed_round(bed)));
+        feed_wake(c, &rt, backend);
     }
 }
 
