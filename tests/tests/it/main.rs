@@ -2,6 +2,7 @@
 
 mod api_auth;
 mod api_instances;
+mod console_harness;
 mod e2e_crash;
 mod e2e_delivery;
 mod e2e_lifecycle;
