@@ -104,7 +104,7 @@ pub enum By {
     Field(String),
     /// A checkbox (also `role=checkbox|switch`) with this accessible name.
     Checkbox(String),
-    /// A `<button>`, `input[type=submit|button|reset]` or `role=button` with this accessible name.
+    /// A `<button>`, `input[type=submit|button|reset]`, `role=button` or `<summary>` with this accessible name.
     Button(String),
     /// An `a[href]` or `role=link` with this accessible name.
     Link(String),
@@ -835,7 +835,7 @@ impl Browser {
     pub async fn find_within(&self, by: &By, timeout: Duration) -> Result<Element> {
         let until = Instant::now() + timeout;
         loop {
-            match self.visible(by).await {
+            match self.rendered(by).await {
                 Ok(Some(e)) => return Ok(e),
                 Ok(None) => {}
                 Err(e) if transient(&e) => {}
@@ -863,8 +863,8 @@ impl Browser {
         )
     }
 
-    /// The first rendered element of `by` now, if any.
-    async fn visible(&self, by: &By) -> Result<Option<Element>> {
+    /// The first rendered element of `by` now, if any (no waiting).
+    pub async fn rendered(&self, by: &By) -> Result<Option<Element>> {
         for e in self.elements(by).await? {
             if e.is_displayed().await? {
                 return Ok(Some(e));
@@ -1129,7 +1129,8 @@ const SEL = {
          ':not([type=checkbox]):not([type=radio]), textarea, select, [role=textbox], [role=combobox], ' +
          '[role=spinbutton], [role=searchbox], [role=slider], [contenteditable=""], [contenteditable=true]',
   checkbox: 'input[type=checkbox], [role=checkbox], [role=switch]',
-  button: 'button, input[type=submit], input[type=button], input[type=reset], input[type=image], [role=button]',
+  button: 'button, input[type=submit], input[type=button], input[type=reset], input[type=image], [role=button], ' +
+          'summary',
   link: 'a[href], area[href], [role=link]',
   heading: 'h1, h2, h3, h4, h5, h6, [role=heading]',
   labelled: '[aria-label], [aria-labelledby], [title], input, textarea, select, table, figure, fieldset',

@@ -2,6 +2,7 @@
 
 mod api_auth;
 mod api_instances;
+mod console_browser;
 mod console_harness;
 mod e2e_crash;
 mod e2e_delivery;
