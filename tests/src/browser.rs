@@ -118,11 +118,6 @@ pub enum By {
 }
 
 impl By {
-    /// `By::Css`.
-    pub fn css(selector: &str) -> By {
-        By::Css(selector.into())
-    }
-
     /// The script kind and name of an accessible-name locator.
     fn accessible(&self) -> Option<(&'static str, &str)> {
         match self {
