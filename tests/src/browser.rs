@@ -732,23 +732,38 @@ impl Browser {
     /// Saves a PNG of the viewport to `path` (creating its directory).
     pub async fn screenshot(&self, path: &Path) -> Result<()> {
         let b64 = self.session.get("/screenshot").await?;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(b64.as_str().unwrap_or_default())
-            .context("the screenshot is not base64")?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))
+        write_png(path, b64.as_str().unwrap_or_default())
     }
 
-    /// Saves `docs/console-NAME.png` of the workspace, only when `OCPOLL_SCREENSHOTS=1` (so that test runs do not
-    /// rewrite the repository); gives the path written.
+    /// Saves a PNG of the whole page, beyond the viewport, to `path` (Chrome's DevTools `Page.captureScreenshot`
+    /// through chromedriver: WebDriver itself only shoots the viewport).
+    pub async fn full_page_screenshot(&self, path: &Path) -> Result<()> {
+        let metrics = self.cdp("Page.getLayoutMetrics", json!({})).await?;
+        let size = &metrics["cssContentSize"];
+        let (width, height) = (size["width"].as_f64().unwrap_or(1280.0), size["height"].as_f64().unwrap_or(900.0));
+        let shot = self
+            .cdp(
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": true,
+                       "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1}}),
+            )
+            .await?;
+        write_png(path, shot["data"].as_str().unwrap_or_default())
+    }
+
+    /// A Chrome DevTools Protocol command (`goog/cdp/execute`).
+    pub async fn cdp(&self, command: &str, params: Value) -> Result<Value> {
+        self.session.post("/goog/cdp/execute", json!({"cmd": command, "params": params})).await
+    }
+
+    /// Saves the whole page as `docs/console-NAME.png` of the workspace, only when `OCPOLL_SCREENSHOTS=1` (so that
+    /// test runs do not rewrite the repository); gives the path written.
     pub async fn docs_screenshot(&self, name: &str) -> Result<Option<PathBuf>> {
         if std::env::var(SCREENSHOTS_ENV).ok().as_deref() != Some("1") {
             return Ok(None);
         }
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join("docs").join(format!("console-{name}.png"));
-        self.screenshot(&path).await?;
+        self.full_page_screenshot(&path).await?;
         Ok(Some(path))
     }
 
@@ -1064,6 +1079,15 @@ fn request(port: u16, method: &str, path: &str) {
         let mut answer = Vec::new();
         let _ = s.read_to_end(&mut answer);
     }
+}
+
+/// Writes the base64 PNG `b64` to `path`, creating its directory.
+fn write_png(path: &Path, b64: &str) -> Result<()> {
+    let png = base64::engine::general_purpose::STANDARD.decode(b64).context("the screenshot is not base64")?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    std::fs::write(path, png).with_context(|| format!("writing {}", path.display()))
 }
 
 fn required() -> bool {

@@ -55,6 +55,7 @@ const FIXTURE: &str = r#"<!doctype html>
   <div role="row"><span role="columnheader">Window</span> <span role="columnheader">Records</span></div>
   <div role="row"><span role="cell">10:00–10:01</span> <span role="cell">3</span></div>
 </div>
+<div style="height: 2000px">(room below, for a whole-page screenshot)</div>
 <script>
   setTimeout(() => {
     const r = document.createElement('tr');
@@ -64,6 +65,15 @@ const FIXTURE: &str = r#"<!doctype html>
   document.cookie = 'visible_to_scripts=1; SameSite=Lax; Path=/';
 </script>
 </body></html>"#;
+
+/// The width and height of a PNG (from its IHDR chunk), if it is one.
+fn png_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    if !bytes.starts_with(b"\x89PNG\r\n\x1a\n") || bytes.len() < 24 || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    Some((be(16), be(20)))
+}
 
 /// The fixture site: `/form` (which sets an HttpOnly, SameSite=Strict cookie), `/redirect` → `/landing`.
 async fn fixture_site() -> String {
@@ -186,12 +196,15 @@ async fn console_harness_finds_elements_by_accessible_name() -> Result<()> {
     ensure!(b.dialog_text().await?.is_none());
     ensure!(b.css("#out").await?.text().await? == "deleted");
 
-    // A screenshot is a PNG.
+    // Screenshots are PNGs: of the viewport (1280 wide), and of the whole page (taller than the viewport).
     let png = std::env::temp_dir().join(format!("ocpoll-harness-{}.png", std::process::id()));
     b.screenshot(&png).await?;
-    let bytes = std::fs::read(&png)?;
+    let viewport = png_size(&std::fs::read(&png)?).context("the viewport's screenshot is no PNG")?;
+    b.full_page_screenshot(&png).await?;
+    let full = png_size(&std::fs::read(&png)?).context("the whole page's screenshot is no PNG")?;
     std::fs::remove_file(&png)?;
-    ensure!(bytes.starts_with(b"\x89PNG\r\n\x1a\n") && bytes.len() > 1000, "{} bytes", bytes.len());
+    // (the whole page is as wide as its content: without the vertical scroll bar)
+    ensure!(viewport.0 == 1280 && full.0 + 20 >= 1280 && full.1 > viewport.1 + 1000, "{viewport:?} and {full:?}");
 
     // A missing element: the error describes the page.
     let err = b.find_within(&By::Button("Sign in".into()), Duration::from_millis(200)).await.expect_err("no Sign in");
