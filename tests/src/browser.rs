@@ -735,12 +735,12 @@ impl Browser {
         write_png(path, b64.as_str().unwrap_or_default())
     }
 
-    /// Saves a PNG of the whole page, beyond the viewport, to `path` (Chrome's DevTools `Page.captureScreenshot`
-    /// through chromedriver: WebDriver itself only shoots the viewport).
+    /// Saves a PNG of the whole height of the page, beyond the viewport, as wide as the viewport, to `path`
+    /// (Chrome's DevTools `Page.captureScreenshot` through chromedriver: WebDriver itself only shoots the viewport).
     pub async fn full_page_screenshot(&self, path: &Path) -> Result<()> {
         let metrics = self.cdp("Page.getLayoutMetrics", json!({})).await?;
-        let size = &metrics["cssContentSize"];
-        let (width, height) = (size["width"].as_f64().unwrap_or(1280.0), size["height"].as_f64().unwrap_or(900.0));
+        let width = metrics["cssLayoutViewport"]["clientWidth"].as_f64().unwrap_or(1280.0);
+        let height = metrics["cssContentSize"]["height"].as_f64().unwrap_or(900.0);
         let shot = self
             .cdp(
                 "Page.captureScreenshot",
@@ -1065,8 +1065,8 @@ impl Drop for Browser {
     }
 }
 
-/// `METHOD path` to chromedriver over a plain TCP connection (Drop cannot await), waiting up to 10 s for the
-/// answer, which is not read.
+/// `METHOD path` to chromedriver over a plain TCP connection (Drop cannot await), waiting up to 10 s for the whole
+/// answer (chromedriver keeps the connection open after it: the answer's length says when it is complete).
 fn request(port: u16, method: &str, path: &str) {
     use std::io::{Read, Write};
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
@@ -1075,9 +1075,27 @@ fn request(port: u16, method: &str, path: &str) {
     let _ = s.set_write_timeout(Some(Duration::from_secs(2)));
     let request =
         format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    if s.write_all(request.as_bytes()).is_ok() {
-        let mut answer = Vec::new();
-        let _ = s.read_to_end(&mut answer);
+    if s.write_all(request.as_bytes()).is_err() {
+        return;
+    }
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while let Ok(n) = s.read(&mut chunk) {
+        if n == 0 {
+            return;
+        }
+        answer.extend_from_slice(&chunk[..n]);
+        if let Some(end) = answer.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&answer[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if answer.len() >= end + 4 + length {
+                return;
+            }
+        }
     }
 }
 

@@ -153,7 +153,7 @@ async fn console_creates_an_instance_through_the_oauth_round_and_shows_its_event
     let seed: Value = serde_json::from_str(SEED_EXAMPLE)?;
     let mut edited = config.clone();
     edited["customers"] = seed["configuration"]["event.poller.configuration"]["customers"].clone();
-    edit_code_view(b, &edited.to_string()).await?;
+    edit_code_view(b, &serde_json::to_string_pretty(&edited)?).await?;
     b.docs_screenshot("create").await?;
 
     // Create Instance: to Sage's authorize URL (the simulator's, on another site), its consent page, back.
