@@ -8,6 +8,7 @@
 //! [`process::Node`] (the real `ocpoll serve` binary as a child process) and [`tasks_fake::TasksFake`] (the
 //! invented Tasks API of the second provider, `oc-tasks`, which proves that providers can be swapped).
 
+pub mod browser;
 pub mod changes;
 pub mod process;
 pub mod receiver;

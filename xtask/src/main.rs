@@ -1,9 +1,10 @@
 //! `cargo xtask`: the project's automation (tests, CI, benchmarks, soak), in Rust so it runs wherever cargo does.
 //!
 //! - `cargo xtask test`  — fmt check, clippy (deny warnings), every test; the PostgreSQL suites too when
-//!   PostgreSQL answers (`OCPOLL_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`),
-//!   otherwise one loud line says they were skipped.
-//! - `cargo xtask ci`    — the same with the PostgreSQL suites mandatory.
+//!   PostgreSQL answers (`OCPOLL_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`), the
+//!   browser suite too when Chromium and ChromeDriver are installed (`$CHROMIUM`, `$CHROMEDRIVER`, else on the
+//!   `PATH`); for each suite that cannot run, one loud line says it was skipped.
+//! - `cargo xtask ci`    — the same with the PostgreSQL suites and the browser suite mandatory.
 //! - `cargo xtask bench [--quick] [FILTER]` — the criterion benchmarks; `cargo xtask bench e2e -- ARGS` — the
 //!   end-to-end load benchmark (builds the release `ocpoll`, then runs `oc-tests`' `bench-e2e` binary).
 //! - `cargo xtask soak [CASES]` — the change-detection oracle, long run.
@@ -12,7 +13,8 @@ mod pg;
 mod tidy;
 
 use std::env;
-use std::process::{Command, ExitCode};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -45,8 +47,9 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  test                fmt check, clippy -D warnings, all tests (PostgreSQL suites when PostgreSQL answers)
-  ci                  what `test` does, with the PostgreSQL suites mandatory
+  test                fmt check, clippy -D warnings, all tests (PostgreSQL suites when PostgreSQL answers, the
+                      browser suite when chromium and chromedriver are installed)
+  ci                  what `test` does, with the PostgreSQL suites and the browser suite mandatory
   bench [--quick] [FILTER]
                       criterion benchmarks (--quick: criterion's quick mode)
   bench e2e [-- ARGS] the end-to-end load benchmark (ocpoll against the simulator), e.g.
@@ -98,7 +101,44 @@ fn run(step: &str, mut cmd: Command) -> Result<()> {
     Ok(())
 }
 
-fn test(require_postgres: bool) -> Result<()> {
+/// Where Chromium and ChromeDriver are, and that ChromeDriver runs; the same search as the tests'
+/// (`oc_tests::browser::Browser::available`).
+fn browser_probe() -> std::result::Result<(PathBuf, PathBuf), String> {
+    let chromium = locate("CHROMIUM", &["chromium", "chromium-browser"])?;
+    let chromedriver = locate("CHROMEDRIVER", &["chromedriver"])?;
+    match Command::new(&chromedriver).arg("--version").stdout(Stdio::null()).stderr(Stdio::null()).status() {
+        Ok(s) if s.success() => Ok((chromium, chromedriver)),
+        Ok(s) => Err(format!("`{} --version` failed ({s})", chromedriver.display())),
+        Err(e) => Err(format!("{} does not run: {e}", chromedriver.display())),
+    }
+}
+
+/// `$env` when set, else the first of `names` on the `PATH`.
+fn locate(env: &str, names: &[&str]) -> std::result::Result<PathBuf, String> {
+    if let Some(v) = env::var_os(env).filter(|v| !v.is_empty()) {
+        let p = PathBuf::from(&v);
+        return if executable(&p) {
+            Ok(p)
+        } else {
+            Err(format!("${env} is {} which is not an executable file", p.display()))
+        };
+    }
+    let path = env::var_os("PATH").unwrap_or_default();
+    names
+        .iter()
+        .flat_map(|name| env::split_paths(&path).map(move |dir| dir.join(name)))
+        .find(|p| executable(p))
+        .ok_or_else(|| format!("{} is not on the PATH", names.join(" or ")))
+}
+
+fn executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+/// `ci`: the PostgreSQL suites and the browser suite must run.
+fn test(ci: bool) -> Result<()> {
+    let require_postgres = ci;
     let pg_url = env::var("OCPOLL_TEST_DATABASE_URL").ok().filter(|s| !s.is_empty());
     let explicit = pg_url.is_some();
     let pg_url = pg_url.unwrap_or_else(|| DEFAULT_PG_URL.to_string());
@@ -126,6 +166,27 @@ fn test(require_postgres: bool) -> Result<()> {
         }
     };
 
+    let browser = match browser_probe() {
+        Ok((chromium, chromedriver)) => {
+            eprintln!(
+                "Chromium ({}) and ChromeDriver ({}) found: the browser suite will run",
+                chromium.display(),
+                chromedriver.display()
+            );
+            Some((chromium, chromedriver))
+        }
+        Err(why) if ci => bail!(
+            "a browser is required by `cargo xtask ci` but {why}; install it (`apt-get install -y chromium chromium-driver`) or set CHROMIUM and CHROMEDRIVER"
+        ),
+        Err(why) => {
+            eprintln!();
+            eprintln!(
+                "!!! BROWSER SUITE SKIPPED: {why}. Install chromium and chromium-driver (or set CHROMIUM and CHROMEDRIVER), or run `cargo xtask ci` to require it. !!!"
+            );
+            None
+        }
+    };
+
     let mut fmt = cargo();
     fmt.args(["fmt", "--all", "--", "--check"]);
     run("cargo fmt --check", fmt)?;
@@ -144,7 +205,22 @@ fn test(require_postgres: bool) -> Result<()> {
             tests.env_remove("OCPOLL_TEST_DATABASE_URL").env_remove("OCPOLL_REQUIRE_POSTGRES");
         }
     }
-    run(if postgres.is_some() { "cargo test (SQLite + PostgreSQL)" } else { "cargo test (SQLite only)" }, tests)?;
+    match &browser {
+        // the tests find the same programs, and a browser test that cannot start one fails instead of skipping
+        Some((chromium, chromedriver)) => {
+            tests.env("CHROMIUM", chromium).env("CHROMEDRIVER", chromedriver).env("OCPOLL_REQUIRE_BROWSER", "1");
+        }
+        None => {
+            tests.env_remove("OCPOLL_REQUIRE_BROWSER");
+        }
+    }
+    let step = match (postgres.is_some(), browser.is_some()) {
+        (true, true) => "cargo test (SQLite + PostgreSQL, browser)",
+        (true, false) => "cargo test (SQLite + PostgreSQL, no browser)",
+        (false, true) => "cargo test (SQLite only, browser)",
+        (false, false) => "cargo test (SQLite only, no browser)",
+    };
+    run(step, tests)?;
 
     let mut doc = cargo();
     doc.args(["test", "--workspace", "--doc"]);
@@ -152,6 +228,9 @@ fn test(require_postgres: bool) -> Result<()> {
 
     if postgres.is_none() {
         eprintln!("\n!!! Reminder: the PostgreSQL suites were SKIPPED (PostgreSQL not reachable). !!!");
+    }
+    if browser.is_none() {
+        eprintln!("\n!!! Reminder: the browser suite was SKIPPED (no chromium and chromedriver). !!!");
     }
     Ok(())
 }

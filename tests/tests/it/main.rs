@@ -2,6 +2,8 @@
 
 mod api_auth;
 mod api_instances;
+mod console_browser;
+mod console_harness;
 mod e2e_crash;
 mod e2e_delivery;
 mod e2e_feed;
