@@ -40,7 +40,7 @@ use crate::dates::{floor_second, format_sage};
 use crate::dialect::DIALECT;
 use crate::endpoints::{DELETED_SINCE, Endpoint, ParamType, UPDATED_OR_CREATED_SINCE, endpoints};
 use crate::error::{CeqlError, CeqlErrorKind, query_error};
-use crate::resources::{Resolved, known_names, resolve};
+use crate::resources::{Lists, Resolved, known_names, resolve};
 
 /// A translation, as `ocpoll ceql translate` prints it. Serializes (serde) to exactly
 /// `{"path": "/contacts", "query": [["contact_type_id","CUSTOMER"], ...], "local": "<residual CEQL>" | null,
@@ -55,6 +55,10 @@ pub struct Translation {
     pub local: Option<String>,
     /// Things accepted but worth telling (one line each).
     pub warnings: Vec<String>,
+    /// The Sage paths read after `path`, with the same query (a composite resource such as `items`: products,
+    /// then services); empty for every other resource, and then not serialized.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub then: Vec<String>,
     /// Why each query pair is sent (same length as `query`).
     #[serde(skip)]
     pub origins: Vec<String>,
@@ -74,6 +78,9 @@ impl fmt::Display for Translation {
         let width = query.iter().map(String::len).max().unwrap_or(0);
         for (pair, origin) in query.iter().zip(&self.origins) {
             writeln!(f, "  {pair:<width$}  <- {origin}")?;
+        }
+        for path in &self.then {
+            writeln!(f, "then GET {path} with the same query, when {} is read to its end", self.path)?;
         }
         match &self.local {
             Some(local) => writeln!(f, "local: {local}")?,
@@ -101,7 +108,7 @@ impl fmt::Display for Translation {
 /// assert!(err.to_string().ends_with("name = \n         ^"));
 /// ```
 pub fn translate(resource: &str, where_clause: &str) -> Result<Translation, QueryError> {
-    let Some(resolved) = resolve(resource) else {
+    let Some(lists) = resolve(resource) else {
         let e = CeqlErrorKind::UnknownResource { name: resource.to_string(), known: known_names() };
         return Err(query_error(&[e.into()], where_clause));
     };
@@ -111,16 +118,17 @@ pub fn translate(resource: &str, where_clause: &str) -> Result<Translation, Quer
         let parsed = oc_ceql::parse(where_clause).map_err(|e| query_error(&[e.into()], where_clause))?;
         (Some(parsed.expr), parsed.warnings)
     };
-    let mut plan = plan(resolved, expr.as_ref(), &[]).map_err(|e| query_error(&e, where_clause))?;
-    if let Some(sort) = default_sort(resolved.endpoint) {
+    let mut plan = plan_lists(&lists, expr.as_ref(), &[]).map_err(|e| query_error(&e, where_clause))?;
+    if let Some(sort) = default_sort(&lists) {
         plan.push(sort.0, sort.1, sort.2);
     }
     warnings.append(&mut plan.warnings);
     Ok(Translation {
-        path: resolved.endpoint.path.to_string(),
+        path: lists.first().endpoint.path.to_string(),
         query: plan.query,
         local: plan.local.as_ref().map(Expr::to_string),
         warnings: warnings.iter().map(|w| w.message.clone()).collect(),
+        then: lists.all().skip(1).map(|l| l.endpoint.path.to_string()).collect(),
         origins: plan.origins,
         rendered_warnings: warnings.iter().map(|w| w.render(where_clause)).collect(),
     })
@@ -131,7 +139,7 @@ pub fn translate(resource: &str, where_clause: &str) -> Result<Translation, Quer
 pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, QueryError> {
     let url = oc_ceql::parse_hub_url(hub_url, &DIALECT)
         .map_err(|e| query_error(&e.into_iter().map(CeqlError::from).collect::<Vec<_>>(), hub_url))?;
-    let Some(resolved) = resolve(&url.resource) else {
+    let Some(lists) = resolve(&url.resource) else {
         let e = CeqlErrorKind::UnknownResource { name: url.resource.clone(), known: known_names() };
         return Err(query_error(&[CeqlError::new(e, url.resource_span.clone())], hub_url));
     };
@@ -146,7 +154,7 @@ pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, Query
         }
     };
     let mut errors = Vec::new();
-    let plan = match plan(resolved, expr.as_ref(), &needs.fields) {
+    let plan = match plan_lists(&lists, expr.as_ref(), &needs.fields) {
         Ok(plan) => Some(plan),
         Err(e) => {
             let w = url.where_clause.as_ref();
@@ -155,8 +163,8 @@ pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, Query
         }
     };
     let sort = match &url.order_by {
-        None => default_sort(resolved.endpoint).map(Ok),
-        Some(o) => Some(order_by(resolved.endpoint, o.text()).map_err(|e| e.map_span(|s| o.url_span(s)))),
+        None => default_sort(&lists).map(Ok),
+        Some(o) => Some(order_by(&lists, o.text()).map_err(|e| e.map_span(|s| o.url_span(s)))),
     };
     let sort = match sort {
         Some(Err(e)) => {
@@ -173,11 +181,11 @@ pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, Query
     warnings.extend(plan.warnings.iter().map(|w| format!("where: {}", w.message)));
     Ok(CompiledQuery {
         resource: url.resource,
-        path: resolved.endpoint.path.to_string(),
+        path: lists.first().endpoint.path.to_string(),
         query: plan.query,
         page_size: url.page_size,
         page: url.page,
-        has_deleted_feed: resolved.endpoint.has_deleted_feed(),
+        has_deleted_feed: lists.every(|l| l.endpoint.has_deleted_feed()),
         local: plan.local.as_ref().map(|e| Arc::new(SageFilter(LocalFilter::new(e, &DIALECT))) as _),
         warnings,
     })
@@ -231,14 +239,25 @@ fn is_deleted_field(name: &str) -> bool {
     matches!(name, "deletedDate" | "deleted_at")
 }
 
-/// `sort=updated_at` where the endpoint has it.
-fn default_sort(endpoint: &Endpoint) -> Option<(&'static str, String, &'static str)> {
-    (endpoint.has_sort() && endpoint.sort_keys.contains(&"updated_at"))
+/// `sort=updated_at` where every list has it.
+fn default_sort(lists: &Lists) -> Option<(&'static str, String, &'static str)> {
+    lists
+        .every(|l| l.endpoint.has_sort() && l.endpoint.sort_keys.contains(&"updated_at"))
         .then(|| ("sort", "updated_at".to_string(), "a stable order while paging (change detection)"))
 }
 
-/// `orderBy=field [asc|desc]` → `sort=key[:desc]`.
-fn order_by(endpoint: &Endpoint, text: &str) -> Result<(&'static str, String, &'static str), CeqlError> {
+/// `orderBy=field [asc|desc]` → `sort=key[:desc]`, which every list must accept (a composite resource is
+/// ordered list by list).
+fn order_by(lists: &Lists, text: &str) -> Result<(&'static str, String, &'static str), CeqlError> {
+    let mut sort = None;
+    for list in lists.all() {
+        sort = Some(order_by_one(list.endpoint, text)?);
+    }
+    sort.ok_or_else(|| not_one_field(text, 0..text.len()))
+}
+
+/// [`order_by`] for one endpoint.
+fn order_by_one(endpoint: &Endpoint, text: &str) -> Result<(&'static str, String, &'static str), CeqlError> {
     let trimmed_start = text.len() - text.trim_start().len();
     let body = text.trim();
     let span = trimmed_start..trimmed_start + body.len();
@@ -299,6 +318,38 @@ fn instant(value: &oc_ceql::Literal) -> Result<chrono::DateTime<chrono::Utc>, Ce
     .ok_or_else(|| {
         CeqlError::new(CeqlErrorKind::NotADate { value: value.value.as_text().to_string() }, value.span.clone())
     })
+}
+
+/// [`plan`] for every list of a resource: the query is the first list's (the others differ only in their fixed
+/// parameters, which the provider swaps when it reads them); a problem found in several lists is said once.
+fn plan_lists(lists: &Lists, expr: Option<&Expr>, needs: &[String]) -> Result<Plan, Vec<CeqlError>> {
+    let mut first = None;
+    let mut errors: Vec<CeqlError> = Vec::new();
+    for list in lists.all() {
+        match plan(list, expr, needs) {
+            Ok(p) if first.is_none() => first = Some(p),
+            Ok(p) => {
+                if let Some(f) = first.as_mut() {
+                    for w in p.warnings {
+                        if !f.warnings.contains(&w) {
+                            f.warnings.push(w);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                for e in e {
+                    if !errors.contains(&e) {
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+    }
+    match first {
+        Some(plan) if errors.is_empty() => Ok(plan),
+        _ => Err(errors),
+    }
 }
 
 /// Splits `expr` into what Sage evaluates and what stays local (see the module doc).

@@ -183,7 +183,7 @@ fn errors() {
     check(
         "widgets",
         "a = 1",
-        "error: unknown resource `widgets`; known: customers, vendors, contacts, invoices, sales-credit-notes, sales-quotes, purchase-invoices, purchase-credit-notes, payments, other-payments, products, services, ledger-accounts, bank-accounts, tax-rates, journals, addresses, contact-persons, contact-allocations, stock-items",
+        "error: unknown resource `widgets`; known: customers, vendors, contacts, invoices, sales-credit-notes, sales-quotes, purchase-invoices, purchase-credit-notes, payments, other-payments, products, services, ledger-accounts, bank-accounts, tax-rates, journals, addresses, contact-persons, contact-allocations, stock-items; open connectors' names: items, tax-codes, journal-entries, bills, credit-memos, vendor-credits, estimates, bill-payments",
     );
     // Every problem is reported, not only the first.
     check(
@@ -348,7 +348,7 @@ fn compile_errors_point_into_the_url() {
     check_compile(
         "/hubs/finance/widgets",
         &[],
-        "error: unknown resource `widgets`; known: customers, vendors, contacts, invoices, sales-credit-notes, sales-quotes, purchase-invoices, purchase-credit-notes, payments, other-payments, products, services, ledger-accounts, bank-accounts, tax-rates, journals, addresses, contact-persons, contact-allocations, stock-items\n  /hubs/finance/widgets\n                ^^^^^^^",
+        "error: unknown resource `widgets`; known: customers, vendors, contacts, invoices, sales-credit-notes, sales-quotes, purchase-invoices, purchase-credit-notes, payments, other-payments, products, services, ledger-accounts, bank-accounts, tax-rates, journals, addresses, contact-persons, contact-allocations, stock-items; open connectors' names: items, tax-codes, journal-entries, bills, credit-memos, vendor-credits, estimates, bill-payments\n  /hubs/finance/widgets\n                ^^^^^^^",
     );
     check_compile(
         "/hubs/crm/contacts",
