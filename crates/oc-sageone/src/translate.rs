@@ -118,7 +118,7 @@ pub fn translate(resource: &str, where_clause: &str) -> Result<Translation, Quer
         let parsed = oc_ceql::parse(where_clause).map_err(|e| query_error(&[e.into()], where_clause))?;
         (Some(parsed.expr), parsed.warnings)
     };
-    let mut plan = plan_lists(&lists, expr.as_ref(), &[]).map_err(|e| query_error(&e, where_clause))?;
+    let mut plan = plan_lists(&lists, expr.as_ref(), &[], &[]).map_err(|e| query_error(&e, where_clause))?;
     if let Some(sort) = default_sort(&lists) {
         plan.push(sort.0, sort.1, sort.2);
     }
@@ -154,7 +154,12 @@ pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, Query
         }
     };
     let mut errors = Vec::new();
-    let plan = match plan_lists(&lists, expr.as_ref(), &needs.fields) {
+    let selected = match &url.fields {
+        None => Vec::new(),
+        Some(f) => selected_fields(f, &mut errors),
+    };
+    let heads: Vec<String> = selected.iter().map(|(head, _)| head.clone()).collect();
+    let plan = match plan_lists(&lists, expr.as_ref(), &needs.fields, &heads) {
         Ok(plan) => Some(plan),
         Err(e) => {
             let w = url.where_clause.as_ref();
@@ -179,6 +184,17 @@ pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, Query
         plan.push(k, v, origin);
     }
     warnings.extend(plan.warnings.iter().map(|w| format!("where: {}", w.message)));
+    for (head, name) in &selected {
+        for list in lists.all() {
+            let endpoint = list.endpoint;
+            if head != "all" && !DIALECT.is_always_returned(head) && !endpoint.has_field(head) {
+                warnings.push(format!(
+                    "fields: `{name}` is not a field of {} records in Sage's API description",
+                    endpoint.record
+                ));
+            }
+        }
+    }
     Ok(CompiledQuery {
         resource: url.resource,
         path: lists.first().endpoint.path.to_string(),
@@ -320,13 +336,49 @@ fn instant(value: &oc_ceql::Literal) -> Result<chrono::DateTime<chrono::Utc>, Ce
     })
 }
 
+/// The record fields of a hub URL's `fields` (`name,email`, `main_address.city`): for each, the top-level
+/// record field Sage's `attributes` takes (an Open Connectors name such as `lastModifiedDate` read as its Sage
+/// field) and the name as given. Empty entries are skipped; a name that cannot be a field is an error at its
+/// place in the URL.
+fn selected_fields(fields: &oc_ceql::Decoded, errors: &mut Vec<CeqlError>) -> Vec<(String, String)> {
+    let text = fields.text();
+    let mut selected: Vec<(String, String)> = Vec::new();
+    let mut start = 0;
+    for part in text.split(',') {
+        let name = part.trim();
+        let at = start + (part.len() - part.trim_start().len());
+        start += part.len() + 1;
+        if name.is_empty() {
+            continue;
+        }
+        let is_name = name.split('.').all(|segment| {
+            !segment.is_empty() && segment.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        });
+        if !is_name {
+            let kind = CeqlErrorKind::BadField { name: name.to_string() };
+            errors.push(CeqlError::new(kind, fields.url_span(at..at + name.len())));
+            continue;
+        }
+        let head = DIALECT.record_path(name).swap_remove(0);
+        if !selected.iter().any(|(h, _)| *h == head) {
+            selected.push((head, name.to_string()));
+        }
+    }
+    selected
+}
+
 /// [`plan`] for every list of a resource: the query is the first list's (the others differ only in their fixed
 /// parameters, which the provider swaps when it reads them); a problem found in several lists is said once.
-fn plan_lists(lists: &Lists, expr: Option<&Expr>, needs: &[String]) -> Result<Plan, Vec<CeqlError>> {
+fn plan_lists(
+    lists: &Lists,
+    expr: Option<&Expr>,
+    needs: &[String],
+    selected: &[String],
+) -> Result<Plan, Vec<CeqlError>> {
     let mut first = None;
     let mut errors: Vec<CeqlError> = Vec::new();
     for list in lists.all() {
-        match plan(list, expr, needs) {
+        match plan(list, expr, needs, selected) {
             Ok(p) if first.is_none() => first = Some(p),
             Ok(p) => {
                 if let Some(f) = first.as_mut() {
@@ -352,8 +404,14 @@ fn plan_lists(lists: &Lists, expr: Option<&Expr>, needs: &[String]) -> Result<Pl
     }
 }
 
-/// Splits `expr` into what Sage evaluates and what stays local (see the module doc).
-fn plan(resolved: Resolved, expr: Option<&Expr>, needs: &[String]) -> Result<Plan, Vec<CeqlError>> {
+/// Splits `expr` into what Sage evaluates and what stays local (see the module doc); `selected` are the
+/// top-level fields the hub URL's `fields` asks for, requested with the clause's `attributes`.
+fn plan(
+    resolved: Resolved,
+    expr: Option<&Expr>,
+    needs: &[String],
+    selected: &[String],
+) -> Result<Plan, Vec<CeqlError>> {
     let endpoint = resolved.endpoint;
     let mut plan = Plan { query: Vec::new(), origins: Vec::new(), local: None, warnings: Vec::new() };
     for (k, v) in resolved.fixed {
@@ -498,8 +556,15 @@ fn plan(resolved: Resolved, expr: Option<&Expr>, needs: &[String]) -> Result<Pla
         }
     }
 
-    // attributes: the user's, then what the poller needs, then what the local predicate reads.
+    // attributes: the user's (the clause's, then the URL's `fields`), then what the poller needs, then what the
+    // local predicate reads.
     let mut attributes: Vec<String> = user_attributes.clone().unwrap_or_default();
+    for field in selected {
+        if !DIALECT.is_always_returned(field) && !attributes.contains(field) {
+            attributes.push(field.clone());
+        }
+    }
+    let user_attributes = user_attributes.or_else(|| (!selected.is_empty()).then(Vec::new));
     if !attributes.iter().any(|a| a == "all") {
         let needed = needs.iter().map(|n| DIALECT.record_path(n).swap_remove(0)).chain(local_fields);
         for field in needed {
@@ -513,7 +578,9 @@ fn plan(resolved: Resolved, expr: Option<&Expr>, needs: &[String]) -> Result<Pla
     if !attributes.is_empty() {
         if endpoint.declares("attributes") {
             let origin = match user_attributes {
-                Some(_) => "attributes of the clause, plus the fields the poller and the local predicate need",
+                Some(_) => {
+                    "attributes of the clause and fields, plus the fields the poller and the local predicate need"
+                }
                 None => "the fields the poller and the local predicate need",
             };
             plan.push("attributes", attributes.join(","), origin);

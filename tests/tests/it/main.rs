@@ -1,4 +1,4 @@
-//! One test binary: end to end: the API and its authentication, the seed example, lifecycle, delivery, crashes, two nodes, the second provider.
+//! One test binary: end to end: the API and its authentication, the seed example, lifecycle, delivery, crashes, two nodes, the second provider, the hub passthrough.
 
 mod api_auth;
 mod api_instances;
@@ -8,3 +8,4 @@ mod e2e_lifecycle;
 mod e2e_second_provider;
 mod e2e_seed;
 mod e2e_two_nodes;
+mod hub;
