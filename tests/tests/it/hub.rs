@@ -430,6 +430,6 @@ async fn hub_calls_are_answered_while_polls_saturate_the_budget() {
         let polls = window.iter().filter(|r| is_poll(r)).count();
         assert!(polls <= background_share, "{polls} poll requests in the minute from {}", first.at);
     }
-    assert_eq!(log.iter().filter(|r| is_poll(r)).count(), background_share, "the polls used their whole share");
+    assert!(log.iter().filter(|r| is_poll(r)).count() >= background_share, "the polls used their whole share");
     server.stop().await;
 }
