@@ -19,6 +19,7 @@ pub mod tasks_fake;
 use std::sync::Arc;
 use std::time::Duration;
 
+use oc_bin::keys::ServerKeys;
 use oc_bin::service::{Running, start, start_with};
 use oc_bin::settings::ServeSettings;
 use oc_model::ports::{AccountStore, Clock, NewOrganization, Providers, SystemClock};
@@ -59,7 +60,8 @@ impl Server {
     pub async fn start(test_store: TestStore, args: &[&str]) -> anyhow::Result<Server> {
         let settings = settings(args)?;
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let running = start(&settings, test_store.store(), clock).await?;
+        let keys = ServerKeys::derive(&test_store.options().key);
+        let running = start(&settings, test_store.store(), &keys, clock).await?;
         Server::running(test_store, running)
     }
 
@@ -74,7 +76,8 @@ impl Server {
         let mut set = oc_bin::service::providers(&settings)?;
         set.providers = add(&settings, set.providers);
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let running = start_with(&settings, test_store.store(), clock, set).await?;
+        let keys = ServerKeys::derive(&test_store.options().key);
+        let running = start_with(&settings, test_store.store(), &keys, clock, set).await?;
         Server::running(test_store, running)
     }
 

@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod demo;
+pub mod keys;
 pub mod metrics;
 pub mod receiver;
 pub mod service;

@@ -14,13 +14,15 @@ use oc_model::secret::redact_url;
 use oc_notify::{DeliveryPorts, Dispatcher, DispatcherConfig, HttpNotifier, HttpNotifierConfig, RetryPolicy};
 use oc_poller::engine::EngineConfig;
 use oc_poller::scheduler::{PollPorts, Scheduler, SchedulerConfig};
-use oc_sageone::{RateLimit, SageConfig, SageProvider};
+use oc_sageone::{InteractiveLane, RateLimit, SageConfig, SageProvider};
 use oc_store::{Backend, KeySource, MasterKey, NodeWatch, SqlStore};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::api::page_token::PageTokens;
 use crate::api::{self, AppState, Wakers};
+use crate::keys::ServerKeys;
 use crate::metrics::{Metrics, ScrapeHook};
 use crate::settings::{DatabaseArgs, LogFormat, ServeSettings};
 use crate::telemetry;
@@ -195,6 +197,11 @@ impl Heartbeat {
 
 /// Opens the store of the settings: resolves the master key, connects, applies the migrations.
 pub async fn open_store(settings: &DatabaseArgs, clock: Arc<dyn Clock>) -> Result<SqlStore> {
+    Ok(open_store_and_keys(settings, clock).await?.0)
+}
+
+/// [`open_store`], and the server's keys derived from the same master key (what [`start`] needs).
+pub async fn open_store_and_keys(settings: &DatabaseArgs, clock: Arc<dyn Clock>) -> Result<(SqlStore, ServerKeys)> {
     let env_key = std::env::var(oc_store::MASTER_KEY_ENV).ok();
     let (key, source) =
         MasterKey::resolve(&settings.database_url, settings.master_key_file.as_deref(), env_key.as_deref())
@@ -210,11 +217,13 @@ pub async fn open_store(settings: &DatabaseArgs, clock: Arc<dyn Clock>) -> Resul
         KeySource::File(path) => tracing::info!(path = %path.display(), "master key read from --master-key-file"),
         KeySource::Env => tracing::info!("master key read from OCPOLL_MASTER_KEY"),
     }
+    let keys = ServerKeys::derive(&key);
     let mut options = oc_store::StoreOptions::new(settings.database_url.clone(), key);
     options.clock = clock;
-    oc_store::connect_with(options)
+    let store = oc_store::connect_with(options)
         .await
-        .with_context(|| format!("opening the database {}", redact_url(&settings.database_url)))
+        .with_context(|| format!("opening the database {}", redact_url(&settings.database_url)))?;
+    Ok((store, keys))
 }
 
 /// The Sage provider of the settings.
@@ -224,6 +233,10 @@ pub fn sage_provider(settings: &ServeSettings, node: &str) -> Result<SageProvide
         authorize_url: settings.sage_authorize_url.clone(),
         token_url: settings.sage_token_url.clone(),
         rate_limit: RateLimit { requests: settings.sage_rate_limit.max(1), per: Duration::from_secs(60) },
+        interactive: InteractiveLane {
+            reserve_percent: settings.sage_interactive_reserve,
+            ..InteractiveLane::default()
+        },
         node_id: node.to_string(),
         ..SageConfig::default()
     };
@@ -303,9 +316,14 @@ pub fn providers(settings: &ServeSettings) -> Result<ProviderSet> {
 }
 
 /// Starts everything on `store` with `clock`, serving the providers of the settings; returns once the API
-/// listens.
-pub async fn start(settings: &ServeSettings, store: Arc<SqlStore>, clock: Arc<dyn Clock>) -> Result<Running> {
-    start_with(settings, store, clock, providers(settings)?).await
+/// listens. `keys` are derived from the store's master key ([`open_store_and_keys`]).
+pub async fn start(
+    settings: &ServeSettings,
+    store: Arc<SqlStore>,
+    keys: &ServerKeys,
+    clock: Arc<dyn Clock>,
+) -> Result<Running> {
+    start_with(settings, store, keys, clock, providers(settings)?).await
 }
 
 /// [`start`] with the providers given: the wiring of `ocpoll serve`, for a build or a test that serves other
@@ -315,13 +333,14 @@ pub async fn start(settings: &ServeSettings, store: Arc<SqlStore>, clock: Arc<dy
 pub async fn start_with(
     settings: &ServeSettings,
     store: Arc<SqlStore>,
+    keys: &ServerKeys,
     clock: Arc<dyn Clock>,
     set: ProviderSet,
 ) -> Result<Running> {
     take_back_leases(&store, settings, clock.as_ref()).await?;
     let timeout = Duration::from_secs(settings.node_timeout_seconds);
     let heartbeat = Heartbeat::spawn(store.clone(), node_id(settings), timeout, clock.clone());
-    match start_services(settings, store.clone(), clock, set, heartbeat.scrape_hook()).await {
+    match start_services(settings, store.clone(), keys, clock, set, heartbeat.scrape_hook()).await {
         Ok((addr, state, stop, tasks, grace)) => Ok(Running { addr, state, stop, tasks, grace, heartbeat }),
         Err(error) => {
             // it never took work: leave the list rather than be taken for a crashed node
@@ -337,6 +356,7 @@ type Started = (SocketAddr, AppState, watch::Sender<bool>, Vec<JoinHandle<()>>, 
 async fn start_services(
     settings: &ServeSettings,
     store: Arc<SqlStore>,
+    keys: &ServerKeys,
     clock: Arc<dyn Clock>,
     set: ProviderSet,
     heartbeat_hook: ScrapeHook,
@@ -419,6 +439,7 @@ async fn start_services(
         clock: clock.clone(),
         metrics,
         wakers: Wakers { dispatcher: dispatcher.waker() },
+        page_tokens: PageTokens::new(keys.page_tokens().clone()),
     };
     let listener =
         TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
@@ -456,9 +477,10 @@ async fn start_services(
 pub async fn serve(settings: ServeSettings) -> Result<()> {
     init_logging(settings.log_format);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let store = Arc::new(open_store(&settings.database, clock.clone()).await?);
+    let (store, keys) = open_store_and_keys(&settings.database, clock.clone()).await?;
+    let store = Arc::new(store);
     bootstrap(store.as_ref(), &settings, clock.as_ref()).await?;
-    let running = start(&settings, store.clone(), clock).await?;
+    let running = start(&settings, store.clone(), &keys, clock).await?;
     eprintln!(
         "ocpoll: API at http://{}{} (database {})",
         running.addr,

@@ -105,6 +105,13 @@ pub struct ServeSettings {
     #[arg(long, env = "OCPOLL_SAGE_RATE_LIMIT", default_value_t = 200)]
     pub sage_rate_limit: u32,
 
+    /// Percent of each Sage business's budget (--sage-rate-limit) that polls leave to hub calls, so that a
+    /// person's request finds a slot at once (0 to 90). Hub calls also go before waiting polls, and wait at most
+    /// about 2 s for a slot before answering 429 with Retry-After.
+    #[arg(long, env = "OCPOLL_SAGE_INTERACTIVE_RESERVE", default_value_t = 10, allow_negative_numbers = true,
+          value_parser = clap::value_parser!(u8).range(0..=90))]
+    pub sage_interactive_reserve: u8,
+
     /// Days delivered notifications and their attempts are kept.
     #[arg(long, env = "OCPOLL_RETENTION_DAYS", default_value_t = 30)]
     pub retention_days: u32,
@@ -152,5 +159,38 @@ impl ServeSettings {
         use clap::Parser;
         let all = std::iter::once(std::ffi::OsString::from("ocpoll-serve")).chain(args.into_iter().map(Into::into));
         SettingsOnly::try_parse_from(all).map(|s| s.settings)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn every_setting_is_documented_with_its_variable() {
+        let doc = include_str!("../../../docs/configuration.md");
+        let command = SettingsOnly::command();
+        let mut seen = 0;
+        for arg in command.get_arguments() {
+            let (Some(long), Some(env)) = (arg.get_long(), arg.get_env()) else { continue };
+            let row = format!("| `--{long}` | `{}` |", env.to_string_lossy());
+            assert!(doc.contains(&row), "docs/configuration.md has no row `{row}`");
+            seen += 1;
+        }
+        assert!(seen >= 20, "{seen} settings");
+    }
+
+    #[test]
+    fn the_interactive_reserve_is_a_percent_up_to_90() {
+        let reserve = |args: &[&str]| ServeSettings::from_args(args).map(|s| s.sage_interactive_reserve);
+        assert_eq!(reserve(&[]).unwrap(), 10);
+        assert_eq!(reserve(&["--sage-interactive-reserve", "0"]).unwrap(), 0);
+        assert_eq!(reserve(&["--sage-interactive-reserve", "90"]).unwrap(), 90);
+        for bad in ["91", "-1", "ten", "12.5"] {
+            let err = reserve(&["--sage-interactive-reserve", bad]).expect_err(bad).to_string();
+            assert!(err.contains("--sage-interactive-reserve"), "{bad}: {err}");
+        }
     }
 }

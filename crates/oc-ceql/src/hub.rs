@@ -1,4 +1,4 @@
-//! Hub URLs: `/hubs/{hub}/{resource}?where=...&pageSize=&page=&orderBy=`, as users and the poller's template
+//! Hub URLs: `/hubs/{hub}/{resource}?where=...&pageSize=&page=&orderBy=&fields=`, as users and the poller's template
 //! renderer write them — values raw (`where=lastModifiedDate>='...' and attributes='a,b'`, spaces and quotes as
 //! they are) or percent-encoded.
 //!
@@ -9,7 +9,8 @@
 //!   encoder that leaves quotes alone, like JavaScript's `encodeURIComponent`, encodes `+` as `%2B`; one that
 //!   encodes quotes, like Java's `URLEncoder`, writes spaces as `+`);
 //! - an `&` inside a quoted string does not end the value, unless it is followed by one of the hub parameters
-//!   (`where=`, `pageSize=`, `page=`, `orderBy=`): then the string was left open and the value ends there.
+//!   (`where=`, `pageSize=`, `page=`, `orderBy=`, `fields=`): then the string was left open and the value ends
+//!   there.
 //!
 //! Every decoded value keeps a map from its bytes back to the URL, so errors point into the URL. Which hubs
 //! are served is the [`Dialect`]'s.
@@ -34,6 +35,8 @@ pub struct HubUrl {
     pub page: Option<u32>,
     /// `orderBy`, decoded (absent when empty).
     pub order_by: Option<Decoded>,
+    /// `fields` (the record fields to return, comma separated), decoded (absent when empty).
+    pub fields: Option<Decoded>,
     /// Things ignored, with spans in the URL.
     pub warnings: Vec<Warning>,
 }
@@ -61,9 +64,9 @@ impl Decoded {
 }
 
 /// The hub URL parameters, lowercase (their names are matched without regard to case).
-const KNOWN: [&str; 4] = ["where", "pagesize", "page", "orderby"];
+const KNOWN: [&str; 5] = ["where", "pagesize", "page", "orderby", "fields"];
 
-/// Splits and decodes a hub URL (`/hubs/{hub}/{resource}?where=...&pageSize=&page=&orderBy=`) for a hub of
+/// Splits and decodes a hub URL (`/hubs/{hub}/{resource}?where=...&pageSize=&page=&orderBy=&fields=`) for a hub of
 /// `dialect`. A scheme, host and any prefix before `/hubs/` are ignored; unknown parameters are ignored with a
 /// warning. Every problem is reported, each with its span in `url`. Never panics.
 ///
@@ -109,6 +112,7 @@ pub fn parse_hub_url(url: &str, dialect: &Dialect) -> Result<HubUrl, Vec<Error>>
         page_size: None,
         page: None,
         order_by: None,
+        fields: None,
         warnings: Vec::new(),
     };
     let mut seen: Vec<String> = Vec::new();
@@ -120,7 +124,7 @@ pub fn parse_hub_url(url: &str, dialect: &Dialect) -> Result<HubUrl, Vec<Error>>
             if !key.is_empty() {
                 hub.warnings.push(Warning {
                     message: format!(
-                        "unknown hub parameter `{key}` is ignored (known: where, pageSize, page, orderBy)"
+                        "unknown hub parameter `{key}` is ignored (known: where, pageSize, page, orderBy, fields)"
                     ),
                     span: Some(key_span),
                 });
@@ -142,6 +146,7 @@ pub fn parse_hub_url(url: &str, dialect: &Dialect) -> Result<HubUrl, Vec<Error>>
         match lower.as_str() {
             "where" => hub.where_clause = (!decoded.text.trim().is_empty()).then_some(decoded),
             "orderby" => hub.order_by = (!decoded.text.trim().is_empty()).then_some(decoded),
+            "fields" => hub.fields = (!decoded.text.trim().is_empty()).then_some(decoded),
             _ => match decoded.text.trim().parse::<u32>() {
                 Ok(n) if n >= 1 => {
                     if lower == "page" {

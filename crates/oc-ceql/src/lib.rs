@@ -1,5 +1,5 @@
 //! CEQL, the query language of SAP Open Connectors hub URLs, for every provider: the `where=` clause and the
-//! hub URL around it (`/hubs/{hub}/{resource}?where=...&pageSize=&page=&orderBy=`).
+//! hub URL around it (`/hubs/{hub}/{resource}?where=...&pageSize=&page=&orderBy=&fields=`).
 //!
 //! - [`parse`]: a clause → its syntax tree ([`Expr`], every node with its byte span) and the repairs made
 //!   ([`Warning`]); the tree prints back as canonical CEQL (`Display`), which parses to the same tree.

@@ -292,7 +292,7 @@ fn hub_parameters() {
     // parameter.
     check_hub(
         "https://ocpoll.example/elements/api-v2/hubs/finance/invoices/?where=name='A&B'&PAGESIZE=5&page=2&orderBy=lastModifiedDate desc&foo=1",
-        "finance/invoices@52..60 where=\"name='A&B'\"@68..78 size=Some(5) page=Some(2) orderBy=\"lastModifiedDate desc\"@105..126 warnings=[\"unknown hub parameter `foo` is ignored (known: where, pageSize, page, orderBy)\\n  https://ocpoll.example/elements/api-v2/hubs/finance/invoices/?where=name='A&B'&PAGESIZE=5&page=2&orderBy=lastModifiedDate desc&foo=1\\n                                                                                                                                 ^^^\"]",
+        "finance/invoices@52..60 where=\"name='A&B'\"@68..78 size=Some(5) page=Some(2) orderBy=\"lastModifiedDate desc\"@105..126 warnings=[\"unknown hub parameter `foo` is ignored (known: where, pageSize, page, orderBy, fields)\\n  https://ocpoll.example/elements/api-v2/hubs/finance/invoices/?where=name='A&B'&PAGESIZE=5&page=2&orderBy=lastModifiedDate desc&foo=1\\n                                                                                                                                 ^^^\"]",
     );
     // A string left open before another hub parameter ends at that parameter.
     check_hub(
@@ -305,6 +305,24 @@ fn hub_parameters() {
         "finance/sales_invoices@13..29 where=- size=None page=None orderBy=- warnings=[]",
     );
     check_hub("/hubs/finance/products", "finance/products@14..22 where=- size=None page=None orderBy=- warnings=[]");
+}
+
+#[test]
+fn hub_fields_are_read_like_the_other_values() {
+    let fields = |url: &str| {
+        let hub = parse_hub_url(url, &EXAMPLE).expect("a hub url");
+        hub.fields.map(|d| (d.text().to_string(), d.url_span(0..d.text().len())))
+    };
+    assert_eq!(fields("/hubs/finance/customers?fields=name,email"), Some(("name,email".into(), 31..41)));
+    assert_eq!(fields("/hubs/finance/customers?FIELDS=name%2Cemail&pageSize=2"), Some(("name,email".into(), 31..43)));
+    assert_eq!(fields("/hubs/finance/customers?fields=&where=a=1"), None);
+    assert_eq!(fields("/hubs/finance/customers"), None);
+    // `fields` ends a quoted string left open, as the other parameters do
+    let hub = parse_hub_url("/hubs/finance/customers?where=name='a&fields=b", &EXAMPLE).expect("a hub url");
+    assert_eq!(hub.where_clause.map(|w| w.text().to_string()), Some("name='a".into()));
+    assert_eq!(hub.fields.map(|f| f.text().to_string()), Some("b".into()));
+    let errors = parse_hub_url("/hubs/finance/customers?fields=a&fields=b", &EXAMPLE).unwrap_err();
+    assert_eq!(errors[0].to_string(), "`fields` is given twice");
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! The provider's settings: where Sage is, how fast it may be called, how hard to retry, and when to refresh
-//! tokens. Every field has the default Sage documents (or a conservative one where Sage documents none).
+//! The provider's settings: where Sage is, how fast it may be called (and what of it is kept for interactive
+//! requests), how hard to retry, and when to refresh tokens. Every field has the default Sage documents (or a
+//! conservative one where Sage documents none).
 
 use std::time::Duration;
 
@@ -21,7 +22,10 @@ pub struct SageConfig {
     pub token_url: String,
     /// Requests allowed per Sage business (default 200 per 60 s, Sage's v3.0 figure).
     pub rate_limit: RateLimit,
-    /// Retries of throttled and failed requests.
+    /// What interactive requests ([`Lane::Interactive`](oc_model::ports::Lane), the hub passthrough) get of the
+    /// rate limit, and how long they may wait.
+    pub interactive: InteractiveLane,
+    /// Retries of throttled and failed requests (of background requests: the polls).
     pub retry: RetryPolicy,
     /// Time allowed for one request, answer included (default 30 s).
     pub request_timeout: Duration,
@@ -47,6 +51,7 @@ impl Default for SageConfig {
             authorize_url: DEFAULT_AUTHORIZE_URL.to_string(),
             token_url: DEFAULT_TOKEN_URL.to_string(),
             rate_limit: RateLimit::default(),
+            interactive: InteractiveLane::default(),
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
@@ -71,6 +76,45 @@ pub struct RateLimit {
 impl Default for RateLimit {
     fn default() -> Self {
         RateLimit { requests: 200, per: Duration::from_secs(60) }
+    }
+}
+
+/// The interactive lane of the rate limiter: a share of each business's budget that background requests (the
+/// polls) may not use, so that a person's request finds a slot at once; interactive requests go before waiting
+/// background ones and may use the whole budget, but fail fast instead of waiting long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InteractiveLane {
+    /// Percent of [`RateLimit::requests`] that background requests leave free (rounded down; default 10, so
+    /// polls use at most 180 of Sage's 200 requests a minute). At most 90.
+    pub reserve_percent: u8,
+    /// Longest an interactive request waits for a slot (default 2 s); beyond, it fails at once with
+    /// [`ProviderError::RateLimited`](oc_model::ports::ProviderError::RateLimited) and the time until a slot
+    /// frees.
+    pub max_wait: Duration,
+    /// Retries of interactive requests that Sage throttles or fails (default 2 tries, 2 s of waiting at most).
+    pub retry: RetryPolicy,
+}
+
+impl InteractiveLane {
+    /// The requests of a window of `limit` that background requests leave to interactive ones.
+    pub fn reserve_of(&self, limit: u32) -> u32 {
+        let percent = u64::from(self.reserve_percent.min(90));
+        u32::try_from(u64::from(limit) * percent / 100).unwrap_or(0)
+    }
+}
+
+impl Default for InteractiveLane {
+    fn default() -> Self {
+        InteractiveLane {
+            reserve_percent: 10,
+            max_wait: Duration::from_secs(2),
+            retry: RetryPolicy {
+                max_attempts: 2,
+                base_delay: Duration::from_millis(250),
+                max_delay: Duration::from_secs(1),
+                budget: Duration::from_secs(2),
+            },
+        }
     }
 }
 

@@ -83,6 +83,12 @@ pub enum CeqlErrorKind {
         /// What to do instead.
         hint: &'static str,
     },
+    /// An entry of the hub URL's `fields` that cannot be a record field name.
+    #[error("`{name}` is not a field name: `fields` takes record fields separated by commas (e.g. `name,email`)")]
+    BadField {
+        /// The entry.
+        name: String,
+    },
     /// `orderBy` on an endpoint without `sort`, or by a key `sort` does not accept.
     #[error("{path} cannot be ordered by `{key}`{}", if .keys.is_empty() { " (it has no sort)".to_string() } else { format!(" (sort keys: {})", .keys) })]
     BadOrder {

@@ -1,15 +1,17 @@
-//! One HTTP exchange with Sage, retried: the rate limiter's slot, 429 / 5xx / transport failures retried with
-//! exponential backoff and jitter (honouring `Retry-After`) within the retry budget, the `Date` header read for
-//! the skew measurement, and Sage's error bodies decoded into [`ProviderError::Api`].
+//! One HTTP exchange with Sage, retried: the rate limiter's slot (in the request's lane), 429 / 5xx / transport
+//! failures retried with exponential backoff and jitter (honouring `Retry-After`) within the lane's retry
+//! budget, the `Date` header read for the skew measurement, and Sage's error bodies decoded into
+//! [`ProviderError::Api`].
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use oc_model::ports::ProviderError;
+use oc_model::ports::{Lane, ProviderError};
 use rand::Rng;
 use reqwest::RequestBuilder;
 use reqwest::header::{DATE, HeaderMap, RETRY_AFTER};
 
+use crate::config::RetryPolicy;
 use crate::error::SageApiError;
 use crate::provider::Inner;
 
@@ -64,24 +66,50 @@ impl Failure {
     }
 }
 
+/// The rate-limit slot a request takes: its business (or instance) and its lane.
+pub(crate) type Limit<'a> = (&'a str, Lane);
+
 impl Inner {
-    /// Sends the request `build` makes (once per try), taking a rate-limit slot of `limit_key` first when given.
+    /// Sends the request `build` makes (once per try), taking a rate-limit slot of `limit` first when given (the
+    /// slot is held until a window after the answer). The retry policy is the lane's: an interactive request
+    /// retries briefly and fails fast, also when no slot frees soon enough.
     pub(crate) async fn send(
         &self,
         build: &(dyn Fn() -> RequestBuilder + Send + Sync),
-        limit_key: Option<&str>,
+        limit: Option<Limit<'_>>,
         resend: Resend,
     ) -> Result<Answer, ProviderError> {
-        let policy = self.config.retry;
+        let policy = match limit {
+            Some((_, Lane::Interactive)) => self.config.interactive.retry,
+            _ => self.config.retry,
+        };
         let mut waited = Duration::ZERO;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
-            if let Some(key) = limit_key {
-                let waited = self.limiter.acquire(key, self.clock.as_ref(), self.pause.as_ref()).await;
-                self.stats.limiter_waited(waited);
-            }
-            let failure = match build().send().await {
+            let permit = match limit {
+                None => None,
+                Some((key, lane)) => {
+                    match self.limiter.acquire(key, lane, self.clock.as_ref(), self.pause.as_ref()).await {
+                        Ok(permit) => {
+                            self.stats.limiter_waited(permit.waited);
+                            Some(permit)
+                        }
+                        Err(until_free) => {
+                            tracing::debug!(
+                                business = key,
+                                wait_ms = until_free.as_millis() as u64,
+                                "no rate-limit slot soon enough for an interactive request"
+                            );
+                            return Err(ProviderError::RateLimited { retry_after: Some(until_free) });
+                        }
+                    }
+                }
+            };
+            let sent = build().send().await;
+            // the answer (its headers) came: the slot's window starts now
+            drop(permit);
+            let failure = match sent {
                 Err(e) => {
                     self.stats.transport_error();
                     if resend == Resend::IfNotSent && !e.is_connect() {
@@ -109,7 +137,7 @@ impl Inner {
                     }
                 }
             };
-            let delay = failure.retry_after().unwrap_or_else(|| self.backoff(attempt));
+            let delay = failure.retry_after().unwrap_or_else(|| backoff(&policy, attempt));
             if attempt >= policy.max_attempts.max(1) || waited + delay > policy.budget {
                 return Err(failure.into_error());
             }
@@ -122,14 +150,6 @@ impl Inner {
         }
     }
 
-    /// The delay before try `attempt + 1`: `base × 2^(attempt−1)`, capped, times a random factor in [½, 1].
-    fn backoff(&self, attempt: u32) -> Duration {
-        let policy = self.config.retry;
-        let exp = policy.base_delay.saturating_mul(1u32 << (attempt.saturating_sub(1)).min(20));
-        let capped = exp.min(policy.max_delay);
-        capped.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
-    }
-
     /// `Retry-After` as seconds or as an HTTP date.
     fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
         let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
@@ -139,6 +159,13 @@ impl Inner {
         let at = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
         Some((at - self.clock.now()).to_std().unwrap_or(Duration::ZERO))
     }
+}
+
+/// The delay before try `attempt + 1`: `base × 2^(attempt−1)`, capped, times a random factor in [½, 1].
+fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+    let exp = policy.base_delay.saturating_mul(1u32 << (attempt.saturating_sub(1)).min(20));
+    let capped = exp.min(policy.max_delay);
+    capped.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
 }
 
 /// The `Date` header.

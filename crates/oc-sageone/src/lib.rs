@@ -62,6 +62,7 @@
 
 #![deny(missing_docs)]
 
+mod composite;
 mod config;
 mod dates;
 mod dialect;
@@ -82,7 +83,9 @@ mod translate;
 /// provider speaks through [`DIALECT`].
 pub use oc_ceql as ceql;
 
-pub use config::{DEFAULT_API_URL, DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, RateLimit, RetryPolicy, SageConfig};
+pub use config::{
+    DEFAULT_API_URL, DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, InteractiveLane, RateLimit, RetryPolicy, SageConfig,
+};
 pub use dialect::DIALECT;
 pub use envelope::decode_page;
 pub use error::{CeqlError, CeqlErrorKind, SageApiError, Warning};

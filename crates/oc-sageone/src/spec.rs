@@ -65,15 +65,15 @@ pub fn element_info() -> ElementInfo {
     ElementInfo { id: 1, key: ELEMENT_KEY.into(), name: "Sage Business Cloud Accounting".into(), hub: HUB.into() }
 }
 
-/// The poller configuration a user starts from for a hub resource: changes since the last poll by
+/// The poller configuration a user starts from for a hub resource (or an alias): changes since the last poll by
 /// `lastModifiedDate`, Sage's id, and its `updated_at`/`created_at` dates where the records have them.
 pub fn default_poller(resource: &str) -> Option<PollerConfig> {
-    let resolved = resolve(resource)?;
-    let has = |field: &str| resolved.endpoint.has_field(field);
+    let lists = resolve(resource)?;
+    let has = |field: &str| lists.every(|l| l.endpoint.has_field(field));
     let date = |field: &str| has(field).then(|| field.to_string());
     let mask = |field: &str| has(field).then(|| DATE_MASK.to_string());
     let zone = |field: &str| has(field).then(|| "GMT".to_string());
-    let url = if resolved.endpoint.declares(crate::endpoints::UPDATED_OR_CREATED_SINCE) {
+    let url = if lists.every(|l| l.endpoint.declares(crate::endpoints::UPDATED_OR_CREATED_SINCE)) {
         format!("/hubs/{HUB}/{resource}?where=lastModifiedDate>='${{date:{DATE_MASK}}}'")
     } else {
         format!("/hubs/{HUB}/{resource}")
@@ -103,11 +103,11 @@ pub fn provider_spec() -> ProviderSpec {
     let resources = HUB_RESOURCES
         .iter()
         .filter_map(|r| {
-            let resolved = resolve(r.name)?;
+            let lists = resolve(r.name)?;
             Some(ResourceSpec {
                 name: r.name.to_string(),
                 title: title(r.name),
-                has_deleted_feed: resolved.endpoint.has_deleted_feed(),
+                has_deleted_feed: lists.every(|l| l.endpoint.has_deleted_feed()),
                 poller: default_poller(r.name)?,
             })
         })
@@ -136,7 +136,14 @@ mod tests {
             customers.poller.url,
             "/hubs/finance/customers?where=lastModifiedDate>='${date:yyyy-MM-dd'T'HH:mm:ss'Z'}'"
         );
-        for r in &spec.resources {
+        // the canonical resources only: aliases resolve to Sage lists but are not listed
+        assert!(crate::resources::ALIASES.iter().all(|a| spec.resource(a.name).is_none()));
+        let aliases = crate::resources::ALIASES.iter().filter_map(|a| {
+            let poller = default_poller(a.name)?;
+            Some(ResourceSpec { name: a.name.into(), title: title(a.name), has_deleted_feed: false, poller })
+        });
+        assert_eq!(aliases.clone().count(), crate::resources::ALIASES.len());
+        for r in spec.resources.iter().cloned().chain(aliases) {
             let url = oc_template::Template::parse(&r.poller.url).unwrap().render(chrono::Utc::now());
             let needs = oc_model::ports::FieldNeeds {
                 fields: std::iter::once(r.poller.id_field.clone())

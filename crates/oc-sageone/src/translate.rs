@@ -40,7 +40,7 @@ use crate::dates::{floor_second, format_sage};
 use crate::dialect::DIALECT;
 use crate::endpoints::{DELETED_SINCE, Endpoint, ParamType, UPDATED_OR_CREATED_SINCE, endpoints};
 use crate::error::{CeqlError, CeqlErrorKind, query_error};
-use crate::resources::{Resolved, known_names, resolve};
+use crate::resources::{Lists, Resolved, known_names, resolve};
 
 /// A translation, as `ocpoll ceql translate` prints it. Serializes (serde) to exactly
 /// `{"path": "/contacts", "query": [["contact_type_id","CUSTOMER"], ...], "local": "<residual CEQL>" | null,
@@ -55,6 +55,10 @@ pub struct Translation {
     pub local: Option<String>,
     /// Things accepted but worth telling (one line each).
     pub warnings: Vec<String>,
+    /// The Sage paths read after `path`, with the same query (a composite resource such as `items`: products,
+    /// then services); empty for every other resource, and then not serialized.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub then: Vec<String>,
     /// Why each query pair is sent (same length as `query`).
     #[serde(skip)]
     pub origins: Vec<String>,
@@ -74,6 +78,9 @@ impl fmt::Display for Translation {
         let width = query.iter().map(String::len).max().unwrap_or(0);
         for (pair, origin) in query.iter().zip(&self.origins) {
             writeln!(f, "  {pair:<width$}  <- {origin}")?;
+        }
+        for path in &self.then {
+            writeln!(f, "then GET {path} with the same query, when {} is read to its end", self.path)?;
         }
         match &self.local {
             Some(local) => writeln!(f, "local: {local}")?,
@@ -101,7 +108,7 @@ impl fmt::Display for Translation {
 /// assert!(err.to_string().ends_with("name = \n         ^"));
 /// ```
 pub fn translate(resource: &str, where_clause: &str) -> Result<Translation, QueryError> {
-    let Some(resolved) = resolve(resource) else {
+    let Some(lists) = resolve(resource) else {
         let e = CeqlErrorKind::UnknownResource { name: resource.to_string(), known: known_names() };
         return Err(query_error(&[e.into()], where_clause));
     };
@@ -111,16 +118,17 @@ pub fn translate(resource: &str, where_clause: &str) -> Result<Translation, Quer
         let parsed = oc_ceql::parse(where_clause).map_err(|e| query_error(&[e.into()], where_clause))?;
         (Some(parsed.expr), parsed.warnings)
     };
-    let mut plan = plan(resolved, expr.as_ref(), &[]).map_err(|e| query_error(&e, where_clause))?;
-    if let Some(sort) = default_sort(resolved.endpoint) {
+    let mut plan = plan_lists(&lists, expr.as_ref(), &[], &[]).map_err(|e| query_error(&e, where_clause))?;
+    if let Some(sort) = default_sort(&lists) {
         plan.push(sort.0, sort.1, sort.2);
     }
     warnings.append(&mut plan.warnings);
     Ok(Translation {
-        path: resolved.endpoint.path.to_string(),
+        path: lists.first().endpoint.path.to_string(),
         query: plan.query,
         local: plan.local.as_ref().map(Expr::to_string),
         warnings: warnings.iter().map(|w| w.message.clone()).collect(),
+        then: lists.all().skip(1).map(|l| l.endpoint.path.to_string()).collect(),
         origins: plan.origins,
         rendered_warnings: warnings.iter().map(|w| w.render(where_clause)).collect(),
     })
@@ -131,7 +139,7 @@ pub fn translate(resource: &str, where_clause: &str) -> Result<Translation, Quer
 pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, QueryError> {
     let url = oc_ceql::parse_hub_url(hub_url, &DIALECT)
         .map_err(|e| query_error(&e.into_iter().map(CeqlError::from).collect::<Vec<_>>(), hub_url))?;
-    let Some(resolved) = resolve(&url.resource) else {
+    let Some(lists) = resolve(&url.resource) else {
         let e = CeqlErrorKind::UnknownResource { name: url.resource.clone(), known: known_names() };
         return Err(query_error(&[CeqlError::new(e, url.resource_span.clone())], hub_url));
     };
@@ -146,7 +154,12 @@ pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, Query
         }
     };
     let mut errors = Vec::new();
-    let plan = match plan(resolved, expr.as_ref(), &needs.fields) {
+    let selected = match &url.fields {
+        None => Vec::new(),
+        Some(f) => selected_fields(f, &mut errors),
+    };
+    let heads: Vec<String> = selected.iter().map(|(head, _)| head.clone()).collect();
+    let plan = match plan_lists(&lists, expr.as_ref(), &needs.fields, &heads) {
         Ok(plan) => Some(plan),
         Err(e) => {
             let w = url.where_clause.as_ref();
@@ -155,8 +168,8 @@ pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, Query
         }
     };
     let sort = match &url.order_by {
-        None => default_sort(resolved.endpoint).map(Ok),
-        Some(o) => Some(order_by(resolved.endpoint, o.text()).map_err(|e| e.map_span(|s| o.url_span(s)))),
+        None => default_sort(&lists).map(Ok),
+        Some(o) => Some(order_by(&lists, o.text()).map_err(|e| e.map_span(|s| o.url_span(s)))),
     };
     let sort = match sort {
         Some(Err(e)) => {
@@ -171,13 +184,24 @@ pub fn compile(hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, Query
         plan.push(k, v, origin);
     }
     warnings.extend(plan.warnings.iter().map(|w| format!("where: {}", w.message)));
+    for (head, name) in &selected {
+        for list in lists.all() {
+            let endpoint = list.endpoint;
+            if head != "all" && !DIALECT.is_always_returned(head) && !endpoint.has_field(head) {
+                warnings.push(format!(
+                    "fields: `{name}` is not a field of {} records in Sage's API description",
+                    endpoint.record
+                ));
+            }
+        }
+    }
     Ok(CompiledQuery {
         resource: url.resource,
-        path: resolved.endpoint.path.to_string(),
+        path: lists.first().endpoint.path.to_string(),
         query: plan.query,
         page_size: url.page_size,
         page: url.page,
-        has_deleted_feed: resolved.endpoint.has_deleted_feed(),
+        has_deleted_feed: lists.every(|l| l.endpoint.has_deleted_feed()),
         local: plan.local.as_ref().map(|e| Arc::new(SageFilter(LocalFilter::new(e, &DIALECT))) as _),
         warnings,
     })
@@ -231,14 +255,25 @@ fn is_deleted_field(name: &str) -> bool {
     matches!(name, "deletedDate" | "deleted_at")
 }
 
-/// `sort=updated_at` where the endpoint has it.
-fn default_sort(endpoint: &Endpoint) -> Option<(&'static str, String, &'static str)> {
-    (endpoint.has_sort() && endpoint.sort_keys.contains(&"updated_at"))
+/// `sort=updated_at` where every list has it.
+fn default_sort(lists: &Lists) -> Option<(&'static str, String, &'static str)> {
+    lists
+        .every(|l| l.endpoint.has_sort() && l.endpoint.sort_keys.contains(&"updated_at"))
         .then(|| ("sort", "updated_at".to_string(), "a stable order while paging (change detection)"))
 }
 
-/// `orderBy=field [asc|desc]` → `sort=key[:desc]`.
-fn order_by(endpoint: &Endpoint, text: &str) -> Result<(&'static str, String, &'static str), CeqlError> {
+/// `orderBy=field [asc|desc]` → `sort=key[:desc]`, which every list must accept (a composite resource is
+/// ordered list by list).
+fn order_by(lists: &Lists, text: &str) -> Result<(&'static str, String, &'static str), CeqlError> {
+    let mut sort = None;
+    for list in lists.all() {
+        sort = Some(order_by_one(list.endpoint, text)?);
+    }
+    sort.ok_or_else(|| not_one_field(text, 0..text.len()))
+}
+
+/// [`order_by`] for one endpoint.
+fn order_by_one(endpoint: &Endpoint, text: &str) -> Result<(&'static str, String, &'static str), CeqlError> {
     let trimmed_start = text.len() - text.trim_start().len();
     let body = text.trim();
     let span = trimmed_start..trimmed_start + body.len();
@@ -301,8 +336,82 @@ fn instant(value: &oc_ceql::Literal) -> Result<chrono::DateTime<chrono::Utc>, Ce
     })
 }
 
-/// Splits `expr` into what Sage evaluates and what stays local (see the module doc).
-fn plan(resolved: Resolved, expr: Option<&Expr>, needs: &[String]) -> Result<Plan, Vec<CeqlError>> {
+/// The record fields of a hub URL's `fields` (`name,email`, `main_address.city`): for each, the top-level
+/// record field Sage's `attributes` takes (an Open Connectors name such as `lastModifiedDate` read as its Sage
+/// field) and the name as given. Empty entries are skipped; a name that cannot be a field is an error at its
+/// place in the URL.
+fn selected_fields(fields: &oc_ceql::Decoded, errors: &mut Vec<CeqlError>) -> Vec<(String, String)> {
+    let text = fields.text();
+    let mut selected: Vec<(String, String)> = Vec::new();
+    let mut start = 0;
+    for part in text.split(',') {
+        let name = part.trim();
+        let at = start + (part.len() - part.trim_start().len());
+        start += part.len() + 1;
+        if name.is_empty() {
+            continue;
+        }
+        let is_name = name.split('.').all(|segment| {
+            !segment.is_empty() && segment.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+        });
+        if !is_name {
+            let kind = CeqlErrorKind::BadField { name: name.to_string() };
+            errors.push(CeqlError::new(kind, fields.url_span(at..at + name.len())));
+            continue;
+        }
+        let head = DIALECT.record_path(name).swap_remove(0);
+        if !selected.iter().any(|(h, _)| *h == head) {
+            selected.push((head, name.to_string()));
+        }
+    }
+    selected
+}
+
+/// [`plan`] for every list of a resource: the query is the first list's (the others differ only in their fixed
+/// parameters, which the provider swaps when it reads them); a problem found in several lists is said once.
+fn plan_lists(
+    lists: &Lists,
+    expr: Option<&Expr>,
+    needs: &[String],
+    selected: &[String],
+) -> Result<Plan, Vec<CeqlError>> {
+    let mut first = None;
+    let mut errors: Vec<CeqlError> = Vec::new();
+    for list in lists.all() {
+        match plan(list, expr, needs, selected) {
+            Ok(p) if first.is_none() => first = Some(p),
+            Ok(p) => {
+                if let Some(f) = first.as_mut() {
+                    for w in p.warnings {
+                        if !f.warnings.contains(&w) {
+                            f.warnings.push(w);
+                        }
+                    }
+                }
+            }
+            Err(e) => {
+                for e in e {
+                    if !errors.contains(&e) {
+                        errors.push(e);
+                    }
+                }
+            }
+        }
+    }
+    match first {
+        Some(plan) if errors.is_empty() => Ok(plan),
+        _ => Err(errors),
+    }
+}
+
+/// Splits `expr` into what Sage evaluates and what stays local (see the module doc); `selected` are the
+/// top-level fields the hub URL's `fields` asks for, requested with the clause's `attributes`.
+fn plan(
+    resolved: Resolved,
+    expr: Option<&Expr>,
+    needs: &[String],
+    selected: &[String],
+) -> Result<Plan, Vec<CeqlError>> {
     let endpoint = resolved.endpoint;
     let mut plan = Plan { query: Vec::new(), origins: Vec::new(), local: None, warnings: Vec::new() };
     for (k, v) in resolved.fixed {
@@ -447,8 +556,15 @@ fn plan(resolved: Resolved, expr: Option<&Expr>, needs: &[String]) -> Result<Pla
         }
     }
 
-    // attributes: the user's, then what the poller needs, then what the local predicate reads.
+    // attributes: the user's (the clause's, then the URL's `fields`), then what the poller needs, then what the
+    // local predicate reads.
     let mut attributes: Vec<String> = user_attributes.clone().unwrap_or_default();
+    for field in selected {
+        if !DIALECT.is_always_returned(field) && !attributes.contains(field) {
+            attributes.push(field.clone());
+        }
+    }
+    let user_attributes = user_attributes.or_else(|| (!selected.is_empty()).then(Vec::new));
     if !attributes.iter().any(|a| a == "all") {
         let needed = needs.iter().map(|n| DIALECT.record_path(n).swap_remove(0)).chain(local_fields);
         for field in needed {
@@ -462,7 +578,9 @@ fn plan(resolved: Resolved, expr: Option<&Expr>, needs: &[String]) -> Result<Pla
     if !attributes.is_empty() {
         if endpoint.declares("attributes") {
             let origin = match user_attributes {
-                Some(_) => "attributes of the clause, plus the fields the poller and the local predicate need",
+                Some(_) => {
+                    "attributes of the clause and fields, plus the fields the poller and the local predicate need"
+                }
                 None => "the fields the poller and the local predicate need",
             };
             plan.push("attributes", attributes.join(","), origin);

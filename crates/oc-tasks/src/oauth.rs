@@ -256,7 +256,14 @@ pub(crate) mod tests {
     }
 
     pub(crate) fn session(vault: Arc<MemoryVault>, account: ProviderAccount) -> Session {
-        Session { instance_id: 7, app: app(), account, configuration: Default::default(), vault }
+        Session {
+            instance_id: 7,
+            app: app(),
+            account,
+            configuration: Default::default(),
+            vault,
+            lane: Default::default(),
+        }
     }
 
     fn app() -> OAuthApp {

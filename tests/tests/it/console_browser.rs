@@ -565,7 +565,8 @@ async fn serve_on_a_known_port(args: &[String]) -> Result<Server> {
         all.extend(args.iter().map(String::as_str));
         let settings = ServeSettings::from_args(all)?;
         let test_store = testing::sqlite().await;
-        match oc_bin::service::start(&settings, test_store.store(), Arc::new(SystemClock)).await {
+        let keys = oc_bin::keys::ServerKeys::derive(&test_store.options().key);
+        match oc_bin::service::start(&settings, test_store.store(), &keys, Arc::new(SystemClock)).await {
             Ok(running) => {
                 return Ok(Server {
                     api: format!("{root}/elements/api-v2"),

@@ -1,4 +1,4 @@
-//! One test binary: end to end: the API and its authentication, the seed example, six resources in one instance, lifecycle, delivery, crashes, two nodes, the second provider.
+//! One test binary: end to end: the API and its authentication, the seed example, six resources in one instance, lifecycle, delivery, the change feed, key rotation, crashes, two nodes, the second provider, the hub passthrough, the console in a browser.
 
 mod api_auth;
 mod api_instances;
@@ -13,3 +13,4 @@ mod e2e_rotation;
 mod e2e_second_provider;
 mod e2e_seed;
 mod e2e_two_nodes;
+mod hub;

@@ -2,6 +2,7 @@
 //!
 //! 4xx answers show the detail; 5xx answers log it and say something generic, so internals never leak.
 
+use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use oc_model::Problem;
@@ -19,6 +20,9 @@ pub enum ApiError {
     NotFound(String),
     /// The body or a parameter is wrong: every problem found.
     Invalid { message: String, problems: Vec<Problem> },
+    /// A hub query (its `where`, `orderBy`, `fields`, paging parameters) is wrong: every problem found, each
+    /// naming its parameter.
+    InvalidQuery { message: String, problems: Vec<Problem> },
     /// The provider refused the authorization code or the app credentials.
     ProviderAuth(String),
     /// The provider failed.
@@ -59,11 +63,13 @@ impl ApiError {
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::Invalid { .. } => (StatusCode::BAD_REQUEST, "invalid_request"),
+            ApiError::InvalidQuery { .. } => (StatusCode::BAD_REQUEST, "invalid_query"),
             ApiError::ProviderAuth(_) => (StatusCode::BAD_REQUEST, "provider_authorization_failed"),
             ApiError::Provider(e) => match e {
                 ProviderError::ReauthorizationRequired(_) => (StatusCode::CONFLICT, "reauthorization_required"),
                 ProviderError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "provider_rate_limited"),
                 ProviderError::Query(_) => (StatusCode::BAD_REQUEST, "invalid_query"),
+                ProviderError::Unsupported(_) => (StatusCode::NOT_IMPLEMENTED, "not_supported"),
                 ProviderError::Api { status, .. } if (400..500).contains(status) => {
                     (StatusCode::BAD_GATEWAY, "provider_rejected")
                 }
@@ -79,12 +85,15 @@ impl ApiError {
     pub fn body(&self, request_id: &str) -> ErrorBody {
         let (status, code) = self.status_and_code();
         let (message, errors) = match self {
-            ApiError::Invalid { message, problems } => (message.clone(), problems.clone()),
+            ApiError::Invalid { message, problems } | ApiError::InvalidQuery { message, problems } => {
+                (message.clone(), problems.clone())
+            }
             ApiError::Provider(ProviderError::Query(q)) => (
                 "the query cannot be translated".to_string(),
                 q.0.iter().map(|d| Problem::new("where", d.rendered.clone())).collect(),
             ),
             ApiError::Internal(_) => ("internal error; see the server log for this request id".to_string(), vec![]),
+            ApiError::Provider(e @ ProviderError::Unsupported(_)) => (e.to_string(), vec![]),
             ApiError::Provider(e) if status.is_server_error() => (format!("the provider failed: {e}"), vec![]),
             ApiError::Unauthorized(m)
             | ApiError::Forbidden(m)
@@ -95,6 +104,19 @@ impl ApiError {
             ApiError::Provider(e) => (e.to_string(), vec![]),
         };
         ErrorBody { request_id: request_id.to_string(), code, message, errors }
+    }
+}
+
+impl ApiError {
+    /// The `Retry-After` of a 429: the provider's delay in whole seconds, rounded up (1 when it gave none).
+    pub fn retry_after_seconds(&self) -> Option<u64> {
+        match self {
+            ApiError::Provider(ProviderError::RateLimited { retry_after }) => {
+                let d = retry_after.unwrap_or(std::time::Duration::from_secs(1));
+                Some((d.as_secs() + u64::from(d.subsec_nanos() > 0)).max(1))
+            }
+            _ => None,
+        }
     }
 }
 
@@ -143,6 +165,40 @@ impl IntoResponse for ApiError {
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert("www-authenticate", HeaderValue::from_static("User, Organization"));
         }
+        if let Some(seconds) = self.retry_after_seconds() {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
+        }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_throttled_provider_is_a_429_with_retry_after_in_whole_seconds_rounded_up() {
+        let check = |retry_after: Option<Duration>, seconds: &str| {
+            let e = ApiError::Provider(ProviderError::RateLimited { retry_after });
+            assert_eq!(e.status_and_code(), (StatusCode::TOO_MANY_REQUESTS, "provider_rate_limited"));
+            let response = e.into_response();
+            assert_eq!(response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()), Some(seconds));
+        };
+        check(Some(Duration::from_millis(57_300)), "58");
+        check(Some(Duration::from_secs(3)), "3");
+        check(Some(Duration::from_millis(20)), "1");
+        check(Some(Duration::ZERO), "1");
+        check(None, "1");
+        let other = ApiError::NotFound("x".into()).into_response();
+        assert!(other.headers().get(RETRY_AFTER).is_none());
+    }
+
+    #[test]
+    fn a_provider_that_cannot_do_something_says_so() {
+        let e = ApiError::Provider(ProviderError::Unsupported("tasks does not read single records".into()));
+        assert_eq!(e.status_and_code(), (StatusCode::NOT_IMPLEMENTED, "not_supported"));
+        assert_eq!(e.body("r").message, "not supported: tasks does not read single records");
     }
 }

@@ -1,21 +1,45 @@
-//! `GET /hubs/{hub}/{resource}`: the read-only hub passthrough, the same query path the poller uses, with the
-//! instance's `Element` token.
+//! `GET /hubs/{hub}/{resource}` and `GET /hubs/{hub}/{resource}/{id}`: the read-only hub passthrough, the same
+//! query path the poller uses, with the instance's `Element` token, as Open Connectors clients use it.
+//!
+//! - A list answers one page with `elements-returned-count`, `elements-total-count` (when the provider gave a
+//!   total and nothing is filtered locally) and, when there is a further page, `elements-next-page-token`: a
+//!   sealed token ([`page_token`](super::page_token)) carrying the provider's cursor, bound to the instance and
+//!   the query. `?nextPage=<token>` (with the same `where`, `orderBy`, `fields`) reads the page after; a
+//!   forged, truncated or foreign token is a 400 naming `nextPage`. A page that the local part of the `where`
+//!   filters to nothing is not answered empty while the list goes on (a client stops at an empty page): the next
+//!   pages are read into it, up to [`MAX_READS`].
+//! - Provider calls go in the interactive lane ([`Lane::Interactive`]): before the polls, failing fast; a
+//!   throttled provider is a 429 with `Retry-After`.
+//! - Problems of the query are a 400 listing each with the parameter it is in (`where`, `orderBy`, `fields`,
+//!   `pageSize`, `page`, `nextPage`).
+
+use std::ops::Range;
 
 use axum::Json;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
-use oc_model::ports::{Feed, FieldNeeds, PageCursor, PageRequest};
+use oc_model::Problem;
+use oc_model::ports::{
+    CompiledQuery, Feed, FieldNeeds, Lane, PageCursor, PageRequest, Provider, QueryError, RecordRequest,
+};
 use serde_json::Value;
 
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::instances::{load_own, session};
+use super::page_token::{PagePosition, QueryDigest};
 
 /// Default page size of the passthrough (Open Connectors' default).
 const DEFAULT_PAGE_SIZE: u32 = 200;
 
-/// `GET /hubs/{hub}/{resource}?where=&pageSize=&page=`.
+/// Most provider pages read for one answer when the local part of the `where` filters them to nothing.
+const MAX_READS: usize = 5;
+
+/// The hub parameters as Open Connectors spells them, for problems (matched without regard to case).
+const PARAMETERS: [&str; 6] = ["where", "pageSize", "page", "orderBy", "fields", "nextPage"];
+
+/// `GET /hubs/{hub}/{resource}?where=&orderBy=&fields=&pageSize=&page=&nextPage=`.
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -24,30 +48,61 @@ pub(super) async fn list(
 ) -> Result<(HeaderMap, Json<Vec<Value>>), ApiError> {
     let instance = load_own(&state, &caller).await?;
     let provider = state.provider(&instance.element_key)?.clone();
-    let spec = provider.spec();
-    if spec.element.hub != hub {
-        return Err(ApiError::NotFound(format!(
-            "hub {hub:?} not found; this instance's hub is {:?}",
-            spec.element.hub
-        )));
+    check_hub(provider.as_ref(), &hub)?;
+    let raw = query.unwrap_or_default();
+    let parts = parts(&raw);
+    let tokens: Vec<&Part<'_>> = parts.iter().filter(|p| p.is("nextPage")).collect();
+    if tokens.len() > 1 {
+        return Err(invalid_query("nextPage", "`nextPage` is given twice".to_string()));
     }
-    let url = match &query {
-        Some(q) if !q.is_empty() => format!("/hubs/{hub}/{resource}?{q}"),
-        _ => format!("/hubs/{hub}/{resource}"),
+    let token = tokens.first().map(|p| p.value()).filter(|t| !t.is_empty());
+    let rest = parts.iter().filter(|p| !p.is("nextPage")).map(|p| p.text).collect::<Vec<_>>().join("&");
+    let url = hub_url(&hub, &resource, &rest);
+    let compiled = compile(provider.as_ref(), &url, &rest)?;
+    let max = provider.spec().max_page_size;
+    let digest = QueryDigest::of(&hub, &compiled);
+    let mut warnings = compiled.warnings.clone();
+    let (mut cursor, page_size) = match token {
+        None => (PageCursor::First, compiled.page_size.unwrap_or(DEFAULT_PAGE_SIZE).min(max)),
+        Some(token) => {
+            let position =
+                state.page_tokens.open(token, instance.id, &digest).map_err(|e| invalid_query("nextPage", e))?;
+            if let Some(size) = compiled.page_size
+                && size.min(max) != position.page_size
+            {
+                return Err(invalid_query(
+                    "pageSize",
+                    format!(
+                        "the page size cannot change while paging: the pages of this token hold {}; give that or \
+                         leave pageSize out, or start again without nextPage",
+                        position.page_size
+                    ),
+                ));
+            }
+            if compiled.page.is_some() {
+                warnings.push("page is ignored with nextPage: the token says where the list stands".into());
+            }
+            (PageCursor::Next(position.cursor), position.page_size)
+        }
     };
-    let compiled = provider.compile(&url, &FieldNeeds::default()).map_err(|e| ApiError::Provider(e.into()))?;
-    let session = session(&state, &instance)?;
-    let page_size = compiled.page_size.unwrap_or(DEFAULT_PAGE_SIZE).min(spec.max_page_size);
-    let page = provider
-        .fetch_page(
-            &session,
-            &PageRequest { query: &compiled, feed: Feed::Changes, cursor: PageCursor::First, page_size },
-        )
-        .await?;
-    let records: Vec<Value> = match &compiled.local {
-        Some(filter) => page.records.into_iter().filter(|r| filter.matches(r)).collect(),
-        None => page.records,
-    };
+    let session = session(&state, &instance)?.in_lane(Lane::Interactive);
+    let mut records: Vec<Value> = Vec::new();
+    let mut total = None;
+    let mut next = None;
+    for _ in 0..MAX_READS {
+        let request = PageRequest { query: &compiled, feed: Feed::Changes, cursor, page_size };
+        let page = provider.fetch_page(&session, &request).await?;
+        total = page.total;
+        records.extend(match &compiled.local {
+            Some(filter) => page.records.into_iter().filter(|r| filter.matches(r)).collect(),
+            None => page.records,
+        });
+        next = page.next;
+        match &next {
+            Some(n) if records.is_empty() => cursor = PageCursor::Next(n.clone()),
+            _ => break,
+        }
+    }
     let mut headers = HeaderMap::new();
     let mut put = |k: &'static str, v: String| {
         if let Ok(v) = HeaderValue::from_str(&v) {
@@ -55,14 +110,198 @@ pub(super) async fn list(
         }
     };
     put("elements-returned-count", records.len().to_string());
-    if let Some(total) = page.total {
+    // the provider's total counts what it holds, not what the local part of the `where` keeps
+    if let (Some(total), None) = (total, &compiled.local) {
         put("elements-total-count", total.to_string());
     }
-    if page.next.is_some() {
-        put("elements-next-page-token", (compiled.page.unwrap_or(1) + 1).to_string());
+    if let Some(cursor) = next {
+        put(
+            "elements-next-page-token",
+            state.page_tokens.seal(instance.id, &digest, &PagePosition { cursor, page_size }),
+        );
     }
-    if !compiled.warnings.is_empty() {
-        put("x-ocpoll-warnings", compiled.warnings.join("; ").replace(['\r', '\n'], " "));
+    if !warnings.is_empty() {
+        put("x-ocpoll-warnings", warnings.join("; ").replace(['\r', '\n'], " "));
     }
     Ok((headers, Json(records)))
+}
+
+/// `GET /hubs/{hub}/{resource}/{id}[?fields=]`: one record, through the provider's
+/// [`fetch_one`](Provider::fetch_one); 404 when the provider has none in the resource (a vendor's id under
+/// `customers`).
+pub(super) async fn one(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((hub, resource, id)): Path<(String, String, String)>,
+    RawQuery(query): RawQuery,
+) -> Result<(HeaderMap, Json<Value>), ApiError> {
+    let instance = load_own(&state, &caller).await?;
+    let provider = state.provider(&instance.element_key)?.clone();
+    check_hub(provider.as_ref(), &hub)?;
+    let raw = query.unwrap_or_default();
+    let problems: Vec<Problem> = parts(&raw)
+        .iter()
+        .filter_map(|p| p.parameter().filter(|name| *name != "fields"))
+        .map(|name| Problem::new(name, format!("a read by id takes only fields; `{name}` applies to lists")))
+        .collect();
+    if !problems.is_empty() {
+        return Err(ApiError::InvalidQuery { message: "the query cannot be applied".into(), problems });
+    }
+    let compiled = compile(provider.as_ref(), &hub_url(&hub, &resource, &raw), &raw)?;
+    let session = session(&state, &instance)?.in_lane(Lane::Interactive);
+    let record = provider.fetch_one(&session, &RecordRequest { query: &compiled, id: &id }).await?;
+    let record = record.ok_or_else(|| ApiError::NotFound(format!("no {resource} with id {id:?}")))?;
+    let mut headers = HeaderMap::new();
+    if !compiled.warnings.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&compiled.warnings.join("; ").replace(['\r', '\n'], " "))
+    {
+        headers.insert("x-ocpoll-warnings", v);
+    }
+    Ok((headers, Json(record)))
+}
+
+/// A 404 unless the instance's provider serves `hub`.
+fn check_hub(provider: &dyn Provider, hub: &str) -> Result<(), ApiError> {
+    let served = &provider.spec().element.hub;
+    if served != hub {
+        return Err(ApiError::NotFound(format!("hub {hub:?} not found; this instance's hub is {served:?}")));
+    }
+    Ok(())
+}
+
+fn hub_url(hub: &str, resource: &str, query: &str) -> String {
+    if query.is_empty() { format!("/hubs/{hub}/{resource}") } else { format!("/hubs/{hub}/{resource}?{query}") }
+}
+
+/// Compiles `url` (whose query string is `query`), every problem named by the parameter it is in.
+fn compile(provider: &dyn Provider, url: &str, query: &str) -> Result<CompiledQuery, ApiError> {
+    provider.compile(url, &FieldNeeds::default()).map_err(|e| query_problems(url, query, e))
+}
+
+/// A 400 with one problem of the hub parameter `name`.
+fn invalid_query(name: &str, message: impl ToString) -> ApiError {
+    let message = message.to_string();
+    ApiError::InvalidQuery { message: message.clone(), problems: vec![Problem::new(name, message)] }
+}
+
+/// The problems of a hub URL, each at the parameter its span is in (`resource` for the path).
+fn query_problems(url: &str, query: &str, error: QueryError) -> ApiError {
+    let query_start = url.len() - query.len();
+    let parts = parts(query);
+    let problems = error
+        .0
+        .into_iter()
+        .map(|d| {
+            let name = match &d.span {
+                Some(span) if span.start >= query_start && !query.is_empty() => {
+                    let at = span.start - query_start;
+                    parts
+                        .iter()
+                        .find(|p| p.range.contains(&at) || p.range.end == at)
+                        .map(|p| p.parameter().unwrap_or(p.key()).to_string())
+                        .unwrap_or_else(|| "query".to_string())
+                }
+                Some(_) => "resource".to_string(),
+                None => "query".to_string(),
+            };
+            Problem::new(name, d.rendered)
+        })
+        .collect();
+    ApiError::InvalidQuery { message: "the query cannot be translated".into(), problems }
+}
+
+/// One `key=value` of a raw query string.
+#[derive(Debug)]
+struct Part<'a> {
+    text: &'a str,
+    range: Range<usize>,
+}
+
+impl<'a> Part<'a> {
+    fn key(&self) -> &'a str {
+        self.text.split_once('=').map_or(self.text, |(k, _)| k)
+    }
+
+    fn value(&self) -> &'a str {
+        self.text.split_once('=').map_or("", |(_, v)| v)
+    }
+
+    fn is(&self, parameter: &str) -> bool {
+        self.key().eq_ignore_ascii_case(parameter)
+    }
+
+    /// The hub parameter this is, as Open Connectors spells it.
+    fn parameter(&self) -> Option<&'static str> {
+        PARAMETERS.into_iter().find(|p| self.is(p))
+    }
+}
+
+/// The parts of a raw query string. An `&` ends a part only when what follows starts like a parameter (a name,
+/// then `=`, `&` or the end), so that an `&` inside a `where` string (`name='A&B'`) stays in the value.
+fn parts(query: &str) -> Vec<Part<'_>> {
+    // an empty part (`&&`, a trailing `&`) also ends one
+    let starts_parameter = |rest: &str| {
+        let segment = rest.split('&').next().unwrap_or("");
+        let name = segment.split_once('=').map_or(segment, |(k, _)| k);
+        segment.is_empty()
+            || (!name.is_empty()
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'[' | b']' | b'.')))
+    };
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, b) in query.bytes().enumerate() {
+        if b == b'&' && starts_parameter(&query[i + 1..]) {
+            if i > start {
+                parts.push(Part { text: &query[start..i], range: start..i });
+            }
+            start = i + 1;
+        }
+    }
+    if query.len() > start {
+        parts.push(Part { text: &query[start..], range: start..query.len() });
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(query: &str) -> Vec<(&str, &str)> {
+        parts(query).iter().map(|p| (p.key(), p.value())).collect()
+    }
+
+    #[test]
+    fn query_parts_keep_an_ampersand_inside_a_where_string() {
+        assert_eq!(keys(""), vec![]);
+        assert_eq!(keys("where=a='x'&pageSize=2"), vec![("where", "a='x'"), ("pageSize", "2")]);
+        assert_eq!(keys("where=name='A&B'&nextPage=abc"), vec![("where", "name='A&B'"), ("nextPage", "abc")]);
+        assert_eq!(keys("where=name='A & B'&x"), vec![("where", "name='A & B'"), ("x", "")]);
+        assert_eq!(keys("&&fields=a,b&"), vec![("fields", "a,b")]);
+        let p = parts("where=a&orderBy=b");
+        assert_eq!((p[1].range.clone(), p[1].parameter()), (8..17, Some("orderBy")));
+        assert_eq!(parts("ORDERBY=x")[0].parameter(), Some("orderBy"));
+        assert_eq!(parts("foo=x")[0].parameter(), None);
+    }
+
+    #[test]
+    fn problems_are_named_by_their_parameter() {
+        let url = "/hubs/finance/contacts?where=a = &orderBy=name";
+        let query = "where=a = &orderBy=name";
+        let at = |s: &str| url.find(s).unwrap();
+        let diagnostic = |start: usize, len: usize| oc_model::ports::Diagnostic {
+            message: "m".into(),
+            span: Some(start..start + len),
+            rendered: format!("m at {start}"),
+        };
+        let error = QueryError(vec![
+            diagnostic(at("a = "), 3),
+            diagnostic(at("name"), 4),
+            diagnostic(at("contacts"), 8),
+            diagnostic(url.len(), 0),
+        ]);
+        let ApiError::InvalidQuery { problems, .. } = query_problems(url, query, error) else { panic!() };
+        let names: Vec<&str> = problems.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(names, ["where", "orderBy", "resource", "orderBy"]);
+    }
 }

@@ -10,6 +10,7 @@ mod hubs;
 mod instances;
 mod oauth;
 pub mod openapi;
+pub mod page_token;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -59,6 +60,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Wake-ups of the background workers.
     pub wakers: Wakers,
+    /// Seals and opens the hub passthrough's page tokens.
+    pub page_tokens: page_token::PageTokens,
 }
 
 impl AppState {
@@ -106,6 +109,7 @@ pub fn app(state: AppState) -> Router {
         .route("/instances/{id}/notifications/{notification_id}", get(events::notification))
         .route("/instances/{id}/notifications/{notification_id}/redeliver", post(events::redeliver_notification))
         .route("/hubs/{hub}/{resource}", get(hubs::list))
+        .route("/hubs/{hub}/{resource}/{id}", get(hubs::one))
         .route("/openapi.json", get(openapi::serve))
         .route_layer(middleware::from_fn(mark_route));
     Router::new()

@@ -224,7 +224,21 @@ const OPS: &[Op] = &[
     (
         "get",
         "/hubs/{hub}/{resource}",
-        "Read-only hub passthrough (query: where, pageSize, page), the poller's query path",
+        "Read-only hub passthrough, the poller's query path (query: where, orderBy, fields, pageSize, page, \
+         nextPage). Headers elements-returned-count, elements-total-count (when the provider gives a total and \
+         nothing is filtered locally) and elements-next-page-token when there is a further page: pass it back as \
+         nextPage with the same where, orderBy and fields (a forged or foreign token is a 400 naming nextPage). \
+         429 with Retry-After when the provider's budget has no room",
+        Auth::Instance,
+        None,
+        "200",
+    ),
+    (
+        "get",
+        "/hubs/{hub}/{resource}/{id}",
+        "One record of the resource by id (query: fields); 404 when the provider has none in the resource \
+         (its fixed filters hold: a vendor's id under customers); 429 with Retry-After when the provider's \
+         budget has no room",
         Auth::Instance,
         None,
         "200",
@@ -238,13 +252,20 @@ const ROOT_OPS: &[(&str, &str)] = &[
     ("/metrics", "Prometheus metrics"),
 ];
 
-fn error_responses(auth: Auth) -> Map<String, Value> {
+/// The error answers of an operation on `path`.
+fn error_responses(auth: Auth, path: &str) -> Map<String, Value> {
     let e = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
     let mut m = Map::new();
     m.insert(
         "400".into(),
         json!({"description": "invalid request: every problem with its path", "content": e["content"]}),
     );
+    if path.starts_with("/hubs/") {
+        m.insert(
+            "429".into(),
+            json!({"description": "the provider's rate limit has no room now: retry after the Retry-After seconds", "headers": {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds, rounded up"}}, "content": e["content"]}),
+        );
+    }
     if !matches!(auth, Auth::None) {
         m.insert("401".into(), json!({"description": "missing or wrong credentials", "content": e["content"]}));
         m.insert(
@@ -265,7 +286,7 @@ pub fn document() -> Value {
             .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
-        let mut op = json!({"summary": summary, "responses": error_responses(*auth)});
+        let mut op = json!({"summary": summary, "responses": error_responses(*auth, path)});
         op["responses"][*ok] = json!({"description": "success", "content": {"application/json": {}}});
         if !params.is_empty() {
             op["parameters"] = Value::Array(params);

@@ -25,6 +25,7 @@ pub use provider::{
     CompiledQuery, Diagnostic, Feed, FieldNeeds, Grant, OAuthApp, OAuthUrlRequest, Page, PageCursor, PageRequest,
     Provider, ProviderAccount, ProviderError, ProviderSpec, QueryError, RecordFilter, ResourceSpec, Session,
 };
+pub use provider::{Lane, RecordRequest};
 pub use registry::Providers;
 pub use store::{
     AccountStore, ActivityStore, AttemptRecord, Change, ChangePage, ChangeQuery, CommitSummary, ConsoleSession,

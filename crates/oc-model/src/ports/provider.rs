@@ -146,6 +146,17 @@ pub struct Grant {
     pub provider_time: Option<DateTime<Utc>>,
 }
 
+/// Who a provider request is for, so that a provider with a rate limit can serve a person before its polls.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub enum Lane {
+    /// Work nobody is waiting on (the engine's polls): it may be held back and is served after interactive work.
+    #[default]
+    Background,
+    /// A caller waiting for the answer (the hub passthrough): served first, and failing fast
+    /// ([`ProviderError::RateLimited`] with a retry delay) rather than waiting long for the provider's budget.
+    Interactive,
+}
+
 /// What a provider needs to act for one instance.
 #[derive(Clone)]
 pub struct Session {
@@ -159,6 +170,8 @@ pub struct Session {
     pub configuration: Configuration,
     /// Where its tokens are.
     pub vault: Arc<dyn TokenVault>,
+    /// Whom its requests are for ([`Lane::Background`] unless the caller says otherwise).
+    pub lane: Lane,
 }
 
 impl Session {
@@ -171,13 +184,24 @@ impl Session {
             account: instance.account.clone(),
             configuration: instance.configuration.clone(),
             vault,
+            lane: Lane::Background,
         })
+    }
+
+    /// The same session in `lane`.
+    pub fn in_lane(mut self, lane: Lane) -> Session {
+        self.lane = lane;
+        self
     }
 }
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session").field("instance_id", &self.instance_id).field("account", &self.account).finish()
+        f.debug_struct("Session")
+            .field("instance_id", &self.instance_id)
+            .field("account", &self.account)
+            .field("lane", &self.lane)
+            .finish()
     }
 }
 
@@ -250,7 +274,8 @@ pub enum Feed {
 pub enum PageCursor {
     /// The first page (or the `page` of the compiled query).
     First,
-    /// The provider's `next` link from the previous page.
+    /// The provider's [`Page::next`] of the previous page of the same query and feed: opaque to the caller
+    /// (a link, a token, or a provider's own encoding of where it is, e.g. in a list made of several).
     Next(String),
 }
 
@@ -265,6 +290,17 @@ pub struct PageRequest<'a> {
     pub cursor: PageCursor,
     /// Records per page wanted (the provider caps it at its maximum).
     pub page_size: u32,
+}
+
+/// A request for one record by its id, in the resource of a compiled query (its fixed filters hold: a record
+/// outside them is not found).
+#[derive(Debug, Clone)]
+pub struct RecordRequest<'a> {
+    /// The compiled query of the resource (`/hubs/{hub}/{resource}`, with the fields asked for in its
+    /// [`FieldNeeds`]).
+    pub query: &'a CompiledQuery,
+    /// The record's id, as given by the caller (the provider checks and encodes it).
+    pub id: &'a str,
 }
 
 /// One page of records.
@@ -324,6 +360,9 @@ pub enum ProviderError {
     /// Anything else the provider reports, e.g. a missing setting.
     #[error("{0}")]
     Other(String),
+    /// The provider does not do what was asked (e.g. read one record).
+    #[error("not supported: {0}")]
+    Unsupported(String),
 }
 
 impl ProviderError {
@@ -360,6 +399,13 @@ pub trait Provider: Send + Sync {
     fn compile(&self, hub_url: &str, needs: &FieldNeeds) -> Result<CompiledQuery, QueryError>;
 
     /// Fetches one page, refreshing the session's token when needed and retrying throttling and transient
-    /// failures within the provider's budget.
+    /// failures within the provider's budget (a short one in [`Lane::Interactive`]).
     async fn fetch_page(&self, session: &Session, request: &PageRequest<'_>) -> Result<Page, ProviderError>;
+
+    /// Reads one record by id: `None` when the provider has none (or one outside the resource's fixed filters).
+    /// The default answers [`ProviderError::Unsupported`].
+    async fn fetch_one(&self, session: &Session, request: &RecordRequest<'_>) -> Result<Option<Value>, ProviderError> {
+        let _ = (session, request);
+        Err(ProviderError::Unsupported(format!("{} does not read single records", self.spec().element.key)))
+    }
 }

@@ -183,7 +183,7 @@ fn errors() {
     check(
         "widgets",
         "a = 1",
-        "error: unknown resource `widgets`; known: customers, vendors, contacts, invoices, sales-credit-notes, sales-quotes, purchase-invoices, purchase-credit-notes, payments, other-payments, products, services, ledger-accounts, bank-accounts, tax-rates, journals, addresses, contact-persons, contact-allocations, stock-items",
+        "error: unknown resource `widgets`; known: customers, vendors, contacts, invoices, sales-credit-notes, sales-quotes, purchase-invoices, purchase-credit-notes, payments, other-payments, products, services, ledger-accounts, bank-accounts, tax-rates, journals, addresses, contact-persons, contact-allocations, stock-items; open connectors' names: items, tax-codes, journal-entries, bills, credit-memos, vendor-credits, estimates, bill-payments",
     );
     // Every problem is reported, not only the first.
     check(
@@ -308,7 +308,7 @@ fn hub_parameters() {
     check_compile(
         "https://ocpoll.example/elements/api-v2/hubs/finance/invoices/?where=name='A&B'&PAGESIZE=5&page=2&orderBy=lastModifiedDate desc&foo=1",
         &[],
-        "/sales_invoices?attributes=name&sort=updated_at:desc local=name = 'A&B' size=Some(5) page=Some(2) deleted=true warnings=[\"unknown hub parameter `foo` is ignored (known: where, pageSize, page, orderBy)\", \"where: `name` is not a field of SalesInvoice records in Sage's API description: records without it do not match\"]",
+        "/sales_invoices?attributes=name&sort=updated_at:desc local=name = 'A&B' size=Some(5) page=Some(2) deleted=true warnings=[\"unknown hub parameter `foo` is ignored (known: where, pageSize, page, orderBy, fields)\", \"where: `name` is not a field of SalesInvoice records in Sage's API description: records without it do not match\"]",
     );
     // A string left open before another hub parameter ends at that parameter.
     check_compile(
@@ -325,6 +325,48 @@ fn hub_parameters() {
         "/hubs/finance/customers?where=",
         &[],
         "/contacts?contact_type_id=CUSTOMER local=- size=None page=None deleted=true warnings=[]",
+    );
+}
+
+#[test]
+fn fields_select_sage_attributes() {
+    // `fields` becomes `attributes` (Sage always returns id, displayed_as and $path), OC names read as Sage's.
+    check_compile(
+        "/hubs/finance/customers?fields=name,email",
+        &[],
+        "/contacts?contact_type_id=CUSTOMER&attributes=name,email local=- size=None page=None deleted=true warnings=[]",
+    );
+    check_compile(
+        "/hubs/finance/customers?fields=%20name%2C%20lastModifiedDate,id,,main_address.city",
+        &[],
+        "/contacts?contact_type_id=CUSTOMER&attributes=name,updated_at,main_address local=- size=None page=None deleted=true warnings=[]",
+    );
+    // with the clause's attributes, what the poller needs and what is evaluated locally
+    check_compile(
+        "/hubs/finance/customers?where=email like '%x%' and attributes='reference'&fields=name",
+        &["updated_at"],
+        "/contacts?contact_type_id=CUSTOMER&attributes=reference,name,updated_at,email local=email LIKE '%x%' size=None page=None deleted=true warnings=[]",
+    );
+    check_compile(
+        "/hubs/finance/products?fields=all,description",
+        &[],
+        "/products?attributes=all local=- size=None page=None deleted=true warnings=[]",
+    );
+    // a composite resource asks every list for them, and a field one list lacks is said per list
+    check_compile(
+        "/hubs/finance/items?fields=item_code,sales_prices",
+        &[],
+        "/products?attributes=item_code,sales_prices local=- size=None page=None deleted=true warnings=[\"fields: `sales_prices` is not a field of Service records in Sage's API description\"]",
+    );
+    check_compile(
+        "/hubs/finance/customers?fields=name,nmae",
+        &[],
+        "/contacts?contact_type_id=CUSTOMER&attributes=name,nmae local=- size=None page=None deleted=true warnings=[\"fields: `nmae` is not a field of Contact records in Sage's API description\"]",
+    );
+    check_compile(
+        "/hubs/finance/customers?fields=name,e mail,a..b",
+        &[],
+        "error: `e mail` is not a field name: `fields` takes record fields separated by commas (e.g. `name,email`)\n  /hubs/finance/customers?fields=name,e mail,a..b\n                                      ^^^^^^\n`a..b` is not a field name: `fields` takes record fields separated by commas (e.g. `name,email`)\n  /hubs/finance/customers?fields=name,e mail,a..b\n                                             ^^^^",
     );
 }
 
@@ -348,7 +390,7 @@ fn compile_errors_point_into_the_url() {
     check_compile(
         "/hubs/finance/widgets",
         &[],
-        "error: unknown resource `widgets`; known: customers, vendors, contacts, invoices, sales-credit-notes, sales-quotes, purchase-invoices, purchase-credit-notes, payments, other-payments, products, services, ledger-accounts, bank-accounts, tax-rates, journals, addresses, contact-persons, contact-allocations, stock-items\n  /hubs/finance/widgets\n                ^^^^^^^",
+        "error: unknown resource `widgets`; known: customers, vendors, contacts, invoices, sales-credit-notes, sales-quotes, purchase-invoices, purchase-credit-notes, payments, other-payments, products, services, ledger-accounts, bank-accounts, tax-rates, journals, addresses, contact-persons, contact-allocations, stock-items; open connectors' names: items, tax-codes, journal-entries, bills, credit-memos, vendor-credits, estimates, bill-payments\n  /hubs/finance/widgets\n                ^^^^^^^",
     );
     check_compile(
         "/hubs/crm/contacts",

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use oc_model::config::Configuration;
 use oc_model::ports::{
-    Clock, CompiledQuery, Feed, FieldNeeds, ManualClock, OAuthApp, OAuthUrlRequest, PageCursor, PageRequest, Provider,
-    ProviderAccount, ProviderError, Session, StoreError, TokenSet, TokenVault,
+    Clock, CompiledQuery, Feed, FieldNeeds, Lane, ManualClock, OAuthApp, OAuthUrlRequest, PageCursor, PageRequest,
+    Provider, ProviderAccount, ProviderError, Session, StoreError, TokenSet, TokenVault,
 };
 use oc_model::{InstanceId, Secret};
 use oc_sageone::endpoints::endpoint;
@@ -215,6 +215,7 @@ impl Fixture {
             account: ProviderAccount { id: Some(business.into()), name: None, extra: json!({}) },
             configuration: Configuration::new(),
             vault,
+            lane: Lane::Background,
         }
     }
 
