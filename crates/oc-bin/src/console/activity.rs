@@ -234,8 +234,7 @@ pub(super) async fn events_json(
     headers: HeaderMap,
 ) -> Answer {
     load(&state, &signed, id).await?;
-    let filter =
-        EventFilter { instance_id: Some(id), page: 1, page_size: EVENTS_PER_PAGE, ..EventFilter::default() };
+    let filter = EventFilter { instance_id: Some(id), page: 1, page_size: EVENTS_PER_PAGE, ..EventFilter::default() };
     let page = state.store.list_events(signed.principal.org_id, &filter).await?;
     let base = format!("/ui/instances/{id}");
     let body = json!({

@@ -27,7 +27,10 @@ fn asset(stem: &str, ext: &str, body: &'static str, content_type: &'static str) 
 }
 
 static ASSETS: LazyLock<[Asset; 2]> = LazyLock::new(|| {
-    [asset("console", "css", CSS, "text/css; charset=utf-8"), asset("console", "js", JS, "text/javascript; charset=utf-8")]
+    [
+        asset("console", "css", CSS, "text/css; charset=utf-8"),
+        asset("console", "js", JS, "text/javascript; charset=utf-8"),
+    ]
 });
 
 /// The path of the stylesheet.

@@ -87,8 +87,9 @@ fn describe(d: &ChartData) -> String {
     sampled.sort_by(f64::total_cmp);
     let median = sampled.get(sampled.len() / 2).copied();
     format!(
-        "{} events in the last hour{}: {} created, {} updated, {} deleted. {}",
+        "{} {} in the last hour{}: {} created, {} updated, {} deleted. {}",
         total.total(),
+        if total.total() == 1 { "event" } else { "events" },
         if d.truncated { " (only the newest counted)" } else { "" },
         total.created,
         total.updated,

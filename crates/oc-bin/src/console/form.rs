@@ -74,12 +74,7 @@ impl Fields {
             client_id: field("client-id", "client_id", "Client ID", c(keys::OAUTH_API_KEY)),
             client_secret: field("client-secret", "client_secret", "Client Secret", c(keys::OAUTH_API_SECRET)),
             country: field("country", "country", "Country", c(oc_sageone::keys::COUNTRY)),
-            events_enabled: field(
-                "events-enabled",
-                "events_enabled",
-                "Events Enabled",
-                c(keys::NOTIFICATION_ENABLED),
-            ),
+            events_enabled: field("events-enabled", "events_enabled", "Events Enabled", c(keys::NOTIFICATION_ENABLED)),
             callback_url: field(
                 "callback-url",
                 "callback_url",
@@ -374,9 +369,10 @@ pub(super) fn render(state: &AppState, signed: &Signed, values: &Values, placed:
             "The client secret of that app.".to_string(),
         ),
     };
-    let optional_open = fields.optional.iter().any(|(f, _)| {
-        !values.optional_value(&f.name).trim().is_empty() || placed.of(f).is_some()
-    });
+    let optional_open = fields
+        .optional
+        .iter()
+        .any(|(f, _)| !values.optional_value(&f.name).trim().is_empty() || placed.of(f).is_some());
     let title = "Authenticate an instance";
     let body = html! {
         h1 { (title) }

@@ -138,8 +138,7 @@ pub(super) async fn instance_view(
     arrival: Arrival<'_>,
 ) -> Result<Markup, ConsoleError> {
     let org = signed.principal.org_id;
-    let filter =
-        EventFilter { instance_id: Some(i.id), page, page_size: EVENTS_PER_PAGE, ..EventFilter::default() };
+    let filter = EventFilter { instance_id: Some(i.id), page, page_size: EVENTS_PER_PAGE, ..EventFilter::default() };
     let events = state.store.list_events(org, &filter).await?;
     let polls = state.store.list_polls(org, i.id, POLLS_SHOWN).await?;
     let chart = activity::last_hour(state, signed, i.id).await?;

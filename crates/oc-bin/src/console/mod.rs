@@ -112,9 +112,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/ui/instances/{id}/events/{event_id}", get(activity::event_page))
         .route("/ui/instances/{id}/events/{event_id}/redeliver", post(activity::redeliver))
         .route("/ui/assets/{file}", get(assets::serve))
-        .route_layer(middleware::from_fn(crate::api::mark_route))
         .route("/ui", get(|| async { Redirect::to("/ui/") }))
         .route("/", get(|| async { Redirect::to("/ui/") }))
+        .route_layer(middleware::from_fn(crate::api::mark_route))
         .layer(middleware::from_fn_with_state(state.clone(), guard))
 }
 

@@ -19,10 +19,10 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use maud::{DOCTYPE, html};
+use oc_model::Problems;
 use oc_model::config::keys;
 use oc_model::ids::InstanceId;
 use oc_model::ports::{NewOAuthRound, OAuthApp, OAuthUrlRequest, Principal};
-use oc_model::Problems;
 use serde_json::{Value, json};
 
 use super::form::{self, ELEMENT_KEY, Fields, Placed, Values};
@@ -106,8 +106,10 @@ pub(super) async fn begin_reauthenticate(
     posted: Posted,
 ) -> Answer {
     let i = instances::load(&state, &posted.signed, id).await?;
-    let app = OAuthApp::of(&i.configuration)
-        .map_err(|p: Problems| crate::api::error::ApiError::Invalid { message: "the instance has no OAuth app".into(), problems: p.0 })?;
+    let app = OAuthApp::of(&i.configuration).map_err(|p: Problems| crate::api::error::ApiError::Invalid {
+        message: "the instance has no OAuth app".into(),
+        problems: p.0,
+    })?;
     let country = i.configuration.text_of(oc_sageone::keys::COUNTRY);
     let body = json!({ "configuration": { keys::OAUTH_CALLBACK_URL: state.console.config.redirect_uri() } });
     begin_round(&state, &posted.signed, &app.client_id, country, body, Some(id)).await
@@ -242,7 +244,8 @@ fn explain(e: crate::api::error::ApiError) -> String {
     }
     let body = e.body(&crate::api::error::current_request_id());
     let mut lines = vec![body.message.clone()];
-    lines.extend(body.errors.iter().filter(|p| p.message != body.message).map(|p| format!("{}: {}", p.path, p.message)));
+    lines
+        .extend(body.errors.iter().filter(|p| p.message != body.message).map(|p| format!("{}: {}", p.path, p.message)));
     lines.join("\n")
 }
 

@@ -1,5 +1,10 @@
 //! `ocpoll demo`: the whole product on one machine with no configuration.
 //!
+//! It prints the console's address and a one-time sign-in link (a code usable once within ten minutes that opens
+//! a session; it is printed once and never logged), and the API's credentials, which the console's sign-in form
+//! takes too. A Sage app registered in the simulator with the console's redirect URI is the server's default app,
+//! so the console's form may leave Client ID and Client Secret empty.
+//!
 //! It starts the Sage simulator (seeded customers), the service on SQLite in a temporary directory, and a local
 //! callback receiver that verifies both signatures; registers an app in the simulator, walks the OAuth flow as a
 //! browser would, POSTs the Open Connectors seed example body (only the code, the URLs, the signature key and the
@@ -152,6 +157,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("  database         {}", dir.path.join("ocpoll.db").display());
     println!("  API              {}", stack.api);
     println!("  credentials      Authorization: {}", stack.authorization);
+    println!("  console          {}", stack.console_url());
+    // the one place the one-time code is shown: a log line never carries it
+    println!("  sign in          {}  (one-time link, 10 minutes)", stack.console_link().await?);
+    println!(
+        "                   (or type the two secrets above; Client ID/Secret may stay empty: the demo's Sage app \
+         {} is the server's default)",
+        stack.console_app.client_id
+    );
 
     let (code, oauth_url) = stack.authorize().await?;
     println!("\nOAuth: GET {} → 302 to the callback with code {code}", oauth_url.split('?').next().unwrap_or(""));
