@@ -54,10 +54,16 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0005_replay_and_reconcile.sql"),
         include_str!("../migrations/postgres/0005_replay_and_reconcile.sql"),
     ),
+    (
+        6,
+        "console",
+        include_str!("../migrations/sqlite/0006_console.sql"),
+        include_str!("../migrations/postgres/0006_console.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// A bound value.
 #[derive(Debug, Clone)]

@@ -463,6 +463,8 @@ impl InstanceStore for SqlStore {
         }
         c.exec("DELETE FROM poll_jobs WHERE instance_id = $1", args![id]).await?;
         c.exec("DELETE FROM instance_tokens WHERE instance_id = $1", args![id]).await?;
+        // a re-authentication in flight carries the instance's secrets, and could only fail at its callback
+        c.exec("DELETE FROM oauth_rounds WHERE instance_id = $1", args![id]).await?;
         c.exec(
             "UPDATE notifications SET status = 'dropped', next_attempt_at = NULL, lease_owner = NULL, \
              lease_expires_at = NULL, lease_generation = lease_generation + 1 \

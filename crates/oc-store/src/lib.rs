@@ -9,14 +9,15 @@
 //! resulting [`SqlStore`] implements every store port of `oc-model` — [`PollingStore`](oc_model::ports::PollingStore),
 //! [`DeliveryStore`](oc_model::ports::DeliveryStore), [`AccountStore`](oc_model::ports::AccountStore),
 //! [`InstanceStore`](oc_model::ports::InstanceStore), [`ActivityStore`](oc_model::ports::ActivityStore),
-//! [`MaintenanceStore`](oc_model::ports::MaintenanceStore) — and [`TokenVault`](oc_model::ports::TokenVault): an
-//! `Arc<SqlStore>` is handed to each caller as the port it uses.
+//! [`MaintenanceStore`](oc_model::ports::MaintenanceStore), [`ConsoleStore`](oc_model::ports::ConsoleStore) — and
+//! [`TokenVault`](oc_model::ports::TokenVault): an `Arc<SqlStore>` is handed to each caller as the port it uses.
 //!
 //! What is kept how:
 //! - organization, user and instance (`Element`) secrets: SHA-256 hashes only, compared in constant time;
+//! - the web console's session cookies and OAuth `state`s: the SHA-256 digests its callers hand over, only;
 //! - secret configuration values (the keys the caller names secret, `oc_model::config::SecretKeys`), access and
-//!   refresh tokens: sealed with
-//!   XChaCha20-Poly1305 under the master key, bound to their row;
+//!   refresh tokens, the pending instance body of a console OAuth round: sealed with XChaCha20-Poly1305 under the
+//!   master key, bound to their row;
 //! - instants compared in SQL: nanoseconds since the Unix epoch (`BIGINT`); instants only read back
 //!   (watermarks, event dates, token expiry): RFC 3339 text, exact.
 //!
@@ -28,6 +29,7 @@
 mod accounts;
 mod activity;
 mod codec;
+mod console;
 mod db;
 mod delivery;
 mod error;

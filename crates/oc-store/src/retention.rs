@@ -1,24 +1,25 @@
 //! Retention in the background: delivered (and dropped) notifications, their events and attempts older than
-//! the retention age are pruned periodically; failed ones stay until redelivered.
+//! the retention age are pruned periodically; failed ones stay until redelivered. The same rounds remove the web
+//! console's sessions and OAuth rounds that have expired (they are refused from their expiry on: pruning only
+//! frees their rows).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use oc_model::ports::{Clock, MaintenanceStore};
+use oc_model::ports::{Clock, ConsoleStore, MaintenanceStore};
 use tokio::task::JoinHandle;
 use tokio::time::MissedTickBehavior;
 
 /// How long delivered notifications are kept by default: 30 days.
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 
-/// Prunes now and then every `every`: what was delivered more than `retention` ago (by `clock`). Runs until
-/// the handle is aborted or the runtime stops; failures are logged and retried at the next tick.
-pub fn spawn_pruner(
-    store: Arc<dyn MaintenanceStore>,
-    clock: Arc<dyn Clock>,
-    retention: Duration,
-    every: Duration,
-) -> JoinHandle<()> {
+/// Prunes now and then every `every`: what was delivered more than `retention` ago, and the console sessions and
+/// OAuth rounds expired (both by `clock`). Runs until the handle is aborted or the runtime stops; failures are
+/// logged and retried at the next tick.
+pub fn spawn_pruner<S>(store: Arc<S>, clock: Arc<dyn Clock>, retention: Duration, every: Duration) -> JoinHandle<()>
+where
+    S: MaintenanceStore + ConsoleStore + ?Sized + 'static,
+{
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(every.max(Duration::from_millis(1)));
         ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -34,6 +35,11 @@ pub fn spawn_pruner(
                 Ok(0) => {}
                 Ok(n) => tracing::info!(pruned = n, before = %before, "pruned delivered notifications"),
                 Err(e) => tracing::warn!(error = %e, "pruning delivered notifications failed; retrying later"),
+            }
+            match store.prune_console(now).await {
+                Ok(0) => {}
+                Ok(n) => tracing::debug!(pruned = n, "pruned expired console sessions and OAuth rounds"),
+                Err(e) => tracing::warn!(error = %e, "pruning expired console sessions failed; retrying later"),
             }
         }
     })

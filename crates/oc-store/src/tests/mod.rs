@@ -17,11 +17,13 @@ use prelude::*;
 /// The store ports, in scope for every test module.
 pub(crate) mod prelude {
     pub(crate) use oc_model::ports::{
-        AccountStore, ActivityStore, DeliveryStore, InstanceStore, MaintenanceStore, PollingStore, TokenVault,
+        AccountStore, ActivityStore, ConsoleStore, DeliveryStore, InstanceStore, MaintenanceStore, PollingStore,
+        TokenVault,
     };
 }
 
 mod accounts;
+mod console;
 mod instances;
 mod leases;
 mod model;
