@@ -43,8 +43,9 @@ impl ChartData {
 
     /// The minute of `at` on the chart, when it is on it.
     pub(super) fn minute_of(&self, at: DateTime<Utc>) -> Option<usize> {
-        let m = (at - self.start).num_minutes();
-        usize::try_from(m).ok().filter(|m| *m < MINUTES)
+        let ms = (at - self.start).num_milliseconds();
+        // before the start is off the chart (a division would round -1 s to minute 0)
+        usize::try_from(ms).ok().map(|ms| ms / 60_000).filter(|m| *m < MINUTES)
     }
 }
 
@@ -149,7 +150,7 @@ pub(super) fn render_svg(d: &ChartData) -> Markup {
             @for m in (0..=MINUTES).step_by(10) {
                 @let x = LEFT + slot * m as f64;
                 @let at = d.start + Duration::minutes(m as i64);
-                text.axis x=(x) y=(TOP + plot_h + 16.0) text-anchor="middle" { (at.format("%H:%M")) }
+                text.axis x=(format!("{x:.1}")) y=(TOP + plot_h + 16.0) text-anchor="middle" { (at.format("%H:%M")) }
             }
             @for (kind, x, y, w, h, i, n) in bars {
                 rect class=(kind) x=(format!("{x:.1}")) y=(format!("{y:.1}")) width=(format!("{w:.1}"))

@@ -72,10 +72,16 @@ async fn events_arrive_in_the_console_and_a_failed_notification_is_redelivered_f
     .await
     .expect("the stack starts");
 
-    // an instance whose receiver refuses everything: its first notification fails for good (no retries)
+    // an instance whose receiver fails everything: its first notification fails for good (no retries)
+    let failing = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let failing_url = format!("http://{}/hooks", failing.local_addr().unwrap());
+    tokio::spawn(async move {
+        let app = axum::Router::new().fallback(|| async { axum::http::StatusCode::INTERNAL_SERVER_ERROR });
+        let _ = axum::serve(failing, app).await;
+    });
     let (code, _) = stack.authorize().await.unwrap();
     let mut body = stack.instance_body(&code, 1, "console-redelivery").unwrap();
-    body["configuration"]["event.notification.callback.url"] = json!(format!("{}-refused", stack.callback_url));
+    body["configuration"]["event.notification.callback.url"] = json!(failing_url);
     let created = stack.create_instance(&body).await.unwrap();
     let id = created["id"].as_i64().unwrap();
 
@@ -129,7 +135,7 @@ async fn events_arrive_in_the_console_and_a_failed_notification_is_redelivered_f
     let detail = browser.text(href).await;
     assert!(detail.contains("Console Customer"), "the record: {detail}");
     assert!(detail.contains("<h2 id=\"attempts-title\">Delivery attempts</h2>"));
-    assert!(detail.contains("<td class=\"num\">404</td>"), "the attempt's status code: {detail}");
+    assert!(detail.contains("<td class=\"num\">500</td>"), "the attempt's status code: {detail}");
     assert!(detail.contains(">Redeliver</button>"), "{detail}");
 
     // the receiver takes it now; Redeliver makes it due again and it is delivered
