@@ -424,7 +424,7 @@ async fn start_services(
         clock: clock.clone(),
         metrics,
         wakers: Wakers { dispatcher: dispatcher.waker() },
-        console: Console { store: store.clone(), config: Arc::new(console_config(settings, addr, default_app)) },
+        console: Console::new(store.clone(), console_config(settings, addr, default_app)),
     };
     let (stop, rx) = watch::channel(false);
 

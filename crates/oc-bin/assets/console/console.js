@@ -121,19 +121,22 @@
   }
 
   // The chart of the last hour, every 10 s.
+  // The chart of the last hour: drawn now when the page came without it, then every 10 s.
   var chart = $("#chart[data-src]");
   if (chart) {
     var chartTag = null;
-    setInterval(function () {
+    var draw = function () {
       get(chart.getAttribute("data-src"), chartTag, function (svg, etag) {
         chartTag = etag;
         var doc = new DOMParser().parseFromString(svg, "image/svg+xml");
-        var fresh = doc.documentElement, old = chart.querySelector("svg");
+        var fresh = doc.documentElement, old = chart.querySelector("svg, .placeholder");
         if (!fresh || fresh.nodeName !== "svg" || !old) return;
         old.replaceWith(document.importNode(fresh, true));
         var desc = fresh.querySelector("desc"), summary = $("#chart-summary");
         if (desc && summary) summary.textContent = desc.textContent;
       });
-    }, 10000);
+    };
+    if (chart.querySelector(".placeholder")) draw();
+    setInterval(draw, 10000);
   }
 })();

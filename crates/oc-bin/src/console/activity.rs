@@ -24,8 +24,11 @@ use super::session::{Posted, Signed};
 use super::{Answer, ConsoleError};
 use crate::api::AppState;
 
-/// The most events read for the chart (20 pages of 500): beyond, the chart says it counted only these.
-const CHART_EVENT_LIMIT: u32 = 10_000;
+/// The most events read for the chart (4 pages of 500): beyond, the chart says it counted only the newest. Each
+/// page is a store read with the events' records, so the chart's cost is bounded whatever the traffic.
+const CHART_EVENT_LIMIT: u32 = 2_000;
+/// How long a drawn chart is reused (every viewer's script asks every 10 s).
+const CHART_FRESH: Duration = Duration::seconds(10);
 const CHART_PAGE: u32 = 500;
 /// Delivered notifications looked up per minute for the latency line (a sample: each is one store read).
 const LATENCY_SAMPLES_PER_MINUTE: usize = 3;
@@ -74,14 +77,32 @@ pub(super) fn events_section(base: &str, events: &EventPage, page: u32) -> Marku
     }
 }
 
-/// The chart section: the last hour, refreshed by the script from `chart.svg`.
-pub(super) fn chart_section(base: &str, data: &ChartData) -> Markup {
+/// The chart section: the last hour when it was drawn a moment ago, else a link to it that the script follows at
+/// once (so that an instance's page never waits for its chart); refreshed by the script from `chart.svg`.
+pub(super) fn chart_section(base: &str, data: Option<&ChartData>) -> Markup {
+    let src = format!("{base}/chart.svg");
     html! {
         section aria-labelledby="chart-title" {
             h2 #chart-title { "Last hour" }
-            div #chart data-src=(format!("{base}/chart.svg")) { (chart::render(data)) }
+            div #chart data-src=(src) {
+                @match data {
+                    Some(d) => (chart::render(d)),
+                    None => {
+                        p.placeholder { a href=(src) { "Events per minute and change-to-delivery latency, last hour" } }
+                        p.chart-summary #chart-summary {}
+                    }
+                }
+            }
         }
     }
+}
+
+/// The chart of an instance drawn less than ten seconds ago, if there is one.
+pub(super) fn cached_chart(state: &AppState, signed: &Signed, id: InstanceId) -> Option<ChartData> {
+    let key = (signed.principal.org_id, id);
+    let now = state.clock.now();
+    let charts = state.console.charts.lock().unwrap_or_else(|e| e.into_inner());
+    charts.get(&key).filter(|(at, _)| now - *at < CHART_FRESH).map(|(_, d)| d.clone())
 }
 
 /// The polls section: the latest polls with their window, pages, records, counts, warnings and error.
@@ -134,8 +155,21 @@ pub(super) fn polls_section(polls: &[PollRecord]) -> Markup {
     }
 }
 
-/// Events per minute by type and the change-to-delivery latency over the last hour of an instance.
+/// Events per minute by type and the change-to-delivery latency over the last hour of an instance (drawn again
+/// at most every ten seconds).
 pub(super) async fn last_hour(state: &AppState, signed: &Signed, id: InstanceId) -> Result<ChartData, ConsoleError> {
+    if let Some(d) = cached_chart(state, signed, id) {
+        return Ok(d);
+    }
+    let data = draw_last_hour(state, signed, id).await?;
+    let now = state.clock.now();
+    let mut charts = state.console.charts.lock().unwrap_or_else(|e| e.into_inner());
+    charts.retain(|_, (at, _)| now - *at < CHART_FRESH);
+    charts.insert((signed.principal.org_id, id), (now, data.clone()));
+    Ok(data)
+}
+
+async fn draw_last_hour(state: &AppState, signed: &Signed, id: InstanceId) -> Result<ChartData, ConsoleError> {
     let org = signed.principal.org_id;
     let now = state.clock.now();
     let start = now.duration_trunc(Duration::minutes(1)).unwrap_or(now) - Duration::minutes(MINUTES as i64 - 1);

@@ -24,7 +24,7 @@ impl Counts {
 
 /// What the chart shows.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct ChartData {
+pub(crate) struct ChartData {
     /// The first minute.
     pub(super) start: DateTime<Utc>,
     /// Events per minute.

@@ -141,7 +141,7 @@ pub(super) async fn instance_view(
     let filter = EventFilter { instance_id: Some(i.id), page, page_size: EVENTS_PER_PAGE, ..EventFilter::default() };
     let events = state.store.list_events(org, &filter).await?;
     let polls = state.store.list_polls(org, i.id, POLLS_SHOWN).await?;
-    let chart = activity::last_hour(state, signed, i.id).await?;
+    let chart = activity::cached_chart(state, signed, i.id);
     let shown = i.configuration.to_response(&secret_keys(state, &i.element_key));
     let interval = i
         .configuration
@@ -202,7 +202,7 @@ pub(super) async fn instance_view(
             }
         }
         (activity::events_section(&base, &events, page))
-        (activity::chart_section(&base, &chart))
+        (activity::chart_section(&base, chart.as_ref()))
         (activity::polls_section(&polls))
         section aria-labelledby="configuration-title" {
             h2 #configuration-title { "Configuration" }

@@ -24,7 +24,8 @@ mod layout;
 mod oauth;
 mod session;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{Request, State};
@@ -32,7 +33,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
 use oc_model::Secret;
+use oc_model::ids::{InstanceId, OrgId};
 use oc_model::ports::ConsoleStore;
 
 use crate::api::AppState;
@@ -84,13 +87,25 @@ impl ConsoleConfig {
     }
 }
 
-/// The console's part of the shared state: its store port and its configuration.
+/// The charts drawn lately, by organization and instance, with when they were drawn.
+pub(crate) type ChartCache = Arc<Mutex<HashMap<(OrgId, InstanceId), (DateTime<Utc>, chart::ChartData)>>>;
+
+/// The console's part of the shared state: its store port, its configuration, and the charts drawn lately.
 #[derive(Clone)]
 pub struct Console {
     /// Sessions and OAuth rounds.
     pub store: Arc<dyn ConsoleStore>,
     /// Settings.
     pub config: Arc<ConsoleConfig>,
+    /// The last hour of each instance, drawn at most every ten seconds whatever the number of viewers.
+    pub(crate) charts: ChartCache,
+}
+
+impl Console {
+    /// The console of `store` with `config`.
+    pub fn new(store: Arc<dyn ConsoleStore>, config: ConsoleConfig) -> Console {
+        Console { store, config: Arc::new(config), charts: ChartCache::default() }
+    }
 }
 
 /// The console's routes (every one under `/ui/`), plus `/` redirecting to `/ui/`.

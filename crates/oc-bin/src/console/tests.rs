@@ -114,7 +114,7 @@ async fn harness_with(change: impl FnOnce(&mut ConsoleConfig)) -> Harness {
         clock: clock.clone() as Arc<dyn Clock>,
         metrics: Arc::new(Metrics::default()),
         wakers: Wakers::default(),
-        console: Console { store: s.clone(), config: Arc::new(config) },
+        console: Console::new(s.clone(), config),
     };
     let a = org(s.as_ref(), "a").await;
     let b = org(s.as_ref(), "b").await;
