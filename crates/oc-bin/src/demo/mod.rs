@@ -165,6 +165,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
          {} is the server's default)",
         stack.console_app.client_id
     );
+    println!(
+        "                   (for instances made there: Event Notification Callback URL {}, Callback Notification \
+         Signature Key {})",
+        stack.callback_url, stack.signature_key
+    );
 
     let (code, oauth_url) = stack.authorize().await?;
     println!("\nOAuth: GET {} → 302 to the callback with code {code}", oauth_url.split('?').next().unwrap_or(""));
@@ -259,7 +264,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         }
     }
 
-    let received = stack.receiver.received();
+    // the verdict is about the demo's own instance; instances made meanwhile in the console are counted apart
+    let own = id.as_i64();
+    let (received, others): (Vec<_>, Vec<_>) =
+        stack.receiver.received().into_iter().partition(|r| Some(r.notification.message.instance_id) == own);
     let bad_signatures = received.iter().filter(|r| !r.signed()).count();
     let lost = ledger.lost();
     println!("\nSummary");
@@ -268,6 +276,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("  events delivered    {} ({} redelivered with the same eventId)", ledger.events(), ledger.duplicates());
     println!("  events of no change {}", ledger.unmatched());
     println!("  signatures wrong    {}", bad_signatures);
+    if !others.is_empty() {
+        println!("  (and {} notification(s) of instances made in the console)", others.len());
+    }
     if ledger.lost() < ledger.expected() {
         let l = ledger.latency();
         println!("  latency change→delivery  p50 {:.1} s  p99 {:.1} s  max {:.1} s", l.p50, l.p99, l.max);
