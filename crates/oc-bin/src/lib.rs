@@ -1,5 +1,6 @@
 //! The library half of the `ocpoll` binary: the HTTP API ([`api::app`]) and the web console ([`console`]),
-//! validation across layers, metrics, and the wiring of concrete implementations. End-to-end tests drive [`api::app`] directly.
+//! validation across layers, metrics, and the wiring of concrete implementations. End-to-end tests drive
+//! [`api::app`] directly.
 
 pub mod api;
 pub mod console;
