@@ -1,7 +1,9 @@
-//! The library half of the `ocpoll` binary: the HTTP API ([`api::app`]), validation across layers, metrics, and
-//! the wiring of concrete implementations. End-to-end tests drive [`api::app`] directly.
+//! The library half of the `ocpoll` binary: the HTTP API ([`api::app`]) and the web console ([`console`]),
+//! validation across layers, metrics, and the wiring of concrete implementations. End-to-end tests drive
+//! [`api::app`] directly.
 
 pub mod api;
+pub mod console;
 pub mod demo;
 pub mod keys;
 pub mod metrics;

@@ -16,6 +16,8 @@ struct Cli {
     command: Command,
 }
 
+// parsed once per process: the size of the largest variant does not matter
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the HTTP API, the pollers and the delivery workers.

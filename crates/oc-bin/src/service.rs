@@ -22,6 +22,7 @@ use tokio::task::JoinHandle;
 
 use crate::api::page_token::PageTokens;
 use crate::api::{self, AppState, Wakers};
+use crate::console::{Console, ConsoleConfig};
 use crate::keys::ServerKeys;
 use crate::metrics::{Metrics, ScrapeHook};
 use crate::settings::{DatabaseArgs, LogFormat, ServeSettings};
@@ -431,6 +432,10 @@ async fn start_services(
     )
     .map_err(|e| anyhow!("configuring the dispatcher: {e}"))?;
 
+    let default_app = settings.console.default_app().map_err(|e| anyhow!(e))?;
+    let listener =
+        TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
+    let addr = listener.local_addr()?;
     let state = AppState {
         store: store.clone(),
         vault: store.clone(),
@@ -440,10 +445,8 @@ async fn start_services(
         metrics,
         wakers: Wakers { dispatcher: dispatcher.waker() },
         page_tokens: PageTokens::new(keys.page_tokens().clone()),
+        console: Console::new(store.clone(), console_config(settings, addr, default_app)),
     };
-    let listener =
-        TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
-    let addr = listener.local_addr()?;
     let (stop, rx) = watch::channel(false);
 
     let mut tasks = Vec::new();
@@ -473,6 +476,16 @@ async fn start_services(
     Ok((addr, state, stop, tasks, grace))
 }
 
+/// The console's configuration: the public URL (`http://{bound address}` unless given), the server-wide Sage app,
+/// the session lifetime.
+fn console_config(settings: &ServeSettings, addr: SocketAddr, default_app: Option<(String, String)>) -> ConsoleConfig {
+    let public_url = settings.console.public_url.clone().unwrap_or_else(|| format!("http://{addr}"));
+    let mut config = ConsoleConfig::new(public_url);
+    config.default_app = default_app.map(|(id, secret)| (id, oc_model::Secret::new(secret)));
+    config.session_lifetime = chrono::Duration::hours(i64::from(settings.console.console_session_hours));
+    config
+}
+
 /// `ocpoll serve`: runs until SIGTERM or SIGINT.
 pub async fn serve(settings: ServeSettings) -> Result<()> {
     init_logging(settings.log_format);
@@ -482,9 +495,10 @@ pub async fn serve(settings: ServeSettings) -> Result<()> {
     bootstrap(store.as_ref(), &settings, clock.as_ref()).await?;
     let running = start(&settings, store.clone(), &keys, clock).await?;
     eprintln!(
-        "ocpoll: API at http://{}{} (database {})",
+        "ocpoll: API at http://{}{}, console at {}/ui/ (database {})",
         running.addr,
         api::BASE,
+        running.state.console.config.public_url,
         redact_url(&settings.database.database_url)
     );
     shutdown_signal().await;

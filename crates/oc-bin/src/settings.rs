@@ -128,6 +128,68 @@ pub struct ServeSettings {
     /// User secret to bootstrap (with OCPOLL_ORGANIZATION_SECRET).
     #[arg(long, env = "OCPOLL_USER_SECRET", hide_env_values = true)]
     pub user_secret: Option<String>,
+
+    /// The console's settings.
+    #[command(flatten)]
+    pub console: ConsoleSettings,
+}
+
+/// Settings of the web console (`/ui/`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsoleSettings {
+    /// The URL users reach this server at (scheme, host, port, optional path prefix): the console's OAuth redirect
+    /// URI is `{public URL}/ui/oauth/callback`, and its cookie is `Secure` when this is https. Default:
+    /// `http://{--listen}` (with the port really bound when --listen asks for port 0).
+    #[arg(long, env = "OCPOLL_PUBLIC_URL", value_parser = parse_public_url)]
+    pub public_url: Option<String>,
+
+    /// Client id of a server-wide Sage app (with --sage-client-secret): the console's form may then leave Client
+    /// ID and Client Secret empty, and the instance gets these.
+    #[arg(long, env = "OCPOLL_SAGE_CLIENT_ID", value_parser = parse_not_blank)]
+    pub sage_client_id: Option<String>,
+
+    /// Client secret of the server-wide Sage app (with --sage-client-id).
+    #[arg(long, env = "OCPOLL_SAGE_CLIENT_SECRET", hide_env_values = true, value_parser = parse_not_blank)]
+    pub sage_client_secret: Option<String>,
+
+    /// Hours a console sign-in lasts at most (1 to 168); signing out ends it before.
+    #[arg(long, env = "OCPOLL_CONSOLE_SESSION_HOURS", default_value_t = 12,
+          value_parser = clap::value_parser!(u32).range(1..=168))]
+    pub console_session_hours: u32,
+}
+
+impl ConsoleSettings {
+    /// The server-wide Sage app, when both halves are given; an error naming the flags when only one is.
+    pub fn default_app(&self) -> Result<Option<(String, String)>, String> {
+        match (&self.sage_client_id, &self.sage_client_secret) {
+            (Some(id), Some(secret)) => Ok(Some((id.clone(), secret.clone()))),
+            (None, None) => Ok(None),
+            (Some(_), None) => Err("--sage-client-id needs --sage-client-secret (OCPOLL_SAGE_CLIENT_SECRET)".into()),
+            (None, Some(_)) => Err("--sage-client-secret needs --sage-client-id (OCPOLL_SAGE_CLIENT_ID)".into()),
+        }
+    }
+}
+
+/// A public URL: absolute `http` or `https`, with a host, no query or fragment; kept without a trailing slash.
+fn parse_public_url(s: &str) -> Result<String, String> {
+    let url = url::Url::parse(s.trim()).map_err(|e| format!("{s:?} is not an absolute URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{s:?}: the public URL must be http or https"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{s:?}: the public URL needs a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{s:?}: the public URL may not have a query or a fragment"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!("{s:?}: the public URL may not carry credentials"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_string())
+}
+
+fn parse_not_blank(s: &str) -> Result<String, String> {
+    if s.trim().is_empty() { Err("must not be empty".into()) } else { Ok(s.trim().to_string()) }
 }
 
 /// A node id: 1 to 100 characters, none of them `:` or white space (leases are named `{node}-poll`,

@@ -18,8 +18,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use oc_model::config::Configuration;
 use oc_model::event::{Event, EventType, event_id};
 use oc_model::ports::{
-    AccountStore, ActivityStore, ChangeQuery, DeliveryStore, InstanceStore, NewAttempt, NewInstance, NewOrganization, NextStep, PollCommit,
-    PollOutcome, PollStatus, PollingStore, ProviderAccount, TokenSet,
+    AccountStore, ActivityStore, ChangeQuery, DeliveryStore, InstanceStore, NewAttempt, NewInstance, NewOrganization,
+    NextStep, PollCommit, PollOutcome, PollStatus, PollingStore, ProviderAccount, TokenSet,
 };
 use oc_model::secret::Secret;
 use oc_store::{MasterKey, SqlStore, StoreOptions};

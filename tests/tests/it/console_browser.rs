@@ -60,7 +60,6 @@ async fn console_browser_opens_a_page_of_ocpoll() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the console lands with issue 16"]
 async fn console_signs_in_with_the_right_secrets_only() -> Result<()> {
     let Some(c) = Console::start("console_signs_in_with_the_right_secrets_only", &[]).await? else { return Ok(()) };
     let b = &c.b;
@@ -100,7 +99,6 @@ async fn console_signs_in_with_the_right_secrets_only() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the console lands with issue 16"]
 async fn console_sign_out_ends_the_session_on_the_server() -> Result<()> {
     let Some(c) = Console::start("console_sign_out_ends_the_session_on_the_server", &[]).await? else {
         return Ok(());
@@ -129,7 +127,6 @@ async fn console_sign_out_ends_the_session_on_the_server() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the console lands with issue 16"]
 async fn console_creates_an_instance_through_the_oauth_round_and_shows_its_events_live() -> Result<()> {
     let test = "console_creates_an_instance_through_the_oauth_round_and_shows_its_events_live";
     let Some(c) = Console::start(test, &[]).await? else { return Ok(()) };
@@ -217,7 +214,6 @@ async fn console_creates_an_instance_through_the_oauth_round_and_shows_its_event
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the console lands with issue 16"]
 async fn console_redelivers_a_failed_notification() -> Result<()> {
     // no retries: the first failed attempt fails the notification for good
     let Some(c) = Console::start("console_redelivers_a_failed_notification", &["--delivery-retries", "0"]).await?
@@ -254,7 +250,6 @@ async fn console_redelivers_a_failed_notification() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the console lands with issue 16"]
 async fn console_bad_input_is_shown_beside_its_field_and_creates_nothing() -> Result<()> {
     let test = "console_bad_input_is_shown_beside_its_field_and_creates_nothing";
     let Some(c) = Console::start(test, &[]).await? else { return Ok(()) };
@@ -296,7 +291,6 @@ async fn console_bad_input_is_shown_beside_its_field_and_creates_nothing() -> Re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the console lands with issue 16"]
 async fn console_refuses_a_replayed_or_forged_state_and_a_denied_consent() -> Result<()> {
     let test = "console_refuses_a_replayed_or_forged_state_and_a_denied_consent";
     let Some(c) = Console::start(test, &[]).await? else { return Ok(()) };
@@ -346,7 +340,6 @@ async fn console_refuses_a_replayed_or_forged_state_and_a_denied_consent() -> Re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "the console lands with issue 16"]
 async fn console_shows_an_organization_its_own_instances_only() -> Result<()> {
     let test = "console_shows_an_organization_its_own_instances_only";
     let Some(mut c) = Console::start(test, &[]).await? else { return Ok(()) };

@@ -12,7 +12,7 @@ use base64::Engine;
 use oc_model::config::{Configuration, SecretKeys, keys};
 use oc_model::ids::InstanceId;
 use oc_model::instance::{InstanceResponse, UserRef};
-use oc_model::ports::{Instance, InstanceUpdate, NewInstance, OAuthApp, Provider, Session};
+use oc_model::ports::{Instance, InstanceUpdate, NewInstance, OAuthApp, Principal, Provider, Session};
 use oc_model::secret::MASK;
 use oc_model::{Problem, Problems};
 use serde::Serialize;
@@ -35,7 +35,7 @@ fn invalid(problems: Problems) -> ApiError {
 }
 
 /// The secret configuration keys of an element: Open Connectors' and its provider's.
-pub(super) fn secret_keys(state: &AppState, element_key: &str) -> SecretKeys {
+pub(crate) fn secret_keys(state: &AppState, element_key: &str) -> SecretKeys {
     state.providers.spec(element_key).map(|spec| spec.secret_keys()).unwrap_or_default()
 }
 
@@ -92,11 +92,23 @@ async fn exchange(
     Ok(provider.exchange_code(&app, code, config).await?)
 }
 
-/// `POST /instances`.
-pub(super) async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
-    let body = parse_body(&body)?;
+/// An instance just created, with its `Element` token (shown once) and the warnings of its body.
+pub(crate) struct Created {
+    /// The instance as stored.
+    pub instance: Instance,
+    /// Its `Element` token in clear; only its hash is stored.
+    pub token: String,
+    /// The warnings every layer found in the body (a repaired quote, say).
+    pub warnings: Vec<Problem>,
+}
+
+/// Creates an instance from a `POST /instances` body for `principal`: validates the body with every layer's
+/// rules, exchanges `providerData.code` with the provider, and stores the instance with its tokens. The one path
+/// of both the API's `POST /instances` and the console's OAuth callback, so that both accept the same bodies and
+/// give the same warnings.
+pub(crate) async fn create_instance(state: &AppState, principal: Principal, body: &Value) -> Result<Created, ApiError> {
     let now = state.clock.now();
-    let Checked { validated, warnings } = check_instance_body(&body, &state.providers, true, now).map_err(invalid)?;
+    let Checked { validated, warnings } = check_instance_body(body, &state.providers, true, now).map_err(invalid)?;
     let request = validated.request;
     let provider = state.provider(&request.element.key)?.clone();
     let code = request.provider_data.code.clone().unwrap_or_default();
@@ -105,13 +117,13 @@ pub(super) async fn create(State(state): State<AppState>, caller: Caller, body: 
     let instance = state
         .store
         .create_instance(&NewInstance {
-            org_id: caller.principal.org_id,
-            user_id: caller.principal.user_id,
+            org_id: principal.org_id,
+            user_id: principal.user_id,
             name: request.name.clone(),
             element_key: request.element.key.clone(),
             tags: request.tags.clone(),
             configuration: request.configuration.clone(),
-            secret_keys: secret_keys(&state, &request.element.key),
+            secret_keys: secret_keys(state, &request.element.key),
             account: grant.account,
             tokens: grant.tokens,
             token: token.clone(),
@@ -120,6 +132,39 @@ pub(super) async fn create(State(state): State<AppState>, caller: Caller, body: 
         })
         .await?;
     tracing::info!(instance = instance.id, element = %instance.element_key, "instance created");
+    Ok(Created { instance, token, warnings })
+}
+
+/// Authorizes an existing instance again with a new code obtained through `redirect_uri` (the console's
+/// re-authentication): the code is exchanged with the instance's own app, and the new tokens and account
+/// replace the old ones; `oauth.callback.url` becomes `redirect_uri`, the one the code was issued for.
+pub(crate) async fn reauthorize(
+    state: &AppState,
+    principal: Principal,
+    existing: &Instance,
+    redirect_uri: &str,
+    code: &str,
+) -> Result<Instance, ApiError> {
+    let provider = state.provider(&existing.element_key)?.clone();
+    let mut configuration = existing.configuration.clone();
+    configuration.insert(keys::OAUTH_CALLBACK_URL, Value::String(redirect_uri.to_string()));
+    let grant = exchange(&provider, &configuration, code).await?;
+    let update = InstanceUpdate {
+        configuration: Some(configuration),
+        secret_keys: secret_keys(state, &existing.element_key),
+        authorization: Some((grant.tokens, grant.account)),
+        now: state.clock.now(),
+        ..InstanceUpdate::default()
+    };
+    let updated = state.store.update_instance(principal.org_id, existing.id, &update).await?;
+    tracing::info!(instance = updated.id, "instance authorized again");
+    Ok(updated)
+}
+
+/// `POST /instances`.
+pub(super) async fn create(State(state): State<AppState>, caller: Caller, body: Bytes) -> Result<Response, ApiError> {
+    let body = parse_body(&body)?;
+    let Created { instance, token, warnings } = create_instance(&state, caller.principal, &body).await?;
     Ok((StatusCode::OK, Json(to_response(&state, &instance, Some(token), warnings))).into_response())
 }
 
@@ -141,7 +186,7 @@ pub(super) async fn list(
 }
 
 /// The instance `id` as `caller` may see it.
-pub(super) async fn load(state: &AppState, caller: &Caller, id: InstanceId) -> Result<Instance, ApiError> {
+pub(crate) async fn load(state: &AppState, caller: &Caller, id: InstanceId) -> Result<Instance, ApiError> {
     caller.may_address(id)?;
     state
         .store

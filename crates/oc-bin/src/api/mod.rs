@@ -1,5 +1,5 @@
 //! The HTTP API: Open Connectors' `/elements/api-v2` (instances, configuration, events, hubs, OAuth URL) plus
-//! `/healthz`, `/readyz` and `/metrics` at the root.
+//! `/healthz`, `/readyz` and `/metrics` at the root, and the web console under `/ui/` ([`crate::console`]).
 
 pub mod auth;
 pub mod changes;
@@ -7,7 +7,7 @@ pub mod error;
 mod events;
 mod health;
 mod hubs;
-mod instances;
+pub(crate) mod instances;
 mod oauth;
 pub mod openapi;
 pub mod page_token;
@@ -62,6 +62,8 @@ pub struct AppState {
     pub wakers: Wakers,
     /// Seals and opens the hub passthrough's page tokens.
     pub page_tokens: page_token::PageTokens,
+    /// The web console's sessions, OAuth rounds and settings.
+    pub console: crate::console::Console,
 }
 
 impl AppState {
@@ -114,6 +116,7 @@ pub fn app(state: AppState) -> Router {
         .route_layer(middleware::from_fn(mark_route));
     Router::new()
         .nest(BASE, api)
+        .merge(crate::console::router(&state))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -164,7 +167,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 }
 
 /// Passes the matched route template out to [`observe`] (routing happens inside it).
-async fn mark_route(request: Request, next: Next) -> Response {
+pub(crate) async fn mark_route(request: Request, next: Next) -> Response {
     let matched = request.extensions().get::<MatchedPath>().cloned();
     let mut response = next.run(request).await;
     if let Some(m) = matched {

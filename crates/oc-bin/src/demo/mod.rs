@@ -1,5 +1,10 @@
 //! `ocpoll demo`: the whole product on one machine with no configuration.
 //!
+//! It prints the console's address and a one-time sign-in link (a code usable once within ten minutes that opens
+//! a session; it is printed once and never logged), and the API's credentials, which the console's sign-in form
+//! takes too. A Sage app registered in the simulator with the console's redirect URI is the server's default app,
+//! so the console's form may leave Client ID and Client Secret empty.
+//!
 //! It starts the Sage simulator (seeded customers), the service on SQLite in a temporary directory, and a local
 //! callback receiver that verifies both signatures; registers an app in the simulator, walks the OAuth flow as a
 //! browser would, POSTs the Open Connectors seed example body (only the code, the URLs, the signature key and the
@@ -152,6 +157,19 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("  database         {}", dir.path.join("ocpoll.db").display());
     println!("  API              {}", stack.api);
     println!("  credentials      Authorization: {}", stack.authorization);
+    println!("  console          {}", stack.console_url());
+    // the one place the one-time code is shown: a log line never carries it
+    println!("  sign in          {}  (one-time link, 10 minutes)", stack.console_link().await?);
+    println!(
+        "                   (or type the two secrets above; Client ID/Secret may stay empty: the demo's Sage app \
+         {} is the server's default)",
+        stack.console_app.client_id
+    );
+    println!(
+        "                   (for instances made there: Event Notification Callback URL {}, Callback Notification \
+         Signature Key {})",
+        stack.callback_url, stack.signature_key
+    );
 
     let (code, oauth_url) = stack.authorize().await?;
     println!("\nOAuth: GET {} → 302 to the callback with code {code}", oauth_url.split('?').next().unwrap_or(""));
@@ -246,7 +264,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         }
     }
 
-    let received = stack.receiver.received();
+    // the verdict is about the demo's own instance; instances made meanwhile in the console are counted apart
+    let own = id.as_i64();
+    let (received, others): (Vec<_>, Vec<_>) =
+        stack.receiver.received().into_iter().partition(|r| Some(r.notification.message.instance_id) == own);
     let bad_signatures = received.iter().filter(|r| !r.signed()).count();
     let lost = ledger.lost();
     println!("\nSummary");
@@ -255,6 +276,9 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("  events delivered    {} ({} redelivered with the same eventId)", ledger.events(), ledger.duplicates());
     println!("  events of no change {}", ledger.unmatched());
     println!("  signatures wrong    {}", bad_signatures);
+    if !others.is_empty() {
+        println!("  (and {} notification(s) of instances made in the console)", others.len());
+    }
     if ledger.lost() < ledger.expected() {
         let l = ledger.latency();
         println!("  latency change→delivery  p50 {:.1} s  p99 {:.1} s  max {:.1} s", l.p50, l.p99, l.max);

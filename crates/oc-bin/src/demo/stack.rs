@@ -1,6 +1,6 @@
 //! What `ocpoll demo` runs, started in this process: the Sage simulator, the demo's verifying callback receiver and
 //! the service on SQLite ([`start_stack`]), and what a user does with them: the OAuth walk, the seed example body,
-//! `POST /instances`.
+//! `POST /instances`; and the console's app and sign-in link.
 
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
-use oc_model::ports::{Clock, SystemClock};
+use oc_model::ports::{AccountStore, Clock, Principal, SystemClock};
 use oc_sagesim::{AppRegistration, SimConfig, SimHandle, Simulator};
 use oc_store::SqlStore;
 use rand::rngs::StdRng;
@@ -68,6 +68,11 @@ pub struct Stack {
     pub app: AppRegistration,
     /// The signature key of the instances.
     pub signature_key: String,
+    /// The OAuth app of the console (registered with the console's redirect URI; the server's default app, so
+    /// the console's form may leave Client ID and Client Secret empty).
+    pub console_app: AppRegistration,
+    /// The organization and user of the credentials.
+    pub principal: Principal,
     /// A client.
     pub http: reqwest::Client,
 }
@@ -122,6 +127,11 @@ pub async fn start_stack(options: &StackOptions) -> Result<Stack> {
     let key_file = write_key(&options.dir, &random_hex(&mut rng, 32))?;
     let database =
         DatabaseArgs { database_url: format!("sqlite://{}", db.display()), master_key_file: Some(key_file.clone()) };
+    let console_app = AppRegistration::new(
+        format!("demo-console-{}", random_hex(&mut rng, 4)),
+        random_hex(&mut rng, 16),
+        String::new(), // the console's redirect URI, known once the service listens
+    );
     let org_secret = format!("demo-org-{}", random_hex(&mut rng, 12));
     let user_secret = format!("demo-user-{}", random_hex(&mut rng, 12));
     let mut args: Vec<String> = [
@@ -142,6 +152,10 @@ pub async fn start_stack(options: &StackOptions) -> Result<Stack> {
         &org_secret,
         "--user-secret",
         &user_secret,
+        "--sage-client-id",
+        &console_app.client_id,
+        "--sage-client-secret",
+        &console_app.client_secret,
     ]
     .iter()
     .map(|s| s.to_string())
@@ -153,6 +167,12 @@ pub async fn start_stack(options: &StackOptions) -> Result<Stack> {
     let store = Arc::new(store);
     service::bootstrap(store.as_ref(), &settings, clock.as_ref()).await?;
     let running = service::start(&settings, store.clone(), &keys, clock).await?;
+    let console_app = AppRegistration { redirect_uri: running.state.console.config.redirect_uri(), ..console_app };
+    sim.simulator().register_app(console_app.clone()).context("registering the console's app in the simulator")?;
+    let principal = AccountStore::authenticate(store.as_ref(), &user_secret, &org_secret)
+        .await
+        .context("signing in the demo's user")?
+        .ok_or_else(|| anyhow!("the demo's organization was not created"))?;
     let api = format!("http://{}{}", running.addr, crate::api::BASE);
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
@@ -170,6 +190,8 @@ pub async fn start_stack(options: &StackOptions) -> Result<Stack> {
         callback_url,
         app,
         signature_key,
+        console_app,
+        principal,
         http,
     })
 }
@@ -238,6 +260,16 @@ impl Stack {
             bail!("POST /instances answered {status}: {answer}");
         }
         Ok(answer)
+    }
+
+    /// The console's address (`{public URL}/ui/`).
+    pub fn console_url(&self) -> String {
+        format!("{}/ui/", self.running.state.console.config.public_url)
+    }
+
+    /// A one-time link that signs a browser in to the console as the demo's user (valid ten minutes, once).
+    pub async fn console_link(&self) -> Result<String> {
+        crate::console::sign_in_link(&self.running.state, self.principal).await
     }
 
     /// Stops the service, the store and the simulator.
