@@ -171,7 +171,9 @@ impl Node {
                 if let Some(rest) = line.strip_prefix("ocpoll: API at ")
                     && let Some(tx) = tx.take()
                 {
-                    let _ = tx.send(rest.split_whitespace().next().unwrap_or_default().to_string());
+                    // "ocpoll: API at URL, console at URL (database ...)"
+                    let api = rest.split_whitespace().next().unwrap_or_default().trim_end_matches(',');
+                    let _ = tx.send(api.to_string());
                 }
                 if let Some(f) = file.as_mut() {
                     use std::io::Write;
