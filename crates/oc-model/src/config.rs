@@ -38,6 +38,9 @@ pub mod keys {
     pub const SIGNATURE_KEY_PREVIOUS: &str = "event.notification.signature.key.previous";
     /// ocpoll, kept by ocpoll: when the replaced key stops signing (RFC 3339).
     pub const SIGNATURE_KEY_PREVIOUS_UNTIL: &str = "event.notification.signature.key.previous.until";
+    /// ocpoll: where operational alerts of the instance are POSTed (`instance.invalid`, `notifications.disabled`,
+    /// `notification.failed`, `polling.failing`), signed with the signature key.
+    pub const OPERATIONAL_CALLBACK_URL: &str = "event.notification.operational.callback.url";
     /// `polling`, the only kind ocpoll has.
     pub const VENDOR_TYPE: &str = "event.vendor.type";
     /// Minutes between polls.
@@ -125,6 +128,12 @@ pub const KEYS: &[KeySpec] = &[
         kind: ValueKind::Minutes,
         secret: false,
         description: "ocpoll: minutes the replaced signature key keeps signing beside the new one (default 1440, 24 h; 0 for none)",
+    },
+    KeySpec {
+        key: keys::OPERATIONAL_CALLBACK_URL,
+        kind: ValueKind::Url,
+        secret: false,
+        description: "ocpoll: where operational alerts are POSTed (instance.invalid, notifications.disabled, notification.failed, polling.failing), signed like notifications; default the server's --operational-webhook-url",
     },
     KeySpec {
         key: keys::SIGNATURE_KEY_PREVIOUS,
@@ -372,6 +381,11 @@ impl Configuration {
     /// `event.notification.signature.key`.
     pub fn notification_signature_key(&self) -> Option<Secret> {
         self.text(keys::NOTIFICATION_SIGNATURE_KEY).map(Secret::new)
+    }
+
+    /// `event.notification.operational.callback.url`.
+    pub fn operational_callback_url(&self) -> Option<String> {
+        self.text(keys::OPERATIONAL_CALLBACK_URL)
     }
 
     /// `event.notification.eventTypes`: the event types the webhook sends (default all three). A comma list

@@ -66,10 +66,16 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0007_feed.sql"),
         include_str!("../migrations/postgres/0007_feed.sql"),
     ),
+    (
+        8,
+        "alerts",
+        include_str!("../migrations/sqlite/0008_alerts.sql"),
+        include_str!("../migrations/postgres/0008_alerts.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 7;
+pub const SCHEMA_VERSION: i64 = 8;
 
 /// A bound value.
 #[derive(Debug, Clone)]

@@ -9,11 +9,14 @@ use chrono::{DateTime, Utc};
 use oc_model::InstanceId;
 use oc_model::event::MAX_EVENTS_PER_NOTIFICATION;
 use oc_model::ports::{
-    AttemptRecord, DeliveryClaim, DeliveryStore, Lease, NewAttempt, NextStep, NotificationStatus, StoreError,
+    AlertType, AttemptRecord, DeliveryClaim, DeliveryStore, Lease, NewAttempt, NextStep, NotificationStatus,
+    StoreError,
 };
+use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use crate::SqlStore;
+use crate::alerts::raise;
 use crate::codec::{after, count, from_ns, ns, status_text};
 use crate::db::{ConnRef, Row, Val, args};
 use crate::error::corrupt;
@@ -160,7 +163,7 @@ async fn record_chunk(c: &mut ConnRef<'_>, chunk: &[&AttemptRecord]) -> Result<H
          FROM v WHERE notifications.id = v.id AND notifications.status = 'delivering' \
          AND notifications.lease_owner = v.owner AND notifications.lease_generation = v.generation \
          AND notifications.lease_expires_at > v.ended_at \
-         RETURNING notifications.id, notifications.attempts",
+         RETURNING notifications.id, notifications.attempts, notifications.instance_id, notifications.object_type",
         rows.join(", ")
     );
     let updated = c.all(&sql, values).await?;
@@ -186,6 +189,30 @@ async fn record_chunk(c: &mut ConnRef<'_>, chunk: &[&AttemptRecord]) -> Result<H
         rows.join(", ")
     );
     c.exec(&sql, values).await?;
+    // a notification failed for good is reported, in the transaction that records it so
+    for u in &updated {
+        let id = u.text("id")?;
+        let Some(r) = ids.get(&id).filter(|r| r.next == NextStep::Failed) else { continue };
+        let events = c
+            .all("SELECT event_id FROM events WHERE notification_id = $1 ORDER BY seq", args![&id])
+            .await?
+            .iter()
+            .map(|e| e.text("event_id").map(Value::String))
+            .collect::<Result<Vec<_>, _>>()?;
+        let attempts = u.i64("attempts")?;
+        let reason = match (&r.attempt.error, r.attempt.status_code) {
+            (Some(e), _) => format!("failed for good after {attempts} attempts; the last: {e}"),
+            (None, Some(code)) => format!("failed for good after {attempts} attempts; the last answered HTTP {code}"),
+            (None, None) => format!("failed for good after {attempts} attempts"),
+        };
+        let mut fields = Map::new();
+        fields.insert("notificationId".into(), Value::String(id.clone()));
+        fields.insert("objectType".into(), Value::String(u.text("object_type")?));
+        fields.insert("attempts".into(), Value::from(attempts));
+        fields.insert("eventIds".into(), Value::Array(events));
+        let at = transition(&r.attempt, r.next).now;
+        raise(c, u.i64("instance_id")?, AlertType::NotificationFailed, from_ns(at), &reason, fields).await?;
+    }
     Ok(done)
 }
 
@@ -397,12 +424,22 @@ impl DeliveryStore for SqlStore {
     }
 
     async fn set_notifications_disabled(&self, id: InstanceId, reason: Option<&str>) -> Result<(), StoreError> {
+        let now = self.clock.now();
         let mut tx = self.pools.write().await?;
-        let n = tx
-            .c()
-            .exec("UPDATE instances SET notifications_disabled_reason = $2 WHERE id = $1", args![id, reason])
-            .await?;
-        tx.commit().await?;
-        if n == 0 { Err(StoreError::NotFound(format!("instance {id}"))) } else { Ok(()) }
+        let mut c = tx.c();
+        let lock = if c.is_pg() { " FOR UPDATE" } else { "" };
+        let Some(row) = c
+            .opt(&format!("SELECT notifications_disabled_reason FROM instances WHERE id = $1{lock}"), args![id])
+            .await?
+        else {
+            return Err(StoreError::NotFound(format!("instance {id}")));
+        };
+        c.exec("UPDATE instances SET notifications_disabled_reason = $2 WHERE id = $1", args![id, reason]).await?;
+        if let Some(reason) = reason
+            && row.opt_text("notifications_disabled_reason")?.is_none()
+        {
+            raise(&mut c, id, AlertType::NotificationsDisabled, now, reason, Map::new()).await?;
+        }
+        tx.commit().await
     }
 }

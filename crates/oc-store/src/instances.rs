@@ -414,7 +414,7 @@ impl InstanceStore for SqlStore {
             // A new grant is a fresh start: the jobs are due at once instead of waiting out the backoff that the
             // failed polls (the invalid_grant one included) scheduled.
             c.exec(
-                "UPDATE poll_jobs SET consecutive_failures = 0, \
+                "UPDATE poll_jobs SET consecutive_failures = 0, failing_since = NULL, failing_alerted = FALSE, \
                  next_run_at = CASE WHEN next_run_at > $2 THEN $2 ELSE next_run_at END WHERE instance_id = $1",
                 args![id, ns(now)],
             )

@@ -9,7 +9,8 @@
 //! resulting [`SqlStore`] implements every store port of `oc-model` — [`PollingStore`](oc_model::ports::PollingStore),
 //! [`DeliveryStore`](oc_model::ports::DeliveryStore), [`AccountStore`](oc_model::ports::AccountStore),
 //! [`InstanceStore`](oc_model::ports::InstanceStore), [`ActivityStore`](oc_model::ports::ActivityStore),
-//! [`MaintenanceStore`](oc_model::ports::MaintenanceStore), [`ConsoleStore`](oc_model::ports::ConsoleStore) — and
+//! [`MaintenanceStore`](oc_model::ports::MaintenanceStore), [`ConsoleStore`](oc_model::ports::ConsoleStore),
+//! [`AlertStore`](oc_model::ports::AlertStore) — and
 //! [`TokenVault`](oc_model::ports::TokenVault): an `Arc<SqlStore>` is handed to each caller as the port it uses.
 //!
 //! What is kept how:
@@ -28,6 +29,7 @@
 
 mod accounts;
 mod activity;
+mod alerts;
 mod codec;
 mod console;
 mod db;
@@ -62,6 +64,9 @@ pub use leases::{NodeWatch, TakenOver};
 pub use polls::POLL_HISTORY_PER_RESOURCE;
 pub use retention::{DEFAULT_RETENTION, spawn_pruner};
 
+/// The default of [`StoreOptions::polling_failing_after`].
+pub const DEFAULT_POLLING_FAILING_AFTER: Duration = Duration::from_secs(15 * 60);
+
 /// The database behind a store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -84,8 +89,12 @@ pub struct StoreOptions {
     pub schema: Option<String>,
     /// SQLite only: how long a write waits for another process's write lock.
     pub busy_timeout: Duration,
-    /// Time of the refresh locks of the token vault (the other calls are given their time).
+    /// Time of the refresh locks of the token vault and of the alerts it raises (the other calls are given their
+    /// time).
     pub clock: Arc<dyn Clock>,
+    /// How long the polls of a resource fail without a success before a `polling.failing` alert is raised (once
+    /// per streak of failures; default 15 minutes).
+    pub polling_failing_after: Duration,
 }
 
 impl StoreOptions {
@@ -98,6 +107,7 @@ impl StoreOptions {
             schema: None,
             busy_timeout: Duration::from_secs(30),
             clock: Arc::new(SystemClock),
+            polling_failing_after: DEFAULT_POLLING_FAILING_AFTER,
         }
     }
 }
@@ -122,6 +132,8 @@ pub struct SqlStore {
     pub(crate) clock: Arc<dyn Clock>,
     /// Wakes the change feed's long-polling readers after commits (of any node, on PostgreSQL).
     pub(crate) commits: Arc<feed::CommitSignal>,
+    /// See [`StoreOptions::polling_failing_after`].
+    pub(crate) polling_failing_after: Duration,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -149,7 +161,13 @@ pub async fn connect_with(options: StoreOptions) -> Result<SqlStore, StoreError>
         db::Pools::Sqlite { .. } => None,
     };
     let commits = feed::CommitSignal::new(listen_on, options.schema.as_deref());
-    let store = SqlStore { pools, cipher: key::Cipher::new(&options.key), clock: options.clock, commits };
+    let store = SqlStore {
+        pools,
+        cipher: key::Cipher::new(&options.key),
+        clock: options.clock,
+        commits,
+        polling_failing_after: options.polling_failing_after,
+    };
     store.migrate().await?;
     Ok(store)
 }

@@ -64,6 +64,15 @@ impl MaintenanceStore for SqlStore {
         )
         .await?;
         c.exec(&format!("DELETE FROM events WHERE {old}"), args![ns(before)]).await?;
+        // alerts like notifications: delivered and unrouted ones by age, failed ones stay; those of deleted
+        // instances go
+        let gone = "(status IN ('delivered', 'unrouted') AND created_at < $1) \
+                    OR instance_id IN (SELECT id FROM instances WHERE deleted_at IS NOT NULL)";
+        c.exec(&format!("DELETE FROM alert_attempts WHERE alert_id IN (SELECT id FROM alerts WHERE {gone})"), args![
+            ns(before)
+        ])
+        .await?;
+        c.exec(&format!("DELETE FROM alerts WHERE {gone}"), args![ns(before)]).await?;
         tx.commit().await?;
         Ok(pruned)
     }

@@ -9,11 +9,12 @@ use oc_model::InstanceId;
 use oc_model::config::Configuration;
 use oc_model::event::Event;
 use oc_model::ports::{
-    CommitSummary, Known, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollState, PollStatus, PollingStore,
+    AlertType, CommitSummary, Known, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollState, PollStatus, PollingStore,
     StoreError,
 };
 
 use crate::SqlStore;
+use crate::alerts::raise;
 use crate::codec::{after, count, from_json, from_ns, ns, parse_time, time_text, to_json, u32_of};
 use crate::db::{ConnRef, Row, Val, args};
 use crate::outbox::event_from_row;
@@ -228,6 +229,7 @@ impl PollingStore for SqlStore {
                 &format!(
                     "UPDATE poll_jobs SET lease_owner = NULL, lease_expires_at = NULL, \
                      watermark = COALESCE($6, watermark), seen = $7, skew_ms = $8, consecutive_failures = 0, \
+                     failing_since = NULL, failing_alerted = FALSE, \
                      last_status = $9, last_poll_at = $5, polls_total = polls_total + 1, next_run_at = $10, \
                      reseed = FALSE, reconciled_at = COALESCE($11, reconciled_at), \
                      reconciled_ids = COALESCE($12, reconciled_ids) \
@@ -279,30 +281,54 @@ impl PollingStore for SqlStore {
         lease: &Lease,
         failure: &PollFailure,
     ) -> Result<(), StoreError> {
+        let outcome = &failure.outcome;
         let mut tx = self.pools.write().await?;
         let mut c = tx.c();
-        let n = c
-            .exec(
+        let row = c
+            .opt(
                 &format!(
                     "UPDATE poll_jobs SET lease_owner = NULL, lease_expires_at = NULL, \
                      consecutive_failures = consecutive_failures + 1, last_status = $6, last_poll_at = $5, \
-                     polls_total = polls_total + 1, polls_failed = polls_failed + 1, next_run_at = $7 WHERE {FENCE}"
+                     polls_total = polls_total + 1, polls_failed = polls_failed + 1, next_run_at = $7, \
+                     failing_since = COALESCE(failing_since, $8) WHERE {FENCE} \
+                     RETURNING failing_since, failing_alerted, consecutive_failures"
                 ),
                 args![
                     instance,
                     resource,
                     &lease.owner,
                     lease.generation,
-                    ns(failure.outcome.finished_at),
-                    PollStatus::as_str(failure.outcome.status),
-                    ns(failure.next_run_at)
+                    ns(outcome.finished_at),
+                    PollStatus::as_str(outcome.status),
+                    ns(failure.next_run_at),
+                    ns(outcome.started_at)
                 ],
             )
             .await?;
-        if n == 0 {
-            return Err(lease_lost(&job_name(instance, resource)));
+        let Some(row) = row else { return Err(lease_lost(&job_name(instance, resource))) };
+        record_poll(&mut c, instance, resource, outcome).await?;
+        // `polling.failing`: once per streak, at the first failed poll past the threshold
+        let since = from_ns(row.i64("failing_since")?);
+        let failing_for = outcome.finished_at.signed_duration_since(since).to_std().unwrap_or_default();
+        if !row.bool("failing_alerted")? && failing_for >= self.polling_failing_after {
+            c.exec(
+                "UPDATE poll_jobs SET failing_alerted = TRUE WHERE instance_id = $1 AND resource = $2",
+                args![instance, resource],
+            )
+            .await?;
+            let failures = row.i64("consecutive_failures")?;
+            let error = outcome.error.as_deref().unwrap_or("the poll failed");
+            let reason = format!(
+                "polls of {resource} have failed since {} ({failures} in a row); the last: {error}",
+                time_text(since)
+            );
+            let mut fields = serde_json::Map::new();
+            fields.insert("resource".into(), resource.into());
+            fields.insert("failingSince".into(), time_text(since).into());
+            fields.insert("consecutiveFailures".into(), failures.into());
+            fields.insert("lastStatus".into(), PollStatus::as_str(outcome.status).into());
+            raise(&mut c, instance, AlertType::PollingFailing, outcome.finished_at, &reason, fields).await?;
         }
-        record_poll(&mut c, instance, resource, &failure.outcome).await?;
         tx.commit().await
     }
 

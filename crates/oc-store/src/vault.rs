@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use oc_model::InstanceId;
-use oc_model::ports::{StoreError, TokenSet, TokenVault};
+use oc_model::ports::{AlertType, StoreError, TokenSet, TokenVault};
 use oc_model::secret::Secret;
 
 use crate::SqlStore;
+use crate::alerts::raise;
 use crate::codec::{after, ns, parse_time, time_text};
 use crate::db::args;
 use crate::instances::{access_aad, refresh_aad};
@@ -111,14 +112,21 @@ impl TokenVault for SqlStore {
     async fn mark_invalid(&self, instance: InstanceId, reason: &str) -> Result<(), StoreError> {
         let now = self.clock.now();
         let mut tx = self.pools.write().await?;
-        let n = tx
-            .c()
-            .exec(
-                "UPDATE instances SET valid = FALSE, invalid_reason = $2, updated_at = $3 WHERE id = $1",
-                args![instance, reason, ns(now)],
-            )
-            .await?;
-        tx.commit().await?;
-        if n == 0 { Err(StoreError::NotFound(format!("instance {instance}"))) } else { Ok(()) }
+        let mut c = tx.c();
+        let lock = if c.is_pg() { " FOR UPDATE" } else { "" };
+        let Some(row) = c.opt(&format!("SELECT valid FROM instances WHERE id = $1{lock}"), args![instance]).await?
+        else {
+            return Err(StoreError::NotFound(format!("instance {instance}")));
+        };
+        c.exec(
+            "UPDATE instances SET valid = FALSE, invalid_reason = $2, updated_at = $3 WHERE id = $1",
+            args![instance, reason, ns(now)],
+        )
+        .await?;
+        // once per transition: an instance found invalid again by a later refresh is reported once
+        if row.bool("valid")? {
+            raise(&mut c, instance, AlertType::InstanceInvalid, now, reason, serde_json::Map::new()).await?;
+        }
+        tx.commit().await
     }
 }

@@ -28,7 +28,8 @@ pub use provider::{
 pub use provider::{Lane, RecordRequest};
 pub use registry::Providers;
 pub use store::{
-    AccountStore, ActivityStore, AttemptRecord, Change, ChangePage, ChangeQuery, CommitSummary, ConsoleSession,
+    AccountStore, ActivityStore, AlertClaim, AlertPage, AlertRecord, AlertStatus, AlertStep, AlertStore, AlertType,
+    AttemptRecord, Change, ChangePage, ChangeQuery, CommitSummary, ConsoleSession,
     ConsoleStore, DeliveryClaim, DeliveryStore, EventDetail, EventFilter, EventPage, EventStatus, EventView, Instance,
     InstanceStore, InstanceUpdate, Known, Lease, MaintenanceStore, NewAttempt, NewConsoleSession, NewInstance,
     NewOAuthRound, NewOrganization, NextStep, NodeBeat, NotificationRecord, NotificationStatus, OAuthRound,

@@ -23,6 +23,7 @@ pub(crate) mod prelude {
 }
 
 mod accounts;
+mod alerts;
 mod console;
 mod feed;
 mod instances;

@@ -66,7 +66,8 @@ pub fn node_of_holder(holder: &str) -> Option<&str> {
 /// Housekeeping of the service: retention, gauges, leases and heartbeats.
 #[async_trait]
 pub trait MaintenanceStore: Send + Sync {
-    /// Deletes delivered notifications and their attempts older than `before`; returns how many.
+    /// Deletes delivered notifications and their attempts older than `before`, and delivered and unrouted alerts
+    /// older than `before` (with those of deleted instances); returns how many notifications.
     async fn prune_delivered(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
     /// The outbox gauges (also proves the database answers with its schema in place).
     async fn outbox_stats(&self, now: DateTime<Utc>) -> Result<OutboxStats, StoreError>;

@@ -11,6 +11,7 @@
 //! | [`ActivityStore`] | the API: what happened | events, notifications, redelivery, polls |
 //! | [`MaintenanceStore`] | the service's housekeeping | pruning, outbox gauges, leases of gone nodes, heartbeats |
 //! | [`ConsoleStore`] | the web console | sign-in sessions, OAuth rounds in flight |
+//! | [`AlertStore`] | the alert dispatcher (`oc-notify`) and the API | operational alerts: claim, record, list, redeliver |
 //!
 //! The provider's [`TokenVault`](super::TokenVault) is a port of its own (`vault`).
 //!
@@ -20,6 +21,7 @@
 
 mod accounts;
 mod activity;
+mod alerts;
 mod console;
 mod delivery;
 mod instances;
@@ -33,6 +35,7 @@ pub use activity::{
     ActivityStore, Change, ChangePage, ChangeQuery, EventDetail, EventFilter, EventPage, EventStatus, EventView,
     OcEventStatus, PollRecord, ReplayQuery, StatusFilter,
 };
+pub use alerts::{AlertClaim, AlertPage, AlertRecord, AlertStatus, AlertStep, AlertStore, AlertType};
 pub use console::{ConsoleSession, ConsoleStore, NewConsoleSession, NewOAuthRound, OAuthRound, SecretDigest};
 pub use delivery::{
     AttemptRecord, DeliveryClaim, DeliveryStore, NewAttempt, NextStep, NotificationRecord, NotificationStatus,
