@@ -11,7 +11,10 @@ use oc_model::ports::{
     AccountStore, Clock, MaintenanceStore, NewOrganization, Providers, SystemClock, Telemetry, node_of_holder,
 };
 use oc_model::secret::redact_url;
-use oc_notify::{DeliveryPorts, Dispatcher, DispatcherConfig, HttpNotifier, HttpNotifierConfig, RetryPolicy};
+use oc_notify::{
+    AlertDispatcher, AlertDispatcherConfig, DeliveryPorts, Dispatcher, DispatcherConfig, HttpNotifier,
+    HttpNotifierConfig, RetryPolicy, ServerWebhook,
+};
 use oc_poller::engine::EngineConfig;
 use oc_poller::scheduler::{PollPorts, Scheduler, SchedulerConfig};
 use oc_sageone::{InteractiveLane, RateLimit, SageConfig, SageProvider};
@@ -198,11 +201,16 @@ impl Heartbeat {
 
 /// Opens the store of the settings: resolves the master key, connects, applies the migrations.
 pub async fn open_store(settings: &DatabaseArgs, clock: Arc<dyn Clock>) -> Result<SqlStore> {
-    Ok(open_store_and_keys(settings, clock).await?.0)
+    Ok(open_store_and_keys(settings, clock, oc_store::DEFAULT_POLLING_FAILING_AFTER).await?.0)
 }
 
 /// [`open_store`], and the server's keys derived from the same master key (what [`start`] needs).
-pub async fn open_store_and_keys(settings: &DatabaseArgs, clock: Arc<dyn Clock>) -> Result<(SqlStore, ServerKeys)> {
+/// `polling_failing_after` is when a failing resource raises its `polling.failing` alert.
+pub async fn open_store_and_keys(
+    settings: &DatabaseArgs,
+    clock: Arc<dyn Clock>,
+    polling_failing_after: Duration,
+) -> Result<(SqlStore, ServerKeys)> {
     let env_key = std::env::var(oc_store::MASTER_KEY_ENV).ok();
     let (key, source) =
         MasterKey::resolve(&settings.database_url, settings.master_key_file.as_deref(), env_key.as_deref())
@@ -221,6 +229,7 @@ pub async fn open_store_and_keys(settings: &DatabaseArgs, clock: Arc<dyn Clock>)
     let keys = ServerKeys::derive(&key);
     let mut options = oc_store::StoreOptions::new(settings.database_url.clone(), key);
     options.clock = clock;
+    options.polling_failing_after = polling_failing_after;
     let store = oc_store::connect_with(options)
         .await
         .with_context(|| format!("opening the database {}", redact_url(&settings.database_url)))?;
@@ -404,19 +413,22 @@ async fn start_services(
             ..SchedulerConfig::default()
         },
     );
-    let notifier = HttpNotifier::new(
-        HttpNotifierConfig {
-            allow_private_callbacks: settings.allow_private_callbacks,
-            timeout: attempt_time,
-            ..HttpNotifierConfig::default()
-        },
-        clock.clone(),
-    )
-    .map_err(|e| anyhow!("configuring the notifier: {e}"))?;
+    let notifier: Arc<HttpNotifier> = Arc::new(
+        HttpNotifier::new(
+            HttpNotifierConfig {
+                allow_private_callbacks: settings.allow_private_callbacks,
+                timeout: attempt_time,
+                ..HttpNotifierConfig::default()
+            },
+            clock.clone(),
+        )
+        .map_err(|e| anyhow!("configuring the notifier: {e}"))?,
+    );
+    let alerts = alert_dispatcher(settings, store.clone(), notifier.clone(), clock.clone(), &node, retry.clone())?;
     let dispatcher = Dispatcher::new(
         DeliveryPorts {
             store: store.clone(),
-            notifier: Arc::new(notifier),
+            notifier: notifier.clone(),
             clock: clock.clone(),
             providers: providers.clone(),
             telemetry,
@@ -443,7 +455,7 @@ async fn start_services(
         providers,
         clock: clock.clone(),
         metrics,
-        wakers: Wakers { dispatcher: dispatcher.waker() },
+        wakers: Wakers { dispatcher: dispatcher.waker(), alerts: alerts.waker() },
         page_tokens: PageTokens::new(keys.page_tokens().clone()),
         console: Console::new(store.clone(), console_config(settings, addr, default_app)),
     };
@@ -461,6 +473,8 @@ async fn start_services(
     tasks.push(tokio::spawn(async move { scheduler.run(sched_stop).await }));
     let disp_stop = stopped(rx.clone());
     tasks.push(tokio::spawn(async move { dispatcher.run(disp_stop).await }));
+    let alerts_stop = stopped(rx.clone());
+    tasks.push(tokio::spawn(async move { alerts.run(alerts_stop).await }));
     let pruner = oc_store::spawn_pruner(
         store.clone(),
         clock.clone(),
@@ -474,6 +488,37 @@ async fn start_services(
     }));
     tracing::info!(%addr, node = %node, "ocpoll is serving");
     Ok((addr, state, stop, tasks, grace))
+}
+
+/// The dispatcher of operational alerts: to the instances' operational callbacks through the guarded notifier
+/// of the callbacks, else to `--operational-webhook-url` through a notifier of its own (the operator's URL, private
+/// addresses allowed).
+fn alert_dispatcher(
+    settings: &ServeSettings,
+    store: Arc<SqlStore>,
+    notifier: Arc<HttpNotifier>,
+    clock: Arc<dyn Clock>,
+    node: &str,
+    retry: RetryPolicy,
+) -> Result<AlertDispatcher<SqlStore>> {
+    let server = match &settings.operational_webhook_url {
+        None => None,
+        Some(url) => {
+            let config = HttpNotifierConfig {
+                allow_private_callbacks: true,
+                timeout: notifier.config().timeout,
+                max_idle_per_host: 2,
+            };
+            let own = HttpNotifier::new(config, clock.clone()).map_err(|e| anyhow!("configuring the notifier: {e}"))?;
+            Some(ServerWebhook {
+                url: url.clone(),
+                secret: settings.operational_webhook_secret.clone().map(oc_model::Secret::new),
+                notifier: Arc::new(own),
+            })
+        }
+    };
+    let config = AlertDispatcherConfig { owner: format!("{node}-alerts"), retry, server, ..Default::default() };
+    AlertDispatcher::new(store, notifier, clock, config).map_err(|e| anyhow!("configuring the alerts: {e}"))
 }
 
 /// The console's configuration: the public URL (`http://{bound address}` unless given), the server-wide Sage app,
@@ -490,7 +535,8 @@ fn console_config(settings: &ServeSettings, addr: SocketAddr, default_app: Optio
 pub async fn serve(settings: ServeSettings) -> Result<()> {
     init_logging(settings.log_format);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (store, keys) = open_store_and_keys(&settings.database, clock.clone()).await?;
+    let (store, keys) =
+        open_store_and_keys(&settings.database, clock.clone(), settings.polling_failing_after()).await?;
     let store = Arc::new(store);
     bootstrap(store.as_ref(), &settings, clock.as_ref()).await?;
     let running = start(&settings, store.clone(), &keys, clock).await?;

@@ -112,6 +112,23 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u8).range(0..=90))]
     pub sage_interactive_reserve: u8,
 
+    /// Where operational alerts go whose instance names no `event.notification.operational.callback.url`
+    /// (`instance.invalid`, `notifications.disabled`, `notification.failed`, `polling.failing`): an http(s) URL,
+    /// POSTed to signed and retried like notifications. It is the operator's, so it may be on a private network.
+    #[arg(long, env = "OCPOLL_OPERATIONAL_WEBHOOK_URL", value_parser = parse_webhook_url)]
+    pub operational_webhook_url: Option<String>,
+
+    /// The key signing the alerts sent to --operational-webhook-url, used like `event.notification.signature.key`
+    /// (its bytes are the HMAC key; the Standard Webhooks secret is `whsec_` + base64 of it).
+    #[arg(long, env = "OCPOLL_OPERATIONAL_WEBHOOK_SECRET", hide_env_values = true)]
+    pub operational_webhook_secret: Option<String>,
+
+    /// Minutes the polls of a resource may fail without a success before a `polling.failing` alert is raised
+    /// (1 to 10080; once per streak of failures).
+    #[arg(long, env = "OCPOLL_POLLING_FAILING_ALERT_MINUTES", default_value_t = 15,
+          value_parser = clap::value_parser!(u32).range(1..=10_080))]
+    pub polling_failing_alert_minutes: u32,
+
     /// Days delivered notifications and their attempts are kept.
     #[arg(long, env = "OCPOLL_RETENTION_DAYS", default_value_t = 30)]
     pub retention_days: u32,
@@ -204,6 +221,15 @@ fn parse_node_id(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
+/// An absolute http(s) URL.
+fn parse_webhook_url(s: &str) -> Result<String, String> {
+    match url::Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(s.to_string()),
+        Ok(u) => Err(format!("expected an absolute http(s) URL, found scheme {:?}", u.scheme())),
+        Err(e) => Err(format!("expected an absolute http(s) URL: {e}")),
+    }
+}
+
 /// Parses settings from arguments (and `OCPOLL_` variables), as `ocpoll serve ARGS` would: for tests and tools.
 #[derive(Debug, clap::Parser)]
 struct SettingsOnly {
@@ -212,6 +238,11 @@ struct SettingsOnly {
 }
 
 impl ServeSettings {
+    /// `--polling-failing-alert-minutes` as a duration.
+    pub fn polling_failing_after(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(u64::from(self.polling_failing_alert_minutes) * 60)
+    }
+
     /// The settings `ocpoll serve ARGS` would run with.
     pub fn from_args<I, T>(args: I) -> Result<ServeSettings, clap::Error>
     where
@@ -242,6 +273,23 @@ mod tests {
             seen += 1;
         }
         assert!(seen >= 20, "{seen} settings");
+    }
+
+    #[test]
+    fn the_operational_webhook_is_an_http_url() {
+        let url = |args: &[&str]| ServeSettings::from_args(args).map(|s| s.operational_webhook_url);
+        assert_eq!(url(&[]).unwrap(), None);
+        assert_eq!(
+            url(&["--operational-webhook-url", "https://ops.example/a"]).unwrap().as_deref(),
+            Some("https://ops.example/a")
+        );
+        for bad in ["ftp://x", "not a url", "/relative"] {
+            let err = url(&["--operational-webhook-url", bad]).expect_err(bad).to_string();
+            assert!(err.contains("--operational-webhook-url") && err.contains("http(s) URL"), "{bad}: {err}");
+        }
+        let minutes = |args: &[&str]| ServeSettings::from_args(args).map(|s| s.polling_failing_alert_minutes);
+        assert_eq!(minutes(&[]).unwrap(), 15);
+        assert!(minutes(&["--polling-failing-alert-minutes", "0"]).is_err());
     }
 
     #[test]

@@ -7,10 +7,12 @@
 //! - [`signing`]: the signature headers, and the Standard Webhooks secret equivalent to a key;
 //! - [`RetryPolicy`]: the retry schedule (Open Connectors' by default) and `Retry-After`;
 //! - [`Breakers`]: per-callback-URL concurrency limits and circuit breakers;
-//! - [`Dispatcher`]: the delivery engine over the store, the notifier and a clock.
+//! - [`Dispatcher`]: the delivery engine over the store, the notifier and a clock;
+//! - [`AlertDispatcher`]: operational alerts from the store's alert outbox, signed and retried the same way.
 
 #![deny(missing_docs)]
 
+pub mod alerts;
 mod attempt;
 pub mod breaker;
 pub mod dispatch;
@@ -21,6 +23,7 @@ pub mod retry;
 pub mod signing;
 pub mod ssrf;
 
+pub use alerts::{AlertDispatcher, AlertDispatcherConfig, AlertReport, ServerWebhook};
 pub use breaker::{BreakerConfig, Breakers};
 pub use dispatch::{DeliveryPorts, Dispatcher, DispatcherConfig, TickReport};
 pub use error::NotifyError;

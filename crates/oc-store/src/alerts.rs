@@ -35,10 +35,7 @@ pub(crate) async fn raise(
     fields: Map<String, Value>,
 ) -> Result<(), StoreError> {
     let Some(row) = c
-        .opt(
-            "SELECT org_id, name, element_key FROM instances WHERE id = $1 AND deleted_at IS NULL",
-            args![instance],
-        )
+        .opt("SELECT org_id, name, element_key FROM instances WHERE id = $1 AND deleted_at IS NULL", args![instance])
         .await?
     else {
         return Ok(());
@@ -97,11 +94,16 @@ impl AlertStore for SqlStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let due = "(status = 'pending' AND next_attempt_at <= $1) OR (status = 'delivering' AND lease_expires_at <= $1)";
+        let due =
+            "(status = 'pending' AND next_attempt_at <= $1) OR (status = 'delivering' AND lease_expires_at <= $1)";
         // most of the time there is nothing: find that out on a reader, without taking the writer
         {
             let mut conn = self.pools.read().await?;
-            if conn.c().opt(&format!("SELECT 1 AS one FROM alerts WHERE {due} LIMIT 1"), args![ns(now)]).await?.is_none()
+            if conn
+                .c()
+                .opt(&format!("SELECT 1 AS one FROM alerts WHERE {due} LIMIT 1"), args![ns(now)])
+                .await?
+                .is_none()
             {
                 return Ok(Vec::new());
             }
@@ -227,10 +229,7 @@ impl AlertStore for SqlStore {
         let mut conn = self.pools.read().await?;
         let mut c = conn.c();
         let owned = c
-            .opt(
-                "SELECT id FROM instances WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL",
-                args![instance, org],
-            )
+            .opt("SELECT id FROM instances WHERE id = $1 AND org_id = $2 AND deleted_at IS NULL", args![instance, org])
             .await?;
         if owned.is_none() {
             return Ok(None);

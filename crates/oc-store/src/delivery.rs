@@ -9,8 +9,7 @@ use chrono::{DateTime, Utc};
 use oc_model::InstanceId;
 use oc_model::event::MAX_EVENTS_PER_NOTIFICATION;
 use oc_model::ports::{
-    AlertType, AttemptRecord, DeliveryClaim, DeliveryStore, Lease, NewAttempt, NextStep, NotificationStatus,
-    StoreError,
+    AlertType, AttemptRecord, DeliveryClaim, DeliveryStore, Lease, NewAttempt, NextStep, NotificationStatus, StoreError,
 };
 use serde_json::{Map, Value};
 use uuid::Uuid;

@@ -68,9 +68,10 @@ impl MaintenanceStore for SqlStore {
         // instances go
         let gone = "(status IN ('delivered', 'unrouted') AND created_at < $1) \
                     OR instance_id IN (SELECT id FROM instances WHERE deleted_at IS NOT NULL)";
-        c.exec(&format!("DELETE FROM alert_attempts WHERE alert_id IN (SELECT id FROM alerts WHERE {gone})"), args![
-            ns(before)
-        ])
+        c.exec(
+            &format!("DELETE FROM alert_attempts WHERE alert_id IN (SELECT id FROM alerts WHERE {gone})"),
+            args![ns(before)],
+        )
         .await?;
         c.exec(&format!("DELETE FROM alerts WHERE {gone}"), args![ns(before)]).await?;
         tx.commit().await?;

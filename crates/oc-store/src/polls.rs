@@ -9,8 +9,8 @@ use oc_model::InstanceId;
 use oc_model::config::Configuration;
 use oc_model::event::Event;
 use oc_model::ports::{
-    AlertType, CommitSummary, Known, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollState, PollStatus, PollingStore,
-    StoreError,
+    AlertType, CommitSummary, Known, Lease, PollClaim, PollCommit, PollFailure, PollOutcome, PollState, PollStatus,
+    PollingStore, StoreError,
 };
 
 use crate::SqlStore;

@@ -1,6 +1,7 @@
 //! The HTTP API: Open Connectors' `/elements/api-v2` (instances, configuration, events, hubs, OAuth URL) plus
 //! `/healthz`, `/readyz` and `/metrics` at the root, and the web console under `/ui/` ([`crate::console`]).
 
+mod alerts;
 pub mod auth;
 pub mod changes;
 pub mod error;
@@ -22,7 +23,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use oc_model::ports::{
-    AccountStore, ActivityStore, Clock, InstanceStore, MaintenanceStore, Provider, Providers, TokenVault,
+    AccountStore, ActivityStore, AlertStore, Clock, InstanceStore, MaintenanceStore, Provider, Providers, TokenVault,
 };
 use tokio::sync::Notify;
 
@@ -31,16 +32,18 @@ use crate::metrics::Metrics;
 /// Base path of the Open Connectors API.
 pub const BASE: &str = "/elements/api-v2";
 
-/// What the API asks of the store: accounts, instances, and what happened (events, notifications, polls).
-pub trait ApiStore: AccountStore + InstanceStore + ActivityStore {}
+/// What the API asks of the store: accounts, instances, and what happened (events, notifications, polls, alerts).
+pub trait ApiStore: AccountStore + InstanceStore + ActivityStore + AlertStore {}
 
-impl<T: AccountStore + InstanceStore + ActivityStore + ?Sized> ApiStore for T {}
+impl<T: AccountStore + InstanceStore + ActivityStore + AlertStore + ?Sized> ApiStore for T {}
 
 /// Wake-ups for the background workers, so a change is acted on at once instead of at the next tick.
 #[derive(Debug, Clone, Default)]
 pub struct Wakers {
     /// The delivery dispatcher (redelivery asked, callback changed, instance switched on).
     pub dispatcher: Arc<Notify>,
+    /// The alert dispatcher (redelivery of an alert asked).
+    pub alerts: Arc<Notify>,
 }
 
 /// What every handler shares.
@@ -89,6 +92,7 @@ pub fn app(state: AppState) -> Router {
             get(instances::own_configuration_entry).patch(instances::patch_own_configuration_entry),
         )
         .route("/instances/changes", get(changes::own_changes))
+        .route("/instances/alerts", get(alerts::list_own))
         .route("/instances/events", get(events::list_all))
         .route("/instances/events/{event_id}", get(events::detail))
         .route("/instances/events/{event_id}/redeliver", post(events::redeliver_event))
@@ -107,6 +111,9 @@ pub fn app(state: AppState) -> Router {
         .route("/instances/{id}/events/replay", post(events::replay))
         .route("/instances/{id}/events/{event_id}", get(events::instance_detail))
         .route("/instances/{id}/polls", get(events::polls))
+        .route("/instances/{id}/alerts", get(alerts::list_instance))
+        .route("/instances/{id}/alerts/{alert_id}", get(alerts::one))
+        .route("/instances/{id}/alerts/{alert_id}/redeliver", post(alerts::redeliver))
         .route("/instances/{id}/notifications/redeliver", post(events::redeliver_instance))
         .route("/instances/{id}/notifications/{notification_id}", get(events::notification))
         .route("/instances/{id}/notifications/{notification_id}/redeliver", post(events::redeliver_notification))

@@ -197,6 +197,43 @@ const OPS: &[Op] = &[
         "200",
     ),
     (
+        "get",
+        "/instances/{id}/alerts",
+        "Operational alerts of an instance, newest first: {id, instanceId, type (instance.invalid, \
+         notifications.disabled, notification.failed, polling.failing), createdAt, body (the JSON sent), status \
+         (pending, delivering, delivered, failed, unrouted), attempts, nextAttemptAt, deliveredAt, lastError, target \
+         (instance or server)} (query: type, page, pageSize 1..500 default 50; headers elements-total-count, \
+         elements-returned-count, elements-next-page-token)",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "get",
+        "/instances/alerts",
+        "Operational alerts of the instance of the Element token (as /instances/{id}/alerts)",
+        Auth::Instance,
+        None,
+        "200",
+    ),
+    (
+        "get",
+        "/instances/{id}/alerts/{alertId}",
+        "One operational alert with every delivery attempt (deliveryAttempts)",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
+        "post",
+        "/instances/{id}/alerts/{alertId}/redeliver",
+        "Send an operational alert again (same id), whatever its status; {redelivered: 0, message} while it is being \
+         delivered",
+        Auth::Platform,
+        None,
+        "200",
+    ),
+    (
         "post",
         "/instances/{id}/notifications/redeliver",
         "Redeliver every failed notification of an instance",

@@ -163,7 +163,8 @@ pub async fn start_stack(options: &StackOptions) -> Result<Stack> {
     args.extend(options.serve_args.iter().cloned());
     let settings = ServeSettings::from_args(&args).map_err(|e| anyhow!("demo settings: {e}"))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let (store, keys) = service::open_store_and_keys(&settings.database, clock.clone()).await?;
+    let (store, keys) =
+        service::open_store_and_keys(&settings.database, clock.clone(), settings.polling_failing_after()).await?;
     let store = Arc::new(store);
     service::bootstrap(store.as_ref(), &settings, clock.as_ref()).await?;
     let running = service::start(&settings, store.clone(), &keys, clock).await?;

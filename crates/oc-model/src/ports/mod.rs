@@ -29,13 +29,13 @@ pub use provider::{Lane, RecordRequest};
 pub use registry::Providers;
 pub use store::{
     AccountStore, ActivityStore, AlertClaim, AlertPage, AlertRecord, AlertStatus, AlertStep, AlertStore, AlertType,
-    AttemptRecord, Change, ChangePage, ChangeQuery, CommitSummary, ConsoleSession,
-    ConsoleStore, DeliveryClaim, DeliveryStore, EventDetail, EventFilter, EventPage, EventStatus, EventView, Instance,
-    InstanceStore, InstanceUpdate, Known, Lease, MaintenanceStore, NewAttempt, NewConsoleSession, NewInstance,
-    NewOAuthRound, NewOrganization, NextStep, NodeBeat, NotificationRecord, NotificationStatus, OAuthRound,
-    OcEventStatus, Organization, OutboxStats, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecord, PollState,
-    PollStatus, PollWarning, PollingStore, Principal, Reconciled, ReleasedLeases, ReplayQuery, SecretDigest,
-    StatusFilter, StoreError, StoredAttempt, node_of_holder,
+    AttemptRecord, Change, ChangePage, ChangeQuery, CommitSummary, ConsoleSession, ConsoleStore, DeliveryClaim,
+    DeliveryStore, EventDetail, EventFilter, EventPage, EventStatus, EventView, Instance, InstanceStore,
+    InstanceUpdate, Known, Lease, MaintenanceStore, NewAttempt, NewConsoleSession, NewInstance, NewOAuthRound,
+    NewOrganization, NextStep, NodeBeat, NotificationRecord, NotificationStatus, OAuthRound, OcEventStatus,
+    Organization, OutboxStats, PollClaim, PollCommit, PollFailure, PollOutcome, PollRecord, PollState, PollStatus,
+    PollWarning, PollingStore, Principal, Reconciled, ReleasedLeases, ReplayQuery, SecretDigest, StatusFilter,
+    StoreError, StoredAttempt, node_of_holder,
 };
 pub use telemetry::{AttemptReport, NoTelemetry, PollRecorded, PollReport, Telemetry};
 pub use vault::{TokenSet, TokenVault};

@@ -1,5 +1,6 @@
 //! One test binary: delivery against a real store and local receivers: the dispatcher, batched recording, the HTTP notifier.
 
+mod alerts;
 mod batching;
 mod dispatch;
 mod notifier;

@@ -156,10 +156,10 @@ async fn alerts_are_leased_recorded_and_redelivered(b: Backend) {
     s.set_notifications_disabled(inst.id, Some("410")).await.unwrap();
     let far = t0() + chrono::Duration::days(3650);
     let claims = s.claim_alerts("n1", far, 10, TTL).await.unwrap();
-    assert_eq!(claims.iter().map(|c| c.alert.alert_type).collect::<Vec<_>>(), [
-        AlertType::InstanceInvalid,
-        AlertType::NotificationsDisabled
-    ]);
+    assert_eq!(
+        claims.iter().map(|c| c.alert.alert_type).collect::<Vec<_>>(),
+        [AlertType::InstanceInvalid, AlertType::NotificationsDisabled]
+    );
     let (first, second) = (&claims[0], &claims[1]);
     // a failure with a retry, then delivered
     let step = AlertStep::Attempted {

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{Instance, Lease, NewAttempt, NextStep, StoredAttempt, StoreError};
+use super::{Instance, Lease, NewAttempt, NextStep, StoreError, StoredAttempt};
 use crate::ids::{InstanceId, OrgId};
 
 /// What an alert reports.
