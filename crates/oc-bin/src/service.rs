@@ -1,5 +1,5 @@
 //! `ocpoll serve`: wires the concrete store, provider, engine and dispatcher behind the ports, and runs the HTTP
-//! API, the poll scheduler, the delivery dispatcher and the retention pruner until SIGTERM/SIGINT.
+//! API, the poll scheduler, the delivery dispatcher, the alert dispatcher and the retention pruner until SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
