@@ -248,3 +248,56 @@ async fn event_types_filter_webhooks_postgres() {
     let Some(store) = testing::postgres().await else { return };
     event_types(store).await;
 }
+
+/// Issue 17, item 1, across nodes: two `ocpoll serve` processes on one PostgreSQL database, a reader waiting on
+/// each. Whichever node's poll commits a change, both readers get it within a second of each other — so the
+/// reader on the node that did not commit was woken by the other node's commit (`LISTEN`/`NOTIFY`), not by the
+/// end of its 20 s wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_commit_on_one_node_wakes_a_reader_waiting_on_the_other_postgres() {
+    use oc_tests::process::{Node, NodeConfig, ocpoll_binary};
+    let Some(store) = testing::postgres().await else { return };
+    tokio::task::spawn_blocking(ocpoll_binary).await.unwrap();
+    let sage = Sage::start(1).await.unwrap();
+    let a_config = NodeConfig::new(&store, "feed-a", sage.serve_args());
+    let b_config = NodeConfig { node_id: "feed-b".into(), ..a_config.clone() };
+    let a = Node::start(&a_config).await.unwrap();
+    let b = Node::start(&b_config).await.unwrap();
+    let api_a = Api::new(&a.api, &a_config.authorization());
+    let api_b = Api::new(&b.api, &b_config.authorization());
+    let code = sage.code().await.unwrap();
+    let mut body = sage.instance_body(&code, "http://unused.invalid/", KEY, 1.0);
+    body["configuration"].as_object_mut().unwrap().remove("event.notification.callback.url");
+    let (id, _) = api_a.create_instance(&body).await;
+    api_a.wait_polls(id, 1, WAIT).await;
+
+    for round in 0..3 {
+        let (_, cursor) = read_to_end(&api_a, id, None).await;
+        let path = format!("/instances/{id}/changes?after={cursor}&wait=20");
+        let wait_on = |api: Api, path: String| {
+            tokio::spawn(async move {
+                let page = api.ok("GET", &path, None, 200).await;
+                (Instant::now(), page)
+            })
+        };
+        let on_a = wait_on(api_a.clone(), path.clone());
+        let on_b = wait_on(api_b.clone(), path);
+        tokio::time::sleep(Duration::from_millis(300)).await; // both are waiting
+        let started = Instant::now();
+        let (customer, _) = sage.create_customer(&format!("Two nodes {round}"));
+        let ((at_a, page_a), (at_b, page_b)) = (on_a.await.unwrap(), on_b.await.unwrap());
+        for page in [&page_a, &page_b] {
+            let ids: Vec<&str> =
+                page["changes"].as_array().unwrap().iter().filter_map(|c| c["objectId"].as_str()).collect();
+            assert!(ids.contains(&customer.as_str()), "round {round}: {page}");
+        }
+        let apart = if at_a > at_b { at_a - at_b } else { at_b - at_a };
+        println!(
+            "round {round}: readers on A and B woke {:?} and {:?} after the change, {apart:?} apart",
+            at_a - started,
+            at_b - started
+        );
+        assert!(apart < Duration::from_secs(1), "round {round}: the readers woke {apart:?} apart");
+    }
+    assert!(a.terminate(Duration::from_secs(10)).await && b.terminate(Duration::from_secs(10)).await);
+}
