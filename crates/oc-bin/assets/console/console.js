@@ -151,10 +151,11 @@
         var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(el.id);
         if (!fresh) return;
         var open = Array.prototype.map.call(el.querySelectorAll("details[open][id]"), function (d) { return d.id; });
-        var focus = el.contains(document.activeElement) && document.activeElement.id;
+        var a = document.activeElement, host = el !== a && el.contains(a) && a.closest("[id]");
         el.replaceChildren.apply(el, Array.prototype.slice.call(fresh.childNodes));
         open.forEach(function (id) { var d = document.getElementById(id); if (d) d.open = true; });
-        if (focus && document.getElementById(focus)) document.getElementById(focus).focus();
+        var h = host && document.getElementById(host.id), t = h && (host === a ? h : h.querySelector(a.tagName));
+        if (t) t.focus();
         copyButtons(el);
       });
     }, 5000);

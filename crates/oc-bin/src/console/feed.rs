@@ -99,7 +99,7 @@ pub(super) fn feed_section(public_url: &str, base: &str, p: &FeedPosition) -> Ma
                 div.copy {
                     input #feed-curl type="text" readonly value=(curl_line(public_url, cursor.as_deref()))
                         aria-describedby="feed-curl-hint" spellcheck="false";
-                    button type="button" data-copy="feed-curl" hidden { "Copy" }
+                    button #feed-copy type="button" data-copy="feed-curl" hidden { "Copy" }
                 }
             }
         }
