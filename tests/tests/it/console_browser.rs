@@ -1,10 +1,11 @@
 //! Issue 16, item 6: ocpoll in a real browser (headless Chromium over WebDriver, `oc_tests::browser`).
 //!
-//! One test runs today: the browser opens a page of a running ocpoll. The others walk the console of
+//! The first test only opens a page of a running ocpoll in the browser. The others walk the console of
 //! `../shared/spec/console.md` by its accessible names — sign in (wrong and right), sign out, create an instance
 //! through the OAuth round with the simulator, see its events arrive live, redeliver a failed notification, the
-//! bad-input paths, a replayed state, a denied consent, another organization's instance — and are ignored until the
-//! console is merged.
+//! bad-input paths, a replayed state, a denied consent, another organization's instance — and, on an instance's
+//! page, the change feed's position and its curl line, a replay, the rotation overlap, and the polls and the chart
+//! refreshed without a reload.
 //!
 //! The set-up every console test shares ([`Console::start`]):
 //! - ocpoll listens on a port picked before it starts, so that `--public-url http://127.0.0.1:PORT` can be given;
@@ -34,6 +35,20 @@ use serde_json::{Value, json};
 const KEY: &str = "console-signature-key";
 /// The columns of the Events table.
 const EVENTS: [&str; 5] = ["Date", "Type", "Resource", "Object ID", "Status"];
+/// The columns of the Polls table.
+const POLLS: [&str; 11] = [
+    "Started",
+    "Resource",
+    "Status",
+    "Window from",
+    "Pages",
+    "Records",
+    "Created",
+    "Updated",
+    "Deleted",
+    "Warnings",
+    "Error",
+];
 /// Polls every 1.5 s (`event.poller.refresh_interval` in minutes).
 const INTERVAL: &str = "0.025";
 /// "Within a few seconds of their commit": a poll interval, the poll, the page's own refresh.
@@ -360,6 +375,112 @@ async fn console_shows_an_organization_its_own_instances_only() -> Result<()> {
     c.finish().await
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_shows_the_feed_replays_events_and_refreshes_polls_and_chart_live() -> Result<()> {
+    let test = "console_shows_the_feed_replays_events_and_refreshes_polls_and_chart_live";
+    let Some(c) = Console::start(test, &[]).await? else { return Ok(()) };
+    let b = &c.b;
+    let (id, token) = c.instance_and_token_by_api("Feed_Polling").await?;
+    c.sign_in().await?;
+    b.link("Feed_Polling").await?.click().await?;
+    b.heading("Feed_Polling").await?;
+    b.heading("Change feed").await?;
+    b.execute("window.__ocpollNoReload = true; return true;", vec![]).await?;
+    let chart_before = b.css("#chart-summary").await?.text().await?;
+
+    // A change: its event in the table, then the Polls section, the chart and the feed follow without a reload.
+    let (customer, _) = c.sage.create_customer("Console Feed Customer");
+    let row = event_row(b, &customer, "CREATED", is_delivered).await?;
+    b.wait_for("the poll that found it in the Polls table", LIVE, async || {
+        let Some(t) = b.try_table(&POLLS).await? else { return Ok(None) };
+        Ok(t.find(&[("Resource", "customers"), ("Created", "1")]).map(drop))
+    })
+    .await?;
+    b.wait_for("the chart counting the event", Duration::from_secs(30), async || {
+        let text = b.css("#chart-summary").await?.text().await?;
+        Ok(text.contains("1 created").then_some(text))
+    })
+    .await
+    .with_context(|| format!("the chart said {chart_before:?} before"))?;
+    let feed = c.api().ok("GET", &format!("/instances/{id}/changes?limit=1000"), None, 200).await;
+    let cursor = feed["nextCursor"].as_str().context("a cursor")?.to_string();
+    let kept = feed["changes"].as_array().map_or(0, Vec::len);
+    ensure!(kept >= 1, "{feed:#}");
+    b.wait_for("the feed's newest change and count on the page", LIVE, async || {
+        let newest = b.css("#feed-newest").await?.text().await?;
+        let count = b.css("#feed-kept").await?.text().await?;
+        Ok((newest.contains(&cursor) && count.trim() == kept.to_string()).then_some(()))
+    })
+    .await?;
+    let kept_page = b.execute("return window.__ocpollNoReload === true;", vec![]).await?;
+    ensure!(kept_page == true, "the page was reloaded to refresh the polls, the chart or the feed");
+
+    // The curl line, its placeholders filled in, reads the feed after the newest change: nothing yet.
+    let line = field(b, "Read the feed with curl").await?.value().await?;
+    ensure!(line.contains("Element <element token>") && line.contains(&format!("after={cursor}")), "{line}");
+    let quoted: Vec<&str> = line.split('\'').collect();
+    ensure!(quoted.len() == 5, "a header and a URL in single quotes: {line}");
+    let header = quoted[1]
+        .replace("<user secret>", &c.org.user_secret)
+        .replace("<organization secret>", &c.org.org_secret)
+        .replace("<element token>", &token);
+    let (name, value) = header.split_once(": ").context("a header")?;
+    let url = quoted[3].replace("wait=30", "wait=0");
+    let answer: Value = c.server.http.get(&url).header(name, value).send().await?.error_for_status()?.json().await?;
+    ensure!(answer["changes"] == json!([]) && answer["nextCursor"] == cursor.as_str(), "{url}: {answer:#}");
+    // With the script, a Copy button beside it (what the clipboard got is the browser's business).
+    b.button("Copy").await?.click().await?;
+
+    // Replay: the customer's creation again, from the time the table shows, to the receiver under the same id.
+    let date = row.get("Date").context("a date")?.to_string();
+    field(b, "Since").await?.set("not a date").await?;
+    b.button("Replay events").await?.click().await?;
+    c.problem_named(&["Since"]).await?;
+    ensure!(field(b, "Since").await?.value().await? == "not a date", "the value typed is gone");
+    field(b, "Since").await?.set(&date).await?;
+    for (label, value) in [("Object type", "customers"), ("Event type", "CREATED")] {
+        let select = field(b, label).await?;
+        let option = select.find_css(&format!("option[value={value}]")).await?.into_iter().next();
+        option.with_context(|| format!("{label} offers {value}"))?.click().await?;
+    }
+    b.button("Replay events").await?.click().await?;
+    let status = b
+        .wait_for("the count of the replay", WAIT, async || {
+            let found = b.execute(
+                "return Array.from(document.querySelectorAll('[role=status]')).map(e => e.innerText).join(' | ');",
+                vec![],
+            );
+            let text = found.await?.as_str().unwrap_or_default().to_string();
+            Ok(text.contains("queued again").then_some(text))
+        })
+        .await?;
+    ensure!(status.contains("1 event queued again"), "{status}");
+    b.wait_for("the replayed event at the receiver", LIVE, async || {
+        let got: Vec<_> = c.receiver.events().into_iter().filter(|e| e.object_id == customer).collect();
+        Ok((got.len() >= 2 && got.iter().all(|e| e.event_id == got[0].event_id)).then_some(()))
+    })
+    .await?;
+
+    // A new signature key: the old one signs on, and the page says until when.
+    c.api()
+        .ok(
+            "PATCH",
+            &format!("/instances/{id}"),
+            Some(&json!({"configuration": {"event.notification.signature.key": "rotated-key"}})),
+            200,
+        )
+        .await;
+    b.refresh().await?;
+    b.heading("Feed_Polling").await?;
+    let text = b.page_text().await?;
+    let said = text.lines().find(|l| l.contains("Previous signature key signs until")).map(str::to_string);
+    let said = said.with_context(|| format!("no rotation shown:\n{text:.3000}"))?;
+    let ends = said.rsplit("until ").next().unwrap_or_default().trim();
+    ensure!(chrono::NaiveDateTime::parse_from_str(ends, "%Y-%m-%d %H:%M:%S UTC").is_ok(), "{said}");
+    ensure!(!b.source().await?.contains("rotated-key"), "the new key is on the page");
+    c.finish().await
+}
+
 /// What a console test has: a browser, ocpoll on a known port, the simulator, a receiver, an organization.
 struct Console {
     b: Browser,
@@ -434,6 +555,15 @@ impl Console {
         let mut body = self.sage.instance_body(&code, &self.receiver.url("/hooks/console"), KEY, 1.5);
         body["name"] = json!(name);
         Ok(self.api().create_instance(&body).await.0)
+    }
+
+    /// [`instance_by_api`](Self::instance_by_api), with the instance's `Element` token.
+    async fn instance_and_token_by_api(&self, name: &str) -> Result<(i64, String)> {
+        let code = self.consent_code().await?;
+        let mut body = self.sage.instance_body(&code, &self.receiver.url("/hooks/console"), KEY, 1.5);
+        body["name"] = json!(name);
+        let (id, answer) = self.api().create_instance(&body).await;
+        Ok((id, answer["token"].as_str().context("an Element token")?.to_string()))
     }
 
     /// A code for the simulator's own app (`sage.app`), approved on the consent page as a browser would post it

@@ -1,5 +1,6 @@
 // ocpoll console: the few live parts. Every page works without this script; it adds the resource checkboxes
-// ⇄ event.poller.configuration sync, the interval slider, the live events table and chart, and clickable rows.
+// ⇄ event.poller.configuration sync, the interval slider, the live events table, chart, polls and change feed,
+// copy buttons, and clickable rows.
 "use strict";
 (function () {
   var $ = function (sel, root) { return (root || document).querySelector(sel); };
@@ -120,7 +121,6 @@
     setInterval(refresh, 2000);
   }
 
-  // The chart of the last hour, every 10 s.
   // The chart of the last hour: drawn now when the page came without it, then every 10 s.
   var chart = $("#chart[data-src]");
   if (chart) {
@@ -139,4 +139,40 @@
     if (chart.querySelector(".placeholder")) draw();
     setInterval(draw, 10000);
   }
+
+  // Sections drawn again by the server (polls, the change feed): their markup every 5 s, swapped in when it
+  // changed; open <details> stay open and the focus stays where it was.
+  Array.prototype.forEach.call(document.querySelectorAll("[data-refresh]"), function (el) {
+    var etag = null;
+    setInterval(function () {
+      if (document.hidden) return;
+      get(el.getAttribute("data-refresh"), etag, function (html, tag) {
+        etag = tag;
+        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById(el.id);
+        if (!fresh) return;
+        var open = Array.prototype.map.call(el.querySelectorAll("details[open][id]"), function (d) { return d.id; });
+        var a = document.activeElement, host = el !== a && el.contains(a) && a.closest("[id]");
+        el.replaceChildren.apply(el, Array.prototype.slice.call(fresh.childNodes));
+        open.forEach(function (id) { var d = document.getElementById(id); if (d) d.open = true; });
+        var h = host && document.getElementById(host.id), t = h && (host === a ? h : h.querySelector(a.tagName));
+        if (t) t.focus();
+        copyButtons(el);
+      });
+    }, 5000);
+  });
+
+  // Copy buttons (shown only with the script): the text of the field they name.
+  function copyButtons(root) {
+    Array.prototype.forEach.call(root.querySelectorAll("button[data-copy]"), function (b) {
+      b.hidden = false;
+      b.onclick = function () {
+        var f = document.getElementById(b.getAttribute("data-copy"));
+        f.select();
+        var done = function () { b.textContent = "Copied"; };
+        if (navigator.clipboard) navigator.clipboard.writeText(f.value).then(done, function () {});
+        else if (document.execCommand("copy")) done();
+      };
+    });
+  }
+  copyButtons(document);
 })();

@@ -1,6 +1,6 @@
 //! What happened to an instance, as the console shows it: the events table (paged, live through
 //! `events.json`), one event with its record, notification and every attempt (and **Redeliver** when it failed),
-//! the polls, and the data of the last hour's chart. Everything is read through the API's
+//! the polls (live through `polls.html`), and the data of the last hour's chart. Everything is read through the API's
 //! [`ActivityStore`](oc_model::ports::ActivityStore) calls, scoped to the signed-in organization.
 
 use std::collections::BTreeSet;
@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::chart::{self, ChartData, MINUTES};
-use super::instances::{EVENTS_PER_PAGE, load};
+use super::instances::{EVENTS_PER_PAGE, POLLS_SHOWN, load};
 use super::layout::{self, Page, csrf_input};
 use super::session::{Posted, Signed};
 use super::{Answer, ConsoleError};
@@ -105,10 +105,11 @@ pub(super) fn cached_chart(state: &AppState, signed: &Signed, id: InstanceId) ->
     charts.get(&key).filter(|(at, _)| now - *at < CHART_FRESH).map(|(_, d)| d.clone())
 }
 
-/// The polls section: the latest polls with their window, pages, records, counts, warnings and error.
-pub(super) fn polls_section(polls: &[PollRecord]) -> Markup {
+/// The polls section: the latest polls with their window, pages, records, counts, warnings and error; refreshed
+/// by the script from `polls.html` (the same markup).
+pub(super) fn polls_section(base: &str, polls: &[PollRecord]) -> Markup {
     html! {
-        section aria-labelledby="polls-title" {
+        section #polls-section aria-labelledby="polls-title" data-refresh=(format!("{base}/polls.html")) {
             h2 #polls-title { "Polls" }
             @if polls.is_empty() {
                 p { "No poll yet." }
@@ -133,7 +134,9 @@ pub(super) fn polls_section(polls: &[PollRecord]) -> Markup {
                                     td.num { (o.created) } td.num { (o.updated) } td.num { (o.deleted) }
                                     td {
                                         @if o.warnings.is_empty() { "0" } @else {
-                                            details {
+                                            // an id of its own, so that a refresh keeps it open
+                                            details id=(format!("warnings-{}-{}", p.resource,
+                                                o.started_at.timestamp_millis())) {
                                                 summary { (o.warnings.len()) }
                                                 ul { @for w in &o.warnings {
                                                     li {
@@ -242,7 +245,7 @@ fn event_json(base: &str, v: &EventView) -> serde_json::Value {
 }
 
 /// A body with an `ETag` of its content, or 304 when the script already has it.
-fn tagged(headers: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Response {
+pub(super) fn tagged(headers: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Response {
     let hash = Sha256::digest(&body);
     let etag = format!("\"{}\"", hash.iter().take(8).map(|b| format!("{b:02x}")).collect::<String>());
     let etag_value = HeaderValue::from_str(&etag).unwrap_or_else(|_| HeaderValue::from_static("\"\""));
@@ -288,6 +291,19 @@ pub(super) async fn chart_svg(
     load(&state, &signed, id).await?;
     let data = last_hour(&state, &signed, id).await?;
     Ok(tagged(&headers, "image/svg+xml", chart::render_svg(&data).into_string().into_bytes()))
+}
+
+/// `GET /ui/instances/{id}/polls.html`: the polls section, for the script to refresh it.
+pub(super) async fn polls_html(
+    State(state): State<AppState>,
+    signed: Signed,
+    Path(id): Path<InstanceId>,
+    headers: HeaderMap,
+) -> Answer {
+    load(&state, &signed, id).await?;
+    let polls = state.store.list_polls(signed.principal.org_id, id, POLLS_SHOWN).await?;
+    let section = polls_section(&format!("/ui/instances/{id}"), &polls);
+    Ok(tagged(&headers, "text/html; charset=utf-8", section.into_string().into_bytes()))
 }
 
 fn done_notice(query: &Option<String>) -> Option<&'static str> {

@@ -6,6 +6,7 @@
 
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Redirect};
+use chrono::{DateTime, Utc};
 use maud::{Markup, html};
 use oc_model::Problem;
 use oc_model::config::keys;
@@ -13,6 +14,7 @@ use oc_model::ids::InstanceId;
 use oc_model::ports::{EventFilter, Instance};
 
 use super::activity;
+use super::feed::{self, ReplayForm};
 use super::layout::{self, Page, csrf_input};
 use super::session::{Posted, Signed};
 use super::{Answer, ConsoleError};
@@ -23,7 +25,7 @@ use crate::api::instances::{load as api_load, secret_keys};
 /// Events per page of an instance's table.
 pub(super) const EVENTS_PER_PAGE: u32 = 50;
 /// Polls shown on an instance's page.
-const POLLS_SHOWN: usize = 20;
+pub(super) const POLLS_SHOWN: usize = 20;
 
 /// The instance `id` of the signed-in organization, as the API would load it.
 pub(super) async fn load(state: &AppState, signed: &Signed, id: InstanceId) -> Result<Instance, ConsoleError> {
@@ -80,7 +82,7 @@ pub(super) async fn list(State(state): State<AppState>, signed: Signed) -> Answe
     Ok(layout::html(Page::new("Instances").render(Some(&signed), body)))
 }
 
-fn resources(i: &Instance) -> Vec<String> {
+pub(super) fn resources(i: &Instance) -> Vec<String> {
     let (pollers, _) = i.configuration.read_poller_configs();
     pollers.resources().map(str::to_string).collect()
 }
@@ -113,7 +115,8 @@ pub(super) async fn page(
 ) -> Answer {
     let instance = load(&state, &signed, id).await?;
     let arrival = notice(&query).map(Arrival::Notice).unwrap_or(Arrival::Visit);
-    let view = instance_view(&state, &signed, &instance, page_number(&query), arrival).await?;
+    let replay = feed::replayed(&query);
+    let view = instance_view_with(&state, &signed, &instance, page_number(&query), arrival, &replay).await?;
     Ok(layout::html(view))
 }
 
@@ -137,11 +140,32 @@ pub(super) async fn instance_view(
     page: u32,
     arrival: Arrival<'_>,
 ) -> Result<Markup, ConsoleError> {
+    instance_view_with(state, signed, i, page, arrival, &ReplayForm::default()).await
+}
+
+/// When the previous signature key stops signing, while it still signs (`consumers.md` §4).
+fn previous_key_until(i: &Instance, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    i.configuration.previous_signature_key(now)?;
+    let until = i.configuration.get(keys::SIGNATURE_KEY_PREVIOUS_UNTIL)?.as_str()?;
+    DateTime::parse_from_rfc3339(until).ok().map(|t| t.with_timezone(&Utc))
+}
+
+/// An instance's whole page, with the replay form as given (typed values and problems, or a replay's count).
+pub(super) async fn instance_view_with(
+    state: &AppState,
+    signed: &Signed,
+    i: &Instance,
+    page: u32,
+    arrival: Arrival<'_>,
+    replay: &ReplayForm,
+) -> Result<Markup, ConsoleError> {
     let org = signed.principal.org_id;
     let filter = EventFilter { instance_id: Some(i.id), page, page_size: EVENTS_PER_PAGE, ..EventFilter::default() };
     let events = state.store.list_events(org, &filter).await?;
     let polls = state.store.list_polls(org, i.id, POLLS_SHOWN).await?;
     let chart = activity::cached_chart(state, signed, i.id);
+    let position = feed::position(state, signed, i.id).await?;
+    let previous_key_until = previous_key_until(i, state.clock.now());
     let shown = i.configuration.to_response(&secret_keys(state, &i.element_key));
     let interval = i
         .configuration
@@ -175,6 +199,10 @@ pub(super) async fn instance_view(
             }
             dt { "Resources" } dd { (resources(i).join(", ")) }
             dt { "Refresh interval" } dd { (interval) }
+            @if let Some(until) = previous_key_until {
+                dt { "Signature key rotation" }
+                dd #key-rotation { "Previous signature key signs until " (layout::time(until)) }
+            }
             @if let Some(name) = i.account.name.as_ref().or(i.account.id.as_ref()) {
                 dt { "Account" } dd { (name) }
             }
@@ -203,7 +231,9 @@ pub(super) async fn instance_view(
         }
         (activity::events_section(&base, &events, page))
         (activity::chart_section(&base, chart.as_ref()))
-        (activity::polls_section(&polls))
+        (activity::polls_section(&base, &polls))
+        (feed::feed_section(&state.console.config.public_url, &base, &position))
+        (feed::replay_section(signed, &base, &resources(i), replay))
         section aria-labelledby="configuration-title" {
             h2 #configuration-title { "Configuration" }
             table.config {

@@ -1,6 +1,6 @@
 //! The web console under `/ui/` (`../shared/spec/console.md`): sign-in, the instances of the signed-in
-//! organization, the "Authenticate an instance" form with its OAuth round, and each instance's events, polls and
-//! last hour. Server-rendered HTML ([maud](https://maud.lambda.xyz/): compile-time checked, escaped by default),
+//! organization, the "Authenticate an instance" form with its OAuth round, and each instance's events, polls,
+//! last hour, change feed and replays. Server-rendered HTML ([maud](https://maud.lambda.xyz/): compile-time checked, escaped by default),
 //! one stylesheet and one small script embedded in the binary (`assets/console/`).
 //!
 //! It is another face of the API, not another set of rules: it authenticates with the same
@@ -13,11 +13,14 @@
 //! - `instances.rs` — the list, an instance's page, enable/disable, delete.
 //! - `form.rs` — the "Authenticate an instance" form: its fields, the body it builds, problems beside fields.
 //! - `oauth.rs` — the OAuth round: begun by the form (or "Re-authenticate"), ended at `/ui/oauth/callback`.
-//! - `activity.rs` — events (table, live JSON, one event, redelivery), polls; `chart.rs` — the last hour as SVG.
+//! - `activity.rs` — events (table, live JSON, one event, redelivery), polls (live HTML); `chart.rs` — the last
+//!   hour as SVG.
+//! - `feed.rs` — the change feed's position (live HTML) and the **Replay events** form.
 
 mod activity;
 mod assets;
 mod chart;
+mod feed;
 mod form;
 mod instances;
 mod layout;
@@ -124,6 +127,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/ui/instances/{id}/delete", get(instances::confirm_delete).post(instances::delete))
         .route("/ui/instances/{id}/events.json", get(activity::events_json))
         .route("/ui/instances/{id}/chart.svg", get(activity::chart_svg))
+        .route("/ui/instances/{id}/polls.html", get(activity::polls_html))
+        .route("/ui/instances/{id}/feed.html", get(feed::feed_html))
+        .route("/ui/instances/{id}/replay", post(feed::replay))
         .route("/ui/instances/{id}/events/{event_id}", get(activity::event_page))
         .route("/ui/instances/{id}/events/{event_id}/redeliver", post(activity::redeliver))
         .route("/ui/assets/{file}", get(assets::serve))

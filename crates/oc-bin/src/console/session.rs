@@ -94,7 +94,7 @@ pub(super) async fn session_of(headers: &HeaderMap, state: &AppState) -> Result<
 /// True for the endpoints the script reads (answered 401 rather than sent to the sign-in page).
 fn is_script_endpoint(parts: &Parts) -> bool {
     let path = parts.uri.path();
-    path.ends_with(".json") || path.ends_with(".svg")
+    path.ends_with(".json") || path.ends_with(".svg") || path.ends_with(".html")
 }
 
 impl FromRequestParts<AppState> for Signed {

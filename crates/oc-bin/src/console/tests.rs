@@ -774,3 +774,339 @@ async fn assets_are_cached_by_their_hash_and_small() {
     let (css, js) = super::assets::sizes();
     assert!(css < 16 * 1024 && js < 8 * 1024, "css {css} B, js {js} B");
 }
+
+/// The seed's `customers` entry, as an object.
+fn customers_poller() -> serde_json::Value {
+    serde_json::json!({
+        "customers": {
+            "url": "/hubs/finance/customers?where=lastModifiedDate>='${date:yyyy-MM-dd'T'HH:mm:ss'Z'}'",
+            "idField": "id",
+            "datesConfiguration": {
+                "updatedDateField": "updated_at", "updatedDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'",
+                "updatedDateTimezone": "GMT", "createdDateField": "created_at",
+                "createdDateFormat": "yyyy-MM-dd'T'HH:mm:ss'Z'", "createdDateTimezone": "GMT"
+            }
+        }
+    })
+}
+
+/// A `customers` change of `object` (version 0 is its creation).
+fn change(instance: i64, object: &str, version: u64) -> oc_model::event::Event {
+    use oc_model::event::{Event, EventType, event_id};
+    let date = start_time() + chrono::Duration::seconds(version as i64);
+    let event_type = if version == 0 { EventType::Created } else { EventType::Updated };
+    Event {
+        event_id: event_id(instance, "customers", object, event_type, date, version),
+        event_type,
+        object_type: "customers".into(),
+        object_id: object.into(),
+        date,
+        record: serde_json::json!({"id": object, "version": version}),
+    }
+}
+
+impl Harness {
+    /// An instance of `org` polling `customers` with events enabled and no callback URL (its changes go to the
+    /// feed only, withheld from webhooks), plus `extra` configuration.
+    async fn polling_instance(&self, org: &Org, name: &str, extra: serde_json::Value) -> i64 {
+        let code = self.code().await;
+        let mut configuration = serde_json::json!({
+            "oauth.api.key": CLIENT_ID, "oauth.api.secret": CLIENT_SECRET,
+            "oauth.callback.url": format!("{PUBLIC}/ui/oauth/callback"),
+            "event.notification.enabled": true,
+            "event.poller.refresh_interval": 15,
+            "event.poller.configuration": customers_poller(),
+        });
+        for (k, v) in extra.as_object().into_iter().flatten() {
+            configuration[k] = v.clone();
+        }
+        let body = serde_json::json!({
+            "element": {"key": "sageone"}, "name": name, "providerData": {"code": code},
+            "configuration": configuration,
+        });
+        crate::api::instances::create_instance(&self.state, org.principal, &body).await.unwrap().instance.id
+    }
+
+    /// Commits `events` for the `customers` job of `instance` as a poll would (the job must be due).
+    async fn commit(&self, instance: i64, events: Vec<oc_model::event::Event>) {
+        use oc_model::ports::{PollCommit, PollOutcome, PollStatus, PollingStore};
+        let store = self._store.store();
+        let now = self.clock.now();
+        let claims = store.claim_polls("console-test", now, 100, std::time::Duration::from_secs(60)).await.unwrap();
+        let mut events = Some(events);
+        for claim in claims {
+            if claim.instance.id == instance && claim.resource == "customers" {
+                let events = events.take().unwrap_or_default();
+                let outcome = PollOutcome {
+                    pages: 1,
+                    records: events.len() as u64,
+                    created: events.iter().filter(|e| e.event_type.as_str() == "CREATED").count() as u32,
+                    updated: events.iter().filter(|e| e.event_type.as_str() == "UPDATED").count() as u32,
+                    ..PollOutcome::new(now, now, PollStatus::Ok, Some(start_time()))
+                };
+                let commit = PollCommit {
+                    events,
+                    seen: vec![],
+                    watermark: Some(now),
+                    skew_ms: 0,
+                    outcome,
+                    next_run_at: now,
+                    reconciled: None,
+                };
+                store.commit_poll(instance, "customers", &claim.lease, &commit).await.unwrap();
+            } else {
+                store.release_poll(claim.instance.id, &claim.resource, &claim.lease).await.unwrap();
+            }
+        }
+        assert!(events.is_none(), "instance {instance} had no due customers job");
+    }
+
+    /// A GET as the script sends it (cookie, and `If-None-Match` when given).
+    async fn get_tagged(&self, path: &str, browser: &Browser, etag: Option<&str>) -> Answer {
+        let mut r = Request::get(path).header(header::COOKIE, &browser.cookie);
+        if let Some(tag) = etag {
+            r = r.header(header::IF_NONE_MATCH, tag);
+        }
+        self.send(r.body(Body::empty()).unwrap()).await
+    }
+}
+
+/// The text of the element whose id is `id` (up to its closing tag `end`), tags left in.
+fn element<'a>(page: &'a str, id: &str, end: &str) -> &'a str {
+    let at = page.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no #{id} in {page}"));
+    page[at..].split(end).next().unwrap()
+}
+
+#[tokio::test]
+async fn the_instance_page_shows_where_the_feed_stands_with_a_curl_line() {
+    let h = harness().await;
+    let id = h.polling_instance(&h.a, "feed", serde_json::json!({})).await;
+    let b = h.sign_in(&h.a).await;
+    let page = h.get(&format!("/ui/instances/{id}"), Some(&b)).await;
+    assert!(page.body.contains("<h2 id=\"feed-title\">Change feed</h2>"), "{}", page.body);
+    assert!(element(&page.body, "feed-newest", "</dd>").contains("none kept yet"));
+    assert!(element(&page.body, "feed-kept", "</dd>").contains(">0"));
+    let curl = element(&page.body, "feed-curl", ">");
+    assert!(curl.contains(&format!("{PUBLIC}/elements/api-v2/instances/changes?wait=30")), "from the oldest: {curl}");
+
+    h.commit(id, vec![change(id, "c1", 0), change(id, "c2", 0), change(id, "c1", 1)]).await;
+    let changes = crate::api::changes::encode_cursor;
+    let page = h.get(&format!("/ui/instances/{id}"), Some(&b)).await;
+    let newest = element(&page.body, "feed-newest", "</dd>");
+    assert!(newest.contains("position 3") && newest.contains(&changes(3)), "{newest}");
+    let oldest = element(&page.body, "feed-oldest", "</dd>");
+    assert!(oldest.contains("position 1") && oldest.contains(&changes(1)), "{oldest}");
+    assert!(element(&page.body, "feed-floor", "</dd>").contains("position 0"));
+    assert!(element(&page.body, "feed-kept", "</dd>").contains(">3"));
+    let curl = element(&page.body, "feed-curl", ">");
+    for part in [
+        "curl -sS -H 'Authorization: User &lt;user secret&gt;, Organization &lt;organization secret&gt;, Element \
+         &lt;element token&gt;'"
+            .to_string(),
+        format!("{PUBLIC}/elements/api-v2/instances/changes?after={}&amp;wait=30", changes(3)),
+    ] {
+        assert!(curl.contains(&part), "{part} in {curl}");
+    }
+    assert!(page.body.contains("<label for=\"feed-curl\">Read the feed with curl</label>"));
+    // the cursor of the curl line is the API's: the feed after it is empty, the feed after the oldest is not
+    let api = |after: &str| format!("/elements/api-v2/instances/{id}/changes?after={after}");
+    let auth = format!("User {}, Organization {}", h.a.user_secret, h.a.org_secret);
+    for (after, want) in [(changes(3), 0), (changes(1), 2)] {
+        let r = Request::get(api(&after)).header(header::AUTHORIZATION, &auth).body(Body::empty()).unwrap();
+        let a = h.send(r).await;
+        let v: serde_json::Value = serde_json::from_str(&a.body).unwrap();
+        assert_eq!(v["changes"].as_array().unwrap().len(), want, "{}", a.body);
+    }
+}
+
+#[tokio::test]
+async fn the_polls_and_the_feed_refresh_from_their_fragments() {
+    let h = harness().await;
+    let id = h.polling_instance(&h.a, "live", serde_json::json!({})).await;
+    let b = h.sign_in(&h.a).await;
+    let page = h.get(&format!("/ui/instances/{id}"), Some(&b)).await;
+    for (section, src) in [("polls-section", "polls.html"), ("feed", "feed.html")] {
+        let tag = element(&page.body, section, ">");
+        assert!(tag.contains(&format!("data-refresh=\"/ui/instances/{id}/{src}\"")), "{tag}");
+    }
+    assert!(element(&page.body, "polls-section", "</section>").contains("No poll yet."));
+
+    let polls = format!("/ui/instances/{id}/polls.html");
+    let feed = format!("/ui/instances/{id}/feed.html");
+    let first = h.get_tagged(&polls, &b, None).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert!(first.headers[header::CONTENT_TYPE].to_str().unwrap().starts_with("text/html"));
+    assert!(first.body.starts_with("<section id=\"polls-section\""), "the section alone: {}", first.body);
+    assert!(!first.body.contains("<html"), "{}", first.body);
+    let polls_tag = first.headers[header::ETAG].to_str().unwrap().to_string();
+    let feed_tag = h.get_tagged(&feed, &b, None).await.headers[header::ETAG].to_str().unwrap().to_string();
+    // nothing new: 304, an answer of no weight
+    assert_eq!(h.get_tagged(&polls, &b, Some(&polls_tag)).await.status, StatusCode::NOT_MODIFIED);
+    assert_eq!(h.get_tagged(&feed, &b, Some(&feed_tag)).await.status, StatusCode::NOT_MODIFIED);
+
+    // a poll: both fragments change
+    h.commit(id, vec![change(id, "c1", 0), change(id, "c2", 0)]).await;
+    let a = h.get_tagged(&polls, &b, Some(&polls_tag)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    let rows = a.body.split("<tbody>").nth(1).unwrap();
+    assert!(rows.contains("<td>customers</td><td>ok</td>"), "{}", a.body);
+    assert!(rows.contains("<td class=\"num\">2</td>"), "{}", a.body);
+    let a = h.get_tagged(&feed, &b, Some(&feed_tag)).await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.starts_with("<section id=\"feed\""), "{}", a.body);
+    assert!(element(&a.body, "feed-kept", "</dd>").contains(">2"), "{}", a.body);
+
+    // the script's endpoints: 401 without a session, 404 for another organization
+    for path in [&polls, &feed] {
+        assert_eq!(h.get(path, None).await.status, StatusCode::UNAUTHORIZED, "{path}");
+        let other = h.sign_in(&h.b).await;
+        assert_eq!(h.get(path, Some(&other)).await.status, StatusCode::NOT_FOUND, "{path}");
+    }
+}
+
+#[tokio::test]
+async fn a_replay_from_the_console_queues_the_kept_events_as_the_api_does() {
+    let h = harness().await;
+    let id = h.polling_instance(&h.a, "replayed", serde_json::json!({})).await;
+    h.commit(id, vec![change(id, "c1", 0), change(id, "c2", 0), change(id, "c1", 1)]).await;
+    let b = h.sign_in(&h.a).await;
+    let page = h.get(&format!("/ui/instances/{id}"), Some(&b)).await;
+    for (id, label) in [
+        ("replay-since", "Since"),
+        ("replay-until", "Until"),
+        ("replay-object-type", "Object type"),
+        ("replay-event-type", "Event type"),
+    ] {
+        assert!(page.body.contains(&format!("<label for=\"{id}\">{label}</label>")), "{label}");
+        assert!(page.body.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+    assert!(page.body.contains(">Replay events</button>"));
+    assert!(page.body.contains(&format!("action=\"/ui/instances/{id}/replay#replay\"")));
+    assert!(page.body.contains("<option value=\"customers\">customers</option>"), "the instance's resources");
+    let path = format!("/ui/instances/{id}/replay");
+
+    // filtered: the one UPDATED customers event, the time typed as the console shows times
+    let a = h
+        .post(
+            &path,
+            Some(&b),
+            &[
+                ("csrf", &b.csrf),
+                ("since", "2026-03-02 08:00:00 UTC"),
+                ("until", ""),
+                ("object_type", "customers"),
+                ("event_type", "UPDATED"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (a.status, a.location()),
+        (StatusCode::SEE_OTHER, format!("/ui/instances/{id}?replayed=1#replay").as_str())
+    );
+    let page = h.get(a.location().split('#').next().unwrap(), Some(&b)).await;
+    let status = element(&page.body, "replay-status", "</p>");
+    assert!(status.contains("role=\"status\"") && status.contains("1 event queued again"), "{status}");
+    // the rest: the UPDATED one is on its way already and is left alone, as the API's replay leaves it
+    let a = h.post(&path, Some(&b), &[("csrf", &b.csrf), ("since", "2026-03-02T08:00:00Z")]).await;
+    assert_eq!(a.location(), format!("/ui/instances/{id}?replayed=2#replay"));
+    let page = h.get(&format!("/ui/instances/{id}?replayed=2"), Some(&b)).await;
+    assert!(element(&page.body, "replay-status", "</p>").contains("2 events queued again"));
+    // a range after every commit: nothing
+    let a = h.post(&path, Some(&b), &[("csrf", &b.csrf), ("since", "2026-03-02T10:00:00Z")]).await;
+    assert_eq!(a.location(), format!("/ui/instances/{id}?replayed=0#replay"));
+    let listed = h
+        .state
+        .store
+        .list_events(
+            h.a.principal.org_id,
+            &oc_model::ports::EventFilter { instance_id: Some(id), page: 1, page_size: 10, ..Default::default() },
+        )
+        .await
+        .unwrap();
+    assert!(listed.items.iter().all(|e| e.notification_id.is_some()), "every event in a notification again");
+
+    // bad input: each problem beside its field, the values kept, nothing queued
+    let a = h
+        .post(
+            &path,
+            Some(&b),
+            &[
+                ("csrf", &b.csrf),
+                ("since", "yesterday"),
+                ("until", "2026-03-01 00:00:00"),
+                ("object_type", "customers"),
+                ("event_type", "MOVED"),
+            ],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST, "{}", a.body);
+    for (field, label) in [("replay-since", "Since:"), ("replay-event-type", "Event type:")] {
+        let tag = element(&a.body, field, ">");
+        assert!(tag.contains("aria-invalid=\"true\"") && tag.contains(&format!("{field}-error")), "{tag}");
+        let error = element(&a.body, &format!("{field}-error"), "</div>");
+        assert!(error.contains("role=\"alert\"") && error.contains(label), "{error}");
+    }
+    assert!(element(&a.body, "replay-since", ">").contains("value=\"yesterday\""));
+    assert!(element(&a.body, "replay-until", ">").contains("value=\"2026-03-01 00:00:00\""));
+    assert!(a.body.contains("<option value=\"customers\" selected>customers</option>"), "the choice is kept");
+    assert!(!a.body.contains("id=\"replay-status\""), "no count after a refusal");
+    // an Until before Since is said at Until
+    let a = h
+        .post(
+            &path,
+            Some(&b),
+            &[("csrf", &b.csrf), ("since", "2026-03-02T10:00:00Z"), ("until", "2026-03-02T09:00:00Z")],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::BAD_REQUEST);
+    assert!(element(&a.body, "replay-until-error", "</div>").contains("Until: must be after Since"), "{}", a.body);
+
+    // the console's rules: the session's token, this site, this organization
+    let a = h.post(&path, Some(&b), &[("since", "2026-03-02T08:00:00Z")]).await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let a = h
+        .post_with(
+            &path,
+            Some(&b),
+            &[("csrf", &b.csrf), ("since", "2026-03-02T08:00:00Z")],
+            &[("sec-fetch-site", "cross-site")],
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::FORBIDDEN);
+    let other = h.sign_in(&h.b).await;
+    let a = h.post(&path, Some(&other), &[("csrf", &other.csrf), ("since", "2026-03-02T08:00:00Z")]).await;
+    assert_eq!(a.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_page_says_until_when_the_previous_signature_key_signs() {
+    let h = harness().await;
+    let id =
+        h.polling_instance(&h.a, "rotated", serde_json::json!({"event.notification.signature.key": "old-key"})).await;
+    let b = h.sign_in(&h.a).await;
+    let path = format!("/ui/instances/{id}");
+    assert!(!h.get(&path, Some(&b)).await.body.contains("Previous signature key"), "no rotation yet");
+
+    // a new key through the API: the old one signs on for the overlap (24 h by default)
+    h.clock.advance(std::time::Duration::from_secs(3600));
+    let patch = serde_json::json!({"configuration": {"event.notification.signature.key": "new-key"}});
+    let r = Request::patch(format!("/elements/api-v2/instances/{id}"))
+        .header(header::AUTHORIZATION, format!("User {}, Organization {}", h.a.user_secret, h.a.org_secret))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(patch.to_string()))
+        .unwrap();
+    let a = h.send(r).await;
+    assert_eq!(a.status, StatusCode::OK, "{}", a.body);
+    let page = h.get(&path, Some(&b)).await;
+    let shown = element(&page.body, "key-rotation", "</dd>");
+    assert!(
+        shown.contains("Previous signature key signs until <time datetime=\"2026-03-03T10:00:00.000Z\">2026-03-03 10:00:00 UTC</time>"),
+        "{shown}"
+    );
+    for secret in ["old-key", "new-key"] {
+        assert!(!page.body.contains(secret), "{secret} on the page");
+    }
+    // once the overlap is over, nothing is said
+    h.clock.advance(std::time::Duration::from_secs(24 * 3600));
+    assert!(!h.get(&path, Some(&b)).await.body.contains("Previous signature key"));
+}
