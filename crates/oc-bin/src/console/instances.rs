@@ -14,6 +14,7 @@ use oc_model::ids::InstanceId;
 use oc_model::ports::{EventFilter, Instance};
 
 use super::activity;
+use super::alerts;
 use super::feed::{self, ReplayForm};
 use super::layout::{self, Page, csrf_input};
 use super::session::{Posted, Signed};
@@ -102,6 +103,8 @@ fn notice(query: &Option<String>) -> Option<&'static str> {
     match query_value(query, "done")?.as_str() {
         "enabled" => Some("Enabled: polling again."),
         "disabled" => Some("Disabled: no polls, no deliveries."),
+        "alert-redelivered" => Some("The alert is sent again (same id)."),
+        "alert-in-flight" => Some("The alert is being delivered right now."),
         _ => None,
     }
 }
@@ -165,6 +168,7 @@ pub(super) async fn instance_view_with(
     let polls = state.store.list_polls(org, i.id, POLLS_SHOWN).await?;
     let chart = activity::cached_chart(state, signed, i.id);
     let position = feed::position(state, signed, i.id).await?;
+    let alerts = alerts::latest(state, signed, i.id).await?;
     let previous_key_until = previous_key_until(i, state.clock.now());
     let shown = i.configuration.to_response(&secret_keys(state, &i.element_key));
     let interval = i
@@ -234,6 +238,7 @@ pub(super) async fn instance_view_with(
         (activity::polls_section(&base, &polls))
         (feed::feed_section(&state.console.config.public_url, &base, &position))
         (feed::replay_section(signed, &base, &resources(i), replay))
+        (alerts::alerts_section(signed, &base, &alerts))
         section aria-labelledby="configuration-title" {
             h2 #configuration-title { "Configuration" }
             table.config {

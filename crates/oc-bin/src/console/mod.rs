@@ -18,6 +18,7 @@
 //! - `feed.rs` — the change feed's position (live HTML) and the **Replay events** form.
 
 mod activity;
+mod alerts;
 mod assets;
 mod chart;
 mod feed;
@@ -130,6 +131,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/ui/instances/{id}/polls.html", get(activity::polls_html))
         .route("/ui/instances/{id}/feed.html", get(feed::feed_html))
         .route("/ui/instances/{id}/replay", post(feed::replay))
+        .route("/ui/instances/{id}/alerts/{alert_id}/redeliver", post(alerts::redeliver))
         .route("/ui/instances/{id}/events/{event_id}", get(activity::event_page))
         .route("/ui/instances/{id}/events/{event_id}/redeliver", post(activity::redeliver))
         .route("/ui/assets/{file}", get(assets::serve))

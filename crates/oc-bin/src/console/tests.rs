@@ -1110,3 +1110,35 @@ async fn the_page_says_until_when_the_previous_signature_key_signs() {
     h.clock.advance(std::time::Duration::from_secs(24 * 3600));
     assert!(!h.get(&path, Some(&b)).await.body.contains("Previous signature key"));
 }
+
+#[tokio::test]
+async fn the_page_lists_the_alerts_and_redelivers_one() {
+    let h = harness().await;
+    let id = h.polling_instance(&h.a, "alerted", serde_json::json!({})).await;
+    let b = h.sign_in(&h.a).await;
+    let path = format!("/ui/instances/{id}");
+    let page = h.get(&path, Some(&b)).await;
+    assert!(element(&page.body, "alerts", "</section>").contains("No alert"), "{}", page.body);
+
+    h.state.vault.mark_invalid(id, "sage refused the refresh token (invalid_grant: revoked)").await.unwrap();
+    let page = h.get(&path, Some(&b)).await;
+    let section = element(&page.body, "alerts", "</section>");
+    assert!(section.contains("<code>instance.invalid</code>"), "{section}");
+    assert!(section.contains("pending"), "{section}");
+    assert!(section.contains("sage refused the refresh token (invalid_grant: revoked)"), "{section}");
+    assert!(section.contains("aria-label=\"Redeliver alert instance.invalid of "), "{section}");
+
+    let alerts = h.state.store.list_alerts(h.a.principal.org_id, id, None, 10, 0).await.unwrap().unwrap();
+    let alert = alerts.items[0].id;
+    let action = format!("{path}/alerts/{alert}/redeliver");
+    assert!(section.contains(&action), "{section}");
+    let done = h.post(&action, Some(&b), &[("csrf", &b.csrf)]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    assert!(done.headers[header::LOCATION].to_str().unwrap().contains("done=alert-redelivered"));
+    // without the token, or of another organization: refused
+    assert_eq!(h.post(&action, Some(&b), &[]).await.status, StatusCode::FORBIDDEN);
+    let other = h.sign_in(&h.b).await;
+    assert_eq!(h.post(&action, Some(&other), &[("csrf", &other.csrf)]).await.status, StatusCode::NOT_FOUND);
+    let bogus = format!("{path}/alerts/not-a-uuid/redeliver");
+    assert_eq!(h.post(&bogus, Some(&b), &[("csrf", &b.csrf)]).await.status, StatusCode::NOT_FOUND);
+}
