@@ -40,6 +40,7 @@ pub mod error;
 pub mod event;
 pub mod ids;
 pub mod instance;
+pub mod limits;
 pub mod poller;
 pub mod ports;
 pub mod secret;

@@ -54,6 +54,7 @@ pub fn validate_instance_request_with(body: &Value, options: ValidationOptions<'
         problems.push("", format!("the body must be a JSON object, found {}", describe(body)));
         return Err(problems);
     };
+    crate::limits::check_body_limits(body, &mut problems);
 
     match obj.get("element") {
         None | Some(Value::Null) => problems.push("element", "missing"),

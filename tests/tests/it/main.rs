@@ -2,6 +2,7 @@
 
 mod api_auth;
 mod api_instances;
+mod api_limits;
 mod console_browser;
 mod console_harness;
 mod e2e_alerts;

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod changes;
 pub mod error;
 mod events;
+mod guard;
 mod health;
 mod hubs;
 pub(crate) mod instances;
@@ -120,7 +121,8 @@ pub fn app(state: AppState) -> Router {
         .route("/hubs/{hub}/{resource}", get(hubs::list))
         .route("/hubs/{hub}/{resource}/{id}", get(hubs::one))
         .route("/openapi.json", get(openapi::serve))
-        .route_layer(middleware::from_fn(mark_route));
+        .route_layer(middleware::from_fn(mark_route))
+        .layer(middleware::from_fn(guard::refuse_nul));
     Router::new()
         .nest(BASE, api)
         .merge(crate::console::router(&state))
