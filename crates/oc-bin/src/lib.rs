@@ -3,6 +3,7 @@
 //! [`api::app`] directly.
 
 pub mod api;
+pub mod callbacks;
 pub mod console;
 pub mod demo;
 pub mod keys;

@@ -105,6 +105,32 @@ pub fn check_url(url: &str, allow_private: bool) -> Result<Url, Refusal> {
     Ok(parsed)
 }
 
+/// How long [`check_callback`] waits for a name to resolve.
+pub const CHECK_RESOLVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Checks a callback URL when it is configured (an instance created or changed), so that a forbidden target is
+/// refused at once rather than retried for days: [`check_url`], and, unless `allow_private`, a name that
+/// resolves now only to forbidden addresses. A name that does not resolve (yet), or not within
+/// [`CHECK_RESOLVE_TIMEOUT`], passes: the guard at delivery checks the addresses really connected to.
+pub async fn check_callback(url: &str, allow_private: bool) -> Result<(), Refusal> {
+    let parsed = check_url(url, allow_private)?;
+    if allow_private {
+        return Ok(());
+    }
+    let Some(url::Host::Domain(host)) = parsed.host() else { return Ok(()) };
+    let port = parsed.port_or_known_default().unwrap_or(80);
+    let lookup = tokio::net::lookup_host((host, port));
+    let Ok(Ok(resolved)) = tokio::time::timeout(CHECK_RESOLVE_TIMEOUT, lookup).await else { return Ok(()) };
+    let resolved: Vec<SocketAddr> = resolved.collect();
+    if resolved.is_empty() {
+        return Ok(());
+    }
+    match filter_addrs(host, resolved, false) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(Refusal(e.to_string())),
+    }
+}
+
 fn refusal(host: &str, ip: IpAddr, reason: &str) -> Refusal {
     let target = if host == ip.to_string() { host.to_string() } else { format!("{host} ({ip})") };
     Refusal(format!("refused: callback host {target} is a {reason} address (allow with --allow-private-callbacks)"))
@@ -179,6 +205,19 @@ pub(crate) fn find_refusal<'a>(error: &'a (dyn StdError + 'static)) -> Option<&'
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn callbacks_are_checked_when_configured() {
+        for bad in ["http://169.254.169.254/latest/meta-data", "http://10.0.0.1/", "http://[fd00::1]/x", "http://localhost:9/"] {
+            let refusal = check_callback(bad, false).await.expect_err(bad).to_string();
+            assert!(refusal.contains("--allow-private-callbacks"), "{bad}: {refusal}");
+            check_callback(bad, true).await.unwrap_or_else(|e| panic!("{bad} allowed: {e}"));
+        }
+        assert!(check_callback("ftp://example.com/", true).await.is_err(), "never another scheme");
+        // a name that does not resolve passes: the delivery-time guard checks what is really connected to
+        check_callback("https://no-such-host.invalid/hook", false).await.unwrap();
+        check_callback("https://93.184.215.14/hook", false).await.unwrap();
+    }
 
     #[test]
     fn classifies_addresses() {
