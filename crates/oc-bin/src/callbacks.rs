@@ -23,3 +23,25 @@ pub async fn check_callbacks(body: &Value, allow_private: bool) -> Result<(), Pr
     }
     if problems.is_empty() { Ok(()) } else { Err(problems) }
 }
+
+/// Every check of an instance body: [`check_instance_body`](crate::validation::check_instance_body) (every layer's
+/// structure and plans) and the callback URLs ([`check_callbacks`]) under the server's
+/// `--allow-private-callbacks`; every problem at once.
+pub async fn check_body(
+    state: &crate::api::AppState,
+    body: &Value,
+    require_code: bool,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<crate::validation::Checked, Problems> {
+    let checked = crate::validation::check_instance_body(body, &state.providers, require_code, now);
+    let callbacks = check_callbacks(body, state.allow_private_callbacks).await;
+    match (checked, callbacks) {
+        (Ok(checked), Ok(())) => Ok(checked),
+        (Ok(_), Err(problems)) => Err(problems),
+        (Err(problems), Ok(())) => Err(problems),
+        (Err(mut problems), Err(more)) => {
+            problems.0.extend(more.0);
+            Err(problems)
+        }
+    }
+}

@@ -458,6 +458,7 @@ async fn start_services(
         wakers: Wakers { dispatcher: dispatcher.waker(), alerts: alerts.waker() },
         page_tokens: PageTokens::new(keys.page_tokens().clone()),
         console: Console::new(store.clone(), console_config(settings, addr, default_app)),
+        allow_private_callbacks: settings.allow_private_callbacks,
     };
     let (stop, rx) = watch::channel(false);
 

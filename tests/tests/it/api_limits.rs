@@ -83,3 +83,70 @@ async fn nul_and_oversized_input_are_refused_postgres() {
     let Some(store) = testing::postgres().await else { return };
     limits(store).await;
 }
+
+/// Issue 18, item 7: a callback URL the delivery guard would refuse is refused when it is configured — a 400
+/// naming the key, before the OAuth code is exchanged — on a server without `--allow-private-callbacks`; with it,
+/// the same body is accepted.
+async fn ssrf_at_configuration(store: TestStore, allow_private: bool) {
+    let sage = sage_oauth_only().await;
+    let mut args = sage_args(&sage);
+    if allow_private {
+        args.push("--allow-private-callbacks".into());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(store, &args).await.unwrap();
+    let org = server.organization("ssrf").await;
+    let auth = Some(org.authorization.as_str());
+    const NOTIFY: &str = "configuration[\"event.notification.callback.url\"]";
+    const OPS: &str = "configuration[\"event.notification.operational.callback.url\"]";
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.1/hook",
+        "http://[fd00::1]/hook",
+        "http://localhost:8080/x",
+    ] {
+        let mut body = seed();
+        body["configuration"]["event.notification.callback.url"] = json!(url);
+        body["configuration"]["event.notification.operational.callback.url"] = json!(url);
+        let (s, v) = server.call("POST", "/instances", auth, Some(&body)).await;
+        if allow_private {
+            assert_eq!(s, 200, "{url}: {v}");
+            continue;
+        }
+        assert_eq!(s, 400, "{url}: {v}");
+        assert_eq!(paths(&v), [NOTIFY, OPS], "{url}: {v}");
+        assert!(v.to_string().contains("--allow-private-callbacks"), "{v}");
+    }
+    if allow_private {
+        server.stop().await;
+        return;
+    }
+    let exchanges = sage.received_requests().await.unwrap().iter().filter(|r| r.url.path() == "/token").count();
+    assert_eq!(exchanges, 0, "the OAuth code was exchanged for a refused body");
+    // an update to such a URL is refused too, and the instance keeps its callback
+    let (s, created) = server.call("POST", "/instances", auth, Some(&seed())).await;
+    assert_eq!(s, 200, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let patch = json!({"configuration": {"event.notification.callback.url": "http://192.168.1.10/"}});
+    let (s, v) = server.call("PATCH", &format!("/instances/{id}"), auth, Some(&patch)).await;
+    assert_eq!((s, paths(&v)), (400, vec![NOTIFY.to_string()]), "{v}");
+    let (_, read) = server.call("GET", &format!("/instances/{id}"), auth, None).await;
+    assert_eq!(read["configuration"]["event.notification.callback.url"], "http://mycoolapp.com");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_callbacks_are_refused_when_configured_sqlite() {
+    ssrf_at_configuration(testing::sqlite().await, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_callbacks_are_refused_when_configured_postgres() {
+    let Some(store) = testing::postgres().await else { return };
+    ssrf_at_configuration(store, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_callbacks_are_accepted_with_allow_private_callbacks() {
+    ssrf_at_configuration(testing::sqlite().await, true).await;
+}

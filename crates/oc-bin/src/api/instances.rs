@@ -21,7 +21,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
-use crate::validation::{Checked, check_instance_body};
+use crate::callbacks::check_body;
+use crate::validation::Checked;
 
 fn parse_body(bytes: &Bytes) -> Result<Value, ApiError> {
     if bytes.is_empty() {
@@ -108,7 +109,7 @@ pub(crate) struct Created {
 /// give the same warnings.
 pub(crate) async fn create_instance(state: &AppState, principal: Principal, body: &Value) -> Result<Created, ApiError> {
     let now = state.clock.now();
-    let Checked { validated, warnings } = check_instance_body(body, &state.providers, true, now).map_err(invalid)?;
+    let Checked { validated, warnings } = check_body(state, body, true, now).await.map_err(invalid)?;
     let request = validated.request;
     let provider = state.provider(&request.element.key)?.clone();
     let code = request.provider_data.code.clone().unwrap_or_default();
@@ -229,7 +230,7 @@ pub(super) async fn replace(
         obj.entry("name").or_insert_with(|| json!(existing.name));
     }
     let now = state.clock.now();
-    let Checked { validated, warnings } = check_instance_body(&body, &state.providers, false, now).map_err(invalid)?;
+    let Checked { validated, warnings } = check_body(&state, &body, false, now).await.map_err(invalid)?;
     let request = validated.request;
     if request.element.key != existing.element_key {
         return Err(ApiError::invalid("element.key", "the element of an instance cannot change"));
@@ -310,7 +311,7 @@ async fn apply_patch(
         "configuration": configuration.as_ref().unwrap_or(&existing.configuration),
     });
     let now = state.clock.now();
-    let Checked { warnings, .. } = check_instance_body(&full, &state.providers, false, now).map_err(invalid)?;
+    let Checked { warnings, .. } = check_body(state, &full, false, now).await.map_err(invalid)?;
     let secret_keys = secret_keys(state, &existing.element_key);
     let update =
         InstanceUpdate { name, tags, configuration, secret_keys, reenable_notifications, authorization: None, now };

@@ -68,6 +68,9 @@ pub struct AppState {
     pub page_tokens: page_token::PageTokens,
     /// The web console's sessions, OAuth rounds and settings.
     pub console: crate::console::Console,
+    /// `--allow-private-callbacks`: callback URLs may target loopback and private networks (checked when an
+    /// instance is created or changed, and again at delivery).
+    pub allow_private_callbacks: bool,
 }
 
 impl AppState {

@@ -32,7 +32,6 @@ use super::session::{Posted, Signed, digest, random_token, session_of};
 use super::{Answer, CALLBACK_PATH, ConsoleError};
 use crate::api::AppState;
 use crate::api::instances::{Created, create_instance, reauthorize};
-use crate::validation::check_instance_body;
 
 /// Stands for the code while the form's body is validated (the code comes at the callback).
 const PLACEHOLDER_CODE: &str = "code-to-come";
@@ -85,7 +84,7 @@ pub(super) async fn begin_create(State(state): State<AppState>, posted: Posted) 
     let (body, mut problems) = form::body_of(&state, &values, &fields);
     let mut with_code = body.clone();
     with_code["providerData"] = json!({ "code": PLACEHOLDER_CODE });
-    if let Err(found) = check_instance_body(&with_code, &state.providers, true, state.clock.now()) {
+    if let Err(found) = crate::callbacks::check_body(&state, &with_code, true, state.clock.now()).await {
         problems.0.extend(found.0);
     }
     if !problems.is_empty() {

@@ -118,6 +118,7 @@ async fn harness_with(change: impl FnOnce(&mut ConsoleConfig)) -> Harness {
             crate::keys::ServerKeys::derive(&store.options().key).page_tokens().clone(),
         ),
         console: Console::new(s.clone(), config),
+        allow_private_callbacks: settings.allow_private_callbacks,
     };
     let a = org(s.as_ref(), "a").await;
     let b = org(s.as_ref(), "b").await;
