@@ -16,3 +16,4 @@ mod e2e_second_provider;
 mod e2e_seed;
 mod e2e_two_nodes;
 mod hub;
+mod packaging;
