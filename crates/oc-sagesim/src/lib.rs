@@ -45,7 +45,7 @@ mod swagger;
 mod timefmt;
 pub mod workload;
 
-pub use config::{AppRegistration, SimConfig, parse_app, parse_apps};
+pub use config::{AppRegistration, LEAN_CUSTOMERS, SimConfig, parse_app, parse_apps};
 pub use error::SimError;
 pub use faults::{FaultSettings, PageAction, PageHook};
 pub use oauth::TokenResponse;

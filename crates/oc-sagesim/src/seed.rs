@@ -122,8 +122,14 @@ fn contact_fields(rng: &mut StdRng, kind: &str, n: usize) -> Value {
     })
 }
 
-/// Builds the businesses and their records as they stand at `now`.
+#[cfg(test)]
 pub(crate) fn generate(seed: u64, businesses: usize, customers: usize, now: DateTime<Utc>) -> Data {
+    generate_with(seed, businesses, customers, false, now)
+}
+
+/// Builds the businesses and their records as they stand at `now`; with `lean`, the businesses but the lead one
+/// get only a few customers (load runs).
+pub(crate) fn generate_with(seed: u64, businesses: usize, customers: usize, lean: bool, now: DateTime<Utc>) -> Data {
     let mut rng = StdRng::seed_from_u64(seed);
     let now = timefmt::second(now);
     let start = now - Duration::days(HISTORY_DAYS);
@@ -140,9 +146,22 @@ pub(crate) fn generate(seed: u64, businesses: usize, customers: usize, now: Date
     let mut data = Data::new(list);
     let mut s = Seeder { data: &mut data, rng, now };
     for (i, business) in ids.iter().enumerate() {
-        seed_business(&mut s, business, if i == 0 { customers } else { 5 }, start);
+        match (i, lean) {
+            (0, _) => seed_business(&mut s, business, customers, start),
+            (_, false) => seed_business(&mut s, business, 5, start),
+            (_, true) => seed_customers(&mut s, business, crate::config::LEAN_CUSTOMERS, start),
+        }
     }
     data
+}
+
+/// Only `customers` customer contacts (a lean business).
+fn seed_customers(s: &mut Seeder<'_>, b: &str, customers: usize, start: DateTime<Utc>) {
+    let now = s.now;
+    for (n, at) in instants(&mut s.rng, customers, start, now).into_iter().enumerate() {
+        let fields = contact_fields(&mut s.rng, "CUSTOMER", n);
+        s.create(b, "contacts", fields, at);
+    }
 }
 
 fn seed_business(s: &mut Seeder<'_>, b: &str, customers: usize, start: DateTime<Utc>) {
@@ -313,6 +332,16 @@ mod tests {
     #[test]
     fn customers_are_seeded_in_the_lead_business_over_the_past_days() {
         let now: DateTime<Utc> = "2024-06-01T12:00:00Z".parse().expect("t");
+        let lean = generate_with(1, 50, 10, true, now);
+        assert_eq!(lean.businesses.len(), 50);
+        let records = |data: &Data, i: usize, resource: &str| {
+            data.businesses[i].collection(resource).map_or(0, |c| c.records().len())
+        };
+        assert_eq!(records(&lean, 1, "contacts"), crate::config::LEAN_CUSTOMERS, "a lean business: its customers");
+        for other in ["ledger_accounts", "products", "sales_invoices", "bank_accounts"] {
+            assert_eq!(records(&lean, 1, other), 0, "{other}: nothing else in a lean business");
+            assert!(records(&lean, 0, other) > 0, "{other}: the lead business is seeded in full");
+        }
         let d = generate(1, 3, 120, now);
         assert_eq!(d.businesses.len(), 3);
         let contacts = d.businesses[0].collection("contacts").expect("contacts");

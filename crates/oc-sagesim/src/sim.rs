@@ -150,7 +150,7 @@ impl Simulator {
         config.validate()?;
         let base: Arc<dyn Clock> = config.clock.clone().unwrap_or_else(|| Arc::new(SystemClock));
         let clock = Arc::new(SimClock::new(base));
-        let data = seed::generate(config.seed, config.businesses, config.customers, clock.now());
+        let data = seed::generate_with(config.seed, config.businesses, config.customers, config.lean, clock.now());
         let (activity, _) = watch::channel(config.activity_per_minute);
         let inner = Inner {
             clock,

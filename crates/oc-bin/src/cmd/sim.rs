@@ -22,6 +22,9 @@ pub(crate) struct Args {
     /// Businesses of the simulated user (the first is the lead business).
     #[arg(long, default_value_t = 2)]
     businesses: usize,
+    /// Load runs: the businesses but the lead one hold only two customers each (no ledger, products, invoices).
+    #[arg(long)]
+    lean: bool,
     /// An OAuth app, CLIENT_ID:CLIENT_SECRET:REDIRECT_URI (split at the first two colons); repeatable.
     #[arg(long = "app", value_parser = parse_app_flag)]
     apps: Vec<AppRegistration>,
@@ -61,6 +64,7 @@ pub(crate) async fn run(args: Args) -> Result<()> {
         seed: args.seed,
         customers: args.customers,
         businesses: args.businesses,
+        lean: args.lean,
         apps,
         token_ttl: Duration::from_secs(args.token_ttl),
         rate_limit_per_minute: args.rate_limit,

@@ -233,6 +233,8 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path) -> Result<Figur
             seed: args.seed,
             customers: 5,
             businesses,
+            // the instances poll customers only: the other businesses hold two each, nothing else
+            lean: true,
             request_log_capacity: 1000,
             ..SimConfig::default()
         })
