@@ -163,6 +163,8 @@ api_key = {toml_string(element)}
 "path.alertId" = {toml_string(alert["id"])}
 "path.hub" = "finance"
 "path.resource" = "customers"
+# the change feed waits up to `wait` seconds when nothing matches its filters: a second at most here, not 60
+"query.wait" = 1
 
 [[operations]]
 include-name = "DELETE /elements/api-v2/instances/{{id}}"

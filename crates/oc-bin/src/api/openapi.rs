@@ -564,8 +564,9 @@ pub fn document() -> Value {
             json!({"get": {"summary": summary, "security": [], "responses": {"200": {"description": "success"}}}}),
         );
     }
-    let instance_schema = oc_model::instance::instance_request_schema_value(oc_sageone::KEYS);
+    let mut instance_schema = oc_model::instance::instance_request_schema_value(oc_sageone::KEYS);
     let mut schemas = response_schemas();
+    hoist_definitions(&mut instance_schema, &mut schemas);
     schemas.insert("InstanceRequest".into(), instance_schema);
     schemas.insert("InstancePatch".into(), json!({"type": "object", "properties": {"name": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}, "configuration": {"type": "object"}}}));
     schemas.insert(
@@ -589,6 +590,37 @@ pub fn document() -> Value {
             "schemas": schemas
         }
     })
+}
+
+/// Moves the `$defs` of a standalone JSON Schema (the instance body's) into `schemas`, rewriting its references
+/// (`#/$defs/X` → `#/components/schemas/X`): inside the document, `#/$defs/...` would point at the document's
+/// root, where there is none.
+fn hoist_definitions(schema: &mut Value, schemas: &mut Map<String, Value>) {
+    fn rewrite(v: &mut Value) {
+        match v {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get_mut("$ref")
+                    && let Some(name) = r.strip_prefix("#/$defs/")
+                {
+                    *r = format!("#/components/schemas/{name}");
+                }
+                map.values_mut().for_each(rewrite);
+            }
+            Value::Array(items) => items.iter_mut().for_each(rewrite),
+            _ => {}
+        }
+    }
+    let Some(obj) = schema.as_object_mut() else { return };
+    obj.remove("$schema");
+    let defs = obj.remove("$defs");
+    rewrite(schema);
+    if let Some(Value::Object(defs)) = defs {
+        for (name, mut def) in defs {
+            rewrite(&mut def);
+            debug_assert!(!schemas.contains_key(&name), "{name} is defined twice");
+            schemas.insert(name, def);
+        }
+    }
 }
 
 /// An object schema: `required` members (name, schema) and `optional` ones, nothing else.
