@@ -137,7 +137,9 @@ def main():
         sys.exit("seed: the simulator has no customers")
     customer = customers[0]["id"]
     entries = get_json(args, f"/instances/{iid}/configuration")
-    entry = next(e for e in entries if e["key"] == "event.notification.enabled")
+    # an entry a PATCH cannot remove (`propertyValue: null` is refused while notifications are on), so that the
+    # configuration entry operations keep finding it
+    entry = next(e for e in entries if e["key"] == "event.poller.configuration")
     print(
         f"seed: event {event['eventId']}, notification {event['notificationId']}, alert {alert['id']}, "
         f"customer {customer}, configuration entry {entry['id']} ({entry['key']})"

@@ -55,7 +55,7 @@ tasks:
                       browser suite when chromium and chromedriver are installed)
   ci                  what `test` does, with the PostgreSQL suites and the browser suite mandatory, then
                       `schemathesis`
-  schemathesis [--max-examples N] [--hold] [-- ARGS]
+  schemathesis [--max-examples N] [--hold] [--keep] [-- ARGS]
                       the API fuzzed against its OpenAPI document (schemathesis from PyPI in a venv under
                       target/; --hold keeps the seeded stack running instead; ARGS go to `schemathesis run`)
   bench [--quick] [FILTER]

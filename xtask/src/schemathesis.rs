@@ -1,4 +1,4 @@
-//! `cargo xtask schemathesis [--max-examples N] [--hold] [-- SCHEMATHESIS ARGS]`: the API fuzzed against its own
+//! `cargo xtask schemathesis [--max-examples N] [--hold] [--keep] [-- SCHEMATHESIS ARGS]`: the API fuzzed against its own
 //! OpenAPI document with schemathesis (PyPI).
 //!
 //! 1. A Python venv under the target directory (`schemathesis-venv`, reused while it holds the pinned version) with
@@ -13,7 +13,8 @@
 //!    credentials and path parameters).
 //! 4. `schemathesis run` against `/elements/api-v2/openapi.json`, bounded; any finding fails the task.
 //!
-//! `--hold` stops after step 3 and keeps the stack running (printing where and how to call it) until Ctrl-C.
+//! `--keep` keeps the run's directory (logs, configuration, report) after a successful run too (a failed run keeps
+//! it always). `--hold` stops after step 3 and keeps the stack running (printing where and how to call it) until Ctrl-C.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -30,6 +31,10 @@ use crate::{cargo, run, workspace_root};
 /// The schemathesis release used (works with CPython 3.9 and later; checked with 3.11).
 pub(crate) const SCHEMATHESIS_VERSION: &str = "4.32.5";
 
+/// The checks of every response: no 5xx, a documented status, a documented content type (a plain-text error
+/// where the document says JSON fails), a body matching the documented schema.
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance";
+
 /// Test cases per operation unless `--max-examples` says otherwise.
 const DEFAULT_MAX_EXAMPLES: u32 = 20;
 
@@ -40,6 +45,7 @@ const MAX_SECONDS: u32 = 150;
 pub(crate) fn task(args: &[String]) -> Result<()> {
     let mut max_examples = DEFAULT_MAX_EXAMPLES;
     let mut hold = false;
+    let mut keep = false;
     let mut extra: Vec<String> = Vec::new();
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -49,9 +55,12 @@ pub(crate) fn task(args: &[String]) -> Result<()> {
                 max_examples = v.parse().with_context(|| format!("--max-examples {v:?}"))?;
             }
             "--hold" => hold = true,
+            "--keep" => keep = true,
             "--" => extra.extend(it.by_ref().cloned()),
             other => {
-                bail!("unknown flag {other:?}; usage: cargo xtask schemathesis [--max-examples N] [--hold] [-- ARGS]")
+                bail!(
+                    "unknown flag {other:?}; usage: cargo xtask schemathesis [--max-examples N] [--hold] [--keep] [-- ARGS]"
+                )
             }
         }
     }
@@ -140,11 +149,21 @@ pub(crate) fn task(args: &[String]) -> Result<()> {
 
     if hold {
         eprintln!(
-            "\nholding (Ctrl-C ends): API {api}\n  Authorization: {authorization}\n  config {}",
+            "\nholding (Enter or Ctrl-C ends): API {api}\n  Authorization: {authorization}\n  config {}",
             config.display()
         );
-        loop {
-            std::thread::sleep(Duration::from_secs(3600));
+        let mut line = String::new();
+        match std::io::stdin().read_line(&mut line) {
+            // no terminal: hold until killed
+            Ok(0) | Err(_) => loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            },
+            Ok(_) => {
+                serve.stop();
+                sim.stop();
+                dir.remove();
+                return Ok(());
+            }
         }
     }
 
@@ -153,7 +172,7 @@ pub(crate) fn task(args: &[String]) -> Result<()> {
     st.arg("--config-file")
         .arg(&config)
         .args(["run", &openapi])
-        .args(["--checks", "not_a_server_error,status_code_conformance,response_schema_conformance"])
+        .args(["--checks", CHECKS])
         .args(["--max-examples", &max_examples.to_string()])
         .args(["--max-time", &MAX_SECONDS.to_string()])
         // one worker: hypothesis' lambda descriptions are not thread-safe on CPython 3.11 ("AST constructor
@@ -168,18 +187,15 @@ pub(crate) fn task(args: &[String]) -> Result<()> {
         .current_dir(&dir.0)
         .env("SCHEMATHESIS_HOOKS", "")
         .env("HYPOTHESIS_STORAGE_DIRECTORY", dir.0.join("hypothesis"));
-    eprintln!(
-        "\nschemathesis {SCHEMATHESIS_VERSION}: every operation of {openapi}, checks not_a_server_error, \
-         status_code_conformance, response_schema_conformance; at most {max_examples} cases per operation and \
-         {MAX_SECONDS} s"
-    );
+    eprintln!("\nschemathesis {SCHEMATHESIS_VERSION}: every operation of {openapi}");
+    eprintln!("  checks {CHECKS}");
+    eprintln!("  at most {max_examples} cases per operation, {MAX_SECONDS} s in all");
     let result = run("schemathesis run", st);
     serve.stop();
     sim.stop();
-    drop(receiver);
     match &result {
-        Ok(()) => dir.remove(),
-        Err(_) => eprintln!("the logs, the configuration and the JUnit report are kept in {}", dir.0.display()),
+        Ok(()) if !keep => dir.remove(),
+        _ => eprintln!("the logs, the configuration and the JUnit report are kept in {}", dir.0.display()),
     }
     eprintln!(
         "schemathesis task: {} in {:.1}s",
