@@ -208,9 +208,7 @@ mod tests {
 
     #[tokio::test]
     async fn callbacks_are_checked_when_configured() {
-        for bad in
-            ["http://169.254.169.254/latest/meta-data", "http://10.0.0.1/", "http://[fd00::1]/x", "http://localhost:9/"]
-        {
+        for bad in ["http://169.254.169.254/latest/meta-data", "http://10.0.0.1/", "http://[fd00::1]/x", "http://localhost:9/"] {
             let refusal = check_callback(bad, false).await.expect_err(bad).to_string();
             assert!(refusal.contains("--allow-private-callbacks"), "{bad}: {refusal}");
             check_callback(bad, true).await.unwrap_or_else(|e| panic!("{bad} allowed: {e}"));
