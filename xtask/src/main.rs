@@ -8,8 +8,11 @@
 //! - `cargo xtask bench [--quick] [FILTER]` — the criterion benchmarks; `cargo xtask bench e2e -- ARGS` — the
 //!   end-to-end load benchmark (builds the release `ocpoll`, then runs `oc-tests`' `bench-e2e` binary).
 //! - `cargo xtask soak [CASES]` — the change-detection oracle, long run.
+//! - `cargo xtask schemathesis [--max-examples N]` — the API fuzzed against its own OpenAPI document
+//!   ([`schemathesis`]; needs Python 3 with venv and pip, and PyPI); the last step of `ci`, never of `test`.
 
 mod pg;
+mod schemathesis;
 mod tidy;
 
 use std::env;
@@ -25,7 +28,8 @@ fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("test") => test(false),
-        Some("ci") => test(true),
+        Some("ci") => test(true).and_then(|()| schemathesis::task(&[])),
+        Some("schemathesis") => schemathesis::task(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("soak") => soak(&args[1..]),
         Some("tidy") => tidy::run(),
@@ -49,13 +53,22 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   test                fmt check, clippy -D warnings, all tests (PostgreSQL suites when PostgreSQL answers, the
                       browser suite when chromium and chromedriver are installed)
-  ci                  what `test` does, with the PostgreSQL suites and the browser suite mandatory
+  ci                  what `test` does, with the PostgreSQL suites and the browser suite mandatory, then
+                      `schemathesis`
+  schemathesis [--max-examples N] [--hold] [--keep] [-- ARGS]
+                      the API fuzzed against its OpenAPI document (schemathesis from PyPI in a venv under
+                      target/; --hold keeps the seeded stack running instead; ARGS go to `schemathesis run`)
   bench [--quick] [FILTER]
                       criterion benchmarks (--quick: criterion's quick mode)
   bench e2e [-- ARGS] the end-to-end load benchmark (ocpoll against the simulator), e.g.
                       `cargo xtask bench e2e -- --instances 10000` (`-- --help` lists the flags)
   soak [CASES]        the change-detection oracle for CASES cases (default 100000)
   tidy                architecture checks (also run as tests)";
+
+/// The workspace's root directory.
+pub(crate) fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
 
 /// `cargo`, without the variables cargo set for running xtask itself: build scripts that watch one of them
 /// (ring's watches `CARGO_MANIFEST_DIR`) would otherwise rebuild half the tree between `cargo xtask ...` and a

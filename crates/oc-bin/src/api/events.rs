@@ -419,13 +419,47 @@ pub(super) async fn redeliver_instance(
     Ok(Json(Redelivered { redelivered: n, message: None }))
 }
 
-/// A notification with its attempts.
+/// A notification with its attempts: the members of [`NotificationRecord`] but its `attempts` (their number),
+/// which the list of attempts takes the place of — flattening both would write `attempts` twice.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub(super) struct NotificationView {
-    #[serde(flatten)]
-    notification: NotificationRecord,
+    id: Uuid,
+    instance_id: InstanceId,
+    object_type: String,
+    status: NotificationStatus,
+    created_at: DateTime<Utc>,
+    next_attempt_at: Option<DateTime<Utc>>,
+    delivered_at: Option<DateTime<Utc>>,
+    last_error: Option<String>,
     attempts: Vec<StoredAttempt>,
+}
+
+impl NotificationView {
+    fn of(n: NotificationRecord, attempts: Vec<StoredAttempt>) -> NotificationView {
+        let NotificationRecord {
+            id,
+            instance_id,
+            object_type,
+            status,
+            attempts: _,
+            created_at,
+            next_attempt_at,
+            delivered_at,
+            last_error,
+        } = n;
+        NotificationView {
+            id,
+            instance_id,
+            object_type,
+            status,
+            created_at,
+            next_attempt_at,
+            delivered_at,
+            last_error,
+            attempts,
+        }
+    }
 }
 
 /// `GET /instances/{id}/notifications/{notificationId}`.
@@ -442,7 +476,7 @@ pub(super) async fn notification(
         .await?
         .filter(|(n, _)| n.instance_id == id)
         .ok_or_else(|| ApiError::NotFound(format!("notification {notification} not found")))?;
-    Ok(Json(NotificationView { notification: n, attempts }))
+    Ok(Json(NotificationView::of(n, attempts)))
 }
 
 /// `GET /instances/{id}/polls?limit=N`: the latest polls, newest first, with their warnings.

@@ -39,10 +39,11 @@ pub(super) async fn oauth_url(
         }
     }
     let mut problems = Problems::default();
-    if req.client_id.is_empty() {
+    // blank is missing, as the provider reads them
+    if req.client_id.trim().is_empty() {
         problems.push("apiKey", "missing");
     }
-    if req.redirect_uri.is_empty() {
+    if req.redirect_uri.trim().is_empty() {
         problems.push("callbackUrl", "missing");
     }
     if !problems.is_empty() {
