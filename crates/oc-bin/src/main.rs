@@ -29,6 +29,18 @@ enum Command {
     Sim(cmd::sim::Args),
     /// Apply the database migrations and exit.
     Migrate(DatabaseArgs),
+    /// Copy the SQLite database to PATH while it serves (a consistent copy; PostgreSQL: use pg_dump).
+    Backup(cmd::ops::BackupArgs),
+    /// Check what `ocpoll serve` with the same settings needs: settings, database, master key, Sage, callbacks.
+    /// Exit 0 when nothing failed, 1 otherwise.
+    Doctor(ServeSettings),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of ocpoll.
+    Man,
     /// Organizations.
     #[command(subcommand)]
     Org(OrgCmd),
@@ -99,6 +111,30 @@ fn main() -> ExitCode {
             oc_bin::service::init_logging(oc_bin::settings::LogFormat::Text);
             cmd::admin::migrate(&db).await
         }),
+        Command::Backup(args) => block_on(cmd::ops::backup(&args)),
+        Command::Doctor(settings) => {
+            let mut healthy = false;
+            let code = block_on(async {
+                healthy = cmd::ops::doctor(&settings).await?;
+                Ok(())
+            });
+            if code == ExitCode::SUCCESS && !healthy { ExitCode::FAILURE } else { code }
+        }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "ocpoll", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Org(OrgCmd::Create { name, database }) => block_on(cmd::admin::org_create(&database, &name)),
         Command::Validate(args) => match cmd::validate::run(&args) {
             Ok(code) => code,

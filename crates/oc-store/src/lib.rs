@@ -40,6 +40,7 @@ mod instances;
 mod key;
 mod leases;
 mod maintenance;
+mod ops;
 mod outbox;
 mod polls;
 mod retention;
@@ -61,6 +62,7 @@ pub use error::KeyError;
 pub use feed::MAX_CHANGES_PER_PAGE;
 pub use key::{KeySource, MASTER_KEY_ENV, MasterKey, sqlite_key_path};
 pub use leases::{NodeWatch, TakenOver};
+pub use ops::InstanceSummary;
 pub use polls::POLL_HISTORY_PER_RESOURCE;
 pub use retention::{DEFAULT_RETENTION, spawn_pruner};
 

@@ -16,4 +16,5 @@ mod e2e_second_provider;
 mod e2e_seed;
 mod e2e_two_nodes;
 mod hub;
+mod ops_commands;
 mod packaging;

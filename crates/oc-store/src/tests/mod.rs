@@ -29,6 +29,7 @@ mod feed;
 mod instances;
 mod leases;
 mod model;
+mod ops;
 mod outbox;
 mod polls;
 mod schema;
