@@ -5,6 +5,7 @@
 pub mod api;
 pub mod console;
 pub mod demo;
+pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod receiver;
