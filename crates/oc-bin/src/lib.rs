@@ -6,6 +6,7 @@ pub mod api;
 pub mod callbacks;
 pub mod console;
 pub mod demo;
+pub mod http;
 pub mod keys;
 pub mod metrics;
 pub mod receiver;

@@ -23,9 +23,11 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::api::limits::ApiLimits;
 use crate::api::page_token::PageTokens;
 use crate::api::{self, AppState, Wakers};
 use crate::console::{Console, ConsoleConfig};
+use crate::http::ConnectionLimits;
 use crate::keys::ServerKeys;
 use crate::metrics::{Metrics, ScrapeHook};
 use crate::settings::{DatabaseArgs, LogFormat, ServeSettings};
@@ -445,6 +447,7 @@ async fn start_services(
     .map_err(|e| anyhow!("configuring the dispatcher: {e}"))?;
 
     let default_app = settings.console.default_app().map_err(|e| anyhow!(e))?;
+    let (connection_limits, api_limits) = http_limits(settings)?;
     let listener =
         TcpListener::bind(settings.listen).await.with_context(|| format!("listening on {}", settings.listen))?;
     let addr = listener.local_addr()?;
@@ -463,10 +466,10 @@ async fn start_services(
     let (stop, rx) = watch::channel(false);
 
     let mut tasks = Vec::new();
-    let app = api::app(state.clone());
+    let app = api::app_with(state.clone(), api_limits);
     let http_stop = stopped(rx.clone());
     tasks.push(tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(http_stop).await {
+        if let Err(e) = crate::http::serve(listener, app, connection_limits, http_stop).await {
             tracing::error!(error = %e, "the HTTP server failed");
         }
     }));
@@ -489,6 +492,30 @@ async fn start_services(
     }));
     tracing::info!(%addr, node = %node, "ocpoll is serving");
     Ok((addr, state, stop, tasks, grace))
+}
+
+/// The limits of the HTTP server of the settings: the connections' (header and idle timeouts, the cap) and the
+/// API's (request timeout, the deadline of calls waiting for Sage). A request timeout that would cut a hub call
+/// before its own deadline is refused.
+pub fn http_limits(settings: &ServeSettings) -> Result<(ConnectionLimits, ApiLimits)> {
+    if settings.http_request_timeout_seconds <= settings.sage_call_deadline_seconds {
+        return Err(anyhow!(
+            "--http-request-timeout-seconds ({}) must be more than --sage-call-deadline-seconds ({}), so that a hub \
+             call gets its own answer (504 provider_timeout) before the request times out",
+            settings.http_request_timeout_seconds,
+            settings.sage_call_deadline_seconds
+        ));
+    }
+    let connections = ConnectionLimits {
+        header_timeout: Duration::from_secs(settings.http_header_timeout_seconds),
+        idle_timeout: Duration::from_secs(settings.http_idle_timeout_seconds),
+        max_connections: settings.http_max_connections as usize,
+    };
+    let api = ApiLimits {
+        request_timeout: Duration::from_secs(settings.http_request_timeout_seconds),
+        provider_deadline: Duration::from_secs(settings.sage_call_deadline_seconds),
+    };
+    Ok((connections, api))
 }
 
 /// The dispatcher of operational alerts: to the instances' operational callbacks through the guarded notifier

@@ -112,6 +112,37 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u8).range(0..=90))]
     pub sage_interactive_reserve: u8,
 
+    /// Seconds an API call that waits for Sage (the hub passthrough: lists and reads by id) waits at most before
+    /// answering 504 `provider_timeout` (1 to 300; less than --http-request-timeout-seconds). Sage's own request
+    /// timeout (30 s a try) and retries go on in the background, so that a token refresh under way is never lost.
+    #[arg(long, env = "OCPOLL_SAGE_CALL_DEADLINE_SECONDS", default_value_t = 25,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub sage_call_deadline_seconds: u64,
+
+    /// Seconds a client has to send the whole head of a request (request line and headers) once it started it,
+    /// and to start one on a new connection (1 to 300). A slower client's connection is closed.
+    #[arg(long, env = "OCPOLL_HTTP_HEADER_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub http_header_timeout_seconds: u64,
+
+    /// Seconds a keep-alive connection may stay idle between two requests before it is closed (1 to 3600).
+    #[arg(long, env = "OCPOLL_HTTP_IDLE_TIMEOUT_SECONDS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http_idle_timeout_seconds: u64,
+
+    /// Seconds a request may take from its head to its answer, body included (1 to 3600), else 408
+    /// `request_timeout`. A change-feed read gets its `wait` (up to 60 s) on top, and a call that exchanges an
+    /// OAuth code with Sage (creating or re-authorizing an instance) Sage's request timeout (30 s).
+    #[arg(long, env = "OCPOLL_HTTP_REQUEST_TIMEOUT_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http_request_timeout_seconds: u64,
+
+    /// Most HTTP connections open at once (1 to 100000); further clients wait in the listen backlog until one
+    /// closes.
+    #[arg(long, env = "OCPOLL_HTTP_MAX_CONNECTIONS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub http_max_connections: u32,
+
     /// Where operational alerts go whose instance names no `event.notification.operational.callback.url`
     /// (`instance.invalid`, `notifications.disabled`, `notification.failed`, `polling.failing`): an http(s) URL,
     /// POSTed to signed and retried like notifications. It is the operator's, so it may be on a private network.

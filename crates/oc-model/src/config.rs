@@ -512,6 +512,11 @@ impl Configuration {
                 })?;
                 match minutes_to_duration(minutes) {
                     Some(d) if d >= MIN_REFRESH_INTERVAL => Ok(d),
+                    // the upper bound of `minutes_to_duration`
+                    _ if minutes > 1.0e9 => Err(Problem::new(
+                        config_path(key),
+                        format!("must be at most 1000000000 minutes (about 1900 years), found {minutes} minutes"),
+                    )),
                     _ => Err(Problem::new(
                         config_path(key),
                         format!("must be at least 1 second (0.0167 minutes), found {minutes} minutes"),
@@ -705,6 +710,8 @@ mod tests {
         check(json!("soon"), Err("expected minutes"));
         check(json!("NaN"), Err("expected minutes"));
         check(json!(true), Err("expected minutes"));
+        check(json!("1e12"), Err("at most 1000000000 minutes"));
+        check(json!(1.0e9), Ok(60_000_000_000_000));
     }
 
     #[test]

@@ -433,3 +433,69 @@ async fn hub_calls_are_answered_while_polls_saturate_the_budget() {
     assert!(log.iter().filter(|r| is_poll(r)).count() >= background_share, "the polls used their whole share");
     server.stop().await;
 }
+
+/// Issue 18, item 12: with Sage slow (40 s), a hub call (list or by id) answers within the deadline
+/// (`--sage-call-deadline-seconds`) with a 504 in the API's error format naming Sage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_sage_is_a_504_within_the_deadline() {
+    use wiremock::matchers::{method, path_regex};
+    use wiremock::{Mock, ResponseTemplate};
+
+    let sage = oc_tests::sage_fake::sage_oauth_only().await;
+    Mock::given(method("GET"))
+        .and(path_regex("^/v3.1/contacts"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"$items": []})).set_delay(Duration::from_secs(40)),
+        )
+        .mount(&sage)
+        .await;
+    let mut args = oc_tests::sage_fake::sage_args(&sage);
+    args.extend(["--sage-call-deadline-seconds".to_string(), "2".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(testing::sqlite().await, &args).await.unwrap();
+    let org = server.organization("slow").await;
+    let mut body: Value = serde_json::from_str(oc_tests::SEED_EXAMPLE).unwrap();
+    body["configuration"]["event.notification.enabled"] = json!(false);
+    let (_, created) = server.api(&org).create_instance(&body).await;
+    let token = created["token"].as_str().expect("an instance token");
+    let hub = Hub {
+        http: server.http.clone(),
+        api: server.api.clone(),
+        auth: format!("{}, Element {token}", org.authorization),
+    };
+    for path in ["/hubs/finance/customers", "/hubs/finance/customers/abc123"] {
+        let started = Instant::now();
+        let a = hub.get(path).await;
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(5), "{path}: answered after {took:?}");
+        assert_eq!(a.status, 504, "{path}: {}", a.body);
+        assert_eq!(a.body["code"], "provider_timeout", "{path}: {}", a.body);
+        assert!(a.body["requestId"].is_string() && a.body["errors"].is_array(), "{path}: {}", a.body);
+        let message = a.body["message"].as_str().unwrap();
+        assert!(message.contains("Sage") && message.contains("2 s"), "{path}: {message}");
+    }
+    server.stop().await;
+}
+
+/// Issue 18, item 11: a page size over the provider's largest is capped with a warning stating the cap, whatever
+/// its size, and a problem of the page size names `pageSize`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn page_sizes_over_the_largest_are_capped_with_the_bound_said() {
+    let s = setup(3, &[]).await;
+    for size in ["500", "99999999999"] {
+        let a = s.hub.get(&format!("/hubs/finance/customers?pageSize={size}&fields=name")).await;
+        assert_eq!(a.status, 200, "pageSize={size}: {}", a.body);
+        assert_eq!(a.records().len(), 3, "pageSize={size}");
+        let warning = a.header("x-ocpoll-warnings").unwrap_or_default();
+        assert!(warning.contains("pageSize") && warning.contains("200"), "pageSize={size}: {warning:?}");
+    }
+    for (path, says) in [
+        ("/hubs/finance/customers?where=name='a'&pageSize=abc", "from 1"),
+        ("/hubs/finance/customers?pageSize=0&where=name='a'", "from 1"),
+    ] {
+        let a = s.hub.get(path).await;
+        assert_eq!((a.status, a.problem_path()), (400, "pageSize"), "{path}: {}", a.body);
+        assert!(a.body["errors"][0]["message"].as_str().unwrap().contains(says), "{path}: {}", a.body);
+    }
+    s.server.stop().await;
+}

@@ -1,6 +1,8 @@
 //! One test binary: end to end: the API and its authentication, the seed example, six resources in one instance, lifecycle, delivery, the change feed, key rotation, operational alerts, crashes, two nodes, the second provider, the hub passthrough, the console in a browser.
 
 mod api_auth;
+mod api_errors;
+mod api_http;
 mod api_instances;
 mod api_limits;
 mod console_browser;

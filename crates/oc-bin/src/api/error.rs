@@ -31,6 +31,16 @@ pub enum ApiError {
     Conflict(String),
     /// A change-feed cursor older than what is kept (`410 cursor_expired`): reading on would skip changes.
     CursorExpired(String),
+    /// The request body is over the limit (`413 payload_too_large`, the problem at `body`).
+    PayloadTooLarge(String),
+    /// The route does not take the method (`405 method_not_allowed`, the problem at `method`).
+    MethodNotAllowed(String),
+    /// The request was not answered within the request timeout (`408 request_timeout`).
+    RequestTimeout(String),
+    /// The provider did not answer within the deadline of calls waiting for it (`504 provider_timeout`).
+    ProviderTimeout(String),
+    /// Another answer axum made by itself, in the API's format: its status and what it said.
+    Rejected { status: StatusCode, message: String },
     /// Anything else; logged, answered generically.
     Internal(String),
 }
@@ -77,6 +87,19 @@ impl ApiError {
             },
             ApiError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             ApiError::CursorExpired(_) => (StatusCode::GONE, "cursor_expired"),
+            ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            ApiError::RequestTimeout(_) => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            ApiError::ProviderTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "provider_timeout"),
+            ApiError::Rejected { status, .. } => (
+                *status,
+                match status.as_u16() {
+                    404 => "not_found",
+                    415 => "unsupported_media_type",
+                    500.. => "internal",
+                    _ => "invalid_request",
+                },
+            ),
             ApiError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -93,6 +116,14 @@ impl ApiError {
                 q.0.iter().map(|d| Problem::new("where", d.rendered.clone())).collect(),
             ),
             ApiError::Internal(_) => ("internal error; see the server log for this request id".to_string(), vec![]),
+            ApiError::Rejected { .. } if status.is_server_error() => {
+                ("internal error; see the server log for this request id".to_string(), vec![])
+            }
+            ApiError::PayloadTooLarge(m) => (m.clone(), vec![Problem::new("body", m.clone())]),
+            ApiError::MethodNotAllowed(m) => (m.clone(), vec![Problem::new("method", m.clone())]),
+            ApiError::RequestTimeout(m) | ApiError::ProviderTimeout(m) | ApiError::Rejected { message: m, .. } => {
+                (m.clone(), vec![])
+            }
             ApiError::Provider(e @ ProviderError::Unsupported(_)) => (e.to_string(), vec![]),
             ApiError::Provider(e) if status.is_server_error() => (format!("the provider failed: {e}"), vec![]),
             ApiError::Unauthorized(m)

@@ -10,17 +10,22 @@
 //!   pages are read into it, up to [`MAX_READS`].
 //! - Provider calls go in the interactive lane ([`Lane::Interactive`]): before the polls, failing fast; a
 //!   throttled provider is a 429 with `Retry-After`.
+//! - Provider calls have a deadline (`--sage-call-deadline-seconds`, [`ApiLimits`]): past it, a 504
+//!   `provider_timeout`, while the calls go on to their end in a task of their own. A `pageSize` over the
+//!   provider's largest page is capped at it, with a warning stating the cap.
 //! - Problems of the query are a 400 listing each with the parameter it is in (`where`, `orderBy`, `fields`,
 //!   `pageSize`, `page`, `nextPage`).
 
 use std::ops::Range;
 
-use axum::Json;
+use std::future::Future;
+
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue};
+use axum::{Extension, Json};
 use oc_model::Problem;
 use oc_model::ports::{
-    CompiledQuery, Feed, FieldNeeds, Lane, PageCursor, PageRequest, Provider, QueryError, RecordRequest,
+    CompiledQuery, Feed, FieldNeeds, Lane, PageCursor, PageRequest, Provider, ProviderError, QueryError, RecordRequest,
 };
 use serde_json::Value;
 
@@ -28,6 +33,7 @@ use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
 use super::instances::{load_own, session};
+use super::limits::ApiLimits;
 use super::page_token::{PagePosition, QueryDigest};
 
 /// Default page size of the passthrough (Open Connectors' default).
@@ -42,6 +48,7 @@ const PARAMETERS: [&str; 6] = ["where", "pageSize", "page", "orderBy", "fields",
 /// `GET /hubs/{hub}/{resource}?where=&orderBy=&fields=&pageSize=&page=&nextPage=`.
 pub(super) async fn list(
     State(state): State<AppState>,
+    Extension(limits): Extension<ApiLimits>,
     caller: Caller,
     Path((hub, resource)): Path<(String, String)>,
     RawQuery(query): RawQuery,
@@ -56,12 +63,29 @@ pub(super) async fn list(
         return Err(invalid_query("nextPage", "`nextPage` is given twice".to_string()));
     }
     let token = tokens.first().map(|p| p.value()).filter(|t| !t.is_empty());
-    let rest = parts.iter().filter(|p| !p.is("nextPage")).map(|p| p.text).collect::<Vec<_>>().join("&");
+    let max = provider.spec().max_page_size;
+    let mut capped = Vec::new();
+    let rest = parts
+        .iter()
+        .filter(|p| !p.is("nextPage"))
+        .map(|p| match capped_page_size(p, max) {
+            Some(text) => {
+                capped.push(format!(
+                    "pageSize {} is more than the largest page of {} ({max}): pages hold {max}",
+                    p.value().trim(),
+                    provider.spec().element.name
+                ));
+                text
+            }
+            None => p.text.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("&");
     let url = hub_url(&hub, &resource, &rest);
     let compiled = compile(provider.as_ref(), &url, &rest)?;
-    let max = provider.spec().max_page_size;
     let digest = QueryDigest::of(&hub, &compiled);
     let mut warnings = compiled.warnings.clone();
+    warnings.extend(capped);
     let (mut cursor, page_size) = match token {
         None => (PageCursor::First, compiled.page_size.unwrap_or(DEFAULT_PAGE_SIZE).min(max)),
         Some(token) => {
@@ -86,23 +110,29 @@ pub(super) async fn list(
         }
     };
     let session = session(&state, &instance)?.in_lane(Lane::Interactive);
-    let mut records: Vec<Value> = Vec::new();
-    let mut total = None;
-    let mut next = None;
-    for _ in 0..MAX_READS {
-        let request = PageRequest { query: &compiled, feed: Feed::Changes, cursor, page_size };
-        let page = provider.fetch_page(&session, &request).await?;
-        total = page.total;
-        records.extend(match &compiled.local {
-            Some(filter) => page.records.into_iter().filter(|r| filter.matches(r)).collect(),
-            None => page.records,
-        });
-        next = page.next;
-        match &next {
-            Some(n) if records.is_empty() => cursor = PageCursor::Next(n.clone()),
-            _ => break,
+    let filtered = compiled.local.is_some();
+    let reader = provider.clone();
+    let reads = async move {
+        let mut records: Vec<Value> = Vec::new();
+        let mut total = None;
+        let mut next = None;
+        for _ in 0..MAX_READS {
+            let request = PageRequest { query: &compiled, feed: Feed::Changes, cursor, page_size };
+            let page = reader.fetch_page(&session, &request).await?;
+            total = page.total;
+            records.extend(match &compiled.local {
+                Some(filter) => page.records.into_iter().filter(|r| filter.matches(r)).collect(),
+                None => page.records,
+            });
+            next = page.next;
+            match &next {
+                Some(n) if records.is_empty() => cursor = PageCursor::Next(n.clone()),
+                _ => break,
+            }
         }
-    }
+        Ok((records, total, next))
+    };
+    let (records, total, next) = within_deadline(provider.as_ref(), &limits, &url, &rest, reads).await?;
     let mut headers = HeaderMap::new();
     let mut put = |k: &'static str, v: String| {
         if let Ok(v) = HeaderValue::from_str(&v) {
@@ -111,7 +141,7 @@ pub(super) async fn list(
     };
     put("elements-returned-count", records.len().to_string());
     // the provider's total counts what it holds, not what the local part of the `where` keeps
-    if let (Some(total), None) = (total, &compiled.local) {
+    if let (Some(total), false) = (total, filtered) {
         put("elements-total-count", total.to_string());
     }
     if let Some(cursor) = next {
@@ -131,6 +161,7 @@ pub(super) async fn list(
 /// `customers`).
 pub(super) async fn one(
     State(state): State<AppState>,
+    Extension(limits): Extension<ApiLimits>,
     caller: Caller,
     Path((hub, resource, id)): Path<(String, String, String)>,
     RawQuery(query): RawQuery,
@@ -147,17 +178,59 @@ pub(super) async fn one(
     if !problems.is_empty() {
         return Err(ApiError::InvalidQuery { message: "the query cannot be applied".into(), problems });
     }
-    let compiled = compile(provider.as_ref(), &hub_url(&hub, &resource, &raw), &raw)?;
+    let url = hub_url(&hub, &resource, &raw);
+    let compiled = compile(provider.as_ref(), &url, &raw)?;
+    let warnings = compiled.warnings.clone();
     let session = session(&state, &instance)?.in_lane(Lane::Interactive);
-    let record = provider.fetch_one(&session, &RecordRequest { query: &compiled, id: &id }).await?;
+    let reader = provider.clone();
+    let wanted = id.clone();
+    let read = async move { reader.fetch_one(&session, &RecordRequest { query: &compiled, id: &wanted }).await };
+    let record = within_deadline(provider.as_ref(), &limits, &url, &raw, read).await?;
     let record = record.ok_or_else(|| ApiError::NotFound(format!("no {resource} with id {id:?}")))?;
     let mut headers = HeaderMap::new();
-    if !compiled.warnings.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&compiled.warnings.join("; ").replace(['\r', '\n'], " "))
+    if !warnings.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&warnings.join("; ").replace(['\r', '\n'], " "))
     {
         headers.insert("x-ocpoll-warnings", v);
     }
     Ok((headers, Json(record)))
+}
+
+/// Runs `work` (calls of the provider) in a task of its own and waits for it until the deadline of calls waiting
+/// for the provider: past it, a 504 `provider_timeout` naming the provider, while the task goes on to its end (a
+/// token refresh under way completes and is saved; the provider's own timeouts bound it). Query problems the
+/// provider finds are named by their parameter, as those of the compiler are.
+async fn within_deadline<T: Send + 'static>(
+    provider: &dyn Provider,
+    limits: &ApiLimits,
+    url: &str,
+    query: &str,
+    work: impl Future<Output = Result<T, ProviderError>> + Send + 'static,
+) -> Result<T, ApiError> {
+    let task = tokio::spawn(work);
+    match tokio::time::timeout(limits.provider_deadline, task).await {
+        Ok(Ok(Ok(value))) => Ok(value),
+        Ok(Ok(Err(ProviderError::Query(e)))) => Err(query_problems(url, query, e)),
+        Ok(Ok(Err(e))) => Err(ApiError::from(e)),
+        Ok(Err(e)) => Err(ApiError::Internal(format!("the provider call failed: {e}"))),
+        Err(_) => Err(ApiError::ProviderTimeout(format!(
+            "{} did not answer within {} s (--sage-call-deadline-seconds); try again later",
+            provider.spec().element.name,
+            limits.provider_deadline.as_secs()
+        ))),
+    }
+}
+
+/// `pageSize=N` with `N` a whole number over `max` (however large), as `pageSize=max`: pages are capped at the
+/// provider's largest, as documented, rather than a number too large to read being refused.
+fn capped_page_size(part: &Part<'_>, max: u32) -> Option<String> {
+    if !part.is("pageSize") {
+        return None;
+    }
+    let value = part.value().trim();
+    let digits = !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit());
+    let over = value.trim_start_matches('0').len() > 10 || value.parse::<u64>().is_ok_and(|n| n > u64::from(max));
+    (digits && over).then(|| format!("{}={max}", part.key()))
 }
 
 /// A 404 unless the instance's provider serves `hub`.

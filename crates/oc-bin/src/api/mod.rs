@@ -10,6 +10,7 @@ mod guard;
 mod health;
 mod hubs;
 pub(crate) mod instances;
+pub mod limits;
 mod oauth;
 pub mod openapi;
 pub mod page_token;
@@ -17,12 +18,12 @@ pub mod page_token;
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::Router;
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post, put};
+use axum::{Extension, Router};
 use oc_model::ports::{
     AccountStore, ActivityStore, AlertStore, Clock, InstanceStore, MaintenanceStore, Provider, Providers, TokenVault,
 };
@@ -85,8 +86,13 @@ impl AppState {
     }
 }
 
-/// The whole HTTP application.
+/// The whole HTTP application, with the default [`ApiLimits`](limits::ApiLimits).
 pub fn app(state: AppState) -> Router {
+    app_with(state, limits::ApiLimits::default())
+}
+
+/// The whole HTTP application with the time limits of the settings.
+pub fn app_with(state: AppState, api_limits: limits::ApiLimits) -> Router {
     let api = Router::new()
         .route("/elements/{key}/oauth/url", get(oauth::oauth_url))
         .route("/instances", post(instances::create).get(instances::list).patch(instances::patch_own))
@@ -125,7 +131,10 @@ pub fn app(state: AppState) -> Router {
         .route("/hubs/{hub}/{resource}/{id}", get(hubs::one))
         .route("/openapi.json", get(openapi::serve))
         .route_layer(middleware::from_fn(mark_route))
-        .layer(middleware::from_fn(guard::refuse_nul));
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(limits::BODY_LIMIT))
+        .layer(middleware::from_fn(guard::refuse_nul))
+        .layer(middleware::from_fn(limits::uniform_errors));
     Router::new()
         .nest(BASE, api)
         .merge(crate::console::router(&state))
@@ -133,6 +142,8 @@ pub fn app(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(api_limits, limits::request_deadline))
+        .layer(Extension(api_limits))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
 }
