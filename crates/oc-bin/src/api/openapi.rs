@@ -360,8 +360,10 @@ fn error_responses(method: &str, path: &str, auth: Auth, body: bool) -> Map<Stri
     if path.ends_with("/changes") {
         put("410", "cursor_expired: the cursor is older than the changes kept; read again without `after`");
     }
+    put("405", "method_not_allowed: the path does not take this method (the Allow header says which it takes)");
+    put("408", "request_timeout: the request took longer than --http-request-timeout-seconds");
     if body {
-        put("413", "the body is larger than the API reads");
+        put("413", "payload_too_large: the body is larger than the API reads (2 MiB)");
     }
     if hub || matches!((method, path), ("post", "/instances") | ("put", "/instances/{id}")) {
         put("429", "the provider's rate limit has no room now: retry after the Retry-After seconds");
@@ -369,7 +371,8 @@ fn error_responses(method: &str, path: &str, auth: Auth, body: bool) -> Map<Stri
     put(
         "5XX",
         "500 internal (details in the server log under the request id), 501 the provider cannot do this, 502 the \
-         provider failed or refused",
+         provider failed or refused, 504 provider_timeout: the provider did not answer within \
+         --sage-call-deadline-seconds",
     );
     if let Some(throttled) = m.get_mut("429") {
         throttled["headers"] =
