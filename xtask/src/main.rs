@@ -8,7 +8,10 @@
 //! - `cargo xtask bench [--quick] [FILTER]` — the criterion benchmarks; `cargo xtask bench e2e -- ARGS` — the
 //!   end-to-end load benchmark (builds the release `ocpoll`, then runs `oc-tests`' `bench-e2e` binary).
 //! - `cargo xtask soak [CASES]` — the change-detection oracle, long run.
+//! - `cargo xtask fuzz [--time SECS] [TARGET...]` — the cargo-fuzz targets of `fuzz/`, each for a bounded time
+//!   (default 20 s); `ci` ends with a short run of every target.
 
+mod fuzz;
 mod pg;
 mod tidy;
 
@@ -28,6 +31,7 @@ fn main() -> ExitCode {
         Some("ci") => test(true),
         Some("bench") => bench(&args[1..]),
         Some("soak") => soak(&args[1..]),
+        Some("fuzz") => fuzz::parse_args(&args[1..]).and_then(|plan| fuzz::run_plan(&workspace_root(), &plan)),
         Some("tidy") => tidy::run(),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", USAGE);
@@ -49,13 +53,22 @@ const USAGE: &str = "usage: cargo xtask <task>
 tasks:
   test                fmt check, clippy -D warnings, all tests (PostgreSQL suites when PostgreSQL answers, the
                       browser suite when chromium and chromedriver are installed)
-  ci                  what `test` does, with the PostgreSQL suites and the browser suite mandatory
+  ci                  what `test` does, with the PostgreSQL suites and the browser suite mandatory, then every
+                      fuzz target for 20 s
   bench [--quick] [FILTER]
                       criterion benchmarks (--quick: criterion's quick mode)
   bench e2e [-- ARGS] the end-to-end load benchmark (ocpoll against the simulator), e.g.
                       `cargo xtask bench e2e -- --instances 10000` (`-- --help` lists the flags)
   soak [CASES]        the change-detection oracle for CASES cases (default 100000)
+  fuzz [--time SECS] [TARGET...]
+                      the cargo-fuzz targets of fuzz/ (template, ceql, hub_url, instance_body, notification),
+                      each for SECS seconds (default 20); installs cargo-fuzz when absent
   tidy                architecture checks (also run as tests)";
+
+/// The root of the workspace (xtask's parent directory).
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
 
 /// `cargo`, without the variables cargo set for running xtask itself: build scripts that watch one of them
 /// (ring's watches `CARGO_MANIFEST_DIR`) would otherwise rebuild half the tree between `cargo xtask ...` and a
@@ -225,6 +238,15 @@ fn test(ci: bool) -> Result<()> {
     let mut doc = cargo();
     doc.args(["test", "--workspace", "--doc"]);
     run("cargo test --doc", doc)?;
+
+    if ci {
+        // the fuzz package is a workspace of its own: the fmt check above does not see it
+        let mut fmt = cargo();
+        fmt.args(["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"]).current_dir(workspace_root());
+        run("cargo fmt --check (fuzz/)", fmt)?;
+        let plan = fuzz::Plan { secs: fuzz::CI_SECS, targets: fuzz::TARGETS.iter().map(|t| t.to_string()).collect() };
+        fuzz::run_plan(&workspace_root(), &plan)?;
+    }
 
     if postgres.is_none() {
         eprintln!("\n!!! Reminder: the PostgreSQL suites were SKIPPED (PostgreSQL not reachable). !!!");
