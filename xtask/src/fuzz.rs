@@ -219,7 +219,12 @@ fn run_target(fuzz_dir: &Path, work_root: &Path, target: &str, secs: u64) -> Res
     let stderr = child.stderr.take().context("no stderr")?;
     let mut log = String::new();
     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-        let quiet = line.contains(" NEW    ") || line.contains(" REDUCE ") || line.contains(" pulse ");
+        // new units and the closing dictionary of recommended tokens are noise here; everything is in `log`
+        let quiet = line.contains(" NEW    ")
+            || line.contains(" REDUCE ")
+            || line.contains(" pulse ")
+            || line.contains("Recommended dictionary")
+            || (line.starts_with('"') && line.contains("# Uses:"));
         if !quiet {
             eprintln!("    {line}");
         }
