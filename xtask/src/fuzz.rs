@@ -192,6 +192,14 @@ pub(crate) fn run_plan(root: &Path, plan: &Plan) -> Result<()> {
     bail!("fuzzing found {} failing target(s):{msg}", failed.len())
 }
 
+/// libFuzzer's lines about each new or reduced unit (`#1234\tNEW    cov: ...`) and the dictionary of tokens it
+/// recommends at the end: too many to show, kept in the log.
+pub(crate) fn is_noise(line: &str) -> bool {
+    (line.starts_with('#') && matches!(line.split_whitespace().nth(1), Some("NEW" | "REDUCE" | "pulse")))
+        || line.contains("Recommended dictionary")
+        || (line.starts_with('"') && line.contains("# Uses:"))
+}
+
 /// One target for `secs` seconds; returns whether it passed, how long it ran and its statistics.
 fn run_target(fuzz_dir: &Path, work_root: &Path, target: &str, secs: u64) -> Result<(bool, Duration, Stats)> {
     let work = work_root.join(target);
@@ -220,11 +228,7 @@ fn run_target(fuzz_dir: &Path, work_root: &Path, target: &str, secs: u64) -> Res
     let mut log = String::new();
     for line in BufReader::new(stderr).lines().map_while(Result::ok) {
         // new units and the closing dictionary of recommended tokens are noise here; everything is in `log`
-        let quiet = line.contains(" NEW    ")
-            || line.contains(" REDUCE ")
-            || line.contains(" pulse ")
-            || line.contains("Recommended dictionary")
-            || (line.starts_with('"') && line.contains("# Uses:"));
+        let quiet = is_noise(&line);
         if !quiet {
             eprintln!("    {line}");
         }
@@ -281,6 +285,17 @@ mod tests {
             let seeds = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus").join(t);
             assert!(fs::read_dir(&seeds).is_ok_and(|d| d.count() > 0), "no seeds in {}", seeds.display());
         }
+    }
+
+    #[test]
+    fn hides_new_units_only() {
+        assert!(is_noise("#942069\tREDUCE cov: 1816 ft: 9152 corp: 1836/389Kb lim: 3429 exec/s: 20934 rss: 41Mb"));
+        assert!(is_noise("#1024\tNEW    cov: 10 ft: 11 corp: 3/12b"));
+        assert!(is_noise("#262144\tpulse  cov: 10 ft: 11 corp: 3/12b"));
+        assert!(is_noise("\"instanceTags\" # Uses: 18"));
+        assert!(!is_noise("#942069\tDONE   cov: 1816 ft: 9152 corp: 1836/389Kb exec/s: 20934 rss: 41Mb"));
+        assert!(!is_noise("#2\tINITED cov: 10 ft: 11 corp: 3/12b"));
+        assert!(!is_noise("thread '<unnamed>' panicked at fuzz_targets/ceql.rs:1:1:"));
     }
 
     #[test]
