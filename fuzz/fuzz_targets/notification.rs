@@ -5,7 +5,8 @@
 //! Input: either JSON `{"meta": NotificationMeta, "id": UUID, "events": [Event, ...]}` (the seeds: a sample
 //! event as the store hands it out), or any other bytes read as structured input (`arbitrary`): the instance's
 //! metadata and up to 12 events (type, object type, id, date, record as JSON text). Checks:
-//! - nothing panics; `Notification::new` refuses exactly no events, more than 10, or mixed object types;
+//! - nothing panics; `Notification::new` refuses exactly no events, more than 10, mixed object types, or an
+//!   object type that is a fixed member of `raw` (`instance_id`, `objectType`);
 //! - the body is JSON, an object `message` whose `events` has one entry per event, in order, with the event's
 //!   id, type, object type and id; whose `raw` holds the records under the object type; `eventType`,
 //!   `objectType` and `objectId` are the first event's;
@@ -16,7 +17,9 @@
 use chrono::DateTime;
 use libfuzzer_sys::arbitrary::{self, Arbitrary, Unstructured};
 use libfuzzer_sys::fuzz_target;
-use oc_model::event::{Event, EventType, MAX_EVENTS_PER_NOTIFICATION, Notification, NotificationMeta, event_id};
+use oc_model::event::{
+    Event, EventType, MAX_EVENTS_PER_NOTIFICATION, Notification, NotificationMeta, RAW_MEMBERS, event_id,
+};
 use serde::Deserialize;
 use serde_json::Value;
 use uuid::Uuid;
@@ -105,7 +108,8 @@ fuzz_target!(|data: &[u8]| {
 
     let built = Notification::new(&meta, id, &events);
     let mixed = events.iter().any(|e| e.object_type != events[0].object_type);
-    let expect_ok = !events.is_empty() && events.len() <= MAX_EVENTS_PER_NOTIFICATION && !mixed;
+    let reserved = events.first().is_some_and(|e| RAW_MEMBERS.contains(&e.object_type.as_str()));
+    let expect_ok = !events.is_empty() && events.len() <= MAX_EVENTS_PER_NOTIFICATION && !mixed && !reserved;
     assert_eq!(built.is_ok(), expect_ok, "{built:?}");
     let Ok(notification) = built else { return };
 

@@ -239,7 +239,15 @@ pub enum NotificationError {
     /// Events of several object types.
     #[error("the events of one notification share one objectType, found {0:?} and {1:?}")]
     MixedTypes(String, String),
+    /// An object type that is also a fixed member of `raw` ([`RAW_MEMBERS`]): its records would be a second
+    /// member of the same name.
+    #[error("the objectType {0:?} is a member of message.raw: its records cannot be listed under it")]
+    ReservedObjectType(String),
 }
+
+/// The members `message.raw` always has; the records go in a member named after the object type, which must
+/// therefore be neither.
+pub const RAW_MEMBERS: [&str; 2] = ["instance_id", "objectType"];
 
 impl Notification {
     /// Builds the notification `id` for `events` (1 to 10, one object type), in the given order.
@@ -250,6 +258,9 @@ impl Notification {
         }
         if let Some(other) = events.iter().find(|e| e.object_type != first.object_type) {
             return Err(NotificationError::MixedTypes(first.object_type.clone(), other.object_type.clone()));
+        }
+        if RAW_MEMBERS.contains(&first.object_type.as_str()) {
+            return Err(NotificationError::ReservedObjectType(first.object_type.clone()));
         }
         Ok(Notification {
             message: Message {
@@ -339,6 +350,14 @@ mod tests {
         assert_eq!(Notification::new(&meta(), Uuid::nil(), &vec![e.clone(); 11]), Err(NotificationError::TooMany(11)));
         let other = event("vendors", "b", EventType::Created);
         assert!(matches!(Notification::new(&meta(), Uuid::nil(), &[e, other]), Err(NotificationError::MixedTypes(..))));
+        // found by the notification fuzz target: the body had two `objectType` members, the records lost
+        for reserved in RAW_MEMBERS {
+            let e = event(reserved, "a", EventType::Created);
+            assert_eq!(
+                Notification::new(&meta(), Uuid::nil(), &[e]),
+                Err(NotificationError::ReservedObjectType(reserved.into()))
+            );
+        }
     }
 
     #[test]
