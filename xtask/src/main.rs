@@ -10,7 +10,10 @@
 //! - `cargo xtask soak [CASES]` — the change-detection oracle, long run.
 //! - `cargo xtask schemathesis [--max-examples N]` — the API fuzzed against its own OpenAPI document
 //!   ([`schemathesis`]; needs Python 3 with venv and pip, and PyPI); the last step of `ci`, never of `test`.
+//! - `cargo xtask fuzz [--time SECS] [TARGET...]` — the cargo-fuzz targets of `fuzz/`, each for a bounded time
+//!   (default 20 s); `ci` ends with a short run of every target.
 
+mod fuzz;
 mod pg;
 mod schemathesis;
 mod tidy;
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Some("schemathesis") => schemathesis::task(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("soak") => soak(&args[1..]),
+        Some("fuzz") => fuzz::parse_args(&args[1..]).and_then(|plan| fuzz::run_plan(&workspace_root(), &plan)),
         Some("tidy") => tidy::run(),
         Some("-h" | "--help" | "help") | None => {
             println!("{}", USAGE);
@@ -54,7 +58,7 @@ tasks:
   test                fmt check, clippy -D warnings, all tests (PostgreSQL suites when PostgreSQL answers, the
                       browser suite when chromium and chromedriver are installed)
   ci                  what `test` does, with the PostgreSQL suites and the browser suite mandatory, then
-                      `schemathesis`
+                      `schemathesis`, then every fuzz target for 20 s
   schemathesis [--max-examples N] [--hold] [--keep] [-- ARGS]
                       the API fuzzed against its OpenAPI document (schemathesis from PyPI in a venv under
                       target/; --hold keeps the seeded stack running instead; ARGS go to `schemathesis run`)
@@ -63,6 +67,9 @@ tasks:
   bench e2e [-- ARGS] the end-to-end load benchmark (ocpoll against the simulator), e.g.
                       `cargo xtask bench e2e -- --instances 10000` (`-- --help` lists the flags)
   soak [CASES]        the change-detection oracle for CASES cases (default 100000)
+  fuzz [--time SECS] [TARGET...]
+                      the cargo-fuzz targets of fuzz/ (template, ceql, hub_url, instance_body, notification),
+                      each for SECS seconds (default 20); installs cargo-fuzz when absent
   tidy                architecture checks (also run as tests)";
 
 /// The workspace's root directory.
@@ -238,6 +245,15 @@ fn test(ci: bool) -> Result<()> {
     let mut doc = cargo();
     doc.args(["test", "--workspace", "--doc"]);
     run("cargo test --doc", doc)?;
+
+    if ci {
+        // the fuzz package is a workspace of its own: the fmt check above does not see it
+        let mut fmt = cargo();
+        fmt.args(["fmt", "--manifest-path", "fuzz/Cargo.toml", "--", "--check"]).current_dir(workspace_root());
+        run("cargo fmt --check (fuzz/)", fmt)?;
+        let plan = fuzz::Plan { secs: fuzz::CI_SECS, targets: fuzz::TARGETS.iter().map(|t| t.to_string()).collect() };
+        fuzz::run_plan(&workspace_root(), &plan)?;
+    }
 
     if postgres.is_none() {
         eprintln!("\n!!! Reminder: the PostgreSQL suites were SKIPPED (PostgreSQL not reachable). !!!");

@@ -360,10 +360,11 @@ impl Configuration {
         self.text(key)
     }
 
-    /// `event.notification.enabled` (default false).
+    /// `event.notification.enabled` (default false). An unfilled template placeholder means the default.
     pub fn notifications_enabled(&self) -> Result<bool, Problem> {
         match self.get(keys::NOTIFICATION_ENABLED) {
             None | Some(Value::Null) => Ok(false),
+            Some(v) if is_unfilled_placeholder(v) => Ok(false),
             Some(v) => lenient_bool(v).ok_or_else(|| {
                 Problem::new(
                     config_path(keys::NOTIFICATION_ENABLED),
@@ -526,11 +527,13 @@ impl Configuration {
         }
     }
 
-    /// `event.poller.backfill`: where the first poll starts, when set.
+    /// `event.poller.backfill`: where the first poll starts, when set. An unfilled template placeholder
+    /// (`"<date>"`) is not set: validation accepts it with a warning, so reading it must not fail.
     pub fn backfill(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, Problem> {
         let key = keys::POLLER_BACKFILL;
         match self.get(key) {
             None | Some(Value::Null) => Ok(None),
+            Some(v) if is_unfilled_placeholder(v) => Ok(None),
             Some(Value::String(s)) => parse_instant(s).map(Some).ok_or_else(|| {
                 Problem::new(config_path(key), format!("expected an ISO date or RFC 3339 date-time, found {s:?}"))
             }),
@@ -754,6 +757,25 @@ mod tests {
         ];
         let with = SecretKeys::with(PROVIDER);
         assert!(with.contains("app.signing.secret") && with.contains("oauth.api.secret") && !with.contains("region"));
+    }
+
+    /// Found by the `instance_body` fuzz target: validation accepts an unfilled placeholder with a warning,
+    /// so every accessor must read it as the default (the store refused `"event.poller.backfill": "<date>"`
+    /// after the code exchange, and the engine failed each poll on it).
+    #[test]
+    fn accessors_read_placeholders_as_the_default() {
+        let c = conf(json!({
+            "event.poller.backfill": "<date>",
+            "event.notification.enabled": "<true_or_false>",
+            "event.poller.refresh_interval": "<minutes>",
+            "event.notification.signature.key.overlap": "<minutes>",
+            "event.notification.eventTypes": "<types>",
+        }));
+        assert_eq!(c.backfill(), Ok(None));
+        assert_eq!(c.notifications_enabled(), Ok(false));
+        assert_eq!(c.refresh_interval(), Ok(DEFAULT_REFRESH_INTERVAL));
+        assert_eq!(c.signature_key_overlap(), Ok(DEFAULT_SIGNATURE_KEY_OVERLAP));
+        assert_eq!(c.event_types().map(|t| t.len()), Ok(3));
     }
 
     #[test]

@@ -42,12 +42,11 @@
 //!
 //! # Fuzzing
 //!
-//! `fuzz/` holds a `cargo fuzz` target for the template parser, mask compiler and date parser. It is not run
-//! in CI; run it with a nightly toolchain:
+//! The workspace's `fuzz/` holds the `template` target for the template parser, mask compiler, date parser
+//! and zone ids (`docs/fuzzing.md`); `cargo xtask ci` runs it briefly, and for longer:
 //!
 //! ```text
-//! cargo install cargo-fuzz
-//! cd crates/oc-template/fuzz && cargo +nightly fuzz run template -- -max_total_time=300
+//! cargo xtask fuzz --time 300 template
 //! ```
 
 #![deny(missing_docs)]
