@@ -17,7 +17,7 @@ use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{PgConnection, PgPool, Postgres, Row as _, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Row as _, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::{corrupt, error_chain};
 use crate::key::Cipher;
@@ -184,6 +184,8 @@ macro_rules! bind_all {
 pub(crate) enum ConnRef<'a> {
     Sqlite(&'a mut SqliteConnection),
     Pg(&'a mut PgConnection),
+    /// The connection of a transaction that has ended: every statement fails.
+    Finished,
 }
 
 impl ConnRef<'_> {
@@ -192,6 +194,7 @@ impl ConnRef<'_> {
         match self {
             ConnRef::Sqlite(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await.map(|r| r.rows_affected()),
             ConnRef::Pg(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await.map(|r| r.rows_affected()),
+            ConnRef::Finished => return Err(finished()),
         }
         .map_err(query_error(sql))
     }
@@ -207,6 +210,7 @@ impl ConnRef<'_> {
                 .fetch_all(&mut **c)
                 .await
                 .map(|rows| rows.into_iter().map(Row::Pg).collect()),
+            ConnRef::Finished => return Err(finished()),
         }
         .map_err(query_error(sql))
     }
@@ -218,6 +222,7 @@ impl ConnRef<'_> {
                 bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await.map(|r| r.map(Row::Sqlite))
             }
             ConnRef::Pg(c) => bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await.map(|r| r.map(Row::Pg)),
+            ConnRef::Finished => return Err(finished()),
         }
         .map_err(query_error(sql))
     }
@@ -242,27 +247,102 @@ impl ConnRef<'_> {
     }
 }
 
-/// A write transaction.
-pub(crate) enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
-    Pg(Transaction<'static, Postgres>),
+/// A write transaction on a connection of its own.
+///
+/// It owns its pooled connection and runs `BEGIN`, `COMMIT` and `ROLLBACK` itself, so that no failure can send
+/// the connection back to the pool inside a transaction (sqlx's `Transaction` does, when a `COMMIT` fails and
+/// SQLite has already rolled back: its rollback then fails, its transaction depth stays at one, and every later
+/// `BEGIN IMMEDIATE` on the single SQLite writer is refused until a restart). The rule: a connection goes back to
+/// the pool only after a `COMMIT` or a `ROLLBACK` that succeeded; otherwise it is closed, and the pool opens a
+/// fresh one for the next write. A transaction dropped unfinished (an error returned with `?`, a cancelled
+/// request) is rolled back by a task of its own before its connection is free again.
+pub(crate) struct Tx {
+    /// `None` once finished.
+    conn: Option<Conn>,
+}
+
+/// Runs a statement of transaction control (no parameters, no rows).
+async fn control(conn: &mut Conn, sql: &'static str) -> Result<(), StoreError> {
+    conn.c().exec(sql, Vec::new()).await.map(drop)
+}
+
+/// Ends whatever transaction `conn` may be in after a failure (`what`): a `ROLLBACK` that succeeds hands the
+/// connection back to the pool; one that fails closes it, so the pool replaces it.
+async fn abandon(mut conn: Conn, what: &str) {
+    match control(&mut conn, "ROLLBACK").await {
+        Ok(()) => drop(conn),
+        Err(e) => {
+            tracing::warn!(error = %e, "{what}, and ROLLBACK failed: closing the database connection");
+            let closed = match conn {
+                Conn::Sqlite(c) => c.close().await,
+                Conn::Pg(c) => c.close().await,
+            };
+            if let Err(e) = closed {
+                tracing::debug!(error = %error_chain(&e), "closing a failed database connection");
+            }
+        }
+    }
 }
 
 impl Tx {
-    pub(crate) fn c(&mut self) -> ConnRef<'_> {
-        match self {
-            Tx::Sqlite(t) => ConnRef::Sqlite(t),
-            Tx::Pg(t) => ConnRef::Pg(t),
+    /// Starts a transaction on `conn` with `begin`.
+    async fn begin(mut conn: Conn, begin: &'static str) -> Result<Tx, StoreError> {
+        match control(&mut conn, begin).await {
+            Ok(()) => Ok(Tx { conn: Some(conn) }),
+            Err(e) => {
+                abandon(conn, begin).await;
+                Err(e)
+            }
         }
     }
 
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await,
-            Tx::Pg(t) => t.commit().await,
+    pub(crate) fn c(&mut self) -> ConnRef<'_> {
+        match &mut self.conn {
+            Some(conn) => conn.c(),
+            None => ConnRef::Finished,
         }
-        .map_err(query_error("COMMIT"))
     }
+
+    /// Commits. When the `COMMIT` fails, the transaction is rolled back (or its connection closed) before the
+    /// error is returned: nothing of it stays, and the next write starts on a clean connection.
+    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+        let Some(conn) = self.conn.as_mut() else { return Err(finished()) };
+        match control(conn, "COMMIT").await {
+            Ok(()) => {
+                drop(self.conn.take());
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "COMMIT failed: the transaction is rolled back");
+                if let Some(conn) = self.conn.take() {
+                    abandon(conn, "COMMIT failed").await;
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(abandon(conn, "a transaction dropped unfinished"));
+            }
+            Err(_) => {
+                // no runtime to roll back on: the connection must not go back to the pool in a transaction
+                match &mut conn {
+                    Conn::Sqlite(c) => c.close_on_drop(),
+                    Conn::Pg(c) => c.close_on_drop(),
+                }
+            }
+        }
+    }
+}
+
+fn finished() -> StoreError {
+    StoreError::Database("the transaction has already ended".into())
 }
 
 /// A pooled connection for reads.
@@ -438,11 +518,13 @@ impl Pools {
 
     /// Starts a write transaction.
     pub(crate) async fn write(&self) -> Result<Tx, StoreError> {
+        let cannot =
+            |e: sqlx::Error| StoreError::Database(format!("cannot get a database connection: {}", error_chain(&e)));
         match self {
             Pools::Sqlite { writer, .. } => {
-                writer.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite).map_err(query_error("BEGIN IMMEDIATE"))
+                Tx::begin(Conn::Sqlite(writer.acquire().await.map_err(cannot)?), "BEGIN IMMEDIATE").await
             }
-            Pools::Postgres(p) => p.begin().await.map(Tx::Pg).map_err(query_error("BEGIN")),
+            Pools::Postgres(p) => Tx::begin(Conn::Pg(p.acquire().await.map_err(cannot)?), "BEGIN").await,
         }
     }
 

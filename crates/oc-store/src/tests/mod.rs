@@ -31,6 +31,7 @@ mod leases;
 mod model;
 mod outbox;
 mod polls;
+mod reliability;
 mod schema;
 mod vault;
 
