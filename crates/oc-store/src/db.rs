@@ -429,6 +429,57 @@ impl Drop for Checkpointer {
     }
 }
 
+/// The mode of the SQLite database files: they hold customer records and sealed secrets, readable by the
+/// service's user only (as the key file is).
+#[cfg(unix)]
+const PRIVATE_MODE: u32 = 0o600;
+
+/// Makes the SQLite database `db` and its `-wal` and `-shm` readable and writable by their owner only, whatever
+/// the umask: creates the database with mode 0600 when it is missing (SQLite then creates the other two with its
+/// mode), and narrows the mode of existing files, saying so.
+fn private_files(db: &std::path::Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let failed = |what: &str, path: &std::path::Path, e: std::io::Error| {
+            StoreError::Database(format!("cannot {what} the SQLite database file {}: {e}", path.display()))
+        };
+        if !db.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(PRIVATE_MODE)
+                .open(db)
+                .map_err(|e| failed("create", db, e))?;
+        }
+        let files = ["", "-wal", "-shm"].map(|suffix| {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            std::path::PathBuf::from(name)
+        });
+        for file in &files {
+            let meta = match std::fs::metadata(file) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(failed("read the mode of", file, e)),
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & !PRIVATE_MODE != 0 {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(PRIVATE_MODE))
+                    .map_err(|e| failed("restrict the mode of", file, e))?;
+                tracing::warn!(
+                    file = %file.display(),
+                    "the SQLite database file was mode {mode:o}, readable by others: set to {PRIVATE_MODE:o}"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
+}
+
 /// How to open a store; see [`crate::StoreOptions`].
 pub(crate) struct OpenOptions<'a> {
     pub(crate) url: &'a str,
@@ -460,6 +511,10 @@ impl Pools {
                 .busy_timeout(o.busy_timeout)
                 .foreign_keys(true);
             let memory = o.url.contains(":memory:") || o.url.contains("mode=memory");
+            let db_file = base.get_filename().to_path_buf();
+            if !memory {
+                private_files(&db_file)?;
+            }
             let connect = |e: sqlx::Error| StoreError::Database(format!("cannot open the SQLite database: {e}"));
             // The writer keeps a large page cache: index pages touched by every commit stay in memory.
             let writer_options = base
@@ -482,6 +537,8 @@ impl Pools {
                 .connect_with(base)
                 .await
                 .map_err(connect)?;
+            // SQLite gives its -wal and -shm the mode of the database; those of an earlier version are fixed here
+            private_files(&db_file)?;
             let checkpointer = Some(Arc::new(Checkpointer::spawn(reader.clone())));
             Ok(Pools::Sqlite { writer, reader, _checkpointer: checkpointer })
         } else if o.url.starts_with("postgres://") || o.url.starts_with("postgresql://") {

@@ -222,3 +222,37 @@ async fn a_full_disk_does_not_wedge_the_sqlite_store() {
     s.write_probe(now).await.expect("ready again by itself");
     s.close().await;
 }
+
+/// The mode of a file, without its type bits.
+fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o777
+}
+
+/// The database and its `-wal` and `-shm` are created readable by their owner only, whatever the umask
+/// (the tests run under the usual 022), and those of an earlier version are narrowed at open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_files_are_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ocpoll.db");
+    let files = [db.clone(), dir.path().join("ocpoll.db-wal"), dir.path().join("ocpoll.db-shm")];
+    let key = MasterKey::generate();
+    let options = StoreOptions::new(format!("sqlite://{}", db.display()), key);
+    let s = connect_with(options.clone()).await.expect("a new store");
+    beat(&s).await.unwrap();
+    for f in &files {
+        assert_eq!(mode_of(f), 0o600, "{} is {:o}", f.display(), mode_of(f));
+    }
+    // files of an earlier version, readable by every user
+    use std::os::unix::fs::PermissionsExt;
+    for f in &files {
+        std::fs::set_permissions(f, std::fs::Permissions::from_mode(0o644)).unwrap();
+    }
+    let again = connect_with(options).await.expect("the store reopened");
+    beat(&again).await.unwrap();
+    for f in &files {
+        assert_eq!(mode_of(f), 0o600, "{} is {:o} after reopening", f.display(), mode_of(f));
+    }
+    again.close().await;
+    s.close().await;
+}
