@@ -321,6 +321,13 @@ impl Tx {
             }
         }
     }
+
+    /// Rolls back (or closes the connection when that fails).
+    pub(crate) async fn rollback(mut self) {
+        if let Some(conn) = self.conn.take() {
+            abandon(conn, "giving up a transaction").await;
+        }
+    }
 }
 
 impl Drop for Tx {

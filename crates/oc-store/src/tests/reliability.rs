@@ -138,7 +138,43 @@ async fn the_write_probe_tells_whether_the_store_can_write(b: Backend) {
     assert!(s.write_probe(t0()).await.is_err());
 }
 
+/// Ten concurrent read–merge–writes through `modify_instance`, each adding one key: every key remains; a change
+/// answered `None` changes nothing.
+async fn concurrent_modifications_lose_nothing(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.store();
+    let (owner, inst) = super::setup(&s, customers()).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..10 {
+        let s = s.clone();
+        tasks.spawn(async move {
+            s.modify_instance(owner.org_id, inst.id, &mut |current| {
+                let mut configuration = current.configuration.clone();
+                configuration.insert(format!("custom.key.{n}"), serde_json::json!(n));
+                Some(oc_model::ports::InstanceUpdate {
+                    configuration: Some(configuration),
+                    secret_keys: oc_model::config::SecretKeys::default(),
+                    now: t0(),
+                    ..Default::default()
+                })
+            })
+            .await
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        assert!(done.unwrap().unwrap().is_some());
+    }
+    let after = s.instance(owner.org_id, inst.id).await.unwrap().unwrap();
+    let kept: Vec<i64> = (0..10).filter(|n| after.configuration.get(&format!("custom.key.{n}")).is_some()).collect();
+    assert_eq!(kept, (0..10).collect::<Vec<_>>());
+    let unchanged = s.modify_instance(owner.org_id, inst.id, &mut |_| None).await.unwrap();
+    assert!(unchanged.is_none());
+    assert_eq!(s.instance(owner.org_id, inst.id).await.unwrap().unwrap(), after);
+    beat(&s).await.expect("the writer serves the next write");
+}
+
 on_both!(
+    concurrent_modifications_lose_nothing,
     the_write_probe_tells_whether_the_store_can_write,
     a_full_database_mid_transaction_does_not_wedge_the_writer,
     a_failed_commit_does_not_wedge_the_writer,
