@@ -17,7 +17,7 @@ use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{PgConnection, PgPool, Postgres, Row as _, Sqlite, SqliteConnection, SqlitePool, Transaction};
+use sqlx::{PgConnection, PgPool, Postgres, Row as _, Sqlite, SqliteConnection, SqlitePool};
 
 use crate::error::{corrupt, error_chain};
 use crate::key::Cipher;
@@ -184,6 +184,8 @@ macro_rules! bind_all {
 pub(crate) enum ConnRef<'a> {
     Sqlite(&'a mut SqliteConnection),
     Pg(&'a mut PgConnection),
+    /// The connection of a transaction that has ended: every statement fails.
+    Finished,
 }
 
 impl ConnRef<'_> {
@@ -192,6 +194,7 @@ impl ConnRef<'_> {
         match self {
             ConnRef::Sqlite(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await.map(|r| r.rows_affected()),
             ConnRef::Pg(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await.map(|r| r.rows_affected()),
+            ConnRef::Finished => return Err(finished()),
         }
         .map_err(query_error(sql))
     }
@@ -207,6 +210,7 @@ impl ConnRef<'_> {
                 .fetch_all(&mut **c)
                 .await
                 .map(|rows| rows.into_iter().map(Row::Pg).collect()),
+            ConnRef::Finished => return Err(finished()),
         }
         .map_err(query_error(sql))
     }
@@ -218,6 +222,7 @@ impl ConnRef<'_> {
                 bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await.map(|r| r.map(Row::Sqlite))
             }
             ConnRef::Pg(c) => bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await.map(|r| r.map(Row::Pg)),
+            ConnRef::Finished => return Err(finished()),
         }
         .map_err(query_error(sql))
     }
@@ -242,27 +247,109 @@ impl ConnRef<'_> {
     }
 }
 
-/// A write transaction.
-pub(crate) enum Tx {
-    Sqlite(Transaction<'static, Sqlite>),
-    Pg(Transaction<'static, Postgres>),
+/// A write transaction on a connection of its own.
+///
+/// It owns its pooled connection and runs `BEGIN`, `COMMIT` and `ROLLBACK` itself, so that no failure can send
+/// the connection back to the pool inside a transaction (sqlx's `Transaction` does, when a `COMMIT` fails and
+/// SQLite has already rolled back: its rollback then fails, its transaction depth stays at one, and every later
+/// `BEGIN IMMEDIATE` on the single SQLite writer is refused until a restart). The rule: a connection goes back to
+/// the pool only after a `COMMIT` or a `ROLLBACK` that succeeded; otherwise it is closed, and the pool opens a
+/// fresh one for the next write. A transaction dropped unfinished (an error returned with `?`, a cancelled
+/// request) is rolled back by a task of its own before its connection is free again.
+pub(crate) struct Tx {
+    /// `None` once finished.
+    conn: Option<Conn>,
+}
+
+/// Runs a statement of transaction control (no parameters, no rows).
+async fn control(conn: &mut Conn, sql: &'static str) -> Result<(), StoreError> {
+    conn.c().exec(sql, Vec::new()).await.map(drop)
+}
+
+/// Ends whatever transaction `conn` may be in after a failure (`what`): a `ROLLBACK` that succeeds hands the
+/// connection back to the pool; one that fails closes it, so the pool replaces it.
+async fn abandon(mut conn: Conn, what: &str) {
+    match control(&mut conn, "ROLLBACK").await {
+        Ok(()) => drop(conn),
+        Err(e) => {
+            tracing::warn!(error = %e, "{what}, and ROLLBACK failed: closing the database connection");
+            let closed = match conn {
+                Conn::Sqlite(c) => c.close().await,
+                Conn::Pg(c) => c.close().await,
+            };
+            if let Err(e) = closed {
+                tracing::debug!(error = %error_chain(&e), "closing a failed database connection");
+            }
+        }
+    }
 }
 
 impl Tx {
-    pub(crate) fn c(&mut self) -> ConnRef<'_> {
-        match self {
-            Tx::Sqlite(t) => ConnRef::Sqlite(t),
-            Tx::Pg(t) => ConnRef::Pg(t),
+    /// Starts a transaction on `conn` with `begin`.
+    async fn begin(mut conn: Conn, begin: &'static str) -> Result<Tx, StoreError> {
+        match control(&mut conn, begin).await {
+            Ok(()) => Ok(Tx { conn: Some(conn) }),
+            Err(e) => {
+                abandon(conn, begin).await;
+                Err(e)
+            }
         }
     }
 
-    pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        match self {
-            Tx::Sqlite(t) => t.commit().await,
-            Tx::Pg(t) => t.commit().await,
+    pub(crate) fn c(&mut self) -> ConnRef<'_> {
+        match &mut self.conn {
+            Some(conn) => conn.c(),
+            None => ConnRef::Finished,
         }
-        .map_err(query_error("COMMIT"))
     }
+
+    /// Commits. When the `COMMIT` fails, the transaction is rolled back (or its connection closed) before the
+    /// error is returned: nothing of it stays, and the next write starts on a clean connection.
+    pub(crate) async fn commit(mut self) -> Result<(), StoreError> {
+        let Some(conn) = self.conn.as_mut() else { return Err(finished()) };
+        match control(conn, "COMMIT").await {
+            Ok(()) => {
+                drop(self.conn.take());
+                Ok(())
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "COMMIT failed: the transaction is rolled back");
+                if let Some(conn) = self.conn.take() {
+                    abandon(conn, "COMMIT failed").await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Rolls back (or closes the connection when that fails).
+    pub(crate) async fn rollback(mut self) {
+        if let Some(conn) = self.conn.take() {
+            abandon(conn, "giving up a transaction").await;
+        }
+    }
+}
+
+impl Drop for Tx {
+    fn drop(&mut self) {
+        let Some(mut conn) = self.conn.take() else { return };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(abandon(conn, "a transaction dropped unfinished"));
+            }
+            Err(_) => {
+                // no runtime to roll back on: the connection must not go back to the pool in a transaction
+                match &mut conn {
+                    Conn::Sqlite(c) => c.close_on_drop(),
+                    Conn::Pg(c) => c.close_on_drop(),
+                }
+            }
+        }
+    }
+}
+
+fn finished() -> StoreError {
+    StoreError::Database("the transaction has already ended".into())
 }
 
 /// A pooled connection for reads.
@@ -349,6 +436,57 @@ impl Drop for Checkpointer {
     }
 }
 
+/// The mode of the SQLite database files: they hold customer records and sealed secrets, readable by the
+/// service's user only (as the key file is).
+#[cfg(unix)]
+const PRIVATE_MODE: u32 = 0o600;
+
+/// Makes the SQLite database `db` and its `-wal` and `-shm` readable and writable by their owner only, whatever
+/// the umask: creates the database with mode 0600 when it is missing (SQLite then creates the other two with its
+/// mode), and narrows the mode of existing files, saying so.
+fn private_files(db: &std::path::Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let failed = |what: &str, path: &std::path::Path, e: std::io::Error| {
+            StoreError::Database(format!("cannot {what} the SQLite database file {}: {e}", path.display()))
+        };
+        if !db.exists() {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(PRIVATE_MODE)
+                .open(db)
+                .map_err(|e| failed("create", db, e))?;
+        }
+        let files = ["", "-wal", "-shm"].map(|suffix| {
+            let mut name = db.as_os_str().to_owned();
+            name.push(suffix);
+            std::path::PathBuf::from(name)
+        });
+        for file in &files {
+            let meta = match std::fs::metadata(file) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(failed("read the mode of", file, e)),
+            };
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & !PRIVATE_MODE != 0 {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(PRIVATE_MODE))
+                    .map_err(|e| failed("restrict the mode of", file, e))?;
+                tracing::warn!(
+                    file = %file.display(),
+                    "the SQLite database file was mode {mode:o}, readable by others: set to {PRIVATE_MODE:o}"
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = db;
+    Ok(())
+}
+
 /// How to open a store; see [`crate::StoreOptions`].
 pub(crate) struct OpenOptions<'a> {
     pub(crate) url: &'a str,
@@ -380,6 +518,10 @@ impl Pools {
                 .busy_timeout(o.busy_timeout)
                 .foreign_keys(true);
             let memory = o.url.contains(":memory:") || o.url.contains("mode=memory");
+            let db_file = base.get_filename().to_path_buf();
+            if !memory {
+                private_files(&db_file)?;
+            }
             let connect = |e: sqlx::Error| StoreError::Database(format!("cannot open the SQLite database: {e}"));
             // The writer keeps a large page cache: index pages touched by every commit stay in memory.
             let writer_options = base
@@ -402,6 +544,8 @@ impl Pools {
                 .connect_with(base)
                 .await
                 .map_err(connect)?;
+            // SQLite gives its -wal and -shm the mode of the database; those of an earlier version are fixed here
+            private_files(&db_file)?;
             let checkpointer = Some(Arc::new(Checkpointer::spawn(reader.clone())));
             Ok(Pools::Sqlite { writer, reader, _checkpointer: checkpointer })
         } else if o.url.starts_with("postgres://") || o.url.starts_with("postgresql://") {
@@ -438,11 +582,13 @@ impl Pools {
 
     /// Starts a write transaction.
     pub(crate) async fn write(&self) -> Result<Tx, StoreError> {
+        let cannot =
+            |e: sqlx::Error| StoreError::Database(format!("cannot get a database connection: {}", error_chain(&e)));
         match self {
             Pools::Sqlite { writer, .. } => {
-                writer.begin_with("BEGIN IMMEDIATE").await.map(Tx::Sqlite).map_err(query_error("BEGIN IMMEDIATE"))
+                Tx::begin(Conn::Sqlite(writer.acquire().await.map_err(cannot)?), "BEGIN IMMEDIATE").await
             }
-            Pools::Postgres(p) => p.begin().await.map(Tx::Pg).map_err(query_error("BEGIN")),
+            Pools::Postgres(p) => Tx::begin(Conn::Pg(p.acquire().await.map_err(cannot)?), "BEGIN").await,
         }
     }
 

@@ -297,6 +297,67 @@ impl SqlStore {
     }
 }
 
+impl SqlStore {
+    /// Writes `update` over `current`, read (locked) in the transaction of `c`; the instance as it then is.
+    async fn apply_update(
+        &self,
+        c: &mut ConnRef<'_>,
+        current: &Instance,
+        update: &InstanceUpdate,
+    ) -> Result<Instance, StoreError> {
+        let id = current.id;
+        let specs = update.configuration.as_ref().map(job_specs).transpose()?;
+        let now = update.now;
+        if let Some(name) = &update.name {
+            c.exec("UPDATE instances SET name = $2 WHERE id = $1", args![id, name]).await?;
+        }
+        if let Some(tags) = &update.tags {
+            c.exec("UPDATE instances SET tags = $2 WHERE id = $1", args![id, to_json(tags)?]).await?;
+        }
+        if let (Some(config), Some(specs)) = (&update.configuration, &specs) {
+            // A changed signature key: the one it replaces keeps signing for the overlap. Decided here, in the
+            // write transaction, against the stored configuration, so two concurrent updates cannot lose it.
+            let config = &config.clone().with_key_rotation(Some(&current.configuration), now);
+            let (public, sealed) = self.seal_config(id, config, &update.secret_keys)?;
+            let was_enabled = current.configuration.notifications_enabled().unwrap_or(false);
+            let enabled = config.notifications_enabled().unwrap_or(false);
+            // A receiver that answered 410 is asked again once the user points elsewhere or switches
+            // notifications back on.
+            let clear_gone = (enabled && (!was_enabled || update.reenable_notifications))
+                || config.notification_callback_url() != current.configuration.notification_callback_url();
+            c.exec(
+                "UPDATE instances SET configuration = $2, config_secrets = $3, notifications_enabled = $4, \
+                 notifications_disabled_reason = CASE WHEN $5 THEN NULL ELSE notifications_disabled_reason END \
+                 WHERE id = $1",
+                args![id, public, sealed, enabled, clear_gone],
+            )
+            .await?;
+            // A resource added later starts on the provider's clock as the first ones did.
+            let offset = current.poll_start - current.created_at;
+            let job_start = now.checked_add_signed(offset).unwrap_or(now);
+            sync_jobs(c, id, specs, now, job_start).await?;
+        }
+        if let Some((tokens, account)) = &update.authorization {
+            self.write_tokens(c, id, tokens).await?;
+            c.exec(
+                "UPDATE instances SET account = $2, valid = TRUE, invalid_reason = NULL WHERE id = $1",
+                args![id, account_json(account)?],
+            )
+            .await?;
+            // A new grant is a fresh start: the jobs are due at once instead of waiting out the backoff that the
+            // failed polls (the invalid_grant one included) scheduled.
+            c.exec(
+                "UPDATE poll_jobs SET consecutive_failures = 0, failing_since = NULL, failing_alerted = FALSE, \
+                 next_run_at = CASE WHEN next_run_at > $2 THEN $2 ELSE next_run_at END WHERE instance_id = $1",
+                args![id, ns(now)],
+            )
+            .await?;
+        }
+        c.exec("UPDATE instances SET updated_at = $2 WHERE id = $1", args![id, ns(now)]).await?;
+        self.load_instance(c, id, None, false).await?.ok_or_else(|| not_found(id))
+    }
+}
+
 fn not_found(id: InstanceId) -> StoreError {
     StoreError::NotFound(format!("instance {id}"))
 }
@@ -370,60 +431,30 @@ impl InstanceStore for SqlStore {
         id: InstanceId,
         update: &InstanceUpdate,
     ) -> Result<Instance, StoreError> {
-        let specs = update.configuration.as_ref().map(job_specs).transpose()?;
         let mut tx = self.pools.write().await?;
         let mut c = tx.c();
         let current = self.load_instance(&mut c, id, Some(org), true).await?.ok_or_else(|| not_found(id))?;
-        let now = update.now;
-        if let Some(name) = &update.name {
-            c.exec("UPDATE instances SET name = $2 WHERE id = $1", args![id, name]).await?;
-        }
-        if let Some(tags) = &update.tags {
-            c.exec("UPDATE instances SET tags = $2 WHERE id = $1", args![id, to_json(tags)?]).await?;
-        }
-        if let (Some(config), Some(specs)) = (&update.configuration, &specs) {
-            // A changed signature key: the one it replaces keeps signing for the overlap. Decided here, in the
-            // write transaction, against the stored configuration, so two concurrent updates cannot lose it.
-            let config = &config.clone().with_key_rotation(Some(&current.configuration), now);
-            let (public, sealed) = self.seal_config(id, config, &update.secret_keys)?;
-            let was_enabled = current.configuration.notifications_enabled().unwrap_or(false);
-            let enabled = config.notifications_enabled().unwrap_or(false);
-            // A receiver that answered 410 is asked again once the user points elsewhere or switches
-            // notifications back on.
-            let clear_gone = (enabled && (!was_enabled || update.reenable_notifications))
-                || config.notification_callback_url() != current.configuration.notification_callback_url();
-            c.exec(
-                "UPDATE instances SET configuration = $2, config_secrets = $3, notifications_enabled = $4, \
-                 notifications_disabled_reason = CASE WHEN $5 THEN NULL ELSE notifications_disabled_reason END \
-                 WHERE id = $1",
-                args![id, public, sealed, enabled, clear_gone],
-            )
-            .await?;
-            // A resource added later starts on the provider's clock as the first ones did.
-            let offset = current.poll_start - current.created_at;
-            let job_start = now.checked_add_signed(offset).unwrap_or(now);
-            sync_jobs(&mut c, id, specs, now, job_start).await?;
-        }
-        if let Some((tokens, account)) = &update.authorization {
-            self.write_tokens(&mut c, id, tokens).await?;
-            c.exec(
-                "UPDATE instances SET account = $2, valid = TRUE, invalid_reason = NULL WHERE id = $1",
-                args![id, account_json(account)?],
-            )
-            .await?;
-            // A new grant is a fresh start: the jobs are due at once instead of waiting out the backoff that the
-            // failed polls (the invalid_grant one included) scheduled.
-            c.exec(
-                "UPDATE poll_jobs SET consecutive_failures = 0, failing_since = NULL, failing_alerted = FALSE, \
-                 next_run_at = CASE WHEN next_run_at > $2 THEN $2 ELSE next_run_at END WHERE instance_id = $1",
-                args![id, ns(now)],
-            )
-            .await?;
-        }
-        c.exec("UPDATE instances SET updated_at = $2 WHERE id = $1", args![id, ns(now)]).await?;
-        let instance = self.load_instance(&mut c, id, None, false).await?.ok_or_else(|| not_found(id))?;
+        let instance = self.apply_update(&mut c, &current, update).await?;
         tx.commit().await?;
         Ok(instance)
+    }
+
+    async fn modify_instance(
+        &self,
+        org: OrgId,
+        id: InstanceId,
+        change: &mut (dyn for<'i> FnMut(&'i Instance) -> Option<InstanceUpdate> + Send),
+    ) -> Result<Option<Instance>, StoreError> {
+        let mut tx = self.pools.write().await?;
+        let mut c = tx.c();
+        let current = self.load_instance(&mut c, id, Some(org), true).await?.ok_or_else(|| not_found(id))?;
+        let Some(update) = change(&current) else {
+            tx.rollback().await;
+            return Ok(None);
+        };
+        let instance = self.apply_update(&mut c, &current, &update).await?;
+        tx.commit().await?;
+        Ok(Some(instance))
     }
 
     async fn set_disabled(

@@ -136,6 +136,8 @@ pub struct SqlStore {
     pub(crate) commits: Arc<feed::CommitSignal>,
     /// See [`StoreOptions::polling_failing_after`].
     pub(crate) polling_failing_after: Duration,
+    /// The last write probe of `/readyz`: when, and what it found.
+    pub(crate) probe: Arc<maintenance::LastProbe>,
 }
 
 impl std::fmt::Debug for SqlStore {
@@ -169,6 +171,7 @@ pub async fn connect_with(options: StoreOptions) -> Result<SqlStore, StoreError>
         clock: options.clock,
         commits,
         polling_failing_after: options.polling_failing_after,
+        probe: Arc::default(),
     };
     store.migrate().await?;
     Ok(store)

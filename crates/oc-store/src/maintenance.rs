@@ -1,5 +1,5 @@
 //! [`MaintenanceStore`] on SQL: retention of delivered notifications, the outbox gauges, the leases a gone node
-//! left behind, and the node heartbeats (table `nodes`).
+//! left behind, the node heartbeats (table `nodes`), and the write probe (row `write_probe` of `meta`).
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -11,6 +11,34 @@ use crate::db::{Val, args};
 
 /// Notifications pruned per transaction.
 const PRUNE_CHUNK: i64 = 1_000;
+
+/// How long the result of a write probe stands (of the `now` its callers pass).
+pub(crate) const WRITE_PROBE_EVERY: chrono::Duration = chrono::Duration::seconds(2);
+/// How long a write probe may take before it counts as failed.
+const WRITE_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The last write probe: when (the caller's `now`) and its result. Its lock is held through a probe, so
+/// callers arriving meanwhile wait for that probe instead of writing again.
+#[derive(Default)]
+pub(crate) struct LastProbe(tokio::sync::Mutex<Option<Probed>>);
+
+/// When a probe ran (the caller's `now`) and what it found.
+type Probed = (DateTime<Utc>, Result<(), StoreError>);
+
+impl SqlStore {
+    /// One write in a short transaction: the probe row of `meta`, overwritten (the database does not grow).
+    async fn probe_write(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut tx = self.pools.write().await?;
+        tx.c()
+            .exec(
+                "INSERT INTO meta (key, value) VALUES ('write_probe', $1) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                args![ns(now).to_be_bytes().to_vec()],
+            )
+            .await?;
+        tx.commit().await
+    }
+}
 
 #[async_trait]
 impl MaintenanceStore for SqlStore {
@@ -195,5 +223,28 @@ impl MaintenanceStore for SqlStore {
         };
         tx.commit().await?;
         Ok(gone > 0)
+    }
+
+    async fn write_probe(&self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut last = self.probe.0.lock().await;
+        if let Some((at, result)) = &*last
+            && *at <= now
+            && now - *at < WRITE_PROBE_EVERY
+        {
+            return result.clone();
+        }
+        let result = match tokio::time::timeout(WRITE_PROBE_TIMEOUT, self.probe_write(now)).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Database(format!(
+                "the write probe took more than {} s: the database does not accept writes",
+                WRITE_PROBE_TIMEOUT.as_secs()
+            ))),
+        };
+        let result = result.map_err(|e| match e {
+            StoreError::Database(m) => StoreError::Database(format!("the store cannot write: {m}")),
+            other => other,
+        });
+        *last = Some((now, result.clone()));
+        result
     }
 }

@@ -243,3 +243,102 @@ async fn health_ready_metrics_openapi() {
     assert_eq!(doc["openapi"], "3.1.0");
     server.stop().await;
 }
+
+/// Ten concurrent `PATCH`es, each adding one configuration key: all answer 200 and all ten keys remain (issue 18:
+/// the merge read the instance outside the write, and one or two keys survived).
+async fn concurrent_patches_keep_every_key(test_store: testing::TestStore) {
+    let sage = sage_oauth_only().await;
+    let args = sage_args(&sage);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let server = Server::start(test_store, &args).await.unwrap();
+    let org = server.organization("acme").await;
+    let (s, created) = server.call("POST", "/instances", Some(&org.authorization), Some(&seed())).await;
+    assert_eq!(s, 200, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let mut patches = tokio::task::JoinSet::new();
+    for n in 0..10 {
+        let (http, url, auth) =
+            (server.http.clone(), format!("{}/instances/{id}", server.api), org.authorization.clone());
+        patches.spawn(async move {
+            let body = json!({"configuration": {format!("custom.key.{n}"): n}});
+            let resp = http.patch(url).header("authorization", auth).json(&body).send().await.unwrap();
+            (resp.status().as_u16(), resp.json::<Value>().await.unwrap())
+        });
+    }
+    while let Some(answer) = patches.join_next().await {
+        let (s, v) = answer.unwrap();
+        assert_eq!(s, 200, "{v}");
+    }
+    let (s, v) = server.call("GET", &format!("/instances/{id}"), Some(&org.authorization), None).await;
+    assert_eq!(s, 200, "{v}");
+    let kept: Vec<i64> = (0..10).filter(|n| v["configuration"][format!("custom.key.{n}")] == json!(n)).collect();
+    assert_eq!(kept, (0..10).collect::<Vec<_>>(), "every patch's key remains: {}", v["configuration"]);
+    // and the rest of the configuration with them
+    assert_eq!(v["configuration"]["oauth.api.key"], created["configuration"]["oauth.api.key"]);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_patches_keep_every_key_on_sqlite() {
+    concurrent_patches_keep_every_key(testing::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_patches_keep_every_key_on_postgres() {
+    let Some(store) = testing::postgres().await else { return };
+    concurrent_patches_keep_every_key(store).await;
+}
+
+/// `PUT /instances/{id}` is checked as a create is: a configuration without the OAuth app's keys is refused with
+/// a 400 naming each missing key (with every other problem of the body), and the instance keeps its
+/// configuration (issue 18: `{"configuration": {}}` wiped it, OAuth keys included, and answered `valid: true`).
+#[tokio::test]
+async fn a_put_is_checked_like_a_create_and_never_drops_the_oauth_keys() {
+    let (server, _sage) = server().await;
+    let org = server.organization("acme").await;
+    let auth = Some(org.authorization.as_str());
+    let (s, created) = server.call("POST", "/instances", auth, Some(&seed())).await;
+    assert_eq!(s, 200, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    let path = format!("/instances/{id}");
+    let paths = |v: &Value| -> Vec<String> {
+        v["errors"].as_array().map_or_else(Vec::new, |e| e.iter().map(|e| e["path"].as_str().unwrap().into()).collect())
+    };
+    let oauth = ["oauth.api.key", "oauth.api.secret", "oauth.callback.url"].map(|k| format!("configuration[\"{k}\"]"));
+
+    let (s, v) = server.call("PUT", &path, auth, Some(&json!({"configuration": {}}))).await;
+    assert_eq!(s, 400, "{v}");
+    assert_eq!(v["code"], "invalid_request", "{v}");
+    for want in &oauth {
+        assert!(paths(&v).contains(want), "{want} missing in {v}");
+    }
+    // every problem at once: the missing keys beside the others
+    let (s, v) = server
+        .call("PUT", &path, auth, Some(&json!({"configuration": {"event.poller.refresh_interval": "never"}})))
+        .await;
+    assert_eq!(s, 400, "{v}");
+    let found = paths(&v);
+    assert!(found.contains(&"configuration[\"event.poller.refresh_interval\"]".to_string()), "{v}");
+    for want in &oauth {
+        assert!(found.contains(want), "{want} missing in {v}");
+    }
+    // nothing changed
+    let (_, now) = server.call("GET", &path, auth, None).await;
+    assert_eq!(now["configuration"], created["configuration"]);
+    assert_eq!(now["valid"], json!(true));
+
+    // a full body is accepted; a secret sent back masked, as the API shows it, keeps its value
+    let mut body = seed();
+    body["configuration"]["oauth.api.secret"] = json!("********");
+    body["configuration"]["country"] = json!("GB");
+    let (s, v) = server.call("PUT", &path, auth, Some(&body)).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["configuration"]["country"], "GB");
+    let stored = server.test_store.store().instance_by_id(id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.configuration.get("oauth.api.secret"),
+        seed()["configuration"].get("oauth.api.secret"),
+        "the masked secret kept its value"
+    );
+    server.stop().await;
+}

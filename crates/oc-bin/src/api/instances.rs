@@ -21,8 +21,8 @@ use serde_json::{Value, json};
 use super::AppState;
 use super::auth::Caller;
 use super::error::ApiError;
-use crate::callbacks::check_body;
-use crate::validation::Checked;
+use crate::callbacks::{check_body, check_callbacks};
+use crate::validation::{Checked, check_instance_body};
 
 fn parse_body(bytes: &Bytes) -> Result<Value, ApiError> {
     if bytes.is_empty() {
@@ -150,14 +150,24 @@ pub(crate) async fn reauthorize(
     let mut configuration = existing.configuration.clone();
     configuration.insert(keys::OAUTH_CALLBACK_URL, Value::String(redirect_uri.to_string()));
     let grant = exchange(&provider, &configuration, code).await?;
-    let update = InstanceUpdate {
-        configuration: Some(configuration),
-        secret_keys: secret_keys(state, &existing.element_key),
-        authorization: Some((grant.tokens, grant.account)),
-        now: state.clock.now(),
-        ..InstanceUpdate::default()
-    };
-    let updated = state.store.update_instance(principal.org_id, existing.id, &update).await?;
+    let (now, secret_keys) = (state.clock.now(), secret_keys(state, &existing.element_key));
+    let mut authorization = Some((grant.tokens, grant.account));
+    // against the configuration as stored when the new tokens are written, so no change made meanwhile is lost
+    let updated = state
+        .store
+        .modify_instance(principal.org_id, existing.id, &mut |current| {
+            let mut configuration = current.configuration.clone();
+            configuration.insert(keys::OAUTH_CALLBACK_URL, Value::String(redirect_uri.to_string()));
+            Some(InstanceUpdate {
+                configuration: Some(configuration),
+                secret_keys: secret_keys.clone(),
+                authorization: authorization.take(),
+                now,
+                ..InstanceUpdate::default()
+            })
+        })
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("instance {} not found", existing.id)))?;
     tracing::info!(instance = updated.id, "instance authorized again");
     Ok(updated)
 }
@@ -225,12 +235,29 @@ pub(super) async fn replace(
 ) -> Result<Json<InstanceResponse>, ApiError> {
     let existing = load(&state, &caller, id).await?;
     let mut body = parse_body(&body)?;
+    if !body.is_object() {
+        return Err(ApiError::invalid("", "the body must be a JSON object"));
+    }
     if let Some(obj) = body.as_object_mut() {
         obj.entry("element").or_insert_with(|| json!({"key": existing.element_key}));
         obj.entry("name").or_insert_with(|| json!(existing.name));
     }
     let now = state.clock.now();
-    let Checked { validated, warnings } = check_body(&state, &body, false, now).await.map_err(invalid)?;
+    let secret_keys = secret_keys(&state, &existing.element_key);
+    keep_masked_secrets(&mut body, &existing.configuration, &secret_keys);
+    // A PUT replaces the whole configuration: it is checked as a create's is (the OAuth app's keys included, which
+    // the instance needs to refresh its tokens), every problem at once; only `providerData.code` is optional.
+    let mut problems = missing_oauth_keys(&body);
+    let checked = check_body(&state, &body, false, now).await;
+    let Checked { validated, warnings } = match checked {
+        Ok(checked) if problems.is_empty() => checked,
+        Ok(_) => return Err(invalid(problems)),
+        Err(found) => {
+            let mut all = found;
+            all.0.append(&mut problems.0);
+            return Err(invalid(all));
+        }
+    };
     let request = validated.request;
     if request.element.key != existing.element_key {
         return Err(ApiError::invalid("element.key", "the element of an instance cannot change"));
@@ -248,7 +275,7 @@ pub(super) async fn replace(
         name: Some(request.name),
         tags: Some(request.tags),
         configuration: Some(request.configuration),
-        secret_keys: secret_keys(&state, &existing.element_key),
+        secret_keys,
         reenable_notifications,
         authorization,
         now,
@@ -257,67 +284,168 @@ pub(super) async fn replace(
     Ok(Json(to_response(&state, &updated, None, warnings)))
 }
 
-/// Applies a partial update (`name`, `tags`, `configuration` merged by key) after validating the result.
+/// The OAuth app keys an instance cannot do without (to refresh its tokens): a problem for each one `body`'s
+/// configuration lacks. Nothing when the configuration is not an object (the body's check says so).
+fn missing_oauth_keys(body: &Value) -> Problems {
+    let mut problems = Problems::default();
+    if let Some(Value::Object(config)) = body.get("configuration") {
+        for key in [keys::OAUTH_API_KEY, keys::OAUTH_API_SECRET, keys::OAUTH_CALLBACK_URL] {
+            if config.get(key).is_none_or(Value::is_null) {
+                problems.push(
+                    oc_model::config::config_path(key),
+                    "missing: the instance needs it to refresh its OAuth tokens, and a PUT replaces the whole \
+                     configuration",
+                );
+            }
+        }
+    }
+    problems
+}
+
+/// A secret given back as the API shows it (`********`) keeps its stored value: a configuration read and sent
+/// back unchanged does not overwrite its secrets with the mask.
+fn keep_masked_secrets(body: &mut Value, stored: &Configuration, secrets: &SecretKeys) {
+    let Some(Value::Object(config)) = body.get_mut("configuration") else { return };
+    for (key, value) in config.iter_mut() {
+        if value.as_str() == Some(MASK)
+            && secrets.contains(key)
+            && let Some(kept) = stored.get(key)
+        {
+            *value = kept.clone();
+        }
+    }
+}
+
+/// A partial update as asked: each field `None` when left as it is.
+struct Patch {
+    name: Option<String>,
+    tags: Option<Vec<String>>,
+    configuration: Option<Configuration>,
+}
+
+impl Patch {
+    /// Reads a `PATCH` body, every problem at once.
+    fn read(patch: &Value) -> Result<Patch, ApiError> {
+        let Some(obj) = patch.as_object() else {
+            return Err(ApiError::invalid("", "the body must be a JSON object"));
+        };
+        let mut problems = Problems::default();
+        let name = match obj.get("name") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
+            Some(_) => {
+                problems.push("name", "expected a non-empty string");
+                None
+            }
+        };
+        let tags = match obj.get("tags") {
+            None | Some(Value::Null) => None,
+            Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
+                Some(a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect::<Vec<_>>())
+            }
+            Some(_) => {
+                problems.push("tags", "expected an array of strings");
+                None
+            }
+        };
+        let configuration = match obj.get("configuration") {
+            None | Some(Value::Null) => None,
+            Some(Value::Object(map)) => Some(map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()),
+            Some(_) => {
+                problems.push("configuration", "expected an object of configuration keys");
+                None
+            }
+        };
+        if !problems.is_empty() {
+            return Err(invalid(problems));
+        }
+        Ok(Patch { name, tags, configuration })
+    }
+
+    /// The update this patch makes of `current` (the instance as stored), with the warnings of the result; the
+    /// result is checked as a whole, every problem at once.
+    fn update_of(
+        &self,
+        state: &AppState,
+        current: &Instance,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(InstanceUpdate, Vec<Problem>), Problems> {
+        let secret_keys = secret_keys(state, &current.element_key);
+        let configuration = self.configuration.as_ref().map(|patch| {
+            let mut patch = patch.clone();
+            for (key, value) in patch.clone().iter() {
+                if value.as_str() == Some(MASK)
+                    && secret_keys.contains(key)
+                    && let Some(kept) = current.configuration.get(key)
+                {
+                    patch.insert(key, kept.clone());
+                }
+            }
+            let mut merged = current.configuration.clone();
+            merged.merge(&patch);
+            merged
+        });
+        let full = json!({
+            "element": {"key": current.element_key},
+            "name": self.name.clone().unwrap_or_else(|| current.name.clone()),
+            "tags": self.tags.clone().unwrap_or_else(|| current.tags.clone()),
+            "configuration": configuration.as_ref().unwrap_or(&current.configuration),
+        });
+        let Checked { warnings, .. } = check_instance_body(&full, &state.providers, false, now)?;
+        let reenable_notifications = self.configuration.as_ref().is_some_and(asks_notifications);
+        let update = InstanceUpdate {
+            name: self.name.clone(),
+            tags: self.tags.clone(),
+            configuration,
+            secret_keys,
+            reenable_notifications,
+            authorization: None,
+            now,
+        };
+        Ok((update, warnings))
+    }
+}
+
+/// Applies a partial update (`name`, `tags`, `configuration` merged by key) to the instance `id`: merged with
+/// and checked against the instance as stored, inside the write that stores the result
+/// ([`InstanceStore::modify_instance`](oc_model::ports::InstanceStore::modify_instance)), so concurrent patches
+/// all keep their keys.
 async fn apply_patch(
     state: &AppState,
     caller: &Caller,
-    existing: Instance,
+    id: InstanceId,
     patch: Value,
 ) -> Result<(Instance, Vec<Problem>), ApiError> {
-    let Some(obj) = patch.as_object() else {
-        return Err(ApiError::invalid("", "the body must be a JSON object"));
-    };
-    let mut problems = Problems::default();
-    let name = match obj.get("name") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-        Some(_) => {
-            problems.push("name", "expected a non-empty string");
-            None
-        }
-    };
-    let tags = match obj.get("tags") {
-        None | Some(Value::Null) => None,
-        Some(Value::Array(a)) if a.iter().all(Value::is_string) => {
-            Some(a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect::<Vec<_>>())
-        }
-        Some(_) => {
-            problems.push("tags", "expected an array of strings");
-            None
-        }
-    };
-    let mut reenable_notifications = false;
-    let configuration = match obj.get("configuration") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(map)) => {
-            let patch: Configuration = map.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            reenable_notifications = asks_notifications(&patch);
-            let mut merged = existing.configuration.clone();
-            merged.merge(&patch);
-            Some(merged)
-        }
-        Some(_) => {
-            problems.push("configuration", "expected an object of configuration keys");
-            None
-        }
-    };
-    if !problems.is_empty() {
-        return Err(invalid(problems));
-    }
-    let full = json!({
-        "element": {"key": existing.element_key},
-        "name": name.clone().unwrap_or_else(|| existing.name.clone()),
-        "tags": tags.clone().unwrap_or_else(|| existing.tags.clone()),
-        "configuration": configuration.as_ref().unwrap_or(&existing.configuration),
-    });
+    let patch = Patch::read(&patch)?;
     let now = state.clock.now();
-    let Checked { warnings, .. } = check_body(state, &full, false, now).await.map_err(invalid)?;
-    let secret_keys = secret_keys(state, &existing.element_key);
-    let update =
-        InstanceUpdate { name, tags, configuration, secret_keys, reenable_notifications, authorization: None, now };
-    let updated = state.store.update_instance(caller.principal.org_id, existing.id, &update).await?;
-    state.wakers.dispatcher.notify_one();
-    Ok((updated, warnings))
+    // the callback URLs the patch sets are checked before the write (the check may resolve a name): the merge
+    // and the rest of the validation run inside it
+    if let Some(configuration) = &patch.configuration {
+        let body = json!({"configuration": configuration});
+        check_callbacks(&body, state.allow_private_callbacks).await.map_err(invalid)?;
+    }
+    let mut verdict: Option<Result<Vec<Problem>, Problems>> = None;
+    let updated = state
+        .store
+        .modify_instance(caller.principal.org_id, id, &mut |current| match patch.update_of(state, current, now) {
+            Ok((update, warnings)) => {
+                verdict = Some(Ok(warnings));
+                Some(update)
+            }
+            Err(problems) => {
+                verdict = Some(Err(problems));
+                None
+            }
+        })
+        .await?;
+    match (updated, verdict) {
+        (Some(updated), Some(Ok(warnings))) => {
+            state.wakers.dispatcher.notify_one();
+            Ok((updated, warnings))
+        }
+        (_, Some(Err(problems))) => Err(invalid(problems)),
+        _ => Err(ApiError::NotFound(format!("instance {id} not found"))),
+    }
 }
 
 /// `PATCH /instances/{id}`.
@@ -327,9 +455,9 @@ pub(super) async fn patch(
     Path(id): Path<InstanceId>,
     body: Bytes,
 ) -> Result<Json<InstanceResponse>, ApiError> {
-    let existing = load(&state, &caller, id).await?;
+    load(&state, &caller, id).await?;
     let patch = parse_body(&body)?;
-    let (updated, warnings) = apply_patch(&state, &caller, existing, patch).await?;
+    let (updated, warnings) = apply_patch(&state, &caller, id, patch).await?;
     Ok(Json(to_response(&state, &updated, None, warnings)))
 }
 
@@ -341,7 +469,7 @@ pub(super) async fn patch_own(
 ) -> Result<Json<InstanceResponse>, ApiError> {
     let existing = load_own(&state, &caller).await?;
     let patch = parse_body(&body)?;
-    let (updated, warnings) = apply_patch(&state, &caller, existing, patch).await?;
+    let (updated, warnings) = apply_patch(&state, &caller, existing.id, patch).await?;
     Ok(Json(to_response(&state, &updated, None, warnings)))
 }
 
@@ -503,7 +631,7 @@ async fn patch_entry(
     };
     let value = body.get("propertyValue").cloned().ok_or_else(|| ApiError::invalid("propertyValue", "missing"))?;
     let patch = json!({ "configuration": { key.clone(): value } });
-    let (updated, _) = apply_patch(state, caller, i, patch).await?;
+    let (updated, _) = apply_patch(state, caller, i.id, patch).await?;
     entries(state, &updated)
         .into_iter()
         .find(|e| e.key == key)

@@ -32,6 +32,7 @@ mod model;
 mod ops;
 mod outbox;
 mod polls;
+mod reliability;
 mod schema;
 mod vault;
 

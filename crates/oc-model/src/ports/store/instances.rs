@@ -81,7 +81,8 @@ pub struct InstanceUpdate {
     pub name: Option<String>,
     /// New tags (replace all).
     pub tags: Option<Vec<String>>,
-    /// New configuration (already merged by the caller). Poll jobs follow its resources and interval at once;
+    /// New configuration (already merged by the caller, against the instance as stored: see
+    /// [`InstanceStore::modify_instance`]). Poll jobs follow its resources and interval at once;
     /// a changed callback or re-enabled notifications clear a `410` switch-off.
     pub configuration: Option<Configuration>,
     /// Which keys of the new configuration are secret (as in [`NewInstance::secret_keys`]).
@@ -111,6 +112,18 @@ pub trait InstanceStore: Send + Sync {
         id: InstanceId,
         update: &InstanceUpdate,
     ) -> Result<Instance, StoreError>;
+    /// Changes an instance of `org` by what `change` makes of it as stored: `change` is called with the instance
+    /// read inside the write transaction that applies its answer, the row locked (PostgreSQL `FOR UPDATE`,
+    /// SQLite's single writer), so a read–merge–write (a `PATCH` merging configuration keys) cannot lose a
+    /// concurrent change (issue 18: ten concurrent `PATCH`es kept one or two of their keys). `change` answers
+    /// `None` to change nothing (having noted why): the transaction is rolled back and `Ok(None)` returned. It
+    /// must be quick and do no I/O: it runs while the instance (on SQLite, every write) waits.
+    async fn modify_instance(
+        &self,
+        org: OrgId,
+        id: InstanceId,
+        change: &mut (dyn for<'i> FnMut(&'i Instance) -> Option<InstanceUpdate> + Send),
+    ) -> Result<Option<Instance>, StoreError>;
     /// Switches an instance off or on; switching it on also turns its notifications back on after a `410`.
     async fn set_disabled(
         &self,

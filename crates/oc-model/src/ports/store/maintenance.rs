@@ -1,5 +1,5 @@
 //! [`MaintenanceStore`]: the service's housekeeping — pruning delivered notifications, the outbox gauges, the
-//! leases of nodes known to be gone, and the node heartbeats that tell who is gone.
+//! leases of nodes known to be gone, the node heartbeats that tell who is gone, and the write probe of `/readyz`.
 //!
 //! Lease holders are named by the services that take the leases: `{node}-poll` (the scheduler), `{node}-notify`
 //! (the dispatcher) and `{node}:{...}` (a provider's token refresh locks). [`node_of_holder`] recovers the node, so
@@ -86,6 +86,12 @@ pub trait MaintenanceStore: Send + Sync {
     /// Removes `node` from the nodes: at its clean stop (`beats: None`), or by a watcher that found it silent at
     /// `beats` (then only if it has not beaten since). Whether a row went.
     async fn forget_node(&self, node: &str, beats: Option<i64>) -> Result<bool, StoreError>;
+    /// Proves that the store can write at `now`: a one-row write in a short transaction, which a full disk, a
+    /// read-only or unreachable database, or a wedged writer fails. `/readyz` asks it, so that a store that
+    /// answers reads but cannot write is not ready (issue 18). Cheap to call often: the store writes at most once
+    /// per few seconds of `now` and answers the last result in between, and gives up on a write that takes more
+    /// than a few seconds.
+    async fn write_probe(&self, now: DateTime<Utc>) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]
