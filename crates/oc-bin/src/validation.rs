@@ -1,7 +1,8 @@
 //! Validation of an instance body by every layer that owns a part of it: the structure (oc-model), each
 //! resource's poller plan as the engine compiles it (URL template, date masks and zones: oc-poller's
 //! [`PollPlan`]), and the hub query with its CEQL `where` (the provider). Every problem comes back at once, each
-//! with its JSON path; warnings (such as a repaired quote) come back on success.
+//! with its JSON path; warnings (such as a repaired quote) come back on success. An instance polls at most
+//! [`MAX_RESOURCES_PER_INSTANCE`] resources.
 
 use chrono::{DateTime, Utc};
 use oc_model::config::{Configuration, config_path, keys};
@@ -10,7 +11,7 @@ use oc_model::poller::PollerConfig;
 use oc_model::ports::{Provider, Providers};
 use oc_model::validate::{Validated, ValidationOptions, validate_instance_request_with};
 use oc_model::{Problem, Problems};
-use oc_poller::plan::{PlanField, PlanSettings, PollPlan};
+use oc_poller::plan::{MAX_RESOURCES_PER_INSTANCE, PlanField, PlanSettings, PollPlan};
 use serde_json::Value;
 
 /// A body every layer accepts, with the warnings found.
@@ -44,6 +45,16 @@ pub fn check_instance_body(
         // the structural check reported what cannot be read; the plans check what can
         let (pollers, _) = configuration.read_poller_configs();
         let base = config_path(keys::POLLER_CONFIGURATION);
+        if pollers.len() > MAX_RESOURCES_PER_INSTANCE {
+            problems.push(
+                base.clone(),
+                format!(
+                    "{} resources configured; an instance polls at most {MAX_RESOURCES_PER_INSTANCE} (split them \
+                     over several instances)",
+                    pollers.len()
+                ),
+            );
+        }
         for (resource, config) in pollers.iter() {
             let entry_path = path::member(&base, resource);
             check_plan(config, &entry_path, provider.map(|p| p.as_ref()), now, &mut problems, &mut warnings);
@@ -109,3 +120,44 @@ fn check_backfill(at: DateTime<Utc>, path: &str, now: DateTime<Utc>, problems: &
 
 /// The plan settings of validation: the lookback does not change what is valid.
 const PLAN_SETTINGS: PlanSettings = PlanSettings { default_lookback: std::time::Duration::from_secs(60) };
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use oc_sageone::{SageConfig, SageProvider};
+    use serde_json::json;
+
+    use super::*;
+
+    fn body(resources: usize) -> Value {
+        let mut body: Value = serde_json::from_str(crate::demo::SEED_EXAMPLE).unwrap();
+        let one = body["configuration"]["event.poller.configuration"]["customers"].clone();
+        let pollers: serde_json::Map<String, Value> = (0..resources)
+            .map(|i| (if i == 0 { "customers".into() } else { format!("c{i:03}") }, one.clone()))
+            .collect();
+        body["configuration"]["event.poller.configuration"] = Value::Object(pollers);
+        body["providerData"] = json!({"code": "GB/abc"});
+        body
+    }
+
+    #[test]
+    fn an_instance_polls_at_most_the_resource_limit() {
+        let sage = SageProvider::new(SageConfig::default()).unwrap();
+        let providers = Providers::new().with(Arc::new(sage));
+        let now = "2024-05-01T12:00:00Z".parse().unwrap();
+        for require_code in [true, false] {
+            let ok = check_instance_body(&body(MAX_RESOURCES_PER_INSTANCE), &providers, require_code, now);
+            assert!(ok.is_ok(), "{:?}", ok.err());
+            let Err(problems) =
+                check_instance_body(&body(MAX_RESOURCES_PER_INSTANCE + 1), &providers, require_code, now)
+            else {
+                panic!("101 resources accepted");
+            };
+            assert_eq!(problems.0.len(), 1, "{problems:?}");
+            let p = &problems.0[0];
+            assert_eq!(p.path, r#"configuration["event.poller.configuration"]"#);
+            assert!(p.message.contains("101 resources configured; an instance polls at most 100"), "{}", p.message);
+        }
+    }
+}

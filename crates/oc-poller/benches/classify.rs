@@ -86,6 +86,7 @@ fn bench(c: &mut Criterion) {
         created_after_ms: BASE_MS - 60_000,
         created_from_ms: BASE_MS - 60_000,
         compare_hashes: true,
+        baseline: false,
     };
 
     let id_bytes: usize = seen.iter().map(|(id, _)| id.len()).sum();

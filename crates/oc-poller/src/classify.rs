@@ -321,6 +321,10 @@ pub struct Window {
     pub created_from_ms: i64,
     /// Compare content hashes, not only dates (the defence of pitfall 8).
     pub compare_hashes: bool,
+    /// The first poll of the job without a backfill, of a resource whose records have no updated date: what it
+    /// reads existed before (as far as anything can tell) and goes into `seen` without an event — the first
+    /// poll replays nothing. A record it can tell is new (its created date is after the start) is still CREATED.
+    pub baseline: bool,
 }
 
 /// What one classification found.
@@ -400,14 +404,17 @@ impl Classifier<'_> {
                     EventType::Updated
                 }
                 None => match self.reader.created(&obs.record) {
-                    DateRead::Parsed(c) | DateRead::Fallback(c, _) => {
-                        let c = c.timestamp_millis();
-                        if c > w.created_after_ms && c >= w.created_from_ms {
-                            EventType::Created
-                        } else {
-                            EventType::Updated
-                        }
+                    DateRead::Parsed(c) | DateRead::Fallback(c, _)
+                        if c.timestamp_millis() > w.created_after_ms && c.timestamp_millis() >= w.created_from_ms =>
+                    {
+                        EventType::Created
                     }
+                    _ if w.baseline && obs.date_ms.is_none() => {
+                        // the baseline of an undated resource: an existing record, not a change
+                        seen.insert(&obs.id, SeenEntry { date_ms: None, hash, deleted: false, observed: true });
+                        continue;
+                    }
+                    DateRead::Parsed(_) | DateRead::Fallback(..) => EventType::Updated,
                     DateRead::NotConfigured => EventType::Updated,
                     DateRead::Unreadable(why) => {
                         push_warning(out, Some(&obs.id), format!("{why}; notified as UPDATED"));
@@ -540,6 +547,7 @@ mod tests {
             created_after_ms: ms("2024-01-01T00:00:00Z"),
             created_from_ms: ms("2024-01-01T00:00:00Z"),
             compare_hashes: true,
+            baseline: false,
         }
     }
 

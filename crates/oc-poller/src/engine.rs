@@ -127,6 +127,8 @@ struct Prepared {
     known: Known,
     /// The query of a complete scan of every id, when this poll reconciles deletions.
     reconcile: Option<CompiledQuery>,
+    /// No watermark yet, no backfill and no replay: the job's first poll, which replays nothing.
+    first_poll: bool,
 }
 
 /// Why a poll stops before its commit: the outcome to record as abandoned.
@@ -339,6 +341,7 @@ impl Engine {
             warnings,
             known: Known::default(),
             reconcile,
+            first_poll: claim.state.watermark.is_none() && backfill.is_none() && !claim.state.reseed,
         })
     }
 
@@ -423,7 +426,8 @@ impl Engine {
         started_at: DateTime<Utc>,
     ) -> Decided {
         let d = self.config.defences();
-        let Prepared { plan, start, w_prev, window_start, mut seen, query, mut warnings, known, .. } = prepared;
+        let Prepared { plan, start, w_prev, window_start, mut seen, query, mut warnings, known, first_poll, .. } =
+            prepared;
         let consistent = scanned.problems.is_empty();
         let records = scanned.changes.read + scanned.deletions.read;
         warnings.extend(scanned.changes.warnings.iter().cloned());
@@ -439,6 +443,9 @@ impl Engine {
             created_after_ms: (w_prev - plan.lookback - plan.tolerance).timestamp_millis(),
             created_from_ms: start.timestamp_millis().max(seen.floor_ms().unwrap_or(i64::MIN)),
             compare_hashes: d.content_hash,
+            // the first poll without a backfill (or replay) of a resource without an updated date reads every
+            // record: what exists now is its baseline, not changes (the first poll replays nothing)
+            baseline: first_poll && plan.reader.updated.is_none(),
         };
         let mut classified = Classified::default();
         let classifier = Classifier::new(&plan.reader, &window, query.local.as_deref());

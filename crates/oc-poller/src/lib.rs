@@ -33,6 +33,6 @@ pub mod window;
 pub use defences::Defences;
 pub use engine::{Engine, EngineConfig, PollJob, PollReport};
 pub use error::PollError;
-pub use plan::{PlanField, PlanProblem, PlanSettings, PollPlan};
-pub use scheduler::{JobResult, PollPorts, Scheduler, SchedulerConfig};
+pub use plan::{MAX_RESOURCES_PER_INSTANCE, PlanField, PlanProblem, PlanSettings, PollPlan};
+pub use scheduler::{DEFAULT_MAX_WAITING, JobResult, PollPorts, Scheduler, SchedulerConfig};
 pub use seen::SeenSet;

@@ -14,6 +14,11 @@ use crate::classify::RecordReader;
 use crate::fields::{DateFormat, FieldPath};
 use crate::window::UrlPlan;
 
+/// The most resources one instance may poll (`event.poller.configuration` entries). Every resource is a job
+/// polled on the instance's interval, spending its business's request budget: an instance of more would only
+/// queue behind its own budget (issue 18). The API refuses more at create and update with a 400.
+pub const MAX_RESOURCES_PER_INSTANCE: usize = 100;
+
 /// The field of a resource's poller configuration a [`PlanProblem`] is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanField {

@@ -5,6 +5,14 @@
 //! disabled and deleted instances are picked up without a restart. Leases in the store keep two nodes (or two
 //! tasks) from polling the same (instance, resource) at once. Decisions read time from the [`Clock`] port;
 //! only [`Scheduler::run`]'s idle wait between claims uses the runtime's timer.
+//!
+//! **A slot is never held while waiting for an account's budget.** Before a claimed job gets one of the
+//! [`max_in_flight`](SchedulerConfig::max_in_flight) slots, its provider is asked whether the job's provider account could
+//! send a request now, counting the polls of that account this node already started
+//! ([`Provider::budget_wait`](oc_model::ports::Provider::budget_wait)). A job that could only wait stays claimed
+//! — its lease renewed, its place kept: waiting jobs are admitted oldest due first — but takes no slot, and is
+//! not counted as a failure; claims go on, so the jobs of other accounts are reached and run in the free slots.
+//! At most [`max_waiting`](SchedulerConfig::max_waiting) jobs wait so.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -42,6 +50,9 @@ pub struct SchedulerConfig {
     pub backoff_cap: Duration,
     /// How long shutdown waits for running polls before abandoning them (default 30 s).
     pub shutdown_deadline: Duration,
+    /// Claimed jobs that may wait, without a slot, for their account's budget (default 4,096). When as many
+    /// wait, nothing more is claimed until some of them run.
+    pub max_waiting: usize,
 }
 
 impl Default for SchedulerConfig {
@@ -55,11 +66,30 @@ impl Default for SchedulerConfig {
             backoff_base: Duration::from_secs(30),
             backoff_cap: Duration::from_secs(3600),
             shutdown_deadline: Duration::from_secs(30),
+            max_waiting: DEFAULT_MAX_WAITING,
         }
     }
 }
 
-type Running = Mutex<HashMap<(InstanceId, String), Arc<Mutex<Lease>>>>;
+/// The default of [`SchedulerConfig::max_waiting`].
+pub const DEFAULT_MAX_WAITING: usize = 4096;
+
+/// Whose request budget a job spends: its element and its provider account (the instance's own when the
+/// provider names none).
+type Account = (String, String);
+
+fn account_of(claim: &PollClaim) -> Account {
+    let i = &claim.instance;
+    (i.element_key.clone(), i.account.id.clone().unwrap_or_else(|| format!("instance:{}", i.id)))
+}
+
+/// A job in a slot: its current lease (renewals replace it) and its account.
+struct Slot {
+    lease: Arc<Mutex<Lease>>,
+    account: Account,
+}
+
+type Running = Mutex<HashMap<(InstanceId, String), Slot>>;
 
 /// What happened to one claimed job.
 #[derive(Debug)]
@@ -96,6 +126,8 @@ pub struct Scheduler {
     engine: Engine,
     config: SchedulerConfig,
     running: Running,
+    /// Claimed jobs waiting for their account's budget, without a slot.
+    waiting: Mutex<Vec<PollClaim>>,
 }
 
 impl Scheduler {
@@ -110,30 +142,137 @@ impl Scheduler {
             clock,
             config,
             running: Mutex::new(HashMap::new()),
+            waiting: Mutex::new(Vec::new()),
         })
     }
 
     /// Polls running now.
     pub fn in_flight(&self) -> usize {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).len()
+        lock(&self.running).len()
+    }
+
+    /// Claimed jobs waiting, without a slot, for their account's budget.
+    pub fn waiting(&self) -> usize {
+        lock(&self.waiting).len()
     }
 
     fn free_slots(&self) -> usize {
         self.config.max_in_flight.saturating_sub(self.in_flight())
     }
 
-    async fn claim(&self) -> Result<Vec<PollClaim>, PollError> {
+    /// Claims due jobs, as many as there are free slots (none when [`SchedulerConfig::max_waiting`] jobs wait);
+    /// returns them with the number asked for.
+    async fn claim(&self) -> Result<(Vec<PollClaim>, usize), PollError> {
         let free = self.free_slots();
-        if free == 0 {
-            return Ok(Vec::new());
+        if free == 0 || self.waiting() >= self.config.max_waiting {
+            return Ok((Vec::new(), 0));
         }
-        Ok(self.store.claim_polls(&self.config.owner, self.clock.now(), free, self.engine.config().lease_ttl).await?)
+        let ttl = self.engine.config().lease_ttl;
+        Ok((self.store.claim_polls(&self.config.owner, self.clock.now(), free, ttl).await?, free))
     }
 
-    /// One step: claims the due jobs (as many as there are free slots) and runs them, concurrently, to the
-    /// end. For tests and tools; the service uses [`run`](Self::run).
+    /// Gives slots to the waiting jobs and to `claims`, oldest due first, while slots are free and each job's
+    /// account has budget for it; the others wait. Returns the jobs admitted (each already in its slot).
+    fn admit(&self, claims: Vec<PollClaim>) -> Vec<PollClaim> {
+        let mut waiting = lock(&self.waiting);
+        let mut candidates = std::mem::take(&mut *waiting);
+        if candidates.is_empty() && claims.is_empty() {
+            return Vec::new();
+        }
+        candidates.extend(claims);
+        candidates.sort_by(|a, b| (a.due_at, a.instance.id, &a.resource).cmp(&(b.due_at, b.instance.id, &b.resource)));
+        let mut running = lock(&self.running);
+        let mut started: HashMap<Account, usize> = HashMap::new();
+        for slot in running.values() {
+            *started.entry(slot.account.clone()).or_default() += 1;
+        }
+        let mut blocked: HashMap<Account, Duration> = HashMap::new();
+        let mut admitted = Vec::new();
+        for claim in candidates {
+            let account = account_of(&claim);
+            if running.len() >= self.config.max_in_flight || blocked.contains_key(&account) {
+                waiting.push(claim);
+                continue;
+            }
+            let pending = started.get(&account).copied().unwrap_or(0);
+            let wait = match (
+                self.providers.get(&claim.instance.element_key),
+                Session::of(&claim.instance, self.vault.clone()),
+            ) {
+                (Some(provider), Ok(session)) => provider.budget_wait(&session, pending),
+                // the poll fails without a request: nothing to wait for
+                _ => Duration::ZERO,
+            };
+            if !wait.is_zero() {
+                tracing::debug!(
+                    instance_id = claim.instance.id,
+                    resource = claim.resource,
+                    wait_ms = wait.as_millis() as u64,
+                    "poll waits for its account's budget, without a slot"
+                );
+                blocked.insert(account, wait);
+                waiting.push(claim);
+                continue;
+            }
+            *started.entry(account.clone()).or_default() += 1;
+            let lease = Arc::new(Mutex::new(claim.lease.clone()));
+            running.insert((claim.instance_id(), claim.resource.clone()), Slot { lease, account });
+            admitted.push(claim);
+        }
+        admitted
+    }
+
+    /// Renews the leases of waiting jobs that would lapse within half a lease; a job whose lease was lost
+    /// meanwhile is dropped (another node has it).
+    async fn renew_waiting(&self) {
+        let ttl = self.engine.config().lease_ttl;
+        let now = self.clock.now();
+        let margin = chrono::Duration::from_std(ttl / 2).unwrap_or(chrono::Duration::MAX);
+        let due: Vec<(InstanceId, String, Lease)> = lock(&self.waiting)
+            .iter()
+            .filter(|c| c.lease.expires_at - now <= margin)
+            .map(|c| (c.instance_id(), c.resource.clone(), c.lease.clone()))
+            .collect();
+        for (instance, resource, lease) in due {
+            let renewed = self.store.renew_poll(instance, &resource, &lease, now, ttl).await;
+            let mut waiting = lock(&self.waiting);
+            let Some(at) = waiting.iter().position(|c| {
+                c.instance_id() == instance && c.resource == resource && c.lease.generation == lease.generation
+            }) else {
+                continue;
+            };
+            match renewed {
+                Ok(lease) => waiting[at].lease = lease,
+                Err(e) => {
+                    tracing::warn!(instance, resource, error = %e, "a job waiting for its budget lost its lease");
+                    waiting.remove(at);
+                }
+            }
+        }
+    }
+
+    /// Claims and admits: the waiting jobs first, then new claims — again while some of the jobs claimed had to
+    /// wait (they hold no slot, so the jobs of other accounts are reached at once). Returns the jobs to run.
+    async fn claim_and_admit(&self) -> Result<Vec<PollClaim>, PollError> {
+        self.renew_waiting().await;
+        let mut ready = self.admit(Vec::new());
+        loop {
+            let (claims, asked) = self.claim().await?;
+            let got = claims.len();
+            let before = ready.len();
+            ready.extend(self.admit(claims));
+            let some_waited = ready.len() - before < got;
+            if got == 0 || got < asked || !some_waited {
+                return Ok(ready);
+            }
+        }
+    }
+
+    /// One step: claims the due jobs (as many as there are free slots), admits those whose account has budget
+    /// (the others wait, without a slot, for a later step) and runs them, concurrently, to the end. For tests
+    /// and tools; the service uses [`run`](Self::run).
     pub async fn tick(self: &Arc<Self>) -> Result<Vec<JobResult>, PollError> {
-        let claims = self.claim().await?;
+        let claims = self.claim_and_admit().await?;
         let mut set = JoinSet::new();
         for claim in claims {
             let this = self.clone();
@@ -156,7 +295,7 @@ impl Scheduler {
         let mut set: JoinSet<JobResult> = JoinSet::new();
         tokio::pin!(shutdown);
         loop {
-            match self.claim().await {
+            match self.claim_and_admit().await {
                 Ok(claims) => {
                     for claim in claims {
                         let this = self.clone();
@@ -190,10 +329,12 @@ impl Scheduler {
     }
 
     async fn release_all(&self) {
-        let leases: Vec<((InstanceId, String), Lease)> = {
-            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-            running.drain().map(|(k, v)| (k, v.lock().unwrap_or_else(|e| e.into_inner()).clone())).collect()
+        let mut leases: Vec<((InstanceId, String), Lease)> = {
+            let mut running = lock(&self.running);
+            running.drain().map(|(k, v)| (k, lock(&v.lease).clone())).collect()
         };
+        let waiting = std::mem::take(&mut *lock(&self.waiting));
+        leases.extend(waiting.into_iter().map(|c| ((c.instance_id(), c.resource), c.lease)));
         for ((instance, resource), lease) in leases {
             if let Err(e) = self.store.release_poll(instance, &resource, &lease).await {
                 tracing::warn!(instance, resource, error = %e, "releasing a lease at shutdown failed");
@@ -201,12 +342,13 @@ impl Scheduler {
         }
     }
 
+    /// Runs an admitted job (already in its slot, see [`admit`](Self::admit)) and frees its slot.
     async fn run_claim(self: Arc<Self>, claim: PollClaim) -> JobResult {
         let key = (claim.instance_id(), claim.resource.clone());
-        let slot = Arc::new(Mutex::new(claim.lease.clone()));
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), slot.clone());
+        let slot = lock(&self.running).get(&key).map(|s| s.lease.clone());
+        let slot = slot.unwrap_or_else(|| Arc::new(Mutex::new(claim.lease.clone())));
         let result = self.poll_claim(&claim, &slot).await;
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        lock(&self.running).remove(&key);
         log_poll(&claim, &result);
         JobResult { instance_id: claim.instance_id(), resource: claim.resource, result }
     }
@@ -319,6 +461,10 @@ fn log_poll(claim: &PollClaim, result: &Result<PollReport, PollError>) {
     } else {
         line!(tracing::Level::DEBUG);
     }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn to_chrono(d: Duration) -> chrono::Duration {

@@ -384,6 +384,12 @@ impl Provider for SageProvider {
         }
     }
 
+    /// The rate limiter's answer for the session's business (see [`Provider::budget_wait`]).
+    fn budget_wait(&self, session: &Session, pending: usize) -> std::time::Duration {
+        let key = session.account.id.clone().unwrap_or_else(|| format!("instance:{}", session.instance_id));
+        self.inner.limiter.background_wait(&key, pending, self.inner.clock.now())
+    }
+
     /// `GET /{path}/{id}` of each list of the resource in turn (a composite resource has several), the first
     /// record found inside the resource's fixed filters (a vendor is no customer), projected to the compiled
     /// `attributes`. An id that cannot be Sage's is not looked up.

@@ -207,6 +207,26 @@ impl RateLimiter {
         Ok(Permit { held: Some((self, business.to_string(), id, clock)), waited })
     }
 
+    /// How long until a background request of `business` could take a slot at once, when `pending` other
+    /// background requests (polls started but not yet sending) go first: zero when it could now. Nothing is
+    /// taken.
+    pub(crate) fn background_wait(&self, business: &str, pending: usize, now: DateTime<Utc>) -> Duration {
+        if self.limit.requests == 0 {
+            return Duration::ZERO;
+        }
+        let per = self.per();
+        let cap = self.cap(Lane::Background).saturating_sub(pending);
+        let mut windows = self.lock();
+        let Some(window) = windows.get_mut(business) else {
+            return if cap > 0 { Duration::ZERO } else { per.to_std().unwrap_or(Duration::MAX) };
+        };
+        window.prune(now, per);
+        match window.until_below(cap, now, per) {
+            Duration::ZERO if window.interactive_waiting > 0 => GIVE_WAY,
+            wait => wait,
+        }
+    }
+
     /// The answer to the request of slot `id` came at `at`: its window starts.
     fn answered(&self, business: &str, id: u64, at: DateTime<Utc>) {
         if let Some(w) = self.lock().get_mut(business)
@@ -305,6 +325,24 @@ mod tests {
         clock.advance(Duration::from_secs(30));
         let p = l.acquire("b", Lane::Background, clock.as_ref(), &pause).await.unwrap();
         assert_eq!(p.waited, Duration::from_secs(30));
+    }
+
+    #[tokio::test]
+    async fn the_background_wait_counts_the_slots_held_and_the_polls_about_to_send() {
+        let clock = Arc::new(ManualClock::new(t0()));
+        let pause = Moving(clock.clone(), Default::default());
+        let l = limiter(4, 60, 25); // background: 3
+        let now = clock.now();
+        assert_eq!(l.background_wait("b", 0, now), Duration::ZERO);
+        assert_eq!(l.background_wait("b", 2, now), Duration::ZERO);
+        assert_eq!(l.background_wait("b", 3, now), Duration::from_secs(60), "three pending take the share");
+        drop(l.acquire("b", Lane::Background, clock.as_ref(), &pause).await.unwrap());
+        clock.advance(Duration::from_secs(10));
+        drop(l.acquire("b", Lane::Background, clock.as_ref(), &pause).await.unwrap());
+        let now = clock.now();
+        assert_eq!(l.background_wait("b", 0, now), Duration::ZERO);
+        assert_eq!(l.background_wait("b", 1, now), Duration::from_secs(50), "the first slot frees 60 s after it");
+        assert_eq!(l.background_wait("c", 1, now), Duration::ZERO, "another business is not concerned");
     }
 
     #[tokio::test]

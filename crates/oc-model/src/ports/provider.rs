@@ -408,4 +408,14 @@ pub trait Provider: Send + Sync {
         let _ = (session, request);
         Err(ProviderError::Unsupported(format!("{} does not read single records", self.spec().element.key)))
     }
+
+    /// How long until one more background request for the account of `session` could go without waiting for
+    /// the provider's request budget, when `pending` polls of that account already started on this node may take
+    /// theirs first: zero when it could go now. The scheduler asks before it gives a poll one of its slots, so
+    /// that no slot is held by a poll that could only wait for its account's budget. The default (a provider
+    /// without a budget): always zero.
+    fn budget_wait(&self, session: &Session, pending: usize) -> Duration {
+        let _ = (session, pending);
+        Duration::ZERO
+    }
 }

@@ -6,3 +6,4 @@ mod pitfalls;
 mod reconcile;
 mod scheduler;
 mod support;
+mod undated;

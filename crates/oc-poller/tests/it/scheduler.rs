@@ -267,3 +267,74 @@ async fn polls_are_logged_at_info_when_they_find_events_or_fail_and_at_debug_whe
     let again = one("a second failed poll");
     assert_eq!((again.field("failures"), again.field("next_poll_in_s")), (Some("2"), Some("120.0")), "backed off");
 }
+
+impl World {
+    /// An instance of provider account `account` polling `resources` resources every `interval_minutes`.
+    async fn tenant(&self, account: &str, resources: usize, interval_minutes: f64) -> Instance {
+        let mut c = Configuration::new();
+        c.insert("oauth.api.key", json!("model-app"));
+        c.insert("oauth.api.secret", json!("model-secret"));
+        c.insert("oauth.callback.url", json!("https://example.com/oauth"));
+        c.insert("event.notification.enabled", json!(true));
+        c.insert("event.notification.callback.url", json!("https://example.com/hook"));
+        c.insert("event.poller.refresh_interval", json!(interval_minutes));
+        let one = json!({"url": "/hubs/finance/things?since=${date}&nodeleted=1", "idField": "id",
+            "datesConfiguration": {"updatedDateField": "updated_at", "createdDateField": "created_at"}});
+        let poller: serde_json::Map<String, serde_json::Value> =
+            (0..resources).map(|i| (format!("things{i:03}"), one.clone())).collect();
+        c.insert("event.poller.configuration", serde_json::Value::Object(poller));
+        let mut new = oc_store::testing::new_instance(self.owner, c, self.clock.now());
+        new.element_key = support::model::MODEL_ELEMENT.into();
+        new.account.id = Some(account.into());
+        self.store.create_instance(&new).await.unwrap()
+    }
+}
+
+/// Issue 18, item 2: 300 resources of one business with a budget of 10 requests a minute, and a quiet instance of
+/// another business polled every 3 s. The greedy tenant's polls that could only wait for their budget take no
+/// slot: the quiet instance is polled on time, every 3 s, for 90 s, and the greedy business never sends more than
+/// its budget. (Before, 32 greedy polls held all 32 slots waiting for the budget: the step never ended.)
+#[tokio::test]
+async fn a_tenant_waiting_for_its_budget_holds_no_slot_and_another_business_is_polled_on_time() {
+    let w = world().await;
+    w.model.with(|s, _| s.budget.insert("greedy".into(), 10));
+    let mut greedy = Vec::new();
+    for _ in 0..3 {
+        greedy.push(w.tenant("greedy", 100, 1.0).await.id);
+    }
+    let quiet = w.tenant("quiet", 1, 0.05).await.id;
+    let s = w.scheduler(SchedulerConfig { max_in_flight: 32, ..config() });
+    let mut quiet_polls = Vec::new();
+    let mut greedy_polls = 0usize;
+    for second in 0..=90i64 {
+        w.clock.set(start() + chrono::Duration::seconds(second));
+        let step = tokio::time::timeout(Duration::from_secs(10), s.tick()).await;
+        let results = step
+            .unwrap_or_else(|_| {
+                panic!("the step at {second} s never ended: polls hold their slots waiting for the budget")
+            })
+            .unwrap();
+        for r in &results {
+            assert!(r.result.as_ref().is_ok_and(|r| r.outcome.status == PollStatus::Ok), "{r:?}");
+            if r.instance_id == quiet {
+                quiet_polls.push(second);
+            } else {
+                assert!(greedy.contains(&r.instance_id));
+                greedy_polls += 1;
+            }
+        }
+    }
+    let gaps: Vec<i64> = quiet_polls.windows(2).map(|p| p[1] - p[0]).collect();
+    eprintln!(
+        "quiet polls at {quiet_polls:?} (largest gap {:?} s); greedy polls {greedy_polls}; waiting {}",
+        gaps.iter().max(),
+        s.waiting()
+    );
+    assert_eq!(quiet_polls.first(), Some(&0), "polled at once");
+    assert!(gaps.iter().all(|g| *g <= 3), "the quiet instance was polled late: {quiet_polls:?}");
+    assert_eq!(quiet_polls.len(), 31);
+    // the greedy business spends its budget, no more: 10 in the first minute, 10 in the next 30 s
+    assert_eq!(greedy_polls, 20);
+    assert!(s.waiting() > 0, "the rest of the greedy jobs wait, claimed, without a slot");
+    assert_eq!(s.in_flight(), 0);
+}

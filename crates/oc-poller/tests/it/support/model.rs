@@ -5,7 +5,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -105,6 +105,29 @@ pub struct ModelState {
     /// A careless provider (a minimal fake) that ignores the lower bounds: both feeds answer every live record;
     /// the deleted feed's records with `"deleted_at": null` (`Some(true)`) or without the field (`Some(false)`).
     pub ignores_bounds: Option<bool>,
+    /// Requests per 60 s allowed to an account (by its id): a request beyond waits for the budget, as Sage's
+    /// rate limiter makes it wait.
+    pub budget: HashMap<String, usize>,
+    /// The requests sent under a budget: (account, local time in ms).
+    pub budget_sent: Vec<(String, i64)>,
+}
+
+/// The window of [`ModelState::budget`].
+pub const BUDGET_WINDOW_MS: i64 = 60_000;
+
+impl ModelState {
+    /// Ms until `account` could send with `pending` requests before it, 0 when now.
+    pub fn budget_wait_ms(&self, account: &str, pending: usize, now: i64) -> i64 {
+        let Some(&limit) = self.budget.get(account) else { return 0 };
+        let mut inside: Vec<i64> =
+            self.budget_sent.iter().filter(|(a, t)| a == account && *t + BUDGET_WINDOW_MS > now).map(|s| s.1).collect();
+        if inside.len() + pending < limit {
+            return 0;
+        }
+        inside.sort_unstable();
+        let must_free = inside.len() + pending + 1 - limit;
+        inside.get(must_free - 1).map_or(BUDGET_WINDOW_MS, |t| t + BUDGET_WINDOW_MS - now)
+    }
 }
 
 /// A scripted action of the model.
@@ -196,6 +219,8 @@ impl Model {
                 late_override: None,
                 script: Vec::new(),
                 ignores_bounds: None,
+                budget: HashMap::new(),
+                budget_sent: Vec::new(),
             }),
             clock,
             crashed: tokio::sync::Notify::new(),
@@ -400,7 +425,32 @@ impl Provider for Model {
         parse_query(hub_url)
     }
 
-    async fn fetch_page(&self, _session: &Session, request: &PageRequest<'_>) -> Result<Page, ProviderError> {
+    fn budget_wait(&self, session: &Session, pending: usize) -> std::time::Duration {
+        let Some(account) = &session.account.id else { return std::time::Duration::ZERO };
+        let now = self.clock.now().timestamp_millis();
+        let ms = self.state.lock().unwrap().budget_wait_ms(account, pending, now);
+        std::time::Duration::from_millis(ms as u64)
+    }
+
+    async fn fetch_page(&self, session: &Session, request: &PageRequest<'_>) -> Result<Page, ProviderError> {
+        if let Some(account) = &session.account.id {
+            // an account with a budget: wait (for the clock to move) until a request fits in the window
+            loop {
+                let sent = {
+                    let mut s = self.state.lock().unwrap();
+                    let now = self.clock.now().timestamp_millis();
+                    let fits = s.budget_wait_ms(account, 0, now) == 0;
+                    if fits && s.budget.contains_key(account) {
+                        s.budget_sent.push((account.clone(), now));
+                    }
+                    fits
+                };
+                if sent {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        }
         let crash = {
             let mut s = self.state.lock().unwrap();
             s.calls += 1;
