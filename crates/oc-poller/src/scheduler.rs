@@ -7,8 +7,8 @@
 //! only [`Scheduler::run`]'s idle wait between claims uses the runtime's timer.
 //!
 //! **A slot is never held while waiting for an account's budget.** Before a claimed job gets one of the
-//! [`max_in_flight`](SchedulerConfig::max_in_flight) slots, its provider is asked whether the job's provider account could
-//! send a request now, counting the polls of that account this node already started
+//! [`max_in_flight`](SchedulerConfig::max_in_flight) slots, its provider is asked whether the job's provider
+//! account could send a request now, counting the polls of that account this node already started
 //! ([`Provider::budget_wait`](oc_model::ports::Provider::budget_wait)). A job that could only wait stays claimed
 //! — its lease renewed, its place kept: waiting jobs are admitted oldest due first — but takes no slot, and is
 //! not counted as a failure; claims go on, so the jobs of other accounts are reached and run in the free slots.

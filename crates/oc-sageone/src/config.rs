@@ -31,6 +31,10 @@ pub struct SageConfig {
     pub request_timeout: Duration,
     /// Time allowed to connect (default 10 s).
     pub connect_timeout: Duration,
+    /// The longest an authorization-code exchange (the token request and the business lookup, retries
+    /// included) takes before it gives up (default 20 s): a person waits on it. 429, 5xx and connection failures
+    /// are retried within it, honouring `Retry-After`.
+    pub exchange_deadline: Duration,
     /// A token is refreshed when it expires within this margin (default 60 s; Sage's tokens live 5 minutes).
     pub refresh_ahead: Duration,
     /// How long the cross-node refresh lock is held at most (default 60 s; longer than a token request with its
@@ -55,6 +59,7 @@ impl Default for SageConfig {
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
+            exchange_deadline: Duration::from_secs(20),
             refresh_ahead: Duration::from_secs(60),
             refresh_lock_ttl: Duration::from_secs(60),
             refresh_lock_poll: Duration::from_millis(250),

@@ -83,6 +83,17 @@ impl Inner {
             Some((_, Lane::Interactive)) => self.config.interactive.retry,
             _ => self.config.retry,
         };
+        self.send_with(build, limit, resend, policy).await
+    }
+
+    /// [`send`](Self::send) with the retry policy `policy`.
+    pub(crate) async fn send_with(
+        &self,
+        build: &(dyn Fn() -> RequestBuilder + Send + Sync),
+        limit: Option<Limit<'_>>,
+        resend: Resend,
+        policy: RetryPolicy,
+    ) -> Result<Answer, ProviderError> {
         let mut waited = Duration::ZERO;
         let mut attempt = 0u32;
         loop {
@@ -151,7 +162,7 @@ impl Inner {
     }
 
     /// `Retry-After` as seconds or as an HTTP date.
-    fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
+    pub(crate) fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
         let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
         if let Ok(secs) = value.parse::<u64>() {
             return Some(Duration::from_secs(secs));
@@ -162,7 +173,7 @@ impl Inner {
 }
 
 /// The delay before try `attempt + 1`: `base × 2^(attempt−1)`, capped, times a random factor in [½, 1].
-fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
+pub(crate) fn backoff(policy: &RetryPolicy, attempt: u32) -> Duration {
     let exp = policy.base_delay.saturating_mul(1u32 << (attempt.saturating_sub(1)).min(20));
     let capped = exp.min(policy.max_delay);
     capped.mul_f64(rand::thread_rng().gen_range(0.5..=1.0))
@@ -175,7 +186,7 @@ pub(crate) fn header_date(headers: &HeaderMap) -> Option<DateTime<Utc>> {
 }
 
 /// A transport error with its causes.
-fn describe(e: &reqwest::Error) -> String {
+pub(crate) fn describe(e: &reqwest::Error) -> String {
     let mut text = if e.is_timeout() { format!("timed out: {e}") } else { e.to_string() };
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {

@@ -21,7 +21,10 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use url::Url;
 
-use crate::http::{Resend, api_error, snippet};
+use std::time::Duration;
+
+use crate::config::RetryPolicy;
+use crate::http::{Answer, Resend, api_error, backoff, describe, header_date, snippet};
 use crate::provider::Inner;
 use crate::stats::RefreshOutcome;
 
@@ -106,30 +109,127 @@ impl Inner {
             ("grant_type", "authorization_code"),
             ("redirect_uri", app.redirect_uri.as_str()),
         ];
-        let (answer, date) = match self.token_request(&form).await {
-            Ok(a) => a,
-            Err(TokenFailure::InvalidGrant(m)) => return Err(ProviderError::InvalidCode(m)),
-            Err(TokenFailure::InvalidClient(m)) => return Err(ProviderError::InvalidClient(m)),
-            Err(TokenFailure::Other(e)) => return Err(e),
-        };
+        let deadline = self.clock.now() + chrono::Duration::from_std(self.config.exchange_deadline).unwrap_or_default();
+        let (answer, date) = self.exchange_token(&form, deadline).await?;
         let requested_by = answer.requested_by_id.clone();
         let tokens = self.token_set(answer, None)?;
-        let mut account = self.business(&tokens.access_token, business).await?;
+        // the code is spent from here on: a failure now needs a new one
+        let left = (deadline - self.clock.now()).to_std().unwrap_or(Duration::ZERO);
+        let policy = RetryPolicy { budget: left.min(self.config.retry.budget), ..self.config.retry };
+        let mut account = match self.business(&tokens.access_token, business, policy).await {
+            Ok(account) => account,
+            Err(e) if e.is_transient() => {
+                return Err(ProviderError::Other(format!(
+                    "sage exchanged the authorization code, but reading the business failed: {e}; the code is \
+                     spent: ask for a new code (authorize again)"
+                )));
+            }
+            Err(e) => return Err(e),
+        };
         if let (Some(by), Value::Object(extra)) = (requested_by, &mut account.extra) {
             extra.insert("requested_by_id".into(), by);
         }
         Ok(Grant { tokens, account, provider_time: date })
     }
 
+    /// The token request of a code exchange, retried on 429, 5xx and connection failures (honouring
+    /// `Retry-After`) until `deadline`. A code is single-use, so the error on giving up tells whether it may be
+    /// spent: "retry with the same code" when no try reached Sage, "ask for a new code" when one may have.
+    async fn exchange_token(
+        &self,
+        form: &[(&str, &str)],
+        deadline: DateTime<Utc>,
+    ) -> Result<(TokenAnswer, Option<DateTime<Utc>>), ProviderError> {
+        let mut reached = false;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let build = || self.http.post(&self.config.token_url).header(ACCEPT, "application/json").form(form);
+            let (failure, retry_after) = match build().send().await {
+                Err(e) => {
+                    self.stats.transport_error();
+                    // a connection that never opened never carried the code
+                    reached |= !e.is_connect();
+                    (ProviderError::Transport(describe(&e)), None)
+                }
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    self.stats.answered(status);
+                    let date = header_date(response.headers());
+                    if let Some(date) = date {
+                        self.record_provider_time(date);
+                    }
+                    let retry_after = self.retry_after(response.headers());
+                    reached = true;
+                    match response.bytes().await {
+                        Err(e) => (ProviderError::Transport(describe(&e)), None),
+                        Ok(body) if status == 429 || status >= 500 => (api_error(status, &body), retry_after),
+                        Ok(body) => {
+                            let answer = Answer { status, date, body: body.to_vec() };
+                            return match self.token_answer(answer) {
+                                Ok(a) => Ok(a),
+                                Err(TokenFailure::InvalidGrant(m)) if attempt > 1 => {
+                                    Err(ProviderError::InvalidCode(format!(
+                                        "{m} (an earlier try of this exchange reached sage and may have spent the \
+                                         code: ask for a new code)"
+                                    )))
+                                }
+                                Err(TokenFailure::InvalidGrant(m)) => Err(ProviderError::InvalidCode(m)),
+                                Err(TokenFailure::InvalidClient(m)) => Err(ProviderError::InvalidClient(m)),
+                                Err(TokenFailure::Other(e)) => Err(e),
+                            };
+                        }
+                    }
+                }
+            };
+            let delay = retry_after.unwrap_or_else(|| backoff(&self.config.retry, attempt));
+            let now = self.clock.now();
+            if now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX) > deadline {
+                let spent = if reached {
+                    "the authorization code may be spent: ask for a new code (authorize again)"
+                } else {
+                    "sage's token endpoint was never reached, so the authorization code is unused: retry with the \
+                     same code"
+                };
+                let failure = match failure {
+                    ProviderError::Transport(m) => ProviderError::Transport(format!(
+                        "{m}; the code exchange gave up after {attempt} tries; {spent}"
+                    )),
+                    ProviderError::Api { status, code, message, source_field } => {
+                        let message = if message.is_empty() { String::new() } else { format!("{message}; ") };
+                        ProviderError::Api {
+                            status,
+                            code,
+                            message: format!(
+                                "{message}sage's token endpoint answered {status} to {attempt} tries of the code \
+                                 exchange; {spent}"
+                            ),
+                            source_field,
+                        }
+                    }
+                    other => other,
+                };
+                return Err(failure);
+            }
+            tracing::debug!(attempt, delay_ms = delay.as_millis() as u64, "retrying the code exchange");
+            self.pause.pause(delay).await;
+        }
+    }
+
     /// `GET /businesses/{id}` or `GET /businesses/lead`.
-    async fn business(&self, access: &Secret, wanted: Option<&str>) -> Result<ProviderAccount, ProviderError> {
+    async fn business(
+        &self,
+        access: &Secret,
+        wanted: Option<&str>,
+        policy: RetryPolicy,
+    ) -> Result<ProviderAccount, ProviderError> {
         let path = match wanted {
             Some(id) => format!("/businesses/{}", url_segment(id)),
             None => "/businesses/lead".to_string(),
         };
         let url = format!("{}{}", self.config.api_url.trim_end_matches('/'), path);
         let build = || self.http.get(&url).header(ACCEPT, "application/json").bearer_auth(access.expose());
-        let answer = self.send(&build, None, Resend::Always).await?;
+        let answer = self.send_with(&build, None, Resend::Always, policy).await?;
         if !answer.is_success() {
             return Err(api_error(answer.status, &answer.body));
         }
@@ -154,6 +254,11 @@ impl Inner {
     async fn token_request(&self, form: &[(&str, &str)]) -> Result<(TokenAnswer, Option<DateTime<Utc>>), TokenFailure> {
         let build = || self.http.post(&self.config.token_url).header(ACCEPT, "application/json").form(form);
         let answer = self.send(&build, None, Resend::IfNotSent).await.map_err(TokenFailure::Other)?;
+        self.token_answer(answer)
+    }
+
+    /// A token endpoint's answer that is not to be retried: the tokens, or why not.
+    fn token_answer(&self, answer: Answer) -> Result<(TokenAnswer, Option<DateTime<Utc>>), TokenFailure> {
         if answer.is_success() {
             let parsed = serde_json::from_slice::<TokenAnswer>(&answer.body).map_err(|e| {
                 TokenFailure::Other(ProviderError::Transport(format!(

@@ -952,3 +952,124 @@ fn business(id: &str) -> Configuration {
     c.insert(oc_sageone::keys::BUSINESS_ID, json!(id));
     c
 }
+
+// ---- issue 18, item 4: a transient error of the code exchange does not spend the user's code in vain ----
+
+/// The production retry policy: the code exchange is bounded by its own deadline, not by the polls' budget.
+async fn exchange_fixture() -> Fixture {
+    Fixture::with(|c| c.retry = RetryPolicy::default()).await
+}
+
+async fn lead_business(f: &Fixture) {
+    Mock::given(method("GET"))
+        .and(path("/v3.1/businesses/lead"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"id": "biz-lead", "name": "Lead Ltd"})))
+        .mount(&f.server)
+        .await;
+}
+
+#[tokio::test]
+async fn a_code_exchange_throttled_once_is_retried_after_retry_after_and_succeeds() {
+    let f = exchange_fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(token_answer("a1", "r1"))
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    lead_business(&f).await;
+    let grant = f.sage.exchange_code(&app(), "GB/abc", &Configuration::new()).await.unwrap();
+    assert_eq!(grant.tokens.access_token.expose(), "a1");
+    assert_eq!(grant.account.id.as_deref(), Some("biz-lead"));
+    assert_eq!(f.waits(), vec![Duration::from_secs(1)], "Retry-After honoured");
+}
+
+#[tokio::test]
+async fn a_code_exchange_throttled_past_its_deadline_fails_within_it_and_says_the_code_may_be_spent() {
+    let f = exchange_fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "8"))
+        .mount(&f.server)
+        .await;
+    let err = f.sage.exchange_code(&app(), "GB/abc", &Configuration::new()).await.unwrap_err();
+    let waited: Duration = f.waits().iter().sum();
+    assert!(waited <= Duration::from_secs(20), "waited {waited:?}: more than the 20 s deadline");
+    assert!(f.clock.now() - t0() <= chrono::Duration::seconds(20));
+    let message = err.to_string();
+    assert!(message.contains("429"), "{message}");
+    assert!(message.contains("may be spent") && message.contains("ask for a new code"), "{message}");
+    assert!(!err.is_transient() || !matches!(err, ProviderError::RateLimited { .. }), "not a bare 429: {err:?}");
+}
+
+#[tokio::test]
+async fn a_code_exchange_answered_503_until_the_deadline_says_the_code_may_be_spent() {
+    let f = exchange_fixture().await;
+    Mock::given(method("POST")).and(path("/token")).respond_with(ResponseTemplate::new(503)).mount(&f.server).await;
+    let err = f.sage.exchange_code(&app(), "GB/abc", &Configuration::new()).await.unwrap_err();
+    assert!(f.waits().iter().sum::<Duration>() <= Duration::from_secs(20));
+    assert!(f.waits().len() >= 2, "retried: {:?}", f.waits());
+    let message = err.to_string();
+    assert!(message.contains("503") && message.contains("ask for a new code"), "{message}");
+}
+
+#[tokio::test]
+async fn a_token_endpoint_never_reached_says_the_same_code_can_be_used_again() {
+    // a port nothing listens on: every try fails to connect, so the code never reached Sage
+    let f = Fixture::with(|c| {
+        c.retry = RetryPolicy::default();
+        c.token_url = "http://127.0.0.1:9/token".into();
+    })
+    .await;
+    let err = f.sage.exchange_code(&app(), "GB/abc", &Configuration::new()).await.unwrap_err();
+    assert!(f.waits().iter().sum::<Duration>() <= Duration::from_secs(20));
+    assert!(!f.waits().is_empty(), "connection failures are retried");
+    let message = err.to_string();
+    assert!(message.contains("retry with the same code"), "{message}");
+}
+
+#[tokio::test]
+async fn invalid_grant_after_a_throttled_try_says_that_try_may_have_spent_the_code() {
+    let f = exchange_fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "1"))
+        .up_to_n_times(1)
+        .mount(&f.server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"error": "invalid_grant"})))
+        .mount(&f.server)
+        .await;
+    let err = f.sage.exchange_code(&app(), "GB/abc", &Configuration::new()).await.unwrap_err();
+    let ProviderError::InvalidCode(message) = &err else { panic!("{err:?}") };
+    assert!(message.contains("ask for a new code"), "{message}");
+}
+
+#[tokio::test]
+async fn a_business_lookup_failing_after_the_exchange_says_the_code_is_spent() {
+    let f = exchange_fixture().await;
+    Mock::given(method("POST"))
+        .and(path("/token"))
+        .respond_with(token_answer("a1", "r1"))
+        .expect(1)
+        .mount(&f.server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/v3.1/businesses/lead"))
+        .respond_with(ResponseTemplate::new(429).insert_header("Retry-After", "30"))
+        .mount(&f.server)
+        .await;
+    let err = f.sage.exchange_code(&app(), "GB/abc", &Configuration::new()).await.unwrap_err();
+    assert!(f.waits().iter().sum::<Duration>() <= Duration::from_secs(20), "{:?}", f.waits());
+    let message = err.to_string();
+    assert!(message.contains("the code is spent") && message.contains("ask for a new code"), "{message}");
+}
