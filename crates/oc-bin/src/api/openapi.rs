@@ -324,7 +324,10 @@ const OPS: &[Op] = &[
 
 const ROOT_OPS: &[(&str, &str)] = &[
     ("/healthz", "The process is up"),
-    ("/readyz", "The database answers, its schema is in place and it can be written to (a write probe, at most every 2 s); 503 with the reason otherwise"),
+    (
+        "/readyz",
+        "The database answers, its schema is in place and it can be written to (a write probe, at most every 2 s); 503 with the reason otherwise",
+    ),
     ("/metrics", "Prometheus metrics"),
 ];
 
