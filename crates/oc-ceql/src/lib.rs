@@ -91,3 +91,8 @@ pub use parser::{MAX_DEPTH, Parsed, parse};
 
 #[cfg(test)]
 mod tests;
+
+/// The README's examples, compiled and run as doctests so that it cannot drift from the crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -29,3 +29,8 @@ pub use dispatch::{DeliveryPorts, Dispatcher, DispatcherConfig, TickReport};
 pub use error::NotifyError;
 pub use http::{HttpNotifier, HttpNotifierConfig, USER_AGENT};
 pub use retry::{RetryPolicy, parse_retry_after};
+
+/// The README's examples, compiled and run as doctests so that it cannot drift from the crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -97,3 +97,8 @@ pub use spec::{
 };
 pub use stats::{RefreshCounts, SageStatsSnapshot};
 pub use translate::{Translation, compile, translate};
+
+/// The README's examples, compiled and run as doctests so that it cannot drift from the crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

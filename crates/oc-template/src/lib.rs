@@ -137,3 +137,8 @@ mod tests {
         check(DateTime::<Utc>::MIN_UTC, "-262143-01-01T00:00:00Z");
     }
 }
+
+/// The README's examples, compiled and run as doctests so that it cannot drift from the crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
