@@ -53,3 +53,8 @@ pub use ids::{InstanceId, OrgId, UserId};
 pub use instance::{InstanceRequest, InstanceResponse};
 pub use poller::{DatesConfiguration, PollerConfig, PollerConfigs};
 pub use secret::Secret;
+
+/// The README's examples, compiled and run as doctests so that it cannot drift from the crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

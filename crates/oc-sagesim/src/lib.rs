@@ -51,3 +51,8 @@ pub use faults::{FaultSettings, PageAction, PageHook};
 pub use oauth::TokenResponse;
 pub use requests::LoggedRequest;
 pub use sim::{BusinessInfo, SimHandle, Simulator};
+
+/// The README's examples, compiled and run as doctests so that it cannot drift from the crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

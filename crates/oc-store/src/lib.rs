@@ -206,3 +206,8 @@ mod unit_tests {
         assert!(!shown.contains("secret") && shown.contains("u:****@h"), "{shown}");
     }
 }
+
+/// The README's examples, compiled and run as doctests so that it cannot drift from the crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
