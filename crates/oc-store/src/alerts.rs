@@ -17,8 +17,9 @@ use uuid::Uuid;
 use crate::SqlStore;
 use crate::codec::{after, count, from_ns, ns, time_text, u32_of};
 use crate::db::{ConnRef, Row, Val, args};
+use crate::delivery::{attempt_values, transition};
 use crate::error::corrupt;
-use crate::outbox::excerpt;
+use crate::outbox::attempt_from_row;
 use crate::polls::lease_lost;
 
 const ALERT_COLUMNS: &str = "id, instance_id, alert_type, created_at, body, status, attempts, next_attempt_at, \
@@ -160,17 +161,12 @@ impl AlertStore for SqlStore {
                 .await?
             }
             AlertStep::Attempted { target, attempt, next } => {
-                let ended = attempt.ended_at();
-                let (status, next_at, delivered_at) = match next {
-                    NextStep::Delivered => (AlertStatus::Delivered, None, Some(ns(ended))),
-                    NextStep::RetryAt(t) => (AlertStatus::Pending, Some(ns(*t)), None),
-                    NextStep::Failed => (AlertStatus::Failed, None, None),
-                };
-                let last_error = match (next, &attempt.error, attempt.status_code) {
-                    (NextStep::Delivered, _, _) => None,
-                    (_, Some(e), _) => Some(e.clone()),
-                    (_, None, Some(code)) => Some(format!("HTTP {code}")),
-                    (_, None, None) => None,
+                // what an attempt writes is a notification's: the same transition and attempt row
+                let t = transition(attempt, *next);
+                let status = match next {
+                    NextStep::Delivered => AlertStatus::Delivered,
+                    NextStep::RetryAt(_) => AlertStatus::Pending,
+                    NextStep::Failed => AlertStatus::Failed,
                 };
                 let row = c
                     .opt(
@@ -183,29 +179,23 @@ impl AlertStore for SqlStore {
                             id.to_string(),
                             &lease.owner,
                             lease.generation,
-                            ns(ended),
+                            t.now,
                             status.as_str(),
-                            next_at,
-                            delivered_at,
-                            last_error,
+                            t.next_at,
+                            t.delivered_at,
+                            t.last_error,
                             *target
                         ],
                     )
                     .await?;
                 match row {
                     Some(r) => {
+                        let mut values = vec![Val::Text(id.to_string()), Val::I64(r.i64("attempts")?)];
+                        values.extend(attempt_values(attempt));
                         c.exec(
                             "INSERT INTO alert_attempts (alert_id, number, at, status_code, latency_ms, error, \
                              response_excerpt) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-                            vec![
-                                Val::Text(id.to_string()),
-                                Val::I64(r.i64("attempts")?),
-                                Val::I64(ns(attempt.at)),
-                                Val::OptI64(attempt.status_code.map(i64::from)),
-                                Val::I64(i64::try_from(attempt.latency_ms).unwrap_or(i64::MAX)),
-                                Val::OptText(attempt.error.clone()),
-                                Val::Text(excerpt(&attempt.response_excerpt)),
-                            ],
+                            values,
                         )
                         .await?;
                         1
@@ -269,21 +259,7 @@ impl AlertStore for SqlStore {
                 args![id.to_string()],
             )
             .await?;
-        let attempts = rows
-            .iter()
-            .map(|r| {
-                Ok(StoredAttempt {
-                    number: u32_of(r.i64("number")?),
-                    attempt: oc_model::ports::NewAttempt {
-                        at: from_ns(r.i64("at")?),
-                        status_code: r.opt_i64("status_code")?.and_then(|s| u16::try_from(s).ok()),
-                        latency_ms: u64::try_from(r.i64("latency_ms")?).unwrap_or(0),
-                        error: r.opt_text("error")?,
-                        response_excerpt: r.text("response_excerpt")?,
-                    },
-                })
-            })
-            .collect::<Result<_, StoreError>>()?;
+        let attempts = rows.iter().map(attempt_from_row).collect::<Result<Vec<StoredAttempt>, _>>()?;
         Ok(Some((alert_from_row(&row)?, attempts)))
     }
 

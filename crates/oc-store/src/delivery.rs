@@ -85,16 +85,16 @@ async fn claim_some(
 }
 
 /// What an attempt writes into its notification.
-struct Transition {
+pub(crate) struct Transition {
     /// When the attempt ended: the lease must still hold then.
-    now: i64,
-    status: NotificationStatus,
-    next_at: Option<i64>,
-    delivered_at: Option<i64>,
-    last_error: Option<String>,
+    pub(crate) now: i64,
+    pub(crate) status: NotificationStatus,
+    pub(crate) next_at: Option<i64>,
+    pub(crate) delivered_at: Option<i64>,
+    pub(crate) last_error: Option<String>,
 }
 
-fn transition(attempt: &NewAttempt, next: NextStep) -> Transition {
+pub(crate) fn transition(attempt: &NewAttempt, next: NextStep) -> Transition {
     let now = after(attempt.at, Duration::from_millis(attempt.latency_ms));
     let (status, next_at, delivered_at) = match next {
         NextStep::Delivered => (NotificationStatus::Delivered, None, Some(ns(now))),
@@ -111,7 +111,7 @@ fn transition(attempt: &NewAttempt, next: NextStep) -> Transition {
 }
 
 /// The values of an attempt row after its notification id and number.
-fn attempt_values(attempt: &NewAttempt) -> [Val; 5] {
+pub(crate) fn attempt_values(attempt: &NewAttempt) -> [Val; 5] {
     [
         Val::I64(ns(attempt.at)),
         Val::OptI64(attempt.status_code.map(i64::from)),
