@@ -84,6 +84,22 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "OAuth token refreshes sent to Sage, by outcome (ok, invalid_grant, invalid_client, failed)",
     ),
+    ("ocpoll_polls_in_flight", "gauge", "polls running on this node"),
+    ("ocpoll_poll_concurrency", "gauge", "polls that may run at once on this node"),
+    ("ocpoll_polls_waiting_budget", "gauge", "claimed polls waiting, without a slot, for their Sage business's budget"),
+    ("ocpoll_budget_accounts", "gauge", "Sage businesses with polls on this node"),
+    (
+        "ocpoll_budget_short_accounts",
+        "gauge",
+        "Sage businesses whose configured intervals need more requests than ocpoll's share of their budget \
+         (--sage-budget-share): their polls are spread and come late, each with a warning",
+    ),
+    ("ocpoll_adaptive_pairs", "gauge", "(instance, resource) pairs polled adaptively on this node"),
+    (
+        "ocpoll_polls_early_total",
+        "counter",
+        "adaptive polls started before their interval, on budget the promised polls left over",
+    ),
     ("ocpoll_nodes", "gauge", "nodes listed in the database at this node's last heartbeat, itself included"),
     (
         "ocpoll_node_takeovers_total",

@@ -127,12 +127,14 @@ struct HeartbeatStats {
 }
 
 impl Heartbeat {
-    /// Beats once at once (the node is listed before it takes any work), then every `timeout / 6`.
+    /// Beats once at once (the node is listed before it takes any work), then every `timeout / 6`; after each
+    /// beat, tells `on_nodes` how many nodes are listed.
     pub fn spawn(
         store: Arc<dyn MaintenanceStore>,
         node: String,
         timeout: Duration,
         clock: Arc<dyn Clock>,
+        on_nodes: Vec<NodesHook>,
     ) -> Heartbeat {
         let (stop, mut stopping) = watch::channel(false);
         let stats = Arc::new(HeartbeatStats::default());
@@ -149,6 +151,9 @@ impl Heartbeat {
                         }
                         failing = false;
                         seen.nodes.store(watch.listed(), Ordering::Relaxed);
+                        for hook in &on_nodes {
+                            hook(watch.listed().max(1));
+                        }
                         seen.takeovers.fetch_add(taken.len() as u64, Ordering::Relaxed);
                         for t in taken {
                             tracing::warn!(
@@ -245,6 +250,7 @@ pub fn sage_provider(settings: &ServeSettings, node: &str) -> Result<SageProvide
         authorize_url: settings.sage_authorize_url.clone(),
         token_url: settings.sage_token_url.clone(),
         rate_limit: RateLimit { requests: settings.sage_rate_limit.max(1), per: Duration::from_secs(60) },
+        budget_share_percent: settings.sage_budget_share,
         interactive: InteractiveLane {
             reserve_percent: settings.sage_interactive_reserve,
             ..InteractiveLane::default()
@@ -318,13 +324,24 @@ pub struct ProviderSet {
     pub providers: Providers,
     /// Hooks copying the providers' own counters into the metrics at every scrape.
     pub scrape_hooks: Vec<ScrapeHook>,
+    /// Hooks told the number of nodes at every heartbeat (a provider divides each account's share of its
+    /// budget by it).
+    pub node_hooks: Vec<NodesHook>,
 }
+
+/// Told the nodes listed in the database (this one included) after each heartbeat.
+pub type NodesHook = Arc<dyn Fn(usize) + Send + Sync>;
 
 /// The providers `ocpoll serve` serves: Sage, configured by the settings (its counters in `/metrics`).
 pub fn providers(settings: &ServeSettings) -> Result<ProviderSet> {
     let sage = sage_provider(settings, &node_id(settings))?;
     let providers = Providers::new().with(Arc::new(sage.clone()));
-    Ok(ProviderSet { providers, scrape_hooks: vec![telemetry::sage_scrape_hook(sage)] })
+    let nodes = sage.clone();
+    Ok(ProviderSet {
+        providers,
+        scrape_hooks: vec![telemetry::sage_scrape_hook(sage)],
+        node_hooks: vec![Arc::new(move |n| nodes.set_nodes(n))],
+    })
 }
 
 /// Starts everything on `store` with `clock`, serving the providers of the settings; returns once the API
@@ -347,11 +364,12 @@ pub async fn start_with(
     store: Arc<SqlStore>,
     keys: &ServerKeys,
     clock: Arc<dyn Clock>,
-    set: ProviderSet,
+    mut set: ProviderSet,
 ) -> Result<Running> {
     take_back_leases(&store, settings, clock.as_ref()).await?;
     let timeout = Duration::from_secs(settings.node_timeout_seconds);
-    let heartbeat = Heartbeat::spawn(store.clone(), node_id(settings), timeout, clock.clone());
+    let heartbeat =
+        Heartbeat::spawn(store.clone(), node_id(settings), timeout, clock.clone(), std::mem::take(&mut set.node_hooks));
     match start_services(settings, store.clone(), keys, clock, set, heartbeat.scrape_hook()).await {
         Ok((addr, state, stop, tasks, grace)) => Ok(Running { addr, state, stop, tasks, grace, heartbeat }),
         Err(error) => {
@@ -373,7 +391,7 @@ async fn start_services(
     set: ProviderSet,
     heartbeat_hook: ScrapeHook,
 ) -> Result<Started> {
-    let ProviderSet { providers, mut scrape_hooks } = set;
+    let ProviderSet { providers, mut scrape_hooks, .. } = set;
     scrape_hooks.push(heartbeat_hook);
     let node = node_id(settings);
     let metrics = Arc::new(Metrics::default());
@@ -412,6 +430,8 @@ async fn start_services(
             owner: format!("{node}-poll"),
             max_in_flight: settings.max_concurrent_polls.max(1),
             shutdown_deadline: grace,
+            adaptive: settings.adaptive_polling,
+            adaptive_floor: Duration::from_secs(settings.adaptive_floor_seconds),
             ..SchedulerConfig::default()
         },
     );

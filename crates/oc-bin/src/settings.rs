@@ -97,6 +97,18 @@ pub struct ServeSettings {
     #[arg(long, env = "OCPOLL_MAX_CONCURRENT_POLLS", default_value_t = 32)]
     pub max_concurrent_polls: usize,
 
+    /// Adaptive polling for the instances that do not say (`event.poller.adaptive`): spare request budget of
+    /// each business polls the resources with recent changes (and those that change at this hour of the day)
+    /// more often than their interval, down to --adaptive-floor-seconds; the interval stays the longest a change
+    /// waits for its poll. Off: every resource is polled once per interval, as Open Connectors does.
+    #[arg(long, env = "OCPOLL_ADAPTIVE_POLLING")]
+    pub adaptive_polling: bool,
+
+    /// The shortest time between two polls of a resource under adaptive polling, in seconds (1 to 3600).
+    #[arg(long, env = "OCPOLL_ADAPTIVE_FLOOR_SECONDS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub adaptive_floor_seconds: u64,
+
     /// Lookback window of change detection in seconds (the default `L`; a larger `pollDelay` wins).
     #[arg(long, env = "OCPOLL_LOOKBACK_SECONDS", default_value_t = 60)]
     pub lookback_seconds: u64,
@@ -105,7 +117,15 @@ pub struct ServeSettings {
     #[arg(long, env = "OCPOLL_SAGE_RATE_LIMIT", default_value_t = 200)]
     pub sage_rate_limit: u32,
 
-    /// Percent of each Sage business's budget (--sage-rate-limit) that polls leave to hub calls, so that a
+    /// Percent of each Sage business's budget (--sage-rate-limit) that ocpoll uses at most, polls and hub calls
+    /// together, over every instance and resource of the business and over every node (1 to 100): the
+    /// business's other apps share Sage's budget. With several nodes on PostgreSQL each node uses its part (the
+    /// share divided by the nodes listed at its last heartbeat).
+    #[arg(long, env = "OCPOLL_SAGE_BUDGET_SHARE", default_value_t = oc_sageone::DEFAULT_BUDGET_SHARE_PERCENT,
+          allow_negative_numbers = true, value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub sage_budget_share: u8,
+
+    /// Percent of ocpoll's share of each Sage business's budget (--sage-budget-share) that polls leave to hub calls, so that a
     /// person's request finds a slot at once (0 to 90). Hub calls also go before waiting polls, and wait at most
     /// about 2 s for a slot before answering 429 with Retry-After.
     #[arg(long, env = "OCPOLL_SAGE_INTERACTIVE_RESERVE", default_value_t = 10, allow_negative_numbers = true,

@@ -11,7 +11,7 @@ use std::time::Duration as StdDuration;
 
 use chrono::Duration;
 use oc_model::event::EventType;
-use oc_model::ports::{AttemptReport, NextStep, PollRecorded, PollReport, StoreError, Telemetry};
+use oc_model::ports::{AttemptReport, NextStep, PollRecorded, PollReport, ScheduleReport, StoreError, Telemetry};
 use oc_sageone::{SageProvider, SageStatsSnapshot};
 
 use crate::metrics::{Metrics, ScrapeHook};
@@ -63,6 +63,16 @@ impl Telemetry for Metrics {
 
     fn batched(&self, notifications: usize, _at: chrono::DateTime<chrono::Utc>) {
         self.count("ocpoll_notifications_built_total", vec![], notifications as f64);
+    }
+
+    fn schedule(&self, report: &ScheduleReport) {
+        self.gauge("ocpoll_polls_in_flight", Vec::new(), report.in_flight as f64);
+        self.gauge("ocpoll_poll_concurrency", Vec::new(), report.concurrency as f64);
+        self.gauge("ocpoll_polls_waiting_budget", Vec::new(), report.waiting as f64);
+        self.gauge("ocpoll_budget_accounts", Vec::new(), report.accounts as f64);
+        self.gauge("ocpoll_budget_short_accounts", Vec::new(), report.short_accounts as f64);
+        self.gauge("ocpoll_adaptive_pairs", Vec::new(), report.adaptive_pairs as f64);
+        self.set_counter("ocpoll_polls_early_total", Vec::new(), report.early_polls as f64);
     }
 }
 

@@ -49,6 +49,10 @@ pub mod keys {
     pub const POLLER_CONFIGURATION: &str = "event.poller.configuration";
     /// ocpoll: the instant the first poll starts from instead of the instance's creation.
     pub const POLLER_BACKFILL: &str = "event.poller.backfill";
+    /// ocpoll: adaptive polling of this instance (default the server's `--adaptive-polling`): spare request
+    /// budget of its business polls the resources where changes are likely now more often than the interval,
+    /// which stays the promise.
+    pub const POLLER_ADAPTIVE: &str = "event.poller.adaptive";
 }
 
 /// What kind of value a key holds.
@@ -170,6 +174,12 @@ pub const KEYS: &[KeySpec] = &[
         kind: ValueKind::Instant,
         secret: false,
         description: "ocpoll: ISO date or date-time the first poll starts from (default: the instance's creation)",
+    },
+    KeySpec {
+        key: keys::POLLER_ADAPTIVE,
+        kind: ValueKind::Bool,
+        secret: false,
+        description: "ocpoll: adaptive polling (default the server's --adaptive-polling): spare budget of the business polls resources with recent changes more often, down to a few seconds; the interval stays the longest wait",
     },
 ];
 
@@ -370,6 +380,18 @@ impl Configuration {
                     config_path(keys::NOTIFICATION_ENABLED),
                     format!("expected a boolean, found {}", describe(v)),
                 )
+            }),
+        }
+    }
+
+    /// `event.poller.adaptive`: `None` when not given (the server's default applies). An unfilled template
+    /// placeholder means not given.
+    pub fn poller_adaptive(&self) -> Result<Option<bool>, Problem> {
+        match self.get(keys::POLLER_ADAPTIVE) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) if is_unfilled_placeholder(v) => Ok(None),
+            Some(v) => lenient_bool(v).map(Some).ok_or_else(|| {
+                Problem::new(config_path(keys::POLLER_ADAPTIVE), format!("expected a boolean, found {}", describe(v)))
             }),
         }
     }

@@ -91,10 +91,14 @@ pub struct PollJob<'a> {
     pub store: &'a dyn PollingStore,
     /// When the job is due again after a successful poll.
     pub next_run_ok: DateTime<Utc>,
+    /// When the job is due again after a successful poll that found changes, when sooner (adaptive polling).
+    pub next_run_changed: Option<DateTime<Utc>>,
     /// When the job is due again after a failed poll (backoff).
     pub next_run_failed: DateTime<Utc>,
     /// Where the current lease is published for the scheduler (renewals replace it).
     pub lease_slot: Option<&'a Mutex<Lease>>,
+    /// Warnings the scheduler adds to the poll's outcome (a shortfall of the account's budget).
+    pub warnings: Vec<PollWarning>,
 }
 
 /// What a poll did.
@@ -195,8 +199,12 @@ impl Engine {
         let started_at = self.clock.now();
         let mut prepared = match self.prepare(&job) {
             Ok(p) => p,
-            Err(stop) => return self.abandon(&job, &job.claim.lease, started_at, stop).await,
+            Err(mut stop) => {
+                stop.warnings.extend(job.warnings.iter().cloned());
+                return self.abandon(&job, &job.claim.lease, started_at, stop).await;
+            }
         };
+        prepared.warnings.extend(job.warnings.iter().cloned());
         if job.claim.state.reseed || prepared.reconcile.is_some() {
             let claim = job.claim;
             prepared.known = job.store.known(claim.instance.id, &claim.resource).await?;
@@ -263,13 +271,17 @@ impl Engine {
         let skew_ms =
             if self.config.defences().skew_correction { skew.min_ms.unwrap_or(job.claim.state.skew_ms) } else { 0 };
         let decided = self.classify(job.claim, prepared, scanned, t0, started_at);
+        let next_run_at = match job.next_run_changed {
+            Some(sooner) if !decided.events.is_empty() => sooner.min(job.next_run_ok),
+            _ => job.next_run_ok,
+        };
         let commit = PollCommit {
             events: decided.events,
             seen: decided.seen.encode(),
             watermark: decided.watermark,
             skew_ms,
             outcome: decided.outcome,
-            next_run_at: job.next_run_ok,
+            next_run_at,
             reconciled: decided.live_ids.map(|live_ids| Reconciled { at: t0, live_ids }),
         };
         self.commit(&job, &lease, commit).await

@@ -8,7 +8,8 @@
 //!   (`change-detection.md`, "One poll"): plan, scan, classify, commit;
 //! - [`defences`]: its defences against the pitfalls of `docs/change-detection.md`, switchable only in a build
 //!   with the feature `mutations` (the pitfall tests);
-//! - [`scheduler`]: claims due jobs, bounds the polls in flight, intervals with jitter, backoff, shutdown;
+//! - [`scheduler`]: claims due jobs, bounds the polls in flight, intervals with jitter, backoff, shutdown, and
+//!   paces them within each account's budget (adaptive polling, the interval as the promise: `pacing.rs`);
 //! - [`classify`]: the pure core (de-duplication across pages, CREATED/UPDATED/DELETED, `seen`);
 //! - [`seen`]: the `seen` set and its compact encoding;
 //! - [`window`]: the poller URL and the lower bound it really sends after mask truncation;
@@ -24,6 +25,7 @@ pub mod fields;
 pub mod hash;
 #[cfg(feature = "mutations")]
 mod mutations;
+mod pacing;
 pub mod plan;
 mod scan;
 pub mod scheduler;

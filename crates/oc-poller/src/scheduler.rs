@@ -13,6 +13,13 @@
 //! — its lease renewed, its place kept: waiting jobs are admitted oldest due first — but takes no slot, and is
 //! not counted as a failure; claims go on, so the jobs of other accounts are reached and run in the free slots.
 //! At most [`max_waiting`](SchedulerConfig::max_waiting) jobs wait so.
+//!
+//! **The interval is the promise; spare budget goes where the changes are.** With adaptive polling (the
+//! server's [`adaptive`](SchedulerConfig::adaptive), or `event.poller.adaptive` of an instance) a pair that
+//! found changes is polled again after the [floor](SchedulerConfig::adaptive_floor), backing off to the interval
+//! as it stays quiet; such an early poll runs only on the budget its account's promised polls leave over. The
+//! rules are those of `pacing.rs`; an account whose configured intervals need more than its budget has its polls
+//! spread oldest due first, and each carries a warning saying so.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -23,11 +30,15 @@ use chrono::{DateTime, Utc};
 use oc_model::config::DEFAULT_REFRESH_INTERVAL;
 use oc_model::error::chain;
 use oc_model::ids::InstanceId;
-use oc_model::ports::{Clock, Lease, PollClaim, PollStatus, PollingStore, Providers, Session, Telemetry, TokenVault};
+use oc_model::ports::{
+    Budget, Clock, Lease, PollClaim, PollStatus, PollWarning, PollingStore, Providers, ScheduleReport, Session,
+    Telemetry, TokenVault,
+};
 use tokio::task::JoinSet;
 
 use crate::engine::{Engine, EngineConfig, PollJob, PollReport};
 use crate::error::PollError;
+use crate::pacing::{Account, Due, Pacer};
 
 /// Settings of the scheduler.
 #[derive(Debug, Clone)]
@@ -53,6 +64,11 @@ pub struct SchedulerConfig {
     /// Claimed jobs that may wait, without a slot, for their account's budget (default 4,096). When as many
     /// wait, nothing more is claimed until some of them run.
     pub max_waiting: usize,
+    /// Adaptive polling for the instances that do not say (`event.poller.adaptive`; default off: every pair is
+    /// polled once per interval, as Open Connectors does).
+    pub adaptive: bool,
+    /// The shortest delay between two polls of an adaptive pair (default 5 s).
+    pub adaptive_floor: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -67,6 +83,8 @@ impl Default for SchedulerConfig {
             backoff_cap: Duration::from_secs(3600),
             shutdown_deadline: Duration::from_secs(30),
             max_waiting: DEFAULT_MAX_WAITING,
+            adaptive: false,
+            adaptive_floor: DEFAULT_ADAPTIVE_FLOOR,
         }
     }
 }
@@ -74,13 +92,26 @@ impl Default for SchedulerConfig {
 /// The default of [`SchedulerConfig::max_waiting`].
 pub const DEFAULT_MAX_WAITING: usize = 4096;
 
-/// Whose request budget a job spends: its element and its provider account (the instance's own when the
-/// provider names none).
-type Account = (String, String);
+/// The default of [`SchedulerConfig::adaptive_floor`].
+pub const DEFAULT_ADAPTIVE_FLOOR: Duration = Duration::from_secs(5);
 
 fn account_of(claim: &PollClaim) -> Account {
     let i = &claim.instance;
     (i.element_key.clone(), i.account.id.clone().unwrap_or_else(|| format!("instance:{}", i.id)))
+}
+
+/// A claimed job being admitted: its account, whether it is early, where it sorts, and its session.
+struct Candidate {
+    claim: PollClaim,
+    account: Account,
+    due: Due,
+    order: (u8, DateTime<Utc>),
+    session: Option<Session>,
+}
+
+/// The configured interval of `claim`'s instance (the promise of its polls, less the jitter).
+fn interval_of(claim: &PollClaim) -> Duration {
+    claim.instance.configuration.refresh_interval().unwrap_or(DEFAULT_REFRESH_INTERVAL)
 }
 
 /// A job in a slot: its current lease (renewals replace it) and its account.
@@ -128,6 +159,13 @@ pub struct Scheduler {
     running: Running,
     /// Claimed jobs waiting for their account's budget, without a slot.
     waiting: Mutex<Vec<PollClaim>>,
+    /// What is known of the pairs polled and the accounts' demand.
+    pacer: Mutex<Pacer>,
+    telemetry: Arc<dyn Telemetry>,
+    /// Early polls admitted so far.
+    early_polls: std::sync::atomic::AtomicU64,
+    /// When the schedule was last reported.
+    reported_at: Mutex<Option<DateTime<Utc>>>,
 }
 
 impl Scheduler {
@@ -135,7 +173,11 @@ impl Scheduler {
     pub fn new(ports: PollPorts, engine: EngineConfig, config: SchedulerConfig) -> Arc<Self> {
         let PollPorts { store, vault, providers, clock, telemetry } = ports;
         Arc::new(Scheduler {
-            engine: Engine::new(clock.clone(), engine, telemetry),
+            engine: Engine::new(clock.clone(), engine, telemetry.clone()),
+            telemetry,
+            pacer: Mutex::new(Pacer::default()),
+            early_polls: std::sync::atomic::AtomicU64::new(0),
+            reported_at: Mutex::new(None),
             store,
             vault,
             providers,
@@ -171,16 +213,41 @@ impl Scheduler {
         Ok((self.store.claim_polls(&self.config.owner, self.clock.now(), free, ttl).await?, free))
     }
 
-    /// Gives slots to the waiting jobs and to `claims`, oldest due first, while slots are free and each job's
-    /// account has budget for it; the others wait. Returns the jobs admitted (each already in its slot).
+    /// Gives slots to the waiting jobs and to `claims` while slots are free and each job's account has budget
+    /// for it; the others wait. Promised jobs go first, oldest due first; early ones (adaptive polls before their
+    /// promise) after them, by promise, and only on the budget the account's promised polls leave over. Returns
+    /// the jobs admitted (each already in its slot).
     fn admit(&self, claims: Vec<PollClaim>) -> Vec<PollClaim> {
         let mut waiting = lock(&self.waiting);
-        let mut candidates = std::mem::take(&mut *waiting);
+        let candidates = std::mem::take(&mut *waiting);
         if candidates.is_empty() && claims.is_empty() {
             return Vec::new();
         }
-        candidates.extend(claims);
-        candidates.sort_by(|a, b| (a.due_at, a.instance.id, &a.resource).cmp(&(b.due_at, b.instance.id, &b.resource)));
+        let now = self.clock.now();
+        let mut pacer = lock(&self.pacer);
+        let mut candidates: Vec<Candidate> = candidates
+            .into_iter()
+            .chain(claims)
+            .map(|claim| {
+                let session = Session::of(&claim.instance, self.vault.clone()).ok();
+                let provider = self.providers.get(&claim.instance.element_key);
+                let budget = match (&provider, &session) {
+                    (Some(p), Some(s)) => p.budget(s),
+                    _ => None,
+                };
+                let account = account_of(&claim);
+                let key = (claim.instance_id(), claim.resource.as_str());
+                let due = pacer.claimed(key, &account, interval_of(&claim), self.adaptive(&claim), budget, now);
+                let order = match due {
+                    Due::Promised => (0, claim.due_at),
+                    Due::Early { promise_at } => (1, promise_at),
+                };
+                Candidate { claim, account, due, order, session }
+            })
+            .collect();
+        candidates.sort_by(|a, b| {
+            (a.order, a.claim.instance.id, &a.claim.resource).cmp(&(b.order, b.claim.instance.id, &b.claim.resource))
+        });
         let mut running = lock(&self.running);
         let mut started: HashMap<Account, usize> = HashMap::new();
         for slot in running.values() {
@@ -188,31 +255,38 @@ impl Scheduler {
         }
         let mut blocked: HashMap<Account, Duration> = HashMap::new();
         let mut admitted = Vec::new();
-        for claim in candidates {
-            let account = account_of(&claim);
+        for Candidate { claim, account, due, session, .. } in candidates {
             if running.len() >= self.config.max_in_flight || blocked.contains_key(&account) {
                 waiting.push(claim);
                 continue;
             }
             let pending = started.get(&account).copied().unwrap_or(0);
-            let wait = match (
-                self.providers.get(&claim.instance.element_key),
-                Session::of(&claim.instance, self.vault.clone()),
-            ) {
-                (Some(provider), Ok(session)) => provider.budget_wait(&session, pending),
+            // an early poll leaves a whole window of the account's promised polls free
+            let reserve = match due {
+                Due::Promised => 0,
+                Due::Early { .. } => pacer.demand(&account).ceil() as usize,
+            };
+            let wait = match (self.providers.get(&claim.instance.element_key), session) {
+                (Some(provider), Some(session)) => provider.budget_wait(&session, pending + reserve),
                 // the poll fails without a request: nothing to wait for
                 _ => Duration::ZERO,
             };
             if !wait.is_zero() {
-                tracing::debug!(
-                    instance_id = claim.instance.id,
-                    resource = claim.resource,
-                    wait_ms = wait.as_millis() as u64,
-                    "poll waits for its account's budget, without a slot"
-                );
-                blocked.insert(account, wait);
+                if due == Due::Promised {
+                    tracing::debug!(
+                        instance_id = claim.instance.id,
+                        resource = claim.resource,
+                        wait_ms = wait.as_millis() as u64,
+                        "poll waits for its account's budget, without a slot"
+                    );
+                    // the account's later jobs wait too: the oldest due goes first
+                    blocked.insert(account, wait);
+                }
                 waiting.push(claim);
                 continue;
+            }
+            if matches!(due, Due::Early { .. }) {
+                self.early_polls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             *started.entry(account.clone()).or_default() += 1;
             let lease = Arc::new(Mutex::new(claim.lease.clone()));
@@ -220,6 +294,36 @@ impl Scheduler {
             admitted.push(claim);
         }
         admitted
+    }
+
+    /// Whether `claim`'s instance polls adaptively: its `event.poller.adaptive`, else the server's default.
+    fn adaptive(&self, claim: &PollClaim) -> bool {
+        claim.instance.configuration.poller_adaptive().ok().flatten().unwrap_or(self.config.adaptive)
+    }
+
+    /// Reports the schedule to the telemetry, at most once a second.
+    fn report(&self) {
+        let now = self.clock.now();
+        {
+            let mut at = lock(&self.reported_at);
+            if at.is_some_and(|t| now - t < chrono::Duration::seconds(1)) {
+                return;
+            }
+            *at = Some(now);
+        }
+        let (accounts, short_accounts, adaptive_pairs) = {
+            let pacer = lock(&self.pacer);
+            (pacer.accounts(), pacer.short_accounts(), pacer.adaptive_pairs())
+        };
+        self.telemetry.schedule(&ScheduleReport {
+            in_flight: self.in_flight(),
+            concurrency: self.config.max_in_flight,
+            waiting: self.waiting(),
+            accounts,
+            short_accounts,
+            adaptive_pairs,
+            early_polls: self.early_polls.load(std::sync::atomic::Ordering::Relaxed),
+        });
     }
 
     /// Renews the leases of waiting jobs that would lapse within half a lease; a job whose lease was lost
@@ -263,6 +367,7 @@ impl Scheduler {
             ready.extend(self.admit(claims));
             let some_waited = ready.len() - before < got;
             if got == 0 || got < asked || !some_waited {
+                self.report();
                 return Ok(ready);
             }
         }
@@ -347,40 +452,77 @@ impl Scheduler {
         let key = (claim.instance_id(), claim.resource.clone());
         let slot = lock(&self.running).get(&key).map(|s| s.lease.clone());
         let slot = slot.unwrap_or_else(|| Arc::new(Mutex::new(claim.lease.clone())));
-        let result = self.poll_claim(&claim, &slot).await;
+        let started = self.clock.now();
+        let (result, promise) = self.poll_claim(&claim, &slot).await;
         lock(&self.running).remove(&key);
+        let changes = match &result {
+            Ok(r) if r.outcome.status.completed() => {
+                Some(u64::from(r.outcome.created) + u64::from(r.outcome.updated) + u64::from(r.outcome.deleted) > 0)
+            }
+            _ => None,
+        };
+        let delay = match &result {
+            Ok(r) => (r.next_run_at - started).to_std().unwrap_or(Duration::ZERO),
+            Err(_) => promise,
+        };
+        lock(&self.pacer).polled((key.0, &key.1), started, changes, delay, promise);
         log_poll(&claim, &result);
         JobResult { instance_id: claim.instance_id(), resource: claim.resource, result }
     }
 
-    async fn poll_claim(&self, claim: &PollClaim, slot: &Mutex<Lease>) -> Result<PollReport, PollError> {
+    /// Polls `claim`; returns the result and the promise it made (the longest its next poll may wait).
+    async fn poll_claim(&self, claim: &PollClaim, slot: &Mutex<Lease>) -> (Result<PollReport, PollError>, Duration) {
         let instance = &claim.instance;
         let now = self.clock.now();
-        let interval = instance.configuration.refresh_interval().unwrap_or(DEFAULT_REFRESH_INTERVAL);
-        let next_run_ok = now + to_chrono(interval.saturating_sub(self.jitter(claim, interval, now)));
+        let interval = interval_of(claim);
+        let promise = interval.saturating_sub(self.jitter(claim, interval, now));
+        let (quiet, changed) =
+            lock(&self.pacer).delays((claim.instance_id(), &claim.resource), promise, self.config.adaptive_floor, now);
+        let next_run_ok = now + to_chrono(quiet);
         let failures = claim.state.consecutive_failures.saturating_add(1);
         let next_run_failed = now + to_chrono(self.backoff(interval, failures));
         let Some(provider) = self.providers.get(&instance.element_key) else {
             let error = format!("no provider serves the element {:?}", instance.element_key);
-            return self.engine.fail_unpolled(self.store.as_ref(), claim, error, next_run_failed).await;
+            let failed = self.engine.fail_unpolled(self.store.as_ref(), claim, error, next_run_failed).await;
+            return (failed, promise);
         };
         let session = match Session::of(instance, self.vault.clone()) {
             Ok(session) => session,
             Err(problems) => {
                 let error = format!("the instance cannot talk to its provider: {problems}");
-                return self.engine.fail_unpolled(self.store.as_ref(), claim, error, next_run_failed).await;
+                let failed = self.engine.fail_unpolled(self.store.as_ref(), claim, error, next_run_failed).await;
+                return (failed, promise);
             }
         };
+        let warnings = self.shortfall(claim, provider.budget(&session)).into_iter().collect();
         let job = PollJob {
             claim,
             provider: provider.as_ref(),
             session: &session,
             store: self.store.as_ref(),
             next_run_ok,
+            next_run_changed: changed.map(|d| now + to_chrono(d)),
             next_run_failed,
             lease_slot: Some(slot),
+            warnings,
         };
-        self.engine.poll(job).await
+        (self.engine.poll(job).await, promise)
+    }
+
+    /// The warning of a poll whose account's configured intervals need more than its budget.
+    fn shortfall(&self, claim: &PollClaim, budget: Option<Budget>) -> Option<PollWarning> {
+        let budget = budget?;
+        let demand = lock(&self.pacer).demand(&account_of(claim));
+        (demand > f64::from(budget.requests)).then(|| {
+            let per = budget.per.as_secs_f64();
+            PollWarning::general(format!(
+                "the intervals of this account's polls need {demand:.0} requests per {per:.0} s, more than the \
+                 {} it may use here: its polls are spread, oldest due first, and come up to {:.0}% later than \
+                 their intervals (lengthen the intervals, poll fewer resources, or raise --sage-budget-share)",
+                budget.requests,
+                (demand / f64::from(budget.requests.max(1)) - 1.0) * 100.0
+            ))
+        })
     }
 
     /// A small deterministic jitter, so that instances created together spread out; taken off the interval

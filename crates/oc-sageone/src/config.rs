@@ -11,6 +11,9 @@ pub const DEFAULT_AUTHORIZE_URL: &str = "https://www.sageone.com/oauth2/auth/cen
 /// Sage's token URL.
 pub const DEFAULT_TOKEN_URL: &str = "https://oauth.accounting.sage.com/token";
 
+/// The default of [`SageConfig::budget_share_percent`]: half of each business's budget.
+pub const DEFAULT_BUDGET_SHARE_PERCENT: u8 = 50;
+
 /// Settings of a [`SageProvider`](crate::SageProvider).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SageConfig {
@@ -22,6 +25,10 @@ pub struct SageConfig {
     pub token_url: String,
     /// Requests allowed per Sage business (default 200 per 60 s, Sage's v3.0 figure).
     pub rate_limit: RateLimit,
+    /// Percent of [`rate_limit`](Self::rate_limit) that this provider uses at most, over every instance,
+    /// resource and lane of a business (1 to 100; default 50): the business's other apps share Sage's budget.
+    /// With several nodes each uses its part ([`SageProvider::set_nodes`](crate::SageProvider::set_nodes)).
+    pub budget_share_percent: u8,
     /// What interactive requests ([`Lane::Interactive`](oc_model::ports::Lane), the hub passthrough) get of the
     /// rate limit, and how long they may wait.
     pub interactive: InteractiveLane,
@@ -55,6 +62,7 @@ impl Default for SageConfig {
             authorize_url: DEFAULT_AUTHORIZE_URL.to_string(),
             token_url: DEFAULT_TOKEN_URL.to_string(),
             rate_limit: RateLimit::default(),
+            budget_share_percent: DEFAULT_BUDGET_SHARE_PERCENT,
             interactive: InteractiveLane::default(),
             retry: RetryPolicy::default(),
             request_timeout: Duration::from_secs(30),

@@ -84,7 +84,8 @@ mod translate;
 pub use oc_ceql as ceql;
 
 pub use config::{
-    DEFAULT_API_URL, DEFAULT_AUTHORIZE_URL, DEFAULT_TOKEN_URL, InteractiveLane, RateLimit, RetryPolicy, SageConfig,
+    DEFAULT_API_URL, DEFAULT_AUTHORIZE_URL, DEFAULT_BUDGET_SHARE_PERCENT, DEFAULT_TOKEN_URL, InteractiveLane,
+    RateLimit, RetryPolicy, SageConfig,
 };
 pub use dialect::DIALECT;
 pub use envelope::decode_page;

@@ -75,7 +75,7 @@ impl SageProvider {
             .map_err(|e| ProviderError::Other(format!("cannot build the http client: {e}")))?;
         Ok(SageProvider {
             inner: Arc::new(Inner {
-                limiter: RateLimiter::new(config.rate_limit, config.interactive),
+                limiter: RateLimiter::new(config.rate_limit, config.budget_share_percent, config.interactive),
                 config,
                 spec: provider_spec(),
                 http,
@@ -102,6 +102,18 @@ impl SageProvider {
     /// What this provider (and its clones) did so far: requests by status, rate-limit waits, token refreshes.
     pub fn stats(&self) -> SageStatsSnapshot {
         self.inner.stats.snapshot()
+    }
+
+    /// Divides each business's share of the budget by `nodes`: the nodes of a cluster that poll the same
+    /// businesses (the service calls it from its heartbeat with the nodes listed in the database). At least 1.
+    pub fn set_nodes(&self, nodes: usize) {
+        self.inner.limiter.set_nodes(nodes);
+    }
+
+    /// The requests per window this node may send for one business (the share of the limit, divided by the
+    /// nodes), and the window.
+    pub fn business_budget(&self) -> (u32, std::time::Duration) {
+        (self.inner.limiter.requests(), self.inner.config.rate_limit.per)
     }
 
     /// Requests counted in the current rate-limit window of a business.
@@ -388,6 +400,12 @@ impl Provider for SageProvider {
     fn budget_wait(&self, session: &Session, pending: usize) -> std::time::Duration {
         let key = session.account.id.clone().unwrap_or_else(|| format!("instance:{}", session.instance_id));
         self.inner.limiter.background_wait(&key, pending, self.inner.clock.now())
+    }
+
+    /// The background part of this node's share of a business's budget (see [`Provider::budget`]).
+    fn budget(&self, _session: &Session) -> Option<oc_model::ports::Budget> {
+        let (requests, per) = self.inner.limiter.background_budget()?;
+        Some(oc_model::ports::Budget { requests: u32::try_from(requests).unwrap_or(u32::MAX), per })
     }
 
     /// `GET /{path}/{id}` of each list of the resource in turn (a composite resource has several), the first

@@ -10,11 +10,14 @@
 //! - An interactive request that cannot get a slot within [`InteractiveLane::max_wait`] gives up at once, with
 //!   the time until a slot frees; a background one waits as long as it takes.
 //!
-//! It does not coordinate across nodes: with several nodes, each keeps its own budget.
+//! - Of Sage's limit it uses only its share ([`SageConfig::budget_share_percent`](crate::SageConfig)): the
+//!   business's other apps spend the rest. With several nodes the share is divided by the nodes listed at the
+//!   last heartbeat ([`RateLimiter::set_nodes`]), so that the nodes together never exceed it: each keeps its own
+//!   window of its own part, with no round trip per request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -28,6 +31,10 @@ use crate::pause::Pause;
 pub(crate) struct RateLimiter {
     limit: RateLimit,
     lane: InteractiveLane,
+    /// Percent of `limit` used at most (1 to 100).
+    share_percent: u8,
+    /// The nodes the share is divided by (at least 1).
+    nodes: AtomicUsize,
     windows: Mutex<HashMap<String, Window>>,
     next_id: AtomicU64,
 }
@@ -120,8 +127,34 @@ enum Step {
 }
 
 impl RateLimiter {
-    pub(crate) fn new(limit: RateLimit, lane: InteractiveLane) -> Self {
-        RateLimiter { limit, lane, windows: Mutex::new(HashMap::new()), next_id: AtomicU64::new(1) }
+    pub(crate) fn new(limit: RateLimit, share_percent: u8, lane: InteractiveLane) -> Self {
+        RateLimiter {
+            limit,
+            lane,
+            share_percent: share_percent.clamp(1, 100),
+            nodes: AtomicUsize::new(1),
+            windows: Mutex::new(HashMap::new()),
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Divides the share by `nodes` (at least 1) from now on.
+    pub(crate) fn set_nodes(&self, nodes: usize) {
+        self.nodes.store(nodes.max(1), Ordering::Relaxed);
+    }
+
+    /// The requests of a window this node may send for one business: its part of the share of the limit (at
+    /// least one).
+    pub(crate) fn requests(&self) -> u32 {
+        let share = u64::from(self.limit.requests) * u64::from(self.share_percent) / 100;
+        let nodes = self.nodes.load(Ordering::Relaxed).max(1) as u64;
+        u32::try_from(share / nodes).unwrap_or(u32::MAX).max(1)
+    }
+
+    /// The background requests of a window this node may send for one business, and the window; `None` when
+    /// the limiter is off.
+    pub(crate) fn background_budget(&self) -> Option<(usize, Duration)> {
+        (self.limit.requests > 0).then(|| (self.cap(Lane::Background), self.limit.per))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Window>> {
@@ -134,7 +167,7 @@ impl RateLimiter {
 
     /// The slots `lane` may hold.
     fn cap(&self, lane: Lane) -> usize {
-        let all = self.limit.requests;
+        let all = self.requests();
         match lane {
             Lane::Interactive => all as usize,
             Lane::Background => (all - self.lane.reserve_of(all).min(all.saturating_sub(1))) as usize,
@@ -259,7 +292,7 @@ mod tests {
 
     fn limiter(requests: u32, per_secs: u64, reserve_percent: u8) -> RateLimiter {
         let lane = InteractiveLane { reserve_percent, ..InteractiveLane::default() };
-        RateLimiter::new(RateLimit { requests, per: Duration::from_secs(per_secs) }, lane)
+        RateLimiter::new(RateLimit { requests, per: Duration::from_secs(per_secs) }, 100, lane)
     }
 
     /// Records every wait and moves the manual clock by it.

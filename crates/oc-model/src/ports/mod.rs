@@ -21,11 +21,11 @@ mod vault;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use notifier::{AttemptOutcome, DeliveryRequest, DeliveryResult, Notifier};
+pub use provider::{Budget, Lane, RecordRequest};
 pub use provider::{
     CompiledQuery, Diagnostic, Feed, FieldNeeds, Grant, OAuthApp, OAuthUrlRequest, Page, PageCursor, PageRequest,
     Provider, ProviderAccount, ProviderError, ProviderSpec, QueryError, RecordFilter, ResourceSpec, Session,
 };
-pub use provider::{Lane, RecordRequest};
 pub use registry::Providers;
 pub use store::{
     AccountStore, ActivityStore, AlertClaim, AlertPage, AlertRecord, AlertStatus, AlertStep, AlertStore, AlertType,
@@ -37,5 +37,5 @@ pub use store::{
     PollWarning, PollingStore, Principal, Reconciled, ReleasedLeases, ReplayQuery, SecretDigest, StatusFilter,
     StoreError, StoredAttempt, node_of_holder,
 };
-pub use telemetry::{AttemptReport, NoTelemetry, PollRecorded, PollReport, Telemetry};
+pub use telemetry::{AttemptReport, NoTelemetry, PollRecorded, PollReport, ScheduleReport, Telemetry};
 pub use vault::{TokenSet, TokenVault};

@@ -418,4 +418,22 @@ pub trait Provider: Send + Sync {
         let _ = (session, pending);
         Duration::ZERO
     }
+
+    /// The background requests this node may send for the account of `session` in each window of the
+    /// provider's budget: what the scheduler weighs the account's configured polls against (to report a
+    /// shortfall) and spends its spare on (adaptive polling). The default (a provider without a budget): `None`.
+    fn budget(&self, session: &Session) -> Option<Budget> {
+        let _ = session;
+        None
+    }
+}
+
+/// A provider account's request budget on this node: at most `requests` background requests in any window of
+/// `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Background requests per window.
+    pub requests: u32,
+    /// The window.
+    pub per: Duration,
 }

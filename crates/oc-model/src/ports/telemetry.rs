@@ -87,6 +87,30 @@ pub trait Telemetry: Send + Sync + Debug {
     fn batched(&self, notifications: usize, at: DateTime<Utc>) {
         let _ = (notifications, at);
     }
+
+    /// The scheduler's view of its work and of the accounts' budgets, at most once a second.
+    fn schedule(&self, report: &ScheduleReport) {
+        let _ = report;
+    }
+}
+
+/// The scheduler's view of its work and of the provider accounts' budgets.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScheduleReport {
+    /// Polls running.
+    pub in_flight: usize,
+    /// Polls that may run at once now.
+    pub concurrency: usize,
+    /// Claimed polls waiting, without a slot, for their account's budget.
+    pub waiting: usize,
+    /// Provider accounts with polls on this node.
+    pub accounts: usize,
+    /// Accounts whose configured intervals need more requests than their budget (their polls come late).
+    pub short_accounts: usize,
+    /// (instance, resource) pairs polled adaptively.
+    pub adaptive_pairs: usize,
+    /// Early polls (adaptive, before their interval, on spare budget) started so far.
+    pub early_polls: u64,
 }
 
 /// Telemetry that counts nothing.

@@ -1,7 +1,8 @@
 //! The oracle of `change-detection.md`: the real engine and the real SQLite store against the model provider
 //! with random creates, same-second updates, deletes, tie groups across pages, mutations between page
 //! requests, late-visible rows, clock skew, provider failures and crashes. After the changes stop and two
-//! more polls run, the four properties must hold.
+//! more polls run, the four properties must hold. Half the cases poll as adaptive polling schedules polls
+//! (anywhere from the 5 s floor to the interval apart), half once per interval.
 //!
 //! 500 cases run in the normal test run (one SQLite database for the binary, a fresh instance per case);
 //! `OCPOLL_SOAK_CASES=N cargo test --release -p oc-poller --test it oracle -- --ignored --nocapture` runs N.
@@ -36,6 +37,8 @@ struct Scenario {
     poll_delay: u32,
     filter_by_current_date: bool,
     interval_secs: u32,
+    /// Polls come as adaptive polling schedules them: anywhere from the floor (5 s) to the interval apart.
+    adaptive: bool,
 }
 
 fn scenario() -> impl Strategy<Value = Scenario> {
@@ -49,12 +52,13 @@ fn scenario() -> impl Strategy<Value = Scenario> {
             prop_oneof![Just(0u32), Just(30), Just(90)],
             any::<bool>(),
             prop_oneof![Just(30u32), Just(60), Just(300)],
+            any::<bool>(),
         ),
     )
         .prop_map(
             |(
                 (seed, skew_ms, sorted, page_size, existing, steps, mutations),
-                (mutation_rate, error_rate, late, crash, poll_delay, filter_by_current_date, interval_secs),
+                (mutation_rate, error_rate, late, crash, poll_delay, filter_by_current_date, interval_secs, adaptive),
             )| Scenario {
                 seed,
                 skew_ms,
@@ -70,6 +74,7 @@ fn scenario() -> impl Strategy<Value = Scenario> {
                 poll_delay,
                 filter_by_current_date,
                 interval_secs,
+                adaptive,
             },
         )
 }
@@ -140,7 +145,13 @@ async fn run_case(store: Arc<SqlStore>, owner: Principal, sc: &Scenario) -> Resu
             Some(Some(Err(e))) => return Err(format!("poll error: {e}")),
             Some(Some(Ok(_))) => {}
         }
-        h.advance(interval);
+        if sc.adaptive {
+            // adaptive polling: the next poll anywhere from the floor to the interval later
+            let floor = 5_000u64;
+            h.advance(Duration::from_millis(floor + rng.below(interval.as_millis() as u64 - floor + 1)));
+        } else {
+            h.advance(interval);
+        }
     }
     // the changes stop; every late row becomes visible; faults stop; two more polls
     h.model.with(|s, _| s.faults = support::Faults::default());

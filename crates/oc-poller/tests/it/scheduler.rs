@@ -271,7 +271,21 @@ async fn polls_are_logged_at_info_when_they_find_events_or_fail_and_at_debug_whe
 impl World {
     /// An instance of provider account `account` polling `resources` resources every `interval_minutes`.
     async fn tenant(&self, account: &str, resources: usize, interval_minutes: f64) -> Instance {
+        self.tenant_with(account, resources, interval_minutes, None).await
+    }
+
+    /// [`tenant`](Self::tenant) with `event.poller.adaptive` set to `adaptive` (absent when `None`).
+    async fn tenant_with(
+        &self,
+        account: &str,
+        resources: usize,
+        interval_minutes: f64,
+        adaptive: Option<bool>,
+    ) -> Instance {
         let mut c = Configuration::new();
+        if let Some(adaptive) = adaptive {
+            c.insert("event.poller.adaptive", json!(adaptive));
+        }
         c.insert("oauth.api.key", json!("model-app"));
         c.insert("oauth.api.secret", json!("model-secret"));
         c.insert("oauth.callback.url", json!("https://example.com/oauth"));
@@ -337,4 +351,142 @@ async fn a_tenant_waiting_for_its_budget_holds_no_slot_and_another_business_is_p
     assert_eq!(greedy_polls, 20);
     assert!(s.waiting() > 0, "the rest of the greedy jobs wait, claimed, without a slot");
     assert_eq!(s.in_flight(), 0);
+}
+
+/// Polls per instance, second by second from 0 to `seconds` (the clock set to each second, one step each),
+/// calling `each_second` before the step; every poll must end `Ok`.
+async fn run_seconds(
+    w: &World,
+    s: &Arc<Scheduler>,
+    seconds: i64,
+    mut each_second: impl FnMut(i64),
+) -> (std::collections::BTreeMap<i64, Vec<i64>>, Vec<JobResult>) {
+    let mut polls: std::collections::BTreeMap<i64, Vec<i64>> = Default::default();
+    let mut all = Vec::new();
+    for second in 0..=seconds {
+        w.clock.set(start() + chrono::Duration::seconds(second));
+        each_second(second);
+        let results = tokio::time::timeout(Duration::from_secs(10), s.tick()).await.expect("a step hung").unwrap();
+        for r in results {
+            assert!(r.result.as_ref().is_ok_and(|r| r.outcome.status == PollStatus::Ok), "{r:?}");
+            polls.entry(r.instance_id).or_default().push(second);
+            all.push(r);
+        }
+    }
+    (polls, all)
+}
+
+fn gaps(times: &[i64]) -> Vec<i64> {
+    times.windows(2).map(|p| p[1] - p[0]).collect()
+}
+
+/// The most requests of `account` the model saw in any 60 s window.
+fn busiest_window(w: &World, account: &str) -> usize {
+    w.model.with(|m, _| {
+        let sent: Vec<i64> = m.budget_sent.iter().filter(|(a, _)| a == account).map(|(_, t)| *t).collect();
+        sent.iter().map(|t| sent.iter().filter(|u| **u >= *t && **u < t + 60_000).count()).max().unwrap_or(0)
+    })
+}
+
+/// Issue 19, items 2 and 6: with adaptive polling a resource that found changes is polled again after the floor
+/// (5 s) while changes keep coming, and backs off to its interval once they stop; the interval stays the promise
+/// (no gap above 60 s); an instance without adaptive polling beside it is polled once a minute, as before.
+#[tokio::test]
+async fn adaptive_polling_follows_the_changes_and_the_interval_stays_the_promise() {
+    let w = world().await;
+    w.model.with(|m, _| m.budget.insert("b".into(), 100));
+    let adaptive = w.tenant_with("b", 1, 1.0, Some(true)).await.id;
+    let fixed = w.tenant_with("b", 1, 1.0, None).await.id;
+    let s = w.scheduler(config());
+    let model = w.model.clone();
+    let mut changes = Vec::new();
+    let (polls, _) = run_seconds(&w, &s, 300, |second| {
+        if (30..150).contains(&second) && second % 7 == 2 {
+            model.with(|m, now| m.create(now));
+            changes.push(second);
+        }
+    })
+    .await;
+    let a = &polls[&adaptive];
+    let f = &polls[&fixed];
+    eprintln!("adaptive polls at {a:?}\nfixed polls at {f:?}");
+    assert!(gaps(f).iter().all(|g| *g == 60), "not adaptive: once per interval: {f:?}");
+    assert!(gaps(a).iter().all(|g| *g <= 60), "the interval is the promise: {a:?}");
+    // while the changes come (every 7 s), every change is found within two floors of being made
+    for c in changes.iter().filter(|c| **c > 65) {
+        let found = a.iter().find(|p| **p >= *c).expect("a poll after each change");
+        assert!(found - c <= 10, "the change at {c} s was found at {found} s: {a:?}");
+    }
+    let during = a.iter().filter(|p| (65..150).contains(*p)).count();
+    assert!(during >= 10, "polled at the floor while changes came: {during} polls in 85 s: {a:?}");
+    // once they stop, the delay doubles back to the interval
+    let after: Vec<i64> = a.iter().copied().filter(|p| *p >= 150).collect();
+    assert_eq!(gaps(&after).last(), Some(&60), "back to the interval: {after:?}");
+    assert!(after.len() <= 8, "quiet again: {after:?}");
+}
+
+/// Issue 19, items 1, 2 and 6: early (adaptive) polls spend only what the account's promised polls leave over.
+/// With a budget of 12 requests a minute and promised polls counted at 12, no early poll runs at all; with 40,
+/// early polls run but the account never sends more than 40 in any minute; either way every promised resource
+/// is polled within its interval.
+#[tokio::test]
+async fn early_polls_never_take_what_the_promised_polls_need() {
+    for (budget, early_expected) in [(12usize, false), (40, true)] {
+        let w = world().await;
+        w.model.with(|m, _| m.budget.insert("b".into(), budget));
+        let steady = w.tenant_with("b", 5, 1.0, Some(false)).await.id;
+        let adaptive = w.tenant_with("b", 1, 1.0, Some(true)).await.id;
+        let s = w.scheduler(config());
+        let model = w.model.clone();
+        let (polls, _) = run_seconds(&w, &s, 240, |second| {
+            if second % 3 == 1 {
+                model.with(|m, now| m.create(now));
+            }
+        })
+        .await;
+        let a = &polls[&adaptive];
+        let steady_polls = &polls[&steady];
+        eprintln!("budget {budget}: adaptive polls at {a:?}; steady instance polls {}", steady_polls.len());
+        // the five steady resources: five polls each minute, all within the interval
+        let mut by_minute = std::collections::BTreeMap::<i64, usize>::new();
+        for p in steady_polls {
+            *by_minute.entry(p / 60).or_default() += 1;
+        }
+        assert!(by_minute.values().all(|n| *n == 5), "budget {budget}: steady polls per minute {by_minute:?}");
+        assert!(gaps(a).iter().all(|g| *g <= 60), "budget {budget}: the interval is the promise: {a:?}");
+        let busiest = busiest_window(&w, "b");
+        assert!(busiest <= budget, "budget {budget}: {busiest} requests in one minute");
+        if early_expected {
+            assert!(a.len() > 10, "budget {budget}: spare budget polls the changing resource early: {a:?}");
+        } else {
+            assert!(gaps(a).iter().all(|g| *g == 60), "budget {budget}: no spare, no early poll: {a:?}");
+        }
+    }
+}
+
+/// Issue 19, items 2 and 6: a business whose configured intervals need more than its budget (ten resources every
+/// 30 s, 40 requests a minute counted, against 10) has its polls spread fairly — each resource polled as often as
+/// another, give or take one — never above the budget, and every poll says so in a warning.
+#[tokio::test]
+async fn a_business_short_of_budget_is_polled_fairly_and_told_why() {
+    let w = world().await;
+    w.model.with(|m, _| m.budget.insert("short".into(), 10));
+    w.tenant_with("short", 10, 0.5, None).await;
+    let s = w.scheduler(config());
+    let (_, results) = run_seconds(&w, &s, 180, |_| {}).await;
+    let mut per_resource = std::collections::BTreeMap::<String, usize>::new();
+    for r in &results {
+        *per_resource.entry(r.resource.clone()).or_default() += 1;
+        let outcome = &r.result.as_ref().unwrap().outcome;
+        assert!(
+            outcome.warnings.iter().any(|w| w.message.contains("more than the 10 it may use here")),
+            "{:?}",
+            outcome.warnings
+        );
+    }
+    let (least, most) = (per_resource.values().min().unwrap(), per_resource.values().max().unwrap());
+    eprintln!("polls per resource {per_resource:?}");
+    assert_eq!(per_resource.len(), 10, "every resource is polled");
+    assert!(most - least <= 1, "fair: {per_resource:?}");
+    assert!(busiest_window(&w, "short") <= 10);
 }

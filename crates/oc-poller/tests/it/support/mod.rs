@@ -222,8 +222,10 @@ impl Harness {
             session: &session,
             store: &self.recorder,
             next_run_ok: next,
+            next_run_changed: None,
             next_run_failed: next,
             lease_slot: None,
+            warnings: Vec::new(),
         };
         tokio::select! {
             r = self.engine.poll(job) => Some(Some(r)),

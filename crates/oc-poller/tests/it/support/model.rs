@@ -425,6 +425,15 @@ impl Provider for Model {
         parse_query(hub_url)
     }
 
+    fn budget(&self, session: &Session) -> Option<oc_model::ports::Budget> {
+        let account = session.account.id.as_ref()?;
+        let requests = *self.state.lock().unwrap().budget.get(account)?;
+        Some(oc_model::ports::Budget {
+            requests: requests as u32,
+            per: std::time::Duration::from_millis(BUDGET_WINDOW_MS as u64),
+        })
+    }
+
     fn budget_wait(&self, session: &Session, pending: usize) -> std::time::Duration {
         let Some(account) = &session.account.id else { return std::time::Duration::ZERO };
         let now = self.clock.now().timestamp_millis();
