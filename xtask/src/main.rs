@@ -13,6 +13,7 @@
 //! - `cargo xtask fuzz [--time SECS] [TARGET...]` — the cargo-fuzz targets of `fuzz/`, each for a bounded time
 //!   (default 20 s); `ci` ends with a short run of every target.
 
+mod examples;
 mod fuzz;
 mod pg;
 mod schemathesis;
@@ -245,6 +246,10 @@ fn test(ci: bool) -> Result<()> {
     let mut doc = cargo();
     doc.args(["test", "--workspace", "--doc"]);
     run("cargo test --doc", doc)?;
+
+    examples::run_examples()?;
+    // CI builds each library crate from its package too (a few minutes); `test` checks the packages' contents
+    examples::package(ci)?;
 
     if ci {
         // the fuzz package is a workspace of its own: the fmt check above does not see it

@@ -84,6 +84,12 @@ const HELP: &[(&str, &str, &str)] = &[
         "counter",
         "OAuth token refreshes sent to Sage, by outcome (ok, invalid_grant, invalid_client, failed)",
     ),
+    (
+        "ocpoll_sage_business_budget",
+        "gauge",
+        "requests per minute this node may send to one Sage business: its part of --sage-budget-share of \
+         --sage-rate-limit (the share divided by the nodes listed at its last heartbeat)",
+    ),
     ("ocpoll_polls_in_flight", "gauge", "polls running on this node"),
     ("ocpoll_poll_concurrency", "gauge", "polls that may run at once on this node"),
     ("ocpoll_polls_waiting_budget", "gauge", "claimed polls waiting, without a slot, for their Sage business's budget"),

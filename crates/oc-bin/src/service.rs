@@ -243,6 +243,9 @@ pub async fn open_store_and_keys(
     Ok((store, keys))
 }
 
+/// Where the adaptive limit on polls in flight starts (it adapts up to `--max-concurrent-polls`).
+const INITIAL_CONCURRENT_POLLS: usize = 32;
+
 /// The Sage provider of the settings.
 pub fn sage_provider(settings: &ServeSettings, node: &str) -> Result<SageProvider> {
     let config = SageConfig {
@@ -429,6 +432,8 @@ async fn start_services(
         SchedulerConfig {
             owner: format!("{node}-poll"),
             max_in_flight: settings.max_concurrent_polls.max(1),
+            min_in_flight: 4,
+            initial_in_flight: Some(INITIAL_CONCURRENT_POLLS.min(settings.max_concurrent_polls.max(1))),
             shutdown_deadline: grace,
             adaptive: settings.adaptive_polling,
             adaptive_floor: Duration::from_secs(settings.adaptive_floor_seconds),

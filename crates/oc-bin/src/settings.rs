@@ -93,8 +93,12 @@ pub struct ServeSettings {
           value_parser = clap::value_parser!(u32).range(0..=12))]
     pub delivery_retries: u32,
 
-    /// Most polls running at once on this node.
-    #[arg(long, env = "OCPOLL_MAX_CONCURRENT_POLLS", default_value_t = 32)]
+    /// Most polls running at once on this node. The limit itself adapts below it: it starts at 32 (or this, when
+    /// lower), takes one more slot per round of polls while more polls are due than there are slots, and a
+    /// quarter less (at most once a second, down to 4) when Sage or the database says it is overloaded or polls
+    /// start queueing.
+    #[arg(long, env = "OCPOLL_MAX_CONCURRENT_POLLS", default_value_t = 256,
+          value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u64).range(1..=100_000), |v| v as usize))]
     pub max_concurrent_polls: usize,
 
     /// Adaptive polling for the instances that do not say (`event.poller.adaptive`): spare request budget of
@@ -105,7 +109,7 @@ pub struct ServeSettings {
     pub adaptive_polling: bool,
 
     /// The shortest time between two polls of a resource under adaptive polling, in seconds (1 to 3600).
-    #[arg(long, env = "OCPOLL_ADAPTIVE_FLOOR_SECONDS", default_value_t = 5,
+    #[arg(long, env = "OCPOLL_ADAPTIVE_FLOOR_SECONDS", default_value_t = 3,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub adaptive_floor_seconds: u64,
 

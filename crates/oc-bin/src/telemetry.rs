@@ -134,7 +134,12 @@ pub fn record_sage_stats(metrics: &Metrics, stats: &SageStatsSnapshot) {
 
 /// A scrape hook reading `sage`'s counters (shared by its clones) at every rendering of the metrics.
 pub fn sage_scrape_hook(sage: SageProvider) -> ScrapeHook {
-    Arc::new(move |metrics: &Metrics| record_sage_stats(metrics, &sage.stats()))
+    Arc::new(move |metrics: &Metrics| {
+        record_sage_stats(metrics, &sage.stats());
+        let (requests, per) = sage.business_budget();
+        let per_minute = f64::from(requests) * 60.0 / per.as_secs_f64().max(1e-9);
+        metrics.gauge("ocpoll_sage_business_budget", Vec::new(), per_minute);
+    })
 }
 
 #[cfg(test)]

@@ -112,6 +112,9 @@ pub struct PollReport {
     pub watermark: Option<DateTime<Utc>>,
     /// When the job is due again: the next interval after a completed poll, the backoff after a failed one.
     pub next_run_at: DateTime<Utc>,
+    /// The poll was stopped by an overloaded provider: throttled beyond its retries, a transport failure or a
+    /// 5xx ([`ProviderError::is_transient`]). The scheduler's concurrency limit backs off on it.
+    pub congested: bool,
 }
 
 /// A poll ready to scan: the plan, the window and the query.
@@ -547,6 +550,7 @@ impl Engine {
             inserted: Some((summary.inserted, summary.duplicates)),
             next_run_at: commit.next_run_at,
             outcome: commit.outcome,
+            congested: false,
         })
     }
 
@@ -565,7 +569,7 @@ impl Engine {
     ) -> Result<PollReport, PollError> {
         let now = self.clock.now();
         let outcome = PollOutcome { error: Some(error), ..PollOutcome::new(now, now, PollStatus::Failed, None) };
-        self.record_failure(store, claim, &claim.lease, PollFailure { outcome, next_run_at }).await
+        self.record_failure(store, claim, &claim.lease, PollFailure { outcome, next_run_at }, false).await
     }
 
     async fn abandon(
@@ -579,7 +583,8 @@ impl Engine {
         outcome.error = Some(chain(&stop.error));
         outcome.warnings = stop.warnings;
         let failure = PollFailure { outcome, next_run_at: job.next_run_failed };
-        self.record_failure(job.store, job.claim, lease, failure).await
+        let congested = matches!(&stop.error, PollError::Provider(e) if e.is_transient());
+        self.record_failure(job.store, job.claim, lease, failure, congested).await
     }
 
     /// Records an abandoned poll; a lease lost meanwhile is no error (another node polls it now).
@@ -589,6 +594,7 @@ impl Engine {
         claim: &PollClaim,
         lease: &Lease,
         failure: PollFailure,
+        congested: bool,
     ) -> Result<PollReport, PollError> {
         let result = store.abandon_poll(claim.instance.id, &claim.resource, lease, &failure).await;
         let recorded = match &result {
@@ -605,6 +611,7 @@ impl Engine {
             inserted: None,
             watermark: claim.state.watermark,
             next_run_at: failure.next_run_at,
+            congested,
         })
     }
 }

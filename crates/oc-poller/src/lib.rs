@@ -18,6 +18,7 @@
 #![deny(missing_docs)]
 
 pub mod classify;
+mod concurrency;
 pub mod defences;
 pub mod engine;
 pub mod error;
@@ -38,3 +39,8 @@ pub use error::PollError;
 pub use plan::{MAX_RESOURCES_PER_INSTANCE, PlanField, PlanProblem, PlanSettings, PollPlan};
 pub use scheduler::{DEFAULT_MAX_WAITING, JobResult, PollPorts, Scheduler, SchedulerConfig};
 pub use seen::SeenSet;
+
+/// The README's examples, compiled and run as doctests so that it cannot drift from the crate.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

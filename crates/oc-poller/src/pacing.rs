@@ -5,9 +5,9 @@
 //!
 //! - **The interval is the promise.** Every poll schedules the next one at most one interval (less the
 //!   jitter) later, adaptive or not: a change is never found later than one interval after it becomes visible.
-//! - **Adaptive pairs poll early where changes are likely now.** A poll that found changes schedules the next
-//!   one after the floor ([`SchedulerConfig::adaptive_floor`](crate::SchedulerConfig), default 5 s); each poll
-//!   that finds nothing doubles the delay, back up to the interval. A pair whose changes came at this hour of the
+//! - **Adaptive pairs poll early where changes are likely now.** A pair that found changes in the last
+//!   [`HOT_WINDOW`] is polled again after the floor ([`SchedulerConfig::adaptive_floor`](crate::SchedulerConfig),
+//!   default 3 s); past it, each poll that finds nothing doubles the delay, back up to the interval. A pair whose changes came at this hour of the
 //!   day on earlier days (polls with changes in that UTC hour, each day's count halved at the next:
 //!   [`HOT_HOUR`]) waits at most a quarter of the interval in that hour.
 //! - **Early polls spend only spare budget.** A poll due before its promise is *early*: it runs only while its
@@ -32,6 +32,10 @@ use oc_model::ports::Budget;
 /// provider names none).
 pub(crate) type Account = (String, String);
 
+/// How long after its last change a pair stays at the floor: changes come in bursts, and a gap of a few seconds
+/// inside one is no sign that it ended.
+pub(crate) const HOT_WINDOW: chrono::Duration = chrono::Duration::seconds(60);
+
 /// Requests one poll of a pair is counted as: the change scan and the deleted feed.
 pub(crate) const REQUESTS_PER_POLL: f64 = 2.0;
 
@@ -55,6 +59,8 @@ struct Pair {
     promise_at: Option<DateTime<Utc>>,
     /// The delay its last poll scheduled.
     delay: Duration,
+    /// When its last poll with changes started.
+    last_change: Option<DateTime<Utc>>,
     /// Polls with changes by UTC hour of the day on earlier days (halved at each new day, when `today` is added).
     hours: [u16; 24],
     /// Polls with changes by UTC hour of the day today.
@@ -110,6 +116,7 @@ impl Pacer {
             adaptive,
             promise_at: None,
             delay: interval,
+            last_change: None,
             hours: [0; 24],
             today: [0; 24],
             day: now.timestamp().div_euclid(86_400),
@@ -167,7 +174,8 @@ impl Pacer {
         let floor = floor.min(promise);
         let hour = now.hour() as usize;
         let cap = if pair.hours[hour] >= HOT_HOUR { (promise / 4).max(floor) } else { promise };
-        let quiet = pair.delay.saturating_mul(2).max(floor).min(cap).min(promise);
+        let hot = pair.last_change.is_some_and(|at| now - at < HOT_WINDOW);
+        let quiet = if hot { floor } else { pair.delay.saturating_mul(2).max(floor).min(cap).min(promise) };
         (quiet, Some(floor))
     }
 
@@ -195,6 +203,7 @@ impl Pacer {
         match changes {
             Some(found) => {
                 if found {
+                    pair.last_change = Some(started);
                     let h = started.hour() as usize;
                     pair.today[h] = pair.today[h].saturating_add(ONE_CHANGE);
                 }
@@ -273,23 +282,26 @@ mod tests {
     const FLOOR: Duration = Duration::from_secs(5);
 
     #[test]
-    fn a_change_brings_the_floor_and_quiet_polls_double_back_to_the_interval() {
+    fn a_change_brings_the_floor_for_a_minute_then_quiet_polls_double_back_to_the_interval() {
         let mut p = Pacer::default();
         assert_eq!(p.claimed((1, "c"), &account(), MIN, true, budget(), at(0)), Due::Promised);
         assert_eq!(p.delays((1, "c"), MIN, FLOOR, at(0)), (MIN, Some(FLOOR)));
         p.polled((1, "c"), at(0), Some(true), FLOOR, MIN);
         let (mut delays, mut early) = (Vec::new(), Vec::new());
         let mut t = 5;
-        for _ in 0..6 {
+        while t < 300 {
             early.push(matches!(p.claimed((1, "c"), &account(), MIN, true, budget(), at(t)), Due::Early { .. }));
             let (quiet, _) = p.delays((1, "c"), MIN, FLOOR, at(t));
             delays.push(quiet.as_secs());
             p.polled((1, "c"), at(t), Some(false), quiet, MIN);
             t += quiet.as_secs() as i64;
         }
-        assert_eq!(delays, [10, 20, 40, 60, 60, 60]);
+        // the floor while the last change is less than a minute old, then 10, 20, 40 and the interval
+        let mut want = vec![5u64; 11];
+        want.extend([10, 20, 40, 60, 60, 60]);
+        assert_eq!(delays, want);
         // early while the delay was below the interval; promised once it is back at it
-        assert_eq!(early, [true, true, true, true, false, false]);
+        assert!(early[..15].iter().all(|e| *e) && !early[15] && !early[16], "{early:?}");
     }
 
     #[test]

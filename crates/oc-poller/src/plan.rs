@@ -69,6 +69,13 @@ pub struct PlanSettings {
     pub default_lookback: std::time::Duration,
 }
 
+impl Default for PlanSettings {
+    /// The engine's defaults ([`EngineConfig::default`](crate::EngineConfig)): a lookback of 60 s.
+    fn default() -> Self {
+        PlanSettings { default_lookback: std::time::Duration::from_secs(60) }
+    }
+}
+
 /// One resource's poller configuration, compiled.
 #[derive(Debug, Clone)]
 pub struct PollPlan {

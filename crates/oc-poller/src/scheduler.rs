@@ -7,7 +7,7 @@
 //! only [`Scheduler::run`]'s idle wait between claims uses the runtime's timer.
 //!
 //! **A slot is never held while waiting for an account's budget.** Before a claimed job gets one of the
-//! [`max_in_flight`](SchedulerConfig::max_in_flight) slots, its provider is asked whether the job's provider
+//! slots (at most [`max_in_flight`](SchedulerConfig::max_in_flight)), its provider is asked whether the job's provider
 //! account could send a request now, counting the polls of that account this node already started
 //! ([`Provider::budget_wait`](oc_model::ports::Provider::budget_wait)). A job that could only wait stays claimed
 //! — its lease renewed, its place kept: waiting jobs are admitted oldest due first — but takes no slot, and is
@@ -32,10 +32,11 @@ use oc_model::error::chain;
 use oc_model::ids::InstanceId;
 use oc_model::ports::{
     Budget, Clock, Lease, PollClaim, PollStatus, PollWarning, PollingStore, Providers, ScheduleReport, Session,
-    Telemetry, TokenVault,
+    StoreError, Telemetry, TokenVault,
 };
 use tokio::task::JoinSet;
 
+use crate::concurrency::{Ended, Limit};
 use crate::engine::{Engine, EngineConfig, PollJob, PollReport};
 use crate::error::PollError;
 use crate::pacing::{Account, Due, Pacer};
@@ -45,8 +46,15 @@ use crate::pacing::{Account, Due, Pacer};
 pub struct SchedulerConfig {
     /// This node's name in leases.
     pub owner: String,
-    /// Polls running at once, over all instances (default 16).
+    /// The most polls running at once, over all instances (default 16). The limit itself adapts between
+    /// [`min_in_flight`](Self::min_in_flight) and this (AIMD, `concurrency.rs`): one more slot per round of polls
+    /// while more work is due than there are slots, a quarter less when Sage or the store says it is overloaded
+    /// or polls start queueing.
     pub max_in_flight: usize,
+    /// The fewest polls the adaptive limit allows at once (default 4).
+    pub min_in_flight: usize,
+    /// Where the adaptive limit starts (default: `max_in_flight`).
+    pub initial_in_flight: Option<usize>,
     /// How often [`Scheduler::run`] looks for due jobs when nothing finishes (default 1 s).
     pub tick: Duration,
     /// Jitter taken off each interval, so that a poll is never later than its interval (a change then waits at
@@ -67,7 +75,7 @@ pub struct SchedulerConfig {
     /// Adaptive polling for the instances that do not say (`event.poller.adaptive`; default off: every pair is
     /// polled once per interval, as Open Connectors does).
     pub adaptive: bool,
-    /// The shortest delay between two polls of an adaptive pair (default 5 s).
+    /// The shortest delay between two polls of an adaptive pair (default 3 s).
     pub adaptive_floor: Duration,
 }
 
@@ -76,6 +84,8 @@ impl Default for SchedulerConfig {
         SchedulerConfig {
             owner: "ocpoll".into(),
             max_in_flight: 16,
+            min_in_flight: 4,
+            initial_in_flight: None,
             tick: Duration::from_secs(1),
             jitter: 0.1,
             max_jitter: Duration::from_secs(30),
@@ -93,7 +103,7 @@ impl Default for SchedulerConfig {
 pub const DEFAULT_MAX_WAITING: usize = 4096;
 
 /// The default of [`SchedulerConfig::adaptive_floor`].
-pub const DEFAULT_ADAPTIVE_FLOOR: Duration = Duration::from_secs(5);
+pub const DEFAULT_ADAPTIVE_FLOOR: Duration = Duration::from_secs(3);
 
 fn account_of(claim: &PollClaim) -> Account {
     let i = &claim.instance;
@@ -166,6 +176,10 @@ pub struct Scheduler {
     early_polls: std::sync::atomic::AtomicU64,
     /// When the schedule was last reported.
     reported_at: Mutex<Option<DateTime<Utc>>>,
+    /// The adaptive limit on polls in flight.
+    limit: Mutex<Limit>,
+    /// More work was due than there were slots at the last admission.
+    backlog: std::sync::atomic::AtomicBool,
 }
 
 impl Scheduler {
@@ -178,6 +192,12 @@ impl Scheduler {
             pacer: Mutex::new(Pacer::default()),
             early_polls: std::sync::atomic::AtomicU64::new(0),
             reported_at: Mutex::new(None),
+            limit: Mutex::new(Limit::new(
+                config.initial_in_flight.unwrap_or(config.max_in_flight),
+                config.min_in_flight,
+                config.max_in_flight,
+            )),
+            backlog: std::sync::atomic::AtomicBool::new(false),
             store,
             vault,
             providers,
@@ -193,13 +213,18 @@ impl Scheduler {
         lock(&self.running).len()
     }
 
+    /// Polls that may run at once now (the adaptive limit).
+    pub fn concurrency(&self) -> usize {
+        lock(&self.limit).get()
+    }
+
     /// Claimed jobs waiting, without a slot, for their account's budget.
     pub fn waiting(&self) -> usize {
         lock(&self.waiting).len()
     }
 
     fn free_slots(&self) -> usize {
-        self.config.max_in_flight.saturating_sub(self.in_flight())
+        self.concurrency().saturating_sub(self.in_flight())
     }
 
     /// Claims due jobs, as many as there are free slots (none when [`SchedulerConfig::max_waiting`] jobs wait);
@@ -255,8 +280,15 @@ impl Scheduler {
         }
         let mut blocked: HashMap<Account, Duration> = HashMap::new();
         let mut admitted = Vec::new();
+        let limit = self.concurrency();
+        let mut starved = false;
         for Candidate { claim, account, due, session, .. } in candidates {
-            if running.len() >= self.config.max_in_flight || blocked.contains_key(&account) {
+            if running.len() >= limit {
+                starved |= due == Due::Promised && !blocked.contains_key(&account);
+                waiting.push(claim);
+                continue;
+            }
+            if blocked.contains_key(&account) {
                 waiting.push(claim);
                 continue;
             }
@@ -293,6 +325,9 @@ impl Scheduler {
             running.insert((claim.instance_id(), claim.resource.clone()), Slot { lease, account });
             admitted.push(claim);
         }
+        if starved {
+            self.backlog.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         admitted
     }
 
@@ -317,7 +352,7 @@ impl Scheduler {
         };
         self.telemetry.schedule(&ScheduleReport {
             in_flight: self.in_flight(),
-            concurrency: self.config.max_in_flight,
+            concurrency: self.concurrency(),
             waiting: self.waiting(),
             accounts,
             short_accounts,
@@ -359,10 +394,15 @@ impl Scheduler {
     /// wait (they hold no slot, so the jobs of other accounts are reached at once). Returns the jobs to run.
     async fn claim_and_admit(&self) -> Result<Vec<PollClaim>, PollError> {
         self.renew_waiting().await;
+        self.backlog.store(false, std::sync::atomic::Ordering::Relaxed);
         let mut ready = self.admit(Vec::new());
         loop {
             let (claims, asked) = self.claim().await?;
             let got = claims.len();
+            if got > 0 && got == asked {
+                // every free slot found a job: more may be due
+                self.backlog.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
             let before = ready.len();
             ready.extend(self.admit(claims));
             let some_waited = ready.len() - before < got;
@@ -466,6 +506,17 @@ impl Scheduler {
             Err(_) => promise,
         };
         lock(&self.pacer).polled((key.0, &key.1), started, changes, delay, promise);
+        let ended = Ended {
+            took: (self.clock.now() - started).to_std().unwrap_or(Duration::ZERO),
+            congested: match &result {
+                Ok(r) => r.congested,
+                Err(PollError::Store(StoreError::LeaseLost(_))) => false,
+                Err(PollError::Store(_)) => true,
+                Err(_) => false,
+            },
+            backlog: self.backlog.load(std::sync::atomic::Ordering::Relaxed),
+        };
+        lock(&self.limit).ended(ended, self.clock.now());
         log_poll(&claim, &result);
         JobResult { instance_id: claim.instance_id(), resource: claim.resource, result }
     }

@@ -332,6 +332,33 @@ mod tests {
         assert_eq!(limiter(200, 60, 10).cap(Lane::Interactive), 200);
     }
 
+    /// Issue 19, item 1: ocpoll uses its share of the limit, both lanes within it, divided by the nodes.
+    #[tokio::test]
+    async fn only_the_share_is_used_divided_by_the_nodes() {
+        let lane = InteractiveLane { reserve_percent: 10, ..InteractiveLane::default() };
+        let l = RateLimiter::new(RateLimit { requests: 200, per: Duration::from_secs(60) }, 50, lane);
+        assert_eq!((l.requests(), l.cap(Lane::Interactive), l.cap(Lane::Background)), (100, 100, 90));
+        assert_eq!(l.background_budget(), Some((90, Duration::from_secs(60))));
+        l.set_nodes(2);
+        assert_eq!((l.cap(Lane::Interactive), l.cap(Lane::Background)), (50, 45));
+        l.set_nodes(0);
+        assert_eq!(l.requests(), 100, "never fewer than one node");
+        l.set_nodes(1000);
+        assert_eq!(l.requests(), 1, "a node always has one request");
+        // the share holds against the clock: 100 interactive requests go, the 101st waits (and gives up)
+        l.set_nodes(1);
+        let clock = Arc::new(ManualClock::new(t0()));
+        let pause = Moving(clock.clone(), std::sync::Mutex::new(Vec::new()));
+        let mut permits = Vec::new();
+        for _ in 0..100 {
+            permits.push(l.acquire("b", Lane::Interactive, clock.as_ref(), &pause).await.unwrap());
+        }
+        assert!(l.acquire("b", Lane::Interactive, clock.as_ref(), &pause).await.is_err());
+        assert_eq!(l.in_window("b", clock.now()), 100);
+        let off = RateLimiter::new(RateLimit { requests: 0, per: Duration::from_secs(60) }, 50, lane);
+        assert_eq!(off.background_budget(), None, "a limiter switched off has no budget");
+    }
+
     #[tokio::test]
     async fn background_fills_its_share_and_interactive_is_still_served_at_once() {
         let clock = Arc::new(ManualClock::new(t0()));

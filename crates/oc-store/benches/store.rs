@@ -3,6 +3,9 @@
 //! - `outbox_insert`: events per second into the outbox, 1,000 per commit (target: ≥ 20,000/s on SQLite);
 //! - `claim_complete`: claim 10 due notifications and record a delivered attempt for each;
 //! - `feed_read_1000`: the change feed read in pages of 1,000 (changes per second through the feed's query);
+//! - `claim_32_of_100k`: claim 32 due poll jobs out of 100,000 (1,000 instances of 100 resources), 4,096 of the
+//!   due ones already leased (the polls running and waiting for their budget of a busy node), as the scheduler
+//!   claims at every step (issue 19: the claim query stays cheap at 100,000 jobs);
 //! - `feed_wake`: commit-to-reader latency of a waiting feed reader — from the end of a commit of one event to a
 //!   reader blocked in `wait_for_commit` being awake (on PostgreSQL through `LISTEN`/`NOTIFY` on another pool,
 //!   as a reader on another node would be).
@@ -284,6 +287,85 @@ fn feed_wake(c: &mut Criterion, rt: &Runtime, backend: &'static str) {
     rt.block_on(drop_bed(bed));
 }
 
+/// Adds `instances` instances of `resources` resources each to the bed (their jobs due from `t(0)`).
+async fn add_jobs(bed: &Bed, instances: usize, resources: usize) {
+    let org = NewOrganization {
+        name: "claims".into(),
+        org_secret: format!("org-{}", uuid::Uuid::new_v4()),
+        user_secret: format!("user-{}", uuid::Uuid::new_v4()),
+        now: t(0),
+    };
+    let (_, owner) = bed.store.create_organization(&org).await.expect("an organization");
+    let pollers: serde_json::Map<String, serde_json::Value> = (0..resources)
+        .map(|r| (format!("r{r:03}"), json!({"url": "/hubs/finance/customers", "idField": "id"})))
+        .collect();
+    let configuration: Configuration = serde_json::from_value(json!({
+        "event.notification.enabled": true,
+        "event.notification.callback.url": "https://example.com/hook",
+        "event.poller.refresh_interval": "1",
+        "event.poller.configuration": pollers,
+    }))
+    .expect("a configuration");
+    for n in 0..instances {
+        let new = NewInstance {
+            secret_keys: Default::default(),
+            org_id: owner.org_id,
+            user_id: owner.user_id,
+            name: format!("claims-{n}"),
+            element_key: "sageone".into(),
+            tags: vec![],
+            configuration: configuration.clone(),
+            account: ProviderAccount::default(),
+            tokens: TokenSet {
+                access_token: Secret::new("a"),
+                refresh_token: Secret::new("r"),
+                expires_at: t(3600),
+                refresh_expires_at: None,
+                scope: None,
+            },
+            token: uuid::Uuid::new_v4().to_string(),
+            now: t(0),
+            poll_start: t(0),
+        };
+        bed.store.create_instance(&new).await.expect("an instance");
+    }
+}
+
+/// `claim_32_of_100k`: 100,000 jobs, 4,096 due ones leased for an hour; each round times the claim of 32 due jobs
+/// and then (untimed) releases them.
+fn claim_at_scale(c: &mut Criterion, rt: &Runtime, backend: &'static str) {
+    let Some(bed) = rt.block_on(fresh(backend)) else { return };
+    rt.block_on(add_jobs(&bed, 1000, 100));
+    let now = t(120);
+    let held = rt.block_on(bed.store.claim_polls("busy-node", now, 4096, Duration::from_secs(3600))).expect("claim");
+    assert_eq!(held.len(), 4096);
+    let mut g = c.benchmark_group(format!("store/{backend}"));
+    g.sample_size(20).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
+    g.throughput(Throughput::Elements(32));
+    g.bench_function("claim_32_of_100k", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    let claims = bed.store.claim_polls("bench", now, 32, TTL).await.expect("claim");
+                    total += start.elapsed();
+                    assert_eq!(claims.len(), 32);
+                    for claim in claims {
+                        bed.store
+                            .release_poll(claim.instance_id(), &claim.resource, &claim.lease)
+                            .await
+                            .expect("release");
+                    }
+                }
+                total
+            })
+        })
+    });
+    g.finish();
+    rt.block_on(drop_bed(bed));
+}
+
 fn store_benches(c: &mut Criterion) {
     let rt = Runtime::new().expect("a runtime");
     for backend in ["sqlite", "postgres"] {
@@ -292,6 +374,7 @@ fn store_benches(c: &mut Criterion) {
         run(c, &rt, backend, "claim_complete_10", 10, |bed| Box::pin(deliver_round(bed)));
         run(c, &rt, backend, "feed_read_1000", 1000, |bed| Box::pin(feed_round(bed)));
         feed_wake(c, &rt, backend);
+        claim_at_scale(c, &rt, backend);
     }
 }
 

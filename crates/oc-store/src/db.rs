@@ -72,10 +72,16 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0008_alerts.sql"),
         include_str!("../migrations/postgres/0008_alerts.sql"),
     ),
+    (
+        9,
+        "claim due",
+        include_str!("../migrations/sqlite/0009_claim_due.sql"),
+        include_str!("../migrations/postgres/0009_claim_due.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 8;
+pub const SCHEMA_VERSION: i64 = 9;
 
 /// A bound value.
 #[derive(Debug, Clone)]

@@ -158,8 +158,8 @@ impl MaintenanceStore for SqlStore {
         for holder in &holders {
             released.polls += c
                 .exec(
-                    "UPDATE poll_jobs SET lease_owner = NULL, lease_expires_at = NULL \
-                     WHERE lease_owner = $1 AND lease_expires_at > $2",
+                    "UPDATE poll_jobs SET lease_owner = NULL, lease_expires_at = NULL, \
+                     next_run_at = COALESCE(due_at, next_run_at) WHERE lease_owner = $1 AND lease_expires_at > $2",
                     args![holder.as_str(), ns(now)],
                 )
                 .await?;

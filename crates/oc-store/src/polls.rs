@@ -142,10 +142,13 @@ impl PollingStore for SqlStore {
              WHERE j.next_run_at <= $3 AND (j.lease_owner IS NULL OR j.lease_expires_at <= $3) \
              AND i.deleted_at IS NULL AND NOT i.disabled AND i.valid AND i.notifications_enabled \
              ORDER BY j.next_run_at, j.id LIMIT $4";
-        let returning = "RETURNING poll_jobs.instance_id, poll_jobs.resource, poll_jobs.next_run_at, \
+        let returning = "RETURNING poll_jobs.instance_id, poll_jobs.resource, poll_jobs.due_at, \
              poll_jobs.created_at, poll_jobs.lease_generation, poll_jobs.watermark, poll_jobs.seen, \
              poll_jobs.skew_ms, poll_jobs.consecutive_failures, poll_jobs.reseed, poll_jobs.reconciled_at";
-        let set = "SET lease_owner = $1, lease_generation = lease_generation + 1, lease_expires_at = $2";
+        // While leased, a job is due again when its lease lapses: `next_run_at` says so (and the range scan of the
+        // claim skips it), `due_at` keeps when it was due (migration 0009).
+        let set = "SET lease_owner = $1, lease_generation = lease_generation + 1, lease_expires_at = $2, \
+             due_at = next_run_at, next_run_at = $2";
         let mut tx = self.pools.write().await?;
         let mut c = tx.c();
         let sql = if c.is_pg() {
@@ -174,7 +177,7 @@ impl PollingStore for SqlStore {
                 Some(instance) if !instance.disabled && instance.valid => claims.push(PollClaim {
                     instance: instance.clone(),
                     resource,
-                    due_at: from_ns(r.i64("next_run_at")?),
+                    due_at: from_ns(r.i64("due_at")?),
                     job_created_at: parse_time(&r.text("created_at")?)?,
                     lease,
                     state: state_from_row(r)?,
@@ -202,7 +205,7 @@ impl PollingStore for SqlStore {
         let n = tx
             .c()
             .exec(
-                &format!("UPDATE poll_jobs SET lease_expires_at = $6 WHERE {FENCE}"),
+                &format!("UPDATE poll_jobs SET lease_expires_at = $6, next_run_at = $6 WHERE {FENCE}"),
                 args![instance, resource, &lease.owner, lease.generation, ns(now), ns(expires)],
             )
             .await?;
@@ -337,7 +340,8 @@ impl PollingStore for SqlStore {
         let n = tx
             .c()
             .exec(
-                "UPDATE poll_jobs SET lease_owner = NULL, lease_expires_at = NULL \
+                "UPDATE poll_jobs SET lease_owner = NULL, lease_expires_at = NULL, \
+                 next_run_at = COALESCE(due_at, next_run_at) \
                  WHERE instance_id = $1 AND resource = $2 AND lease_owner = $3 AND lease_generation = $4",
                 args![instance, resource, &lease.owner, lease.generation],
             )

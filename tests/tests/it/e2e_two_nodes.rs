@@ -28,6 +28,12 @@ const INSTANCES: usize = 4;
 /// `--node-timeout-seconds`, the default.
 const NODE_TIMEOUT_SECONDS: u64 = 30;
 
+/// `ocpoll_sage_business_budget` of the node at `root`.
+async fn business_budget(root: &str) -> Option<f64> {
+    let text = reqwest::get(format!("{root}/metrics")).await.ok()?.text().await.ok()?;
+    text.lines().find_map(|l| l.strip_prefix("ocpoll_sage_business_budget ")).and_then(|v| v.trim().parse().ok())
+}
+
 fn instant(v: &serde_json::Value) -> DateTime<Utc> {
     v.as_str().and_then(|s| s.parse().ok()).expect("an RFC 3339 instant")
 }
@@ -85,6 +91,14 @@ async fn two_nodes_share_the_work_postgres() {
         instances.iter().all(|(_, path)| !receiver.events_at(path).is_empty()) && receiver.hooks().len() > before
     })
     .await;
+    // Issue 19: each node uses half of ocpoll's share of a business's budget (the simulator's limit of 100,000
+    // a minute, half of it ocpoll's: 25,000 each).
+    for node in [&a, &b] {
+        eventually(Duration::from_secs(15), "each node's part of the budget", || async {
+            business_budget(&node.root).await == Some(25_000.0)
+        })
+        .await;
+    }
     tokio::time::sleep(Duration::from_secs(4)).await;
     // One node dies mid-work: B carries on alone.
     eventually(Duration::from_secs(30), "a delivery in flight", || async { receiver.in_flight() > 0 }).await;
@@ -143,6 +157,11 @@ async fn two_nodes_share_the_work_postgres() {
     .await;
     let metrics = reqwest::get(format!("{}/metrics", b.root)).await.unwrap().text().await.unwrap();
     assert!(metrics.contains("\nocpoll_node_takeovers_total 1\n"), "{metrics}");
+    // alone, b uses the whole share again
+    eventually(Duration::from_secs(15), "b's part of the budget back to the whole share", || async {
+        business_budget(&b.root).await == Some(50_000.0)
+    })
+    .await;
     assert!(metrics.contains("\nocpoll_nodes "), "{metrics}");
     assert!(b.terminate(Duration::from_secs(15)).await, "a clean stop on SIGTERM");
 }

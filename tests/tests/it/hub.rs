@@ -355,11 +355,14 @@ async fn a_throttled_sage_is_a_429_with_retry_after() {
 
 /// Item 4 end to end: the simulator allows 30 requests a minute per business and ocpoll is told so; an instance
 /// polls six resources every second, far more than the budget. Hub calls made meanwhile are answered at once
-/// (from the reserve, before the queued polls), Sage never throttles (the budget is never exceeded), and the
-/// polls never use the reserve.
+/// (from the reserve, before the queued polls), Sage never throttles, ocpoll never sends more than its share
+/// (`--sage-budget-share 50`: 15 of the 30; issue 19), and the polls never use the reserve.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hub_calls_are_answered_while_polls_saturate_the_budget() {
     const LIMIT: usize = 30;
+    // issue 19: ocpoll uses at most its share of the business's budget, hub calls included
+    const SHARE_PERCENT: usize = 50;
+    const SHARE: usize = LIMIT * SHARE_PERCENT / 100;
     const RESERVE_PERCENT: usize = 20;
     let sage = Sage::start(40).await.unwrap();
     sage.sim.set_rate_limit(LIMIT as u32);
@@ -375,7 +378,11 @@ async fn hub_calls_are_answered_while_polls_saturate_the_budget() {
     }
     let limit = LIMIT.to_string();
     let reserve = RESERVE_PERCENT.to_string();
-    args.extend(["--sage-rate-limit", &limit, "--sage-interactive-reserve", &reserve].map(String::from));
+    let share = SHARE_PERCENT.to_string();
+    args.extend(
+        ["--sage-rate-limit", &limit, "--sage-budget-share", &share, "--sage-interactive-reserve", &reserve]
+            .map(String::from),
+    );
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let server = Server::start(testing::sqlite().await, &args).await.unwrap();
     let org = server.organization("saturated").await;
@@ -395,7 +402,7 @@ async fn hub_calls_are_answered_while_polls_saturate_the_budget() {
         api: server.api.clone(),
         auth: format!("{}, Element {}", org.authorization, created["token"].as_str().unwrap()),
     };
-    let background_share = LIMIT - LIMIT * RESERVE_PERCENT / 100;
+    let background_share = SHARE - SHARE * RESERVE_PERCENT / 100;
     // the polls use their whole share, and go on asking
     eventually(Duration::from_secs(30), "the polls to use their share of the budget", || async {
         sage.api_requests() >= background_share
@@ -416,7 +423,8 @@ async fn hub_calls_are_answered_while_polls_saturate_the_budget() {
     // without the interactive lane a hub call waits for a slot of the full window: up to a minute
     assert!(latencies.iter().all(|l| *l < Duration::from_secs(5)), "{latencies:?}");
 
-    // Sage never throttled; in any 60 s no more than the limit, and the polls no more than their share
+    // Sage never throttled; in any 60 s no more than ocpoll's share of the limit, and the polls no more than
+    // their part of it
     let log: Vec<_> = sage.sim.requests().into_iter().filter(|r| r.path.starts_with("/v3.1")).collect();
     assert!(log.iter().all(|r| r.status != 429), "Sage throttled");
     let is_hub = |r: &oc_sagesim::LoggedRequest| r.query.as_deref().is_some_and(|q| q.contains("items_per_page=7"));
@@ -426,7 +434,7 @@ async fn hub_calls_are_answered_while_polls_saturate_the_budget() {
     for first in &log {
         let window: Vec<_> =
             log.iter().filter(|r| r.at >= first.at && r.at < first.at + chrono::Duration::seconds(60)).collect();
-        assert!(window.len() <= LIMIT, "{} requests in the minute from {}", window.len(), first.at);
+        assert!(window.len() <= SHARE, "{} requests in the minute from {}", window.len(), first.at);
         let polls = window.iter().filter(|r| is_poll(r)).count();
         assert!(polls <= background_share, "{polls} poll requests in the minute from {}", first.at);
     }

@@ -2,7 +2,7 @@
 //! with random creates, same-second updates, deletes, tie groups across pages, mutations between page
 //! requests, late-visible rows, clock skew, provider failures and crashes. After the changes stop and two
 //! more polls run, the four properties must hold. Half the cases poll as adaptive polling schedules polls
-//! (anywhere from the 5 s floor to the interval apart), half once per interval.
+//! (anywhere from the 3 s floor to the interval apart), half once per interval.
 //!
 //! 500 cases run in the normal test run (one SQLite database for the binary, a fresh instance per case);
 //! `OCPOLL_SOAK_CASES=N cargo test --release -p oc-poller --test it oracle -- --ignored --nocapture` runs N.
@@ -37,7 +37,7 @@ struct Scenario {
     poll_delay: u32,
     filter_by_current_date: bool,
     interval_secs: u32,
-    /// Polls come as adaptive polling schedules them: anywhere from the floor (5 s) to the interval apart.
+    /// Polls come as adaptive polling schedules them: anywhere from the floor (3 s) to the interval apart.
     adaptive: bool,
 }
 
@@ -147,7 +147,7 @@ async fn run_case(store: Arc<SqlStore>, owner: Principal, sc: &Scenario) -> Resu
         }
         if sc.adaptive {
             // adaptive polling: the next poll anywhere from the floor to the interval later
-            let floor = 5_000u64;
+            let floor = 3_000u64;
             h.advance(Duration::from_millis(floor + rng.below(interval.as_millis() as u64 - floor + 1)));
         } else {
             h.advance(interval);

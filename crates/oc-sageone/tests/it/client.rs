@@ -812,7 +812,12 @@ async fn a_lost_refresh_lock_means_the_new_token_is_not_used() {
 
 #[tokio::test]
 async fn the_rate_limit_is_per_business_and_shared_by_sessions() {
-    let f = Fixture::with(|c| c.rate_limit = RateLimit { requests: 2, per: Duration::from_secs(60) }).await;
+    // the whole limit is this client's (no share left to other apps)
+    let f = Fixture::with(|c| {
+        c.rate_limit = RateLimit { requests: 2, per: Duration::from_secs(60) };
+        c.budget_share_percent = 100;
+    })
+    .await;
     Mock::given(method("GET"))
         .respond_with(ResponseTemplate::new(200).set_body_json(contacts(&[], None, 0)))
         .mount(&f.server)

@@ -212,9 +212,10 @@ async fn one_record_by_id_inside_the_resource() {
 
 #[tokio::test]
 async fn interactive_requests_take_the_reserve_and_fail_fast_without_a_slot() {
-    // 4 a minute, a quarter kept for interactive requests: polls get 3
+    // 4 a minute, all of it ocpoll's, a quarter kept for interactive requests: polls get 3
     let f = fixture(|c| {
         c.rate_limit = RateLimit { requests: 4, per: Duration::from_secs(60) };
+        c.budget_share_percent = 100;
         c.interactive = InteractiveLane { reserve_percent: 25, ..InteractiveLane::default() };
     })
     .await;

@@ -244,7 +244,14 @@ impl Ledger {
 
     /// p50, p99 and max of [`Ledger::latencies`].
     pub fn latency(&self) -> Latency {
-        let lat = self.latencies();
+        self.latency_of(|_| true)
+    }
+
+    /// p50, p99 and max of the latencies of the changes `keep` selects (those of some businesses, say).
+    pub fn latency_of(&self, keep: impl Fn(&Change) -> bool) -> Latency {
+        let mut lat: Vec<f64> =
+            self.pairs().filter(|(c, _, _)| keep(c)).filter_map(|(c, _, d)| d.map(|d| seconds(c.at, d))).collect();
+        lat.sort_by(f64::total_cmp);
         Latency {
             p50: percentile(&lat, 50.0),
             p99: percentile(&lat, 99.0),

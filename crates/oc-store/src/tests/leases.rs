@@ -302,7 +302,38 @@ async fn a_silent_node_s_leases_are_taken_over(b: Backend) {
     assert_eq!(nodes, ["node-late", "node-w"]);
 }
 
+/// Issue 19, item 4: a leased job's claim row stays out of the claim query's way (its `next_run_at` is the
+/// lease's expiry), yet a claim still says when the job was due, a released job is due again at once at its
+/// own time, and a lapsed lease (renewals included) makes the job claimable exactly when it lapses.
+async fn leased_jobs_are_skipped_by_claims_and_keep_their_due_time(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s2: Arc<SqlStore> = t.store();
+    many_jobs(&s2).await;
+    let held = s2.claim_polls("node-a", t0(), 10, TTL).await.unwrap();
+    assert_eq!(held.len(), 10);
+    let first_due = held[0].due_at;
+    assert!(held.iter().all(|c| c.due_at == first_due), "a claim says when the job was due, not its lease's end");
+    let rest = s2.claim_polls("node-b", t0(), JOBS, TTL).await.unwrap();
+    assert_eq!(rest.len(), JOBS - 10, "the leased ones are skipped, the others claimed");
+    for c in &held[..5] {
+        s2.release_poll(c.instance_id(), &c.resource, &c.lease).await.unwrap();
+    }
+    let back = s2.claim_polls("node-c", t0(), JOBS, TTL).await.unwrap();
+    assert_eq!(back.len(), 5, "released jobs are due again at once");
+    assert!(back.iter().all(|c| c.due_at == first_due), "at their own due time: {back:?}");
+    // a lease renewed at t0 + 10 s lapses a TTL later, not before
+    let kept = &held[5];
+    let renewed = s2.renew_poll(kept.instance_id(), &kept.resource, &kept.lease, at(10), TTL).await.unwrap();
+    let ttl = chrono::Duration::from_std(TTL).unwrap();
+    let before = s2.claim_polls("node-d", renewed.expires_at - chrono::Duration::seconds(1), JOBS, TTL).await.unwrap();
+    assert!(before.iter().all(|c| c.resource != kept.resource), "renewed: not claimable before it lapses");
+    assert!(before.len() >= 4, "the other four lapsed at t0 + TTL: {before:?}");
+    let after = s2.claim_polls("node-d", at(10) + ttl, JOBS, TTL).await.unwrap();
+    assert_eq!(after.iter().map(|c| &c.resource).collect::<Vec<_>>(), [&kept.resource], "claimable once it lapsed");
+}
+
 on_both!(
+    leased_jobs_are_skipped_by_claims_and_keep_their_due_time,
     a_silent_node_s_leases_are_taken_over,
     a_gone_node_s_leases_are_handed_back,
     two_nodes_batch_each_event_once,

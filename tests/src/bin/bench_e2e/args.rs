@@ -36,6 +36,31 @@ pub(crate) struct BenchArgs {
     pub(crate) no_report: bool,
     /// Keep the temporary directory (database, master key, the service's log).
     pub(crate) keep: bool,
+    /// Businesses that get `busy_share` of the changes (the others share the rest): uneven activity.
+    pub(crate) busy_businesses: usize,
+    /// The share of the changes that goes to the busy businesses.
+    pub(crate) busy_share: f64,
+    /// Adaptive polling of the service: off, on, or both in turn (the same run, side by side).
+    pub(crate) adaptive: Adaptive,
+}
+
+/// `--adaptive`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Adaptive {
+    Off,
+    On,
+    Both,
+}
+
+impl Adaptive {
+    /// The modes to run, in order: `false` off, `true` on.
+    pub(crate) fn modes(self) -> &'static [bool] {
+        match self {
+            Adaptive::Off => &[false],
+            Adaptive::On => &[true],
+            Adaptive::Both => &[false, true],
+        }
+    }
 }
 
 impl Default for BenchArgs {
@@ -54,6 +79,9 @@ impl Default for BenchArgs {
             report: None,
             no_report: false,
             keep: false,
+            busy_businesses: 0,
+            busy_share: 0.8,
+            adaptive: Adaptive::Off,
         }
     }
 }
@@ -93,6 +121,14 @@ Options:
                                   exists)
       --no-report                 Print the figures only; leave the report alone
       --keep                      Keep the temporary directory (database, master key, the service's log)
+      --busy-businesses <N>       Businesses that get --busy-share of the changes, the others the rest (uneven
+                                  activity; figures then by class; the workload runs through the warm-up too,
+                                  unmeasured, so that the busy businesses are busy when the window starts)
+                                  [default: 0, even]
+      --busy-share <F>            The share of the changes made in the busy businesses [default: 0.8]
+      --adaptive <MODE>           Adaptive polling of the service: off, on, or both (off then on, in one run,
+                                  side by side; the table goes to the adaptive section of the report)
+                                  [default: off]
   -h, --help                      Print help
 
 Durations: `90`, `90s`, `5m`, `1h`, `1.5m` (plain numbers are seconds).";
@@ -150,6 +186,21 @@ pub(crate) fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed> {
             "--serve-arg" => out.serve_args.push(value()?),
             "--seed" => out.seed = number(&flag, &value()?)?,
             "--report" => out.report = Some(PathBuf::from(value()?)),
+            "--busy-businesses" => out.busy_businesses = number(&flag, &value()?)?,
+            "--busy-share" => {
+                out.busy_share = number(&flag, &value()?)?;
+                if !(0.0..=1.0).contains(&out.busy_share) {
+                    bail!("--busy-share must be between 0 and 1, got {}", out.busy_share);
+                }
+            }
+            "--adaptive" => {
+                out.adaptive = match value()?.as_str() {
+                    "off" => Adaptive::Off,
+                    "on" => Adaptive::On,
+                    "both" => Adaptive::Both,
+                    other => bail!("--adaptive: expected off, on or both, got {other:?}"),
+                }
+            }
             _ => bail!("unexpected argument {arg:?}\n\n{USAGE}"),
         }
     }
@@ -195,5 +246,9 @@ mod tests {
         assert!(run(&["--duration", "soon"]).unwrap_err().to_string().contains("--duration"));
         assert!(run(&["--keep=yes"]).unwrap_err().to_string().contains("takes no value"));
         assert!(run(&["--frobnicate"]).unwrap_err().to_string().contains("unexpected argument"));
+        assert!(run(&["--adaptive", "sometimes"]).unwrap_err().to_string().contains("off, on or both"));
+        assert!(run(&["--busy-share", "2"]).unwrap_err().to_string().contains("between 0 and 1"));
+        let a = run(&["--adaptive=both", "--busy-businesses", "5"]).unwrap();
+        assert_eq!((a.adaptive.modes(), a.busy_businesses), (&[false, true][..], 5));
     }
 }

@@ -83,7 +83,7 @@ fn lock(ledger: &Mutex<Ledger>) -> std::sync::MutexGuard<'_, Ledger> {
     ledger.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The benchmark.
+/// The benchmark: one run per adaptive mode asked for (off, on, or both in turn with the same seed).
 async fn run(args: BenchArgs) -> Result<()> {
     if args.instances == 0 {
         bail!("--instances must be at least 1");
@@ -92,29 +92,60 @@ async fn run(args: BenchArgs) -> Result<()> {
         bail!("--changes-per-second must be positive");
     }
     let businesses = args.businesses.unwrap_or(args.instances).clamp(1, args.instances);
-    let dir = std::env::temp_dir().join(format!("ocpoll-bench-{}-{}", std::process::id(), Utc::now().timestamp()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let result = run_in(&args, businesses, &dir).await;
-    if args.keep {
-        eprintln!("bench: kept {}", dir.display());
-    } else {
-        let _ = std::fs::remove_dir_all(&dir);
+    if args.busy_businesses >= businesses && args.busy_businesses > 0 {
+        bail!("--busy-businesses ({}) must be fewer than the businesses ({businesses})", args.busy_businesses);
     }
-    let figures = result?;
-    let row = report::table_row(&figures, &report::command_line());
-    println!("\n{}\n{}\n{row}", report::table_header(), report::table_separator());
-    if !args.no_report {
-        match args.report.clone().or_else(report::default_report) {
-            Some(path) => {
-                report::update_report(&path, &row, &report::machine())
-                    .with_context(|| format!("updating {}", path.display()))?;
-                println!("\nupdated {}", path.display());
+    let mut runs = Vec::new();
+    for &adaptive in args.adaptive.modes() {
+        let dir = std::env::temp_dir().join(format!(
+            "ocpoll-bench-{}-{}-{}",
+            std::process::id(),
+            Utc::now().timestamp(),
+            if adaptive { "adaptive" } else { "fixed" }
+        ));
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        eprintln!("bench: adaptive polling {}", if adaptive { "on" } else { "off" });
+        let result = run_in(&args, businesses, &dir, adaptive).await;
+        if args.keep {
+            eprintln!("bench: kept {}", dir.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        runs.push(result?);
+    }
+    let command = report::command_line();
+    let side_by_side = args.adaptive != args::Adaptive::Off || args.busy_businesses > 0;
+    if side_by_side {
+        let table = report::adaptive_table(&runs, &command);
+        println!("\n{table}");
+        if !args.no_report {
+            match args.report.clone().or_else(report::default_report) {
+                Some(path) => {
+                    report::update_adaptive_report(&path, &table, &report::machine())
+                        .with_context(|| format!("updating {}", path.display()))?;
+                    println!("\nupdated the adaptive section of {}", path.display());
+                }
+                None => println!("\n(no docs/benchmarks.md found; pass --report PATH to write the table)"),
             }
-            None => println!("\n(no docs/benchmarks.md found; pass --report PATH to write the row)"),
+        }
+    } else {
+        let figures = &runs[0];
+        let row = report::table_row(figures, &command);
+        println!("\n{}\n{}\n{row}", report::table_header(), report::table_separator());
+        if !args.no_report {
+            match args.report.clone().or_else(report::default_report) {
+                Some(path) => {
+                    report::update_report(&path, &row, &report::machine())
+                        .with_context(|| format!("updating {}", path.display()))?;
+                    println!("\nupdated {}", path.display());
+                }
+                None => println!("\n(no docs/benchmarks.md found; pass --report PATH to write the row)"),
+            }
         }
     }
-    if figures.lost > 0 {
-        bail!("{} (change, instance) pair(s) were not delivered", figures.lost);
+    let lost: usize = runs.iter().map(|f| f.lost).sum();
+    if lost > 0 {
+        bail!("{lost} (change, instance) pair(s) were not delivered");
     }
     Ok(())
 }
@@ -139,6 +170,22 @@ async fn snapshot(http: &reqwest::Client, service: &Node, pid: &str, sage: &Sage
     })
 }
 
+/// Enough of the simulator's request log for the measured window when the figures are by business (else the
+/// last thousand requests, for a look at a failure).
+fn request_log_capacity(args: &BenchArgs) -> usize {
+    if args.adaptive == args::Adaptive::Off && args.busy_businesses == 0 {
+        return 1000;
+    }
+    // two requests a poll: every instance once per interval, the busy ones as often as the 5 s floor
+    let per_second = args.instances as f64 * 2.0 / f64::from(args.interval_seconds.max(1))
+        + args.busy_businesses as f64
+            * args.instances.div_ceil(args.businesses.unwrap_or(args.instances).max(1)) as f64
+            * 2.0
+            / 5.0;
+    let seconds = args.duration.as_secs_f64() + f64::from(args.interval_seconds) * 3.0 + 120.0;
+    ((per_second * seconds * 1.5) as usize).clamp(1000, 4_000_000)
+}
+
 fn random_hex(bytes: usize) -> String {
     let mut rng = StdRng::from_entropy();
     (0..bytes).map(|_| format!("{:02x}", rand::Rng::r#gen::<u8>(&mut rng))).collect()
@@ -146,7 +193,7 @@ fn random_hex(bytes: usize) -> String {
 
 /// `ocpoll serve` (built in this benchmark's profile) on SQLite in `dir`, pointed at the simulator; its log goes
 /// to `dir/serve.log`.
-async fn start_service(dir: &Path, sage: &Sage, args: &BenchArgs) -> Result<(Node, NodeConfig)> {
+async fn start_service(dir: &Path, sage: &Sage, args: &BenchArgs, adaptive: bool) -> Result<(Node, NodeConfig)> {
     let bin = tokio::task::spawn_blocking(oc_tests::process::ocpoll_binary).await.context("building ocpoll")?;
     eprintln!("bench: {}", bin.display());
     let master_key = random_hex(32);
@@ -162,6 +209,9 @@ async fn start_service(dir: &Path, sage: &Sage, args: &BenchArgs) -> Result<(Nod
     let mut serve_args = sage.serve_args();
     if let Some(i) = serve_args.iter().position(|a| a == "--sage-rate-limit") {
         serve_args[i + 1] = (200 * per_business.max(1)).to_string();
+    }
+    if adaptive {
+        serve_args.push("--adaptive-polling".into());
     }
     serve_args.extend(args.serve_args.iter().cloned());
     let config = NodeConfig {
@@ -203,7 +253,57 @@ async fn create_instance(
     answer["id"].as_i64().ok_or_else(|| anyhow!("POST /instances answered without an id: {answer}"))
 }
 
-async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path) -> Result<Figures> {
+/// Requests per minute a business may get from ocpoll: the limit the benchmark gives `ocpoll serve` times its
+/// share (`--sage-budget-share` among the extra flags, else the default).
+fn share_per_minute(args: &BenchArgs, businesses: usize) -> f64 {
+    let per_business = args.instances.div_ceil(businesses.max(1)).max(1);
+    let mut share = f64::from(oc_sageone::DEFAULT_BUDGET_SHARE_PERCENT);
+    let mut flags = args.serve_args.iter();
+    while let Some(a) = flags.next() {
+        let value = match a.split_once('=') {
+            Some(("--sage-budget-share", v)) => Some(v.to_string()),
+            None if a == "--sage-budget-share" => flags.next().cloned(),
+            _ => None,
+        };
+        if let Some(v) = value.and_then(|v| v.parse::<f64>().ok()) {
+            share = v;
+        }
+    }
+    200.0 * per_business as f64 * share / 100.0
+}
+
+/// Per business, the requests it got in `[from, to]`: per minute (the most and the mean over every business) and
+/// the most in any 60 s.
+fn requests_by_business(
+    log: &[oc_sagesim::LoggedRequest],
+    businesses: usize,
+    from: chrono::DateTime<Utc>,
+    to: chrono::DateTime<Utc>,
+) -> (f64, f64, usize) {
+    let mut by: std::collections::HashMap<&str, Vec<chrono::DateTime<Utc>>> = Default::default();
+    for r in log.iter().filter(|r| r.at >= from && r.at <= to && r.path.starts_with("/v3.1")) {
+        if let Some(b) = &r.business {
+            by.entry(b.as_str()).or_default().push(r.at);
+        }
+    }
+    let minutes = ((to - from).num_milliseconds() as f64 / 60_000.0).max(1e-9);
+    let most = by.values().map(|v| v.len()).max().unwrap_or(0) as f64 / minutes;
+    let mean = by.values().map(|v| v.len()).sum::<usize>() as f64 / businesses.max(1) as f64 / minutes;
+    let mut busiest = 0;
+    for times in by.values_mut() {
+        times.sort_unstable();
+        let mut start = 0;
+        for end in 0..times.len() {
+            while times[end] - times[start] >= chrono::Duration::seconds(60) {
+                start += 1;
+            }
+            busiest = busiest.max(end - start + 1);
+        }
+    }
+    (most, mean, busiest)
+}
+
+async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path, adaptive: bool) -> Result<Figures> {
     let signature_key = format!("bench-signature-{}", random_hex(12));
     let (receiver, mut feed) = Receiver::new(signature_key.as_bytes());
     let receiver_listener =
@@ -235,14 +335,15 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path) -> Result<Figur
             businesses,
             // the instances poll customers only: the other businesses hold two each, nothing else
             lean: true,
-            request_log_capacity: 1000,
+            // the requests of the window, by business, when the figures are by class
+            request_log_capacity: request_log_capacity(args),
             ..SimConfig::default()
         })
         .await?,
     );
     let business_ids: Vec<String> = sage.sim.businesses().into_iter().map(|b| b.id).collect();
 
-    let (service, config) = start_service(dir, &sage, args).await?;
+    let (service, config) = start_service(dir, &sage, args, adaptive).await?;
     let pid = service.pid().ok_or_else(|| anyhow!("ocpoll serve has no pid"))?.to_string();
     eprintln!("bench: ocpoll serve (pid {pid}) at {}; log {}", service.api, dir.join("serve.log").display());
     let api = Api::new(&service.api, &config.authorization());
@@ -286,10 +387,42 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path) -> Result<Figur
     }
     let create_seconds = started.elapsed().as_secs_f64();
 
-    // 2. steady state
+    // 2. steady state (with uneven activity, the busy businesses are busy already: their changes of the warm-up
+    // are made but not measured, as a steady state has them)
     let warmup = args.warmup.unwrap_or(Duration::from_secs(u64::from(args.interval_seconds) + 15));
+    let mut rng = StdRng::seed_from_u64(args.seed);
+    let mut order: Vec<usize> = (0..businesses).collect();
+    order.shuffle(&mut rng);
+    // uneven activity: the first `busy` of the shuffled order get `busy_share` of the changes
+    let busy = args.busy_businesses.min(businesses.saturating_sub(1));
+    let busy_ids: std::collections::HashSet<String> = order[..busy].iter().map(|b| business_ids[*b].clone()).collect();
+    let mix = Mix { min_customers: 3, label: "Bench".into(), ..Mix::default() };
+    let mut changer = Changer::new(sage.sim.simulator().clone(), mix, args.seed);
+    let pick = |rng: &mut StdRng, n: usize| {
+        if busy == 0 {
+            order[n % businesses]
+        } else if rand::Rng::gen_bool(rng, args.busy_share) {
+            order[rand::Rng::gen_range(rng, 0..busy)]
+        } else {
+            order[rand::Rng::gen_range(rng, busy..businesses)]
+        }
+    };
     eprintln!("bench: warming up for {} s…", warmup.as_secs());
-    tokio::time::sleep(warmup).await;
+    if busy == 0 {
+        tokio::time::sleep(warmup).await;
+    } else {
+        let until = Instant::now() + warmup;
+        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.changes_per_second));
+        let mut n = 0;
+        while Instant::now() < until {
+            ticker.tick().await;
+            let b = pick(&mut rng, n);
+            n += 1;
+            let _ = changer.change(&business_ids[b]);
+        }
+        // the warm-up's last changes are delivered before the window starts
+        tokio::time::sleep(Duration::from_secs(u64::from(args.interval_seconds) + 5)).await;
+    }
 
     // 3. the measured window: changes at a steady rate
     let before = snapshot(&http, &service, &pid, &sage).await?;
@@ -299,11 +432,6 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path) -> Result<Figur
         args.duration.as_secs(),
         args.changes_per_second
     );
-    let mut rng = StdRng::seed_from_u64(args.seed);
-    let mut order: Vec<usize> = (0..businesses).collect();
-    order.shuffle(&mut rng);
-    let mix = Mix { min_customers: 3, label: "Bench".into(), ..Mix::default() };
-    let mut changer = Changer::new(sage.sim.simulator().clone(), mix, args.seed);
     let mut made = 0usize;
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / args.changes_per_second));
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -314,7 +442,7 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path) -> Result<Figur
     let mut failures = 0usize;
     while Instant::now() < until {
         ticker.tick().await;
-        let b = order[(made + failures) % businesses];
+        let b = pick(&mut rng, made + failures);
         match changer.change(&business_ids[b]) {
             Ok(change) => {
                 made += 1;
@@ -341,6 +469,8 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path) -> Result<Figur
     }
     let after = snapshot(&http, &service, &pid, &sage).await?;
     let window_end = Utc::now();
+    let (requests_max, requests_mean, busiest_minute) =
+        requests_by_business(&sage.sim.requests(), businesses, window_start, window_end);
     window_max_rss = window_max_rss.max(status_kb(&pid, "VmRSS").unwrap_or_default());
     if failures > 0 {
         eprintln!("bench: {failures} change(s) failed in the simulator");
@@ -375,6 +505,8 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path) -> Result<Figur
     let received = receiver.received();
     let bad_signatures = received.iter().filter(|r| !r.signed()).count();
     let latency = ledger.latency();
+    let busy_latency = ledger.latency_of(|c| busy_ids.contains(&c.business));
+    let quiet_latency = ledger.latency_of(|c| !busy_ids.contains(&c.business));
     let polls = delta("ocpoll_polls_total", "");
     let poll_seconds = delta("ocpoll_poll_duration_seconds_sum", "");
     let poll_count = delta("ocpoll_poll_duration_seconds_count", "");
@@ -396,6 +528,15 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path) -> Result<Figur
         pairs: ledger.expected(),
         lost: ledger.lost(),
         poll_mean_ms: if poll_count > 0.0 { poll_seconds / poll_count * 1000.0 } else { 0.0 },
+        adaptive,
+        busy_businesses: busy,
+        busy: busy_latency,
+        quiet: quiet_latency,
+        requests_per_business_minute_max: requests_max,
+        requests_per_business_minute_mean: requests_mean,
+        busiest_business_minute: busiest_minute,
+        share_per_minute: share_per_minute(args, businesses),
+        early_polls: delta("ocpoll_polls_early_total", ""),
     };
 
     println!("\nocpoll bench-e2e — {} instance(s), {businesses} business(es)", thousands(args.instances));
@@ -430,6 +571,21 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path) -> Result<Figur
         "  change → delivery      p50 {:.1} s  p99 {:.1} s  max {:.1} s  over {} (change, instance) pairs",
         figures.p50, figures.p99, figures.max, figures.pairs
     );
+    if busy > 0 {
+        println!(
+            "  busy businesses ({busy})   p50 {:.1} s  p99 {:.1} s  max {:.1} s",
+            figures.busy.p50, figures.busy.p99, figures.busy.max
+        );
+        println!(
+            "  quiet businesses       p50 {:.1} s  p99 {:.1} s  max {:.1} s",
+            figures.quiet.p50, figures.quiet.p99, figures.quiet.max
+        );
+    }
+    println!(
+        "  Sage requests/business per minute: max {:.1}, mean {:.2}; most in any 60 s {} (share {:.0})",
+        requests_max, requests_mean, busiest_minute, figures.share_per_minute
+    );
+    println!("  early (adaptive) polls {:.0}", figures.early_polls);
     println!("  lost                   {}", figures.lost);
     println!("  database               {:.1} MiB", mib(db_bytes));
     println!("  token refreshes        {:.0}", delta("ocpoll_token_refreshes_total", ""));

@@ -6,10 +6,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use chrono::Utc;
+use oc_sagesim::workload::Latency;
 
 /// Where the table of figures goes in the report.
 const BEGIN: &str = "<!-- bench-e2e:begin -->";
 const END: &str = "<!-- bench-e2e:end -->";
+/// Where the side-by-side table of adaptive polling goes.
+const ADAPTIVE_BEGIN: &str = "<!-- bench-adaptive:begin -->";
+const ADAPTIVE_END: &str = "<!-- bench-adaptive:end -->";
 
 /// The figures of one run.
 #[derive(Debug)]
@@ -31,6 +35,24 @@ pub(crate) struct Figures {
     pub(crate) pairs: usize,
     pub(crate) lost: usize,
     pub(crate) poll_mean_ms: f64,
+    /// Adaptive polling was on.
+    pub(crate) adaptive: bool,
+    /// Businesses with most of the changes (0: even activity).
+    pub(crate) busy_businesses: usize,
+    /// Change-to-delivery latency of the busy businesses' changes.
+    pub(crate) busy: Latency,
+    /// Change-to-delivery latency of the other businesses' changes.
+    pub(crate) quiet: Latency,
+    /// Sage requests per minute of the busiest business over the window.
+    pub(crate) requests_per_business_minute_max: f64,
+    /// Sage requests per minute per business, over every business.
+    pub(crate) requests_per_business_minute_mean: f64,
+    /// The most requests one business got in any 60 s of the window.
+    pub(crate) busiest_business_minute: usize,
+    /// Requests per minute a business may get from ocpoll (the limit times the share).
+    pub(crate) share_per_minute: f64,
+    /// Adaptive polls started before their interval, in the window.
+    pub(crate) early_polls: f64,
 }
 
 pub(crate) fn mib(bytes: u64) -> f64 {
@@ -155,6 +177,59 @@ pub(crate) fn update_report(path: &Path, row: &str, machine: &str) -> Result<()>
     }
     let _ = write!(block, "{END}");
     std::fs::write(path, format!("{head}{block}{tail}"))?;
+    Ok(())
+}
+
+/// The runs of one invocation side by side (adaptive off and on), one row each, with the command.
+pub(crate) fn adaptive_table(runs: &[Figures], command: &str) -> String {
+    let mut t = String::new();
+    let _ = writeln!(
+        t,
+        "| adaptive | instances | businesses (busy) | interval | changes/s | busy p50 / p99 | quiet p50 / p99 | all p99 / max | Sage requests/business/min: max, mean | most in any 60 s (share) | early polls | CPU (cores) | peak RSS | lost |"
+    );
+    let _ = writeln!(t, "|---|---:|---:|---:|---:|---|---|---|---|---|---:|---:|---:|---:|");
+    for f in runs {
+        let _ = writeln!(
+            t,
+            "| {} | {} | {} ({}) | {} s | {} | {:.1} / {:.1} s | {:.1} / {:.1} s | {:.1} / {:.1} s | {:.1}, {:.2} | {} ({:.0}) | {:.0} | {:.2} | {:.0} MiB | {} of {} |",
+            if f.adaptive { "on" } else { "off" },
+            thousands(f.instances),
+            thousands(f.businesses),
+            f.busy_businesses,
+            f.interval,
+            f.changes_per_second,
+            f.busy.p50,
+            f.busy.p99,
+            f.quiet.p50,
+            f.quiet.p99,
+            f.p99,
+            f.max,
+            f.requests_per_business_minute_max,
+            f.requests_per_business_minute_mean,
+            f.busiest_business_minute,
+            f.share_per_minute,
+            f.early_polls,
+            f.cpu_cores,
+            mib(f.peak_rss),
+            f.lost,
+            thousands(f.pairs),
+        );
+    }
+    let _ = write!(t, "\nCommand: `{command}` ({}).", Utc::now().format("%Y-%m-%d"));
+    t
+}
+
+/// Replaces the adaptive table between its markers (appended at the end when missing).
+pub(crate) fn update_adaptive_report(path: &Path, table: &str, machine: &str) -> Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let block = format!(
+        "{ADAPTIVE_BEGIN}\nMachine of the last run: {machine}. Written by the benchmark (`--adaptive both`); replaced when it runs again.\n\n{table}\n{ADAPTIVE_END}"
+    );
+    let out = match (text.find(ADAPTIVE_BEGIN), text.find(ADAPTIVE_END)) {
+        (Some(b), Some(e)) if b < e => format!("{}{block}{}", &text[..b], &text[e + ADAPTIVE_END.len()..]),
+        _ => format!("{}\n\n{block}\n", text.trim_end()),
+    };
+    std::fs::write(path, out)?;
     Ok(())
 }
 
