@@ -21,8 +21,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use oc_model::config::Configuration;
 use oc_model::event::{Event, EventType, event_id};
 use oc_model::ports::{
-    AccountStore, ActivityStore, ChangeQuery, DeliveryStore, InstanceStore, NewAttempt, NewInstance, NewOrganization,
-    NextStep, PollCommit, PollOutcome, PollStatus, PollingStore, ProviderAccount, TokenSet,
+    AccountStore, ActivityStore, ChangeQuery, DeliveryStore, InstanceStore, MaintenanceStore, NewAttempt, NewInstance,
+    NewOrganization, NextStep, PollCommit, PollOutcome, PollStatus, PollingStore, ProviderAccount, TokenSet,
 };
 use oc_model::secret::Secret;
 use oc_store::{MasterKey, SqlStore, StoreOptions};
@@ -336,6 +336,8 @@ async fn add_jobs(bed: &Bed, instances: usize, resources: usize) {
 fn claim_at_scale(c: &mut Criterion, rt: &Runtime, backend: &'static str) {
     let Some(bed) = rt.block_on(fresh(backend)) else { return };
     rt.block_on(add_jobs(&bed, 1000, 100));
+    // as the service's pruner does at its start and hourly (autovacuum would, within a minute or so)
+    rt.block_on(bed.store.refresh_statistics()).expect("statistics");
     let now = t(120);
     let held = rt.block_on(bed.store.claim_polls("busy-node", now, 4096, Duration::from_secs(3600))).expect("claim");
     assert_eq!(held.len(), 4096);

@@ -42,6 +42,15 @@ impl SqlStore {
 
 #[async_trait]
 impl MaintenanceStore for SqlStore {
+    async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        let mut tx = self.pools.write().await?;
+        let mut c = tx.c();
+        let sql = if c.is_pg() { "ANALYZE poll_jobs, instances, notifications" } else { "PRAGMA optimize" };
+        c.exec(sql, args![]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn prune_delivered(&self, before: DateTime<Utc>) -> Result<u64, StoreError> {
         // Delivered notifications by delivery time, dropped ones by age; failed ones stay. In chunks, so the
         // SQLite writer is never held long.

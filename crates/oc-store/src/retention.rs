@@ -36,6 +36,10 @@ where
                 Ok(n) => tracing::info!(pruned = n, before = %before, "pruned delivered notifications"),
                 Err(e) => tracing::warn!(error = %e, "pruning delivered notifications failed; retrying later"),
             }
+            // the first tick is at once: a start after a bulk load claims with fresh statistics
+            if let Err(e) = store.refresh_statistics().await {
+                tracing::warn!(error = %e, "refreshing the database's statistics failed; retrying later");
+            }
             match store.prune_console(now).await {
                 Ok(0) => {}
                 Ok(n) => tracing::debug!(pruned = n, "pruned expired console sessions and OAuth rounds"),

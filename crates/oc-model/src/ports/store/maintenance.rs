@@ -69,6 +69,11 @@ pub trait MaintenanceStore: Send + Sync {
     /// Deletes delivered notifications and their attempts older than `before`, and delivered and unrouted alerts
     /// older than `before` (with those of deleted instances); returns how many notifications.
     async fn prune_delivered(&self, before: DateTime<Utc>) -> Result<u64, StoreError>;
+    /// Refreshes the database's statistics of the tables the claims read (PostgreSQL's `ANALYZE`, SQLite's
+    /// `PRAGMA optimize`), so that a claim keeps its index plan after bulk changes. The default does nothing.
+    async fn refresh_statistics(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
     /// The outbox gauges (also proves the database answers with its schema in place).
     async fn outbox_stats(&self, now: DateTime<Utc>) -> Result<OutboxStats, StoreError>;
     /// Every holder of a lease that has not lapsed at `now`: poll jobs, notifications being delivered, token
