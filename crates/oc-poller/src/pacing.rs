@@ -5,9 +5,10 @@
 //!
 //! - **The interval is the promise.** Every poll schedules the next one at most one interval (less the
 //!   jitter) later, adaptive or not: a change is never found later than one interval after it becomes visible.
-//! - **Adaptive pairs poll early where changes are likely now.** A pair that found changes in the last
-//!   [`HOT_WINDOW`] is polled again after the floor ([`SchedulerConfig::adaptive_floor`](crate::SchedulerConfig),
-//!   default 3 s); past it, each poll that finds nothing doubles the delay, back up to the interval. A pair whose changes came at this hour of the
+//! - **Adaptive pairs poll early where changes are likely now.** A poll that found changes schedules the next
+//!   one after the floor ([`SchedulerConfig::adaptive_floor`](crate::SchedulerConfig), default 3 s); a pair in a
+//!   burst (two polls with changes within the last [`HOT_WINDOW`]) stays at the floor; otherwise each poll that
+//!   finds nothing doubles the delay, back up to the interval. A pair whose changes came at this hour of the
 //!   day on earlier days (polls with changes in that UTC hour, each day's count halved at the next:
 //!   [`HOT_HOUR`]) waits at most a quarter of the interval in that hour.
 //! - **Early polls spend only spare budget.** A poll due before its promise is *early*: it runs only while its
@@ -61,6 +62,8 @@ struct Pair {
     delay: Duration,
     /// When its last poll with changes started.
     last_change: Option<DateTime<Utc>>,
+    /// When the poll with changes before that one started.
+    prev_change: Option<DateTime<Utc>>,
     /// Polls with changes by UTC hour of the day on earlier days (halved at each new day, when `today` is added).
     hours: [u16; 24],
     /// Polls with changes by UTC hour of the day today.
@@ -117,6 +120,7 @@ impl Pacer {
             promise_at: None,
             delay: interval,
             last_change: None,
+            prev_change: None,
             hours: [0; 24],
             today: [0; 24],
             day: now.timestamp().div_euclid(86_400),
@@ -174,7 +178,8 @@ impl Pacer {
         let floor = floor.min(promise);
         let hour = now.hour() as usize;
         let cap = if pair.hours[hour] >= HOT_HOUR { (promise / 4).max(floor) } else { promise };
-        let hot = pair.last_change.is_some_and(|at| now - at < HOT_WINDOW);
+        // a burst: two polls with changes within the window (a single change backs off at once)
+        let hot = pair.prev_change.is_some_and(|at| now - at < HOT_WINDOW);
         let quiet = if hot { floor } else { pair.delay.saturating_mul(2).max(floor).min(cap).min(promise) };
         (quiet, Some(floor))
     }
@@ -203,6 +208,7 @@ impl Pacer {
         match changes {
             Some(found) => {
                 if found {
+                    pair.prev_change = pair.last_change;
                     pair.last_change = Some(started);
                     let h = started.hour() as usize;
                     pair.today[h] = pair.today[h].saturating_add(ONE_CHANGE);
@@ -281,27 +287,43 @@ mod tests {
     }
     const FLOOR: Duration = Duration::from_secs(5);
 
-    #[test]
-    fn a_change_brings_the_floor_for_a_minute_then_quiet_polls_double_back_to_the_interval() {
-        let mut p = Pacer::default();
-        assert_eq!(p.claimed((1, "c"), &account(), MIN, true, budget(), at(0)), Due::Promised);
-        assert_eq!(p.delays((1, "c"), MIN, FLOOR, at(0)), (MIN, Some(FLOOR)));
-        p.polled((1, "c"), at(0), Some(true), FLOOR, MIN);
+    /// Polls `key` from `t` until `until`, finding nothing; returns the delays.
+    fn quiet_polls(p: &mut Pacer, mut t: i64, until: i64) -> (Vec<u64>, Vec<bool>) {
         let (mut delays, mut early) = (Vec::new(), Vec::new());
-        let mut t = 5;
-        while t < 300 {
+        while t < until {
             early.push(matches!(p.claimed((1, "c"), &account(), MIN, true, budget(), at(t)), Due::Early { .. }));
             let (quiet, _) = p.delays((1, "c"), MIN, FLOOR, at(t));
             delays.push(quiet.as_secs());
             p.polled((1, "c"), at(t), Some(false), quiet, MIN);
             t += quiet.as_secs() as i64;
         }
-        // the floor while the last change is less than a minute old, then 10, 20, 40 and the interval
-        let mut want = vec![5u64; 11];
+        (delays, early)
+    }
+
+    #[test]
+    fn a_single_change_brings_the_floor_once_then_quiet_polls_double_back_to_the_interval() {
+        let mut p = Pacer::default();
+        assert_eq!(p.claimed((1, "c"), &account(), MIN, true, budget(), at(0)), Due::Promised);
+        assert_eq!(p.delays((1, "c"), MIN, FLOOR, at(0)), (MIN, Some(FLOOR)));
+        p.polled((1, "c"), at(0), Some(true), FLOOR, MIN);
+        let (delays, early) = quiet_polls(&mut p, 5, 200);
+        assert_eq!(delays, [10, 20, 40, 60, 60, 60]);
+        // early while the delay was below the interval; promised once it is back at it
+        assert_eq!(early, [true, true, true, true, false, false]);
+    }
+
+    #[test]
+    fn a_burst_keeps_the_floor_for_a_minute_after_its_last_change() {
+        let mut p = Pacer::default();
+        p.claimed((1, "c"), &account(), MIN, true, budget(), at(0));
+        p.polled((1, "c"), at(0), Some(true), FLOOR, MIN);
+        p.claimed((1, "c"), &account(), MIN, true, budget(), at(5));
+        p.polled((1, "c"), at(5), Some(true), FLOOR, MIN);
+        let (delays, _) = quiet_polls(&mut p, 10, 300);
+        // the floor until a minute after the burst's first change, then 10, 20, 40 and the interval
+        let mut want = vec![5u64; 10];
         want.extend([10, 20, 40, 60, 60, 60]);
         assert_eq!(delays, want);
-        // early while the delay was below the interval; promised once it is back at it
-        assert!(early[..15].iter().all(|e| *e) && !early[15] && !early[16], "{early:?}");
     }
 
     #[test]

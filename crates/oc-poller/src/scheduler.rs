@@ -55,7 +55,8 @@ pub struct SchedulerConfig {
     pub min_in_flight: usize,
     /// Where the adaptive limit starts (default: `max_in_flight`).
     pub initial_in_flight: Option<usize>,
-    /// How often [`Scheduler::run`] looks for due jobs when nothing finishes (default 1 s).
+    /// How often [`Scheduler::run`] looks for due jobs when nothing finishes (default 250 ms: an adaptive poll due
+    /// after a floor of a few seconds starts at most a quarter second late).
     pub tick: Duration,
     /// Jitter taken off each interval, so that a poll is never later than its interval (a change then waits at
     /// most one interval for its poll): up to this fraction of it, at most [`max_jitter`](Self::max_jitter)
@@ -86,7 +87,7 @@ impl Default for SchedulerConfig {
             max_in_flight: 16,
             min_in_flight: 4,
             initial_in_flight: None,
-            tick: Duration::from_secs(1),
+            tick: Duration::from_millis(250),
             jitter: 0.1,
             max_jitter: Duration::from_secs(30),
             backoff_base: Duration::from_secs(30),
@@ -569,7 +570,8 @@ impl Scheduler {
             PollWarning::general(format!(
                 "the intervals of this account's polls need {demand:.0} requests per {per:.0} s, more than the \
                  {} it may use here: its polls are spread, oldest due first, and come up to {:.0}% later than \
-                 their intervals (lengthen the intervals, poll fewer resources, or raise --sage-budget-share)",
+                 their intervals (lengthen the intervals, poll fewer resources, or give the account a larger \
+                 share of its budget)",
                 budget.requests,
                 (demand / f64::from(budget.requests.max(1)) - 1.0) * 100.0
             ))

@@ -353,13 +353,13 @@ async fn a_throttled_sage_is_a_429_with_retry_after() {
     s.server.stop().await;
 }
 
-/// Item 4 end to end: the simulator allows 30 requests a minute per business and ocpoll is told so; an instance
+/// Item 4 end to end: the simulator allows 60 requests a minute per business and ocpoll is told so; an instance
 /// polls six resources every second, far more than the budget. Hub calls made meanwhile are answered at once
 /// (from the reserve, before the queued polls), Sage never throttles, ocpoll never sends more than its share
-/// (`--sage-budget-share 50`: 15 of the 30; issue 19), and the polls never use the reserve.
+/// (`--sage-budget-share 50`: 30 of the 60; issue 19), and the polls never use the reserve.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hub_calls_are_answered_while_polls_saturate_the_budget() {
-    const LIMIT: usize = 30;
+    const LIMIT: usize = 60;
     // issue 19: ocpoll uses at most its share of the business's budget, hub calls included
     const SHARE_PERCENT: usize = 50;
     const SHARE: usize = LIMIT * SHARE_PERCENT / 100;
