@@ -581,10 +581,13 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path, adaptive: bool)
             figures.quiet.p50, figures.quiet.p99, figures.quiet.max
         );
     }
-    println!(
-        "  Sage requests/business per minute: max {:.1}, mean {:.2}; most in any 60 s {} (share {:.0})",
-        requests_max, requests_mean, busiest_minute, figures.share_per_minute
-    );
+    // the request log holds the whole window only when the figures are by business
+    if request_log_capacity(args) > 1000 {
+        println!(
+            "  Sage requests/business per minute: max {:.1}, mean {:.2}; most in any 60 s {} (share {:.0})",
+            requests_max, requests_mean, busiest_minute, figures.share_per_minute
+        );
+    }
     println!("  early (adaptive) polls {:.0}", figures.early_polls);
     println!("  lost                   {}", figures.lost);
     println!("  database               {:.1} MiB", mib(db_bytes));
