@@ -699,6 +699,18 @@ mod tests {
     }
 
     #[test]
+    fn adaptive_polling_is_a_boolean_or_the_servers_default() {
+        let adaptive = |v: Value| conf(json!({ "event.poller.adaptive": v })).poller_adaptive();
+        assert_eq!(adaptive(json!(true)).unwrap(), Some(true));
+        assert_eq!(adaptive(json!("false")).unwrap(), Some(false));
+        assert_eq!(adaptive(Value::Null).unwrap(), None);
+        assert_eq!(conf(json!({})).poller_adaptive().unwrap(), None);
+        let err = adaptive(json!("maybe")).unwrap_err();
+        assert_eq!(err.path, r#"configuration["event.poller.adaptive"]"#);
+        assert!(err.message.contains("expected a boolean"), "{err}");
+    }
+
+    #[test]
     fn lenient_booleans() {
         for (v, expected) in [
             (json!(true), Some(true)),

@@ -22,7 +22,7 @@ use oc_model::config::Configuration;
 use oc_model::event::{Event, EventType, event_id};
 use oc_model::ports::{
     AccountStore, ActivityStore, ChangeQuery, DeliveryStore, InstanceStore, MaintenanceStore, NewAttempt, NewInstance,
-    NewOrganization, NextStep, PollCommit, PollOutcome, PollStatus, PollingStore, ProviderAccount, TokenSet,
+    NewOrganization, NextStep, PollCommit, PollOutcome, PollStatus, PollingStore, Principal, ProviderAccount, TokenSet,
 };
 use oc_model::secret::Secret;
 use oc_store::{MasterKey, SqlStore, StoreOptions};
@@ -64,11 +64,18 @@ async fn bed(url: String, schema: Option<String>, dir: Option<tempfile::TempDir>
         "event.poller.configuration": {"customers": {"url": "/hubs/finance/customers", "idField": "id"}},
     }))
     .expect("a configuration");
-    let new = NewInstance {
+    let new = new_instance(owner, "bench".into(), configuration);
+    let instance = store.create_instance(&new).await.expect("an instance").id;
+    Bed { store, instance, tick: 0, _dir: dir, schema: schema.map(|s| (url, s)), key }
+}
+
+/// An instance of `owner` named `name`, with tokens valid for an hour and its polls due from `t(0)`.
+fn new_instance(owner: Principal, name: String, configuration: Configuration) -> NewInstance {
+    NewInstance {
         secret_keys: Default::default(),
         org_id: owner.org_id,
         user_id: owner.user_id,
-        name: "bench".into(),
+        name,
         element_key: "sageone".into(),
         tags: vec![],
         configuration,
@@ -83,9 +90,7 @@ async fn bed(url: String, schema: Option<String>, dir: Option<tempfile::TempDir>
         token: uuid::Uuid::new_v4().to_string(),
         now: t(0),
         poll_start: t(0),
-    };
-    let instance = store.create_instance(&new).await.expect("an instance").id;
-    Bed { store, instance, tick: 0, _dir: dir, schema: schema.map(|s| (url, s)), key }
+    }
 }
 
 /// A fresh bed on `backend` (`None`: PostgreSQL without `OCPOLL_TEST_DATABASE_URL`).
@@ -307,26 +312,7 @@ async fn add_jobs(bed: &Bed, instances: usize, resources: usize) {
     }))
     .expect("a configuration");
     for n in 0..instances {
-        let new = NewInstance {
-            secret_keys: Default::default(),
-            org_id: owner.org_id,
-            user_id: owner.user_id,
-            name: format!("claims-{n}"),
-            element_key: "sageone".into(),
-            tags: vec![],
-            configuration: configuration.clone(),
-            account: ProviderAccount::default(),
-            tokens: TokenSet {
-                access_token: Secret::new("a"),
-                refresh_token: Secret::new("r"),
-                expires_at: t(3600),
-                refresh_expires_at: None,
-                scope: None,
-            },
-            token: uuid::Uuid::new_v4().to_string(),
-            now: t(0),
-            poll_start: t(0),
-        };
+        let new = new_instance(owner, format!("claims-{n}"), configuration.clone());
         bed.store.create_instance(&new).await.expect("an instance");
     }
 }

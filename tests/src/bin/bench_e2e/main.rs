@@ -118,34 +118,33 @@ async fn run(args: BenchArgs) -> Result<()> {
     if side_by_side {
         let table = report::adaptive_table(&runs, &command);
         println!("\n{table}");
-        if !args.no_report {
-            match args.report.clone().or_else(report::default_report) {
-                Some(path) => {
-                    report::update_adaptive_report(&path, &table, &report::machine())
-                        .with_context(|| format!("updating {}", path.display()))?;
-                    println!("\nupdated the adaptive section of {}", path.display());
-                }
-                None => println!("\n(no docs/benchmarks.md found; pass --report PATH to write the table)"),
-            }
-        }
+        write_report(&args, "the adaptive section of ", |path| {
+            report::update_adaptive_report(path, &table, &report::machine())
+        })?;
     } else {
-        let figures = &runs[0];
-        let row = report::table_row(figures, &command);
+        let row = report::table_row(&runs[0], &command);
         println!("\n{}\n{}\n{row}", report::table_header(), report::table_separator());
-        if !args.no_report {
-            match args.report.clone().or_else(report::default_report) {
-                Some(path) => {
-                    report::update_report(&path, &row, &report::machine())
-                        .with_context(|| format!("updating {}", path.display()))?;
-                    println!("\nupdated {}", path.display());
-                }
-                None => println!("\n(no docs/benchmarks.md found; pass --report PATH to write the row)"),
-            }
-        }
+        write_report(&args, "", |path| report::update_report(path, &row, &report::machine()))?;
     }
     let lost: usize = runs.iter().map(|f| f.lost).sum();
     if lost > 0 {
         bail!("{lost} (change, instance) pair(s) were not delivered");
+    }
+    Ok(())
+}
+
+/// Updates the report (`--report`, else the workspace's `docs/benchmarks.md`) with `update`, unless
+/// `--no-report`; `what` names the part written.
+fn write_report(args: &BenchArgs, what: &str, update: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if args.no_report {
+        return Ok(());
+    }
+    match args.report.clone().or_else(report::default_report) {
+        Some(path) => {
+            update(&path).with_context(|| format!("updating {}", path.display()))?;
+            println!("\nupdated {what}{}", path.display());
+        }
+        None => println!("\n(no docs/benchmarks.md found; pass --report PATH to write the figures)"),
     }
     Ok(())
 }
