@@ -15,8 +15,8 @@ use oc_notify::{
     AlertDispatcher, AlertDispatcherConfig, DeliveryPorts, Dispatcher, DispatcherConfig, HttpNotifier,
     HttpNotifierConfig, RetryPolicy, ServerWebhook,
 };
-use oc_poller::engine::EngineConfig;
-use oc_poller::scheduler::{PollPorts, Scheduler, SchedulerConfig};
+use oc_poller::EngineConfig;
+use oc_poller::{PollPorts, Scheduler, SchedulerConfig};
 use oc_sageone::{InteractiveLane, RateLimit, SageConfig, SageProvider};
 use oc_store::{Backend, KeySource, MasterKey, NodeWatch, SqlStore};
 use tokio::net::TcpListener;

@@ -11,7 +11,7 @@ use oc_model::poller::PollerConfig;
 use oc_model::ports::{Provider, Providers};
 use oc_model::validate::{Validated, ValidationOptions, validate_instance_request_with};
 use oc_model::{Problem, Problems};
-use oc_poller::plan::{MAX_RESOURCES_PER_INSTANCE, PlanField, PlanSettings, PollPlan};
+use oc_poller::{MAX_RESOURCES_PER_INSTANCE, PlanField, PlanSettings, PollPlan};
 use serde_json::Value;
 
 /// A body every layer accepts, with the warnings found.

@@ -1,16 +1,16 @@
 //! Classify and de-duplicate already-fetched pages, side by side with `serde_json` parsing the same records'
 //! bytes; and the size of the `seen` state per tracked record.
 //!
-//! `cargo bench -p oc-poller --bench classify`
+//! `cargo bench -p oc-poller --bench classify` (the dev-dependency on itself turns on `internals`)
 
 use std::hint::black_box;
 
 use chrono::Utc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
-use oc_poller::classify::{Classified, Classifier, Collector, FeedKind, RecordReader, Window};
-use oc_poller::fields::{DateFormat, FieldPath};
-use oc_poller::hash::content_hash;
-use oc_poller::seen::{SeenEntry, SeenSet};
+use oc_poller::internals::content_hash;
+use oc_poller::internals::{Classified, Classifier, Collector, FeedKind, RecordReader, Window};
+use oc_poller::internals::{DateFormat, FieldPath};
+use oc_poller::internals::{SeenEntry, SeenSet};
 use serde_json::{Value, json};
 
 const RECORDS: usize = 10_000;

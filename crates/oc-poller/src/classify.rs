@@ -18,7 +18,7 @@ use crate::hash::content_hash;
 use crate::seen::{SeenEntry, SeenSet};
 
 /// The most warnings one poll keeps (the rest are counted in a last warning).
-pub const MAX_WARNINGS: usize = 100;
+pub(crate) const MAX_WARNINGS: usize = 100;
 
 /// How a record's date was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -514,7 +514,7 @@ fn push_warning(out: &mut Classified, id: Option<&str>, message: String) {
 }
 
 /// Puts events in notification order: oldest change first; at one instant CREATED, UPDATED, DELETED.
-pub fn sort_events(events: &mut [Event]) {
+pub(crate) fn sort_events(events: &mut [Event]) {
     events.sort_by(|a, b| (a.date, a.event_type, &a.object_id).cmp(&(b.date, b.event_type, &b.object_id)));
 }
 

@@ -134,7 +134,7 @@ fn parse_seconds_z(text: &str) -> Option<DateTime<Utc>> {
 }
 
 /// Reads ISO 8601 text leniently, also numbers of epoch milliseconds; `None` when it is none of these.
-pub fn parse_lenient(value: &Value) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_lenient(value: &Value) -> Option<DateTime<Utc>> {
     match value {
         Value::String(s) => parse_iso(s),
         Value::Number(n) => n.as_i64().and_then(DateTime::from_timestamp_millis),
@@ -154,7 +154,7 @@ fn digits(b: &[u8]) -> Option<u32> {
 }
 
 /// ISO 8601 date or date-time; the fast path reads `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`.
-pub fn parse_iso(text: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_iso(text: &str) -> Option<DateTime<Utc>> {
     let b = text.trim().as_bytes();
     if b.len() < 10 || b[4] != b'-' || b[7] != b'-' {
         return None;

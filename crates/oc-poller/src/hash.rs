@@ -76,7 +76,7 @@ fn value(h: u64, v: &Value) -> u64 {
 /// words). Ids come from the provider's own id space (Sage: GUIDs), not from arbitrary users, so the
 /// flooding resistance of SipHash is not worth its cost here.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct IdHasher(u64);
+pub(crate) struct IdHasher(u64);
 
 impl std::hash::Hasher for IdHasher {
     #[inline]
@@ -98,11 +98,11 @@ impl std::hash::Hasher for IdHasher {
 }
 
 /// The [`BuildHasher`](std::hash::BuildHasher) of [`IdHasher`].
-pub type IdHash = std::hash::BuildHasherDefault<IdHasher>;
+pub(crate) type IdHash = std::hash::BuildHasherDefault<IdHasher>;
 
 /// [`oc_model::event::event_id`], computed without `format!`: the same UUID v5 over the same name, written
 /// into a reused buffer (event ids are a large part of classifying a page). Tested equal to the model's.
-pub fn event_id_into(
+pub(crate) fn event_id_into(
     buf: &mut Vec<u8>,
     instance: i64,
     resource: &str,
