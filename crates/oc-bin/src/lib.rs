@@ -13,4 +13,5 @@ pub mod receiver;
 pub mod service;
 pub mod settings;
 pub mod telemetry;
+pub mod traces;
 pub mod validation;

@@ -32,21 +32,63 @@ use crate::keys::ServerKeys;
 use crate::metrics::{Metrics, ScrapeHook};
 use crate::settings::{DatabaseArgs, LogFormat, ServeSettings};
 use crate::telemetry;
+use crate::traces::{TraceSettings, Traces};
 
 /// Sets up logging once: human-readable or JSON lines, `RUST_LOG` filters (default `info`).
 pub fn init_logging(format: LogFormat) {
-    init_logging_with(format, "info,sqlx=warn,hyper=warn,reqwest=warn");
+    init_logging_with(format, DEFAULT_LOG_FILTER);
 }
+
+/// The log filter where `RUST_LOG` is not set.
+const DEFAULT_LOG_FILTER: &str = "info,sqlx=warn,hyper=warn,reqwest=warn";
 
 /// Sets up logging once with `default_filter` where `RUST_LOG` is not set.
 pub fn init_logging_with(format: LogFormat, default_filter: &str) {
+    init_subscriber(format, default_filter, None);
+}
+
+/// Logging as [`init_logging`], and OpenTelemetry traces when an OTLP endpoint is configured (`--otlp-endpoint`
+/// or the `OTEL_EXPORTER_OTLP_*` variables): the exporter to shut down at the end, if any.
+pub fn init_logging_and_traces(settings: &ServeSettings) -> Result<Option<Traces>> {
+    let Some(trace_settings) = TraceSettings::from_flag_or_env(
+        settings.otlp_endpoint.as_deref(),
+        settings.trace_sample_ratio,
+        &node_id(settings),
+    )?
+    else {
+        init_logging(settings.log_format);
+        return Ok(None);
+    };
+    let (traces, layer) = Traces::start(&trace_settings)?;
+    init_subscriber(settings.log_format, DEFAULT_LOG_FILTER, Some(layer));
+    tracing::info!(
+        endpoint = %trace_settings.endpoint,
+        sample_ratio = trace_settings.sample_ratio,
+        "exporting traces over OTLP/HTTP"
+    );
+    Ok(Some(traces))
+}
+
+/// Installs the subscriber once: log lines on stderr (events only, filtered by `RUST_LOG` or `default_filter`;
+/// spans never change a line), and the traces layer when given.
+fn init_subscriber(format: LogFormat, default_filter: &str, traces: Option<crate::traces::TracesLayer>) {
+    use tracing_subscriber::filter::{FilterExt, filter_fn};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{Layer, fmt};
+
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
+    let lines = filter.and(filter_fn(|meta| !meta.is_span()));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let registry = tracing_subscriber::registry().with(traces);
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        LogFormat::Text => {
+            registry.with(fmt::layer().with_writer(std::io::stderr).with_ansi(ansi).with_filter(lines)).try_init()
+        }
+        LogFormat::Json => registry
+            .with(fmt::layer().json().flatten_event(true).with_writer(std::io::stderr).with_filter(lines))
+            .try_init(),
     };
 }
 
@@ -586,7 +628,7 @@ fn console_config(settings: &ServeSettings, addr: SocketAddr, default_app: Optio
 
 /// `ocpoll serve`: runs until SIGTERM or SIGINT.
 pub async fn serve(settings: ServeSettings) -> Result<()> {
-    init_logging(settings.log_format);
+    let traces = init_logging_and_traces(&settings)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let (store, keys) =
         open_store_and_keys(&settings.database, clock.clone(), settings.polling_failing_after()).await?;
@@ -604,6 +646,9 @@ pub async fn serve(settings: ServeSettings) -> Result<()> {
     tracing::info!("shutting down: finishing in-flight work");
     running.shutdown().await;
     store.close().await;
+    if let Some(traces) = traces {
+        traces.shutdown().await;
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -62,6 +62,17 @@ pub struct ServeSettings {
     #[arg(long, env = "OCPOLL_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 
+    /// OTLP/HTTP endpoint that traces are exported to (protobuf), e.g. `http://127.0.0.1:4318`: a base URL gets
+    /// `/v1/traces`, a URL with a path is used as it is. Without it, `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` or
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT` when set; else no traces. A trace is one poll (its Sage requests, its
+    /// commit) and the delivery attempts of what it found.
+    #[arg(long, env = "OCPOLL_OTLP_ENDPOINT", value_parser = parse_otlp_endpoint)]
+    pub otlp_endpoint: Option<String>,
+
+    /// Share of polls traced when traces are exported, 0 to 1 (a delivery is traced when its poll was).
+    #[arg(long, env = "OCPOLL_TRACE_SAMPLE_RATIO", default_value_t = 1.0, value_parser = parse_ratio)]
+    pub trace_sample_ratio: f64,
+
     /// Name of this node in leases (default: host name and process id). Give each node of a cluster its own,
     /// stable name: a node that starts under a name takes back at once the leases a previous run under that name
     /// left (after a crash), instead of waiting for them to lapse. Without it, on SQLite, the leases of
@@ -307,6 +318,17 @@ impl ServeSettings {
         use clap::Parser;
         let all = std::iter::once(std::ffi::OsString::from("ocpoll-serve")).chain(args.into_iter().map(Into::into));
         SettingsOnly::try_parse_from(all).map(|s| s.settings)
+    }
+}
+
+fn parse_otlp_endpoint(text: &str) -> Result<String, String> {
+    crate::traces::traces_url(text).map_err(|e| format!("{e:#}"))
+}
+
+fn parse_ratio(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("{text:?} is not a ratio from 0 to 1 (e.g. 0.1 traces one poll in ten)")),
     }
 }
 

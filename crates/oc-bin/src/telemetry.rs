@@ -74,6 +74,14 @@ impl Telemetry for Metrics {
         self.gauge("ocpoll_adaptive_pairs", Vec::new(), report.adaptive_pairs as f64);
         self.set_counter("ocpoll_polls_early_total", Vec::new(), report.early_polls as f64);
     }
+
+    fn trace_parent(&self, span: &tracing::Span) -> Option<String> {
+        crate::traces::trace_parent(span)
+    }
+
+    fn continue_trace(&self, span: &tracing::Span, trace_parent: &str) {
+        crate::traces::continue_trace(span, trace_parent);
+    }
 }
 
 /// The `outcome` label of a poll the store refused to record.
@@ -233,6 +241,7 @@ mod tests {
             events,
             lease: lease(),
             instance: instance(),
+            trace_parent: None,
         }
     }
 

@@ -11,6 +11,8 @@ use oc_model::ports::{
     AttemptOutcome, DeliveryClaim, DeliveryRequest, DeliveryResult, DeliveryStore, Instance, NewAttempt, NextStep,
 };
 
+use tracing::Instrument;
+
 use crate::breaker::Admission;
 use crate::dispatch::{Inner, JobOutcome};
 use crate::recorder::{Recorder, record};
@@ -113,7 +115,26 @@ where
             signature_key: target.key.as_ref(),
             previous_signature_key: target.previous.as_ref(),
         };
-        let result = self.notifier.deliver(&request).await;
+        // the span `delivery`, in the trace of the poll that found the changes (when it was traced)
+        let span = tracing::info_span!(
+            "delivery",
+            otel.kind = "client",
+            notification.id = %id,
+            instance.id = instance.id,
+            delivery.attempt = number,
+            delivery.events = claim.events.len(),
+            http.response.status_code = tracing::field::Empty,
+            delivery.outcome = tracing::field::Empty,
+        );
+        if let Some(parent) = &claim.trace_parent {
+            self.telemetry.continue_trace(&span, parent);
+        }
+        let result = self.notifier.deliver(&request).instrument(span.clone()).await;
+        if let Some(status) = result.status {
+            span.record("http.response.status_code", status);
+        }
+        span.record("delivery.outcome", result.outcome.as_str());
+        drop(span);
         drop(_worker);
         let after = self.clock.now();
         match result.outcome {

@@ -14,6 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tracing::Instrument;
 
 use chrono::{DateTime, SubsecRound, Utc};
 use oc_model::error::chain;
@@ -198,7 +199,34 @@ impl Engine {
     /// Runs one poll and records its result in the store: events + `seen` + watermark in one commit, or an
     /// abandoned poll (nothing but the outcome). An `Err` means the store refused the result (e.g. the lease
     /// was lost); the poll then had no effect.
+    ///
+    /// It runs in a span `poll` (fields `instance.id`, `resource`, and, once it ended, `poll.status` and
+    /// `poll.events`) whose children are the provider's requests and the span `commit`.
     pub async fn poll(&self, job: PollJob<'_>) -> Result<PollReport, PollError> {
+        let span = tracing::info_span!(
+            "poll",
+            instance.id = job.claim.instance.id,
+            resource = %job.claim.resource,
+            poll.status = tracing::field::Empty,
+            poll.events = tracing::field::Empty,
+        );
+        let result = self.run(job).instrument(span.clone()).await;
+        match &result {
+            Ok(report) => {
+                span.record("poll.status", report.outcome.status.as_str());
+                if let Some((inserted, _)) = report.inserted {
+                    span.record("poll.events", inserted);
+                }
+            }
+            Err(e) => {
+                span.record("poll.status", "refused");
+                span.in_scope(|| tracing::warn!(error = %e, "the store refused the poll's result"));
+            }
+        }
+        result
+    }
+
+    async fn run(&self, job: PollJob<'_>) -> Result<PollReport, PollError> {
         let started_at = self.clock.now();
         let mut prepared = match self.prepare(&job) {
             Ok(p) => p,
@@ -249,6 +277,7 @@ impl Engine {
                         outcome,
                         next_run_at: job.next_run_failed,
                         reconciled: None,
+                        trace_parent: None,
                     };
                     return self.commit(&job, &lease, commit).await;
                 }
@@ -286,6 +315,7 @@ impl Engine {
             outcome: decided.outcome,
             next_run_at,
             reconciled: decided.live_ids.map(|live_ids| Reconciled { at: t0, live_ids }),
+            trace_parent: None,
         };
         self.commit(&job, &lease, commit).await
     }
@@ -536,9 +566,11 @@ impl Engine {
     }
 
     /// Stage 4: events, `seen`, watermark and outcome in one store call.
-    async fn commit(&self, job: &PollJob<'_>, lease: &Lease, commit: PollCommit) -> Result<PollReport, PollError> {
+    async fn commit(&self, job: &PollJob<'_>, lease: &Lease, mut commit: PollCommit) -> Result<PollReport, PollError> {
         let claim = job.claim;
-        let result = job.store.commit_poll(claim.instance.id, &claim.resource, lease, &commit).await;
+        commit.trace_parent = self.telemetry.trace_parent(&tracing::Span::current());
+        let span = tracing::info_span!("commit", commit.events = commit.events.len());
+        let result = job.store.commit_poll(claim.instance.id, &claim.resource, lease, &commit).instrument(span).await;
         let recorded = match &result {
             Ok(summary) => PollRecorded::Committed { events: &commit.events, summary: *summary },
             Err(e) => PollRecorded::Refused(e),

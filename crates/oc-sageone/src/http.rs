@@ -10,6 +10,7 @@ use oc_model::ports::{Lane, ProviderError};
 use rand::Rng;
 use reqwest::RequestBuilder;
 use reqwest::header::{DATE, HeaderMap, RETRY_AFTER};
+use tracing::Instrument;
 
 use crate::config::RetryPolicy;
 use crate::error::SageApiError;
@@ -117,7 +118,24 @@ impl Inner {
                     }
                 }
             };
-            let sent = build().send().await;
+            // one span per try, `sage.request`, a child of the poll or hub call that sends it
+            let (client, request) = build().build_split();
+            let span = tracing::info_span!(
+                "sage.request",
+                otel.kind = "client",
+                http.request.method = tracing::field::Empty,
+                url.path = tracing::field::Empty,
+                http.response.status_code = tracing::field::Empty,
+                sage.try = attempt,
+            );
+            let sent = match request {
+                Ok(request) => {
+                    span.record("http.request.method", request.method().as_str());
+                    span.record("url.path", request.url().path());
+                    client.execute(request).instrument(span.clone()).await
+                }
+                Err(e) => Err(e),
+            };
             // the answer (its headers) came: the slot's window starts now
             drop(permit);
             let failure = match sent {
@@ -130,13 +148,14 @@ impl Inner {
                 }
                 Ok(response) => {
                     let status = response.status().as_u16();
+                    span.record("http.response.status_code", status);
                     self.stats.answered(status);
                     let date = header_date(response.headers());
                     if let Some(date) = date {
                         self.record_provider_time(date);
                     }
                     let retry_after = self.retry_after(response.headers());
-                    match response.bytes().await {
+                    match response.bytes().instrument(span.clone()).await {
                         Err(e) if resend == Resend::IfNotSent => return Err(ProviderError::Transport(describe(&e))),
                         Err(e) => Failure::Transport(describe(&e)),
                         Ok(body) if status == 429 => {

@@ -166,6 +166,7 @@ async fn poll_once(bed: &mut Bed, n: usize) -> Duration {
         },
         next_run_at: now,
         reconciled: None,
+        trace_parent: None,
     };
     let start = Instant::now();
     let summary = bed.store.commit_poll(bed.instance, "customers", &claim.lease, &commit).await.expect("commit");

@@ -78,10 +78,16 @@ const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
         include_str!("../migrations/sqlite/0009_claim_due.sql"),
         include_str!("../migrations/postgres/0009_claim_due.sql"),
     ),
+    (
+        10,
+        "trace parent",
+        include_str!("../migrations/sqlite/0010_trace_parent.sql"),
+        include_str!("../migrations/postgres/0010_trace_parent.sql"),
+    ),
 ];
 
 /// The newest schema version this binary knows.
-pub const SCHEMA_VERSION: i64 = 9;
+pub const SCHEMA_VERSION: i64 = 10;
 
 /// A bound value.
 #[derive(Debug, Clone)]

@@ -344,8 +344,8 @@ impl DeliveryStore for SqlStore {
         } else {
             let ids = rows.iter().map(|r| r.text("id").map(Val::Text)).collect::<Result<Vec<_>, _>>()?;
             let sql = format!(
-                "SELECT notification_id, event_id, event_type, object_type, object_id, date, record FROM events \
-                 WHERE notification_id IN ({}) ORDER BY seq",
+                "SELECT notification_id, event_id, event_type, object_type, object_id, date, record, trace_parent \
+                 FROM events WHERE notification_id IN ({}) ORDER BY seq",
                 c.placeholders(1, ids.len())
             );
             c.all(&sql, ids).await?
@@ -364,14 +364,21 @@ impl DeliveryStore for SqlStore {
             let notification = notification_from_row(r)?;
             // deleted since the claim: its notifications are dropped, the claim is moot
             let Some(instance) = instances.get(&notification.instance_id).cloned() else { continue };
-            claims.push((r.i64("nseq")?, DeliveryClaim { notification, events: Vec::new(), lease, instance }));
+            claims.push((
+                r.i64("nseq")?,
+                DeliveryClaim { notification, events: Vec::new(), lease, instance, trace_parent: None },
+            ));
         }
         claims.sort_by_key(|(nseq, _)| *nseq);
         let position: HashMap<String, usize> =
             claims.iter().enumerate().map(|(i, (_, cl))| (cl.notification.id.to_string(), i)).collect();
         for r in &event_rows {
             if let Some(&i) = position.get(&r.text("notification_id")?) {
-                claims[i].1.events.push(event_from_row(r)?);
+                let claim = &mut claims[i].1;
+                claim.events.push(event_from_row(r)?);
+                if claim.trace_parent.is_none() {
+                    claim.trace_parent = r.opt_text("trace_parent")?;
+                }
             }
         }
         Ok(claims.into_iter().map(|(_, cl)| cl).collect())

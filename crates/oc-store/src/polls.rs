@@ -22,7 +22,7 @@ use crate::outbox::event_from_row;
 /// Polls kept in the history of one (instance, resource); older ones are pruned as new ones are recorded.
 pub const POLL_HISTORY_PER_RESOURCE: i64 = 100;
 
-/// Rows per multi-row `INSERT` of events (9 values each: well under the bound-parameter limits).
+/// Rows per multi-row `INSERT` of events (12 values each: well under the bound-parameter limits).
 const EVENTS_PER_INSERT: usize = 250;
 
 pub(crate) fn lease_lost(what: &str) -> StoreError {
@@ -49,7 +49,7 @@ pub(crate) async fn webhook_filter(c: &mut ConnRef<'_>, instance: InstanceId) ->
 }
 
 /// Inserts events, ignoring those whose id exists; returns how many were inserted. Those the instance's
-/// webhook does not send (`sends`, its configuration) are inserted withheld.
+/// webhook does not send (`sends`, its configuration) are inserted withheld; each keeps the poll's `traceparent`.
 pub(crate) async fn insert_events(
     c: &mut ConnRef<'_>,
     instance: InstanceId,
@@ -57,20 +57,21 @@ pub(crate) async fn insert_events(
     events: &[Event],
     now: DateTime<Utc>,
     sends: &Configuration,
+    trace_parent: Option<&str>,
 ) -> Result<usize, StoreError> {
     let mut inserted = 0;
     for chunk in events.chunks(EVENTS_PER_INSERT) {
         let mut sql = String::from(
             "INSERT INTO events (event_id, instance_id, resource, event_type, object_type, object_id, date, record, \
-             created_at, dropped, withheld) VALUES ",
+             created_at, dropped, withheld, trace_parent) VALUES ",
         );
-        let mut values: Vec<Val> = Vec::with_capacity(chunk.len() * 11);
+        let mut values: Vec<Val> = Vec::with_capacity(chunk.len() * 12);
         for (i, e) in chunk.iter().enumerate() {
             if i > 0 {
                 sql.push(',');
             }
             sql.push('(');
-            sql.push_str(&c.placeholders(i * 11 + 1, 11));
+            sql.push_str(&c.placeholders(i * 12 + 1, 12));
             sql.push(')');
             let withheld = !sends.webhook_sends(e.event_type);
             values.extend(args![
@@ -84,7 +85,8 @@ pub(crate) async fn insert_events(
                 to_json(&e.record)?,
                 ns(now),
                 withheld,
-                withheld
+                withheld,
+                trace_parent
             ]);
         }
         sql.push_str(" ON CONFLICT (event_id) DO NOTHING");
@@ -258,7 +260,9 @@ impl PollingStore for SqlStore {
             return Err(lease_lost(&job_name(instance, resource)));
         }
         let sends = webhook_filter(&mut c, instance).await?;
-        let inserted = insert_events(&mut c, instance, resource, &commit.events, now, &sends).await?;
+        let inserted =
+            insert_events(&mut c, instance, resource, &commit.events, now, &sends, commit.trace_parent.as_deref())
+                .await?;
         if inserted > 0 {
             // the other nodes' feed readers hear of it at commit (PostgreSQL)
             crate::feed::notify_commit(&mut c, &self.commits.channel, instance).await?;

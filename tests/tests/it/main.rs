@@ -16,6 +16,7 @@ mod e2e_resources;
 mod e2e_rotation;
 mod e2e_second_provider;
 mod e2e_seed;
+mod e2e_traces;
 mod e2e_two_nodes;
 mod hub;
 mod ops_commands;

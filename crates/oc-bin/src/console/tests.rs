@@ -853,6 +853,7 @@ impl Harness {
                     outcome,
                     next_run_at: now,
                     reconciled: None,
+                    trace_parent: None,
                 };
                 store.commit_poll(instance, "customers", &claim.lease, &commit).await.unwrap();
             } else {

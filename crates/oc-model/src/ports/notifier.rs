@@ -35,6 +35,18 @@ pub enum AttemptOutcome {
     Refused,
 }
 
+impl AttemptOutcome {
+    /// `delivered`, `failed`, `gone` or `refused`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Gone => "gone",
+            AttemptOutcome::Refused => "refused",
+        }
+    }
+}
+
 /// What one attempt did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryResult {

@@ -4,6 +4,11 @@
 //! counts; [`NoTelemetry`] counts nothing. `oc-bin`'s metrics implement it.
 //!
 //! Calls are made on the engines' hot paths: an implementation must be cheap and must not block.
+//!
+//! Traces cross the outbox through it: a poll asks for the W3C `traceparent` of its span
+//! ([`Telemetry::trace_parent`]), the store keeps it with the events the poll commits, and the delivery attempts
+//! of those events, on whichever node, continue that trace ([`Telemetry::continue_trace`]): poll, provider
+//! requests, commit and delivery attempts are one trace.
 
 use std::fmt::Debug;
 
@@ -91,6 +96,19 @@ pub trait Telemetry: Send + Sync + Debug {
     /// The scheduler's view of its work and of the accounts' budgets, at most once a second.
     fn schedule(&self, report: &ScheduleReport) {
         let _ = report;
+    }
+
+    /// The W3C `traceparent` (`00-<trace id>-<span id>-<flags>`) of `span` when traces are exported and `span` is
+    /// recorded; `None` otherwise.
+    fn trace_parent(&self, span: &tracing::Span) -> Option<String> {
+        let _ = span;
+        None
+    }
+
+    /// Makes `span`, created but not yet entered, a child of the span `trace_parent` names (a `traceparent` that
+    /// [`trace_parent`](Self::trace_parent) gave, maybe on another node). Ignores a malformed value.
+    fn continue_trace(&self, span: &tracing::Span, trace_parent: &str) {
+        let _ = (span, trace_parent);
     }
 }
 

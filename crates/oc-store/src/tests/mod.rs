@@ -141,6 +141,7 @@ pub(crate) fn commit(events: Vec<Event>, watermark: Option<DateTime<Utc>>, finis
         outcome: outcome(PollStatus::Ok, finished),
         next_run_at: finished + chrono::Duration::seconds(60),
         reconciled: None,
+        trace_parent: None,
     }
 }
 

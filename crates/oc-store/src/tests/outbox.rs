@@ -652,7 +652,28 @@ async fn large_batches_are_recorded_whole(b: Backend) {
     assert_eq!(claim(&s, 10).await.len(), 100, "the retries are due (100 per claim here)");
 }
 
+/// A poll's `traceparent` travels with its events to the claim of their notification (the first traced event's
+/// wins); events committed untraced give a claim without one.
+async fn a_commits_trace_reaches_the_claim(b: Backend) {
+    let Some(t) = open(b).await else { return };
+    let s = t.store();
+    let (_, inst) = setup(&s, customers()).await;
+    let traced = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let claims = s.claim_polls("emitter", at(0), 10, TTL).await.unwrap();
+    let c = claims.iter().find(|c| c.instance_id() == inst.id).unwrap();
+    let mut commit = super::commit(vec![event(inst.id, "customers", "a", 1)], Some(at(0)), at(0));
+    commit.trace_parent = Some(traced.to_string());
+    s.commit_poll(inst.id, "customers", &c.lease, &commit).await.unwrap();
+    emit(&s, inst.id, "customers", vec![event(inst.id, "customers", "b", 2)], at(60)).await;
+    assert_eq!(s.batch_events(at(61), 1).await.unwrap(), 2);
+    let claims = claim(&s, 61).await;
+    let traces: Vec<(Vec<String>, Option<&str>)> =
+        claims.iter().map(|c| (objects(c), c.trace_parent.as_deref())).collect();
+    assert_eq!(traces, [(vec!["a".to_string()], Some(traced)), (vec!["b".to_string()], None)]);
+}
+
 on_both!(
+    a_commits_trace_reaches_the_claim,
     batching_groups_by_instance_and_object_type,
     per_object_order,
     claims_skip_switched_off_instances,

@@ -67,6 +67,10 @@ pub struct DeliveryClaim {
     pub lease: Lease,
     /// Its instance as it stood at the claim (shared by the claims of one instance).
     pub instance: Arc<Instance>,
+    /// The `traceparent` of the poll that committed its first traced event ([`PollCommit::trace_parent`]).
+    ///
+    /// [`PollCommit::trace_parent`]: crate::ports::PollCommit::trace_parent
+    pub trace_parent: Option<String>,
 }
 
 impl DeliveryClaim {

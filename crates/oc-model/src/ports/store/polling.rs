@@ -199,6 +199,9 @@ pub struct PollCommit {
     pub next_run_at: DateTime<Utc>,
     /// Set when this poll ran a complete scan of every id (deletions reconciled); `None` keeps the last one.
     pub reconciled: Option<Reconciled>,
+    /// The W3C `traceparent` of the poll's trace, kept with its events so that their delivery continues it
+    /// ([`Telemetry::trace_parent`](crate::ports::Telemetry::trace_parent)); `None` when traces are off.
+    pub trace_parent: Option<String>,
 }
 
 /// A complete scan of every id of a resource (deletions reconciled).

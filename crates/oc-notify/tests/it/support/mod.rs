@@ -167,6 +167,7 @@ impl World {
                     outcome,
                     next_run_at: now,
                     reconciled: None,
+                    trace_parent: None,
                 };
                 self.store.commit_poll(instance, RESOURCE, &claim.lease, &commit).await.unwrap();
             } else {
