@@ -1,9 +1,10 @@
 //! `cargo xtask`: the project's automation (tests, CI, benchmarks, soak), in Rust so it runs wherever cargo does.
 //!
-//! - `cargo xtask test`  — fmt check, clippy (deny warnings), every test; the PostgreSQL suites too when
-//!   PostgreSQL answers (`OCPOLL_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`), the
-//!   browser suite too when Chromium and ChromeDriver are installed (`$CHROMIUM`, `$CHROMEDRIVER`, else on the
-//!   `PATH`); for each suite that cannot run, one loud line says it was skipped.
+//! - `cargo xtask test`  — fmt check, clippy (deny warnings), each library crate with features built alone in
+//!   its feature combinations ([`features`]), every test; the PostgreSQL suites too when PostgreSQL answers
+//!   (`OCPOLL_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/test`), the browser suite too when
+//!   Chromium and ChromeDriver are installed (`$CHROMIUM`, `$CHROMEDRIVER`, else on the `PATH`); for each suite
+//!   that cannot run, one loud line says it was skipped.
 //! - `cargo xtask ci`    — the same with the PostgreSQL suites and the browser suite mandatory.
 //! - `cargo xtask bench [--quick] [FILTER]` — the criterion benchmarks; `cargo xtask bench e2e -- ARGS` — the
 //!   end-to-end load benchmark (builds the release `ocpoll`, then runs `oc-tests`' `bench-e2e` binary).
@@ -14,6 +15,7 @@
 //!   (default 20 s); `ci` ends with a short run of every target.
 
 mod examples;
+mod features;
 mod fuzz;
 mod pg;
 mod schemathesis;
@@ -56,8 +58,9 @@ fn main() -> ExitCode {
 const USAGE: &str = "usage: cargo xtask <task>
 
 tasks:
-  test                fmt check, clippy -D warnings, all tests (PostgreSQL suites when PostgreSQL answers, the
-                      browser suite when chromium and chromedriver are installed)
+  test                fmt check, clippy -D warnings, the library crates alone in each feature combination, all
+                      tests (PostgreSQL suites when PostgreSQL answers, the browser suite when chromium and
+                      chromedriver are installed)
   ci                  what `test` does, with the PostgreSQL suites and the browser suite mandatory, then
                       `schemathesis`, then every fuzz target for 20 s
   schemathesis [--max-examples N] [--hold] [--keep] [-- ARGS]
@@ -215,6 +218,8 @@ fn test(ci: bool) -> Result<()> {
     let mut clippy = cargo();
     clippy.args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]);
     run("cargo clippy", clippy)?;
+    // the workspace build turns every feature on: each library crate with features is built alone too
+    features::check_builds()?;
 
     let mut tests = cargo();
     tests.args(["test", "--workspace", "--all-targets"]);

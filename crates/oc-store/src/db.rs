@@ -6,21 +6,44 @@
 //! serialized inside the process and wait on the busy timeout across processes — `SQLITE_BUSY` does not reach
 //! a caller) and a small pool of reader connections; WAL mode lets readers run beside the writer, and a
 //! background task checkpoints the WAL so that commits do not.
+//!
+//! Each backend is compiled with its feature (`sqlite`, `postgres`): its variants, match arms and imports carry
+//! `#[cfg(feature = ...)]`. A build with neither still compiles the store's logic against this interface, but
+//! no connection can exist: [`Pools`], [`Conn`] and [`Row`] then have only a variant of the uninhabited
+//! `NoBackend` ([`ConnRef`] one beside `Finished`), and [`Pools::open`] refuses every URL.
 
 use std::borrow::Cow;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use std::str::FromStr;
+#[cfg(feature = "sqlite")]
 use std::sync::Arc;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use std::time::Duration;
 
 use oc_model::ports::StoreError;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use sqlx::Row as _;
 use sqlx::migrate::{MigrateError, Migration, MigrationType, Migrator};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 use sqlx::pool::PoolConnection;
+#[cfg(feature = "postgres")]
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{PgConnection, PgPool, Postgres, Row as _, Sqlite, SqliteConnection, SqlitePool};
+#[cfg(feature = "postgres")]
+use sqlx::{PgConnection, PgPool, Postgres};
+#[cfg(feature = "sqlite")]
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
-use crate::error::{corrupt, error_chain};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use crate::error::corrupt;
+use crate::error::error_chain;
 use crate::key::Cipher;
+
+/// The content of the connection, row and pool enums in a build without a backend: no value, so none of them
+/// can be made, and every `match` on one is exhaustive with `match *never {}`.
+#[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+pub(crate) type NoBackend = std::convert::Infallible;
 
 /// The embedded migrations: (version, description, SQLite text, PostgreSQL text).
 const MIGRATIONS: &[(i64, &str, &str, &str)] = &[
@@ -91,6 +114,10 @@ pub const SCHEMA_VERSION: i64 = 10;
 
 /// A bound value.
 #[derive(Debug, Clone)]
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    expect(dead_code, reason = "a build without a backend binds no value")
+)]
 pub(crate) enum Val {
     I64(i64),
     OptI64(Option<i64>),
@@ -163,6 +190,7 @@ fn context(sql: &str) -> String {
     sql.split_whitespace().take(4).collect::<Vec<_>>().join(" ")
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn query_error(sql: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     move |e| {
         if let Some(d) = e.as_database_error()
@@ -174,6 +202,7 @@ fn query_error(sql: &str) -> impl Fn(sqlx::Error) -> StoreError + '_ {
     }
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 macro_rules! bind_all {
     ($q:expr, $args:expr) => {{
         let mut q = $q;
@@ -194,8 +223,13 @@ macro_rules! bind_all {
 
 /// A borrowed connection of either backend.
 pub(crate) enum ConnRef<'a> {
+    #[cfg(feature = "sqlite")]
     Sqlite(&'a mut SqliteConnection),
+    #[cfg(feature = "postgres")]
     Pg(&'a mut PgConnection),
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    #[expect(dead_code, reason = "uninhabited: a build without a backend makes no value of it")]
+    None(&'a mut NoBackend),
     /// The connection of a transaction that has ended: every statement fails.
     Finished,
 }
@@ -203,40 +237,71 @@ pub(crate) enum ConnRef<'a> {
 impl ConnRef<'_> {
     /// Runs a statement; the number of rows it changed.
     pub(crate) async fn exec(&mut self, sql: &str, args: Vec<Val>) -> Result<u64, StoreError> {
+        #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+        let _ = (sql, args);
         match self {
-            ConnRef::Sqlite(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await.map(|r| r.rows_affected()),
-            ConnRef::Pg(c) => bind_all!(sqlx::query(sql), args).execute(&mut **c).await.map(|r| r.rows_affected()),
-            ConnRef::Finished => return Err(finished()),
+            #[cfg(feature = "sqlite")]
+            ConnRef::Sqlite(c) => bind_all!(sqlx::query(sql), args)
+                .execute(&mut **c)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(query_error(sql)),
+            #[cfg(feature = "postgres")]
+            ConnRef::Pg(c) => bind_all!(sqlx::query(sql), args)
+                .execute(&mut **c)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(query_error(sql)),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            ConnRef::None(never) => match **never {},
+            ConnRef::Finished => Err(finished()),
         }
-        .map_err(query_error(sql))
     }
 
     /// Every row of a query.
     pub(crate) async fn all(&mut self, sql: &str, args: Vec<Val>) -> Result<Vec<Row>, StoreError> {
+        #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+        let _ = (sql, args);
         match self {
+            #[cfg(feature = "sqlite")]
             ConnRef::Sqlite(c) => bind_all!(sqlx::query(sql), args)
                 .fetch_all(&mut **c)
                 .await
-                .map(|rows| rows.into_iter().map(Row::Sqlite).collect()),
+                .map(|rows| rows.into_iter().map(Row::Sqlite).collect())
+                .map_err(query_error(sql)),
+            #[cfg(feature = "postgres")]
             ConnRef::Pg(c) => bind_all!(sqlx::query(sql), args)
                 .fetch_all(&mut **c)
                 .await
-                .map(|rows| rows.into_iter().map(Row::Pg).collect()),
-            ConnRef::Finished => return Err(finished()),
+                .map(|rows| rows.into_iter().map(Row::Pg).collect())
+                .map_err(query_error(sql)),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            ConnRef::None(never) => match **never {},
+            ConnRef::Finished => Err(finished()),
         }
-        .map_err(query_error(sql))
     }
 
     /// The first row of a query, if any.
     pub(crate) async fn opt(&mut self, sql: &str, args: Vec<Val>) -> Result<Option<Row>, StoreError> {
+        #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+        let _ = (sql, args);
         match self {
-            ConnRef::Sqlite(c) => {
-                bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await.map(|r| r.map(Row::Sqlite))
-            }
-            ConnRef::Pg(c) => bind_all!(sqlx::query(sql), args).fetch_optional(&mut **c).await.map(|r| r.map(Row::Pg)),
-            ConnRef::Finished => return Err(finished()),
+            #[cfg(feature = "sqlite")]
+            ConnRef::Sqlite(c) => bind_all!(sqlx::query(sql), args)
+                .fetch_optional(&mut **c)
+                .await
+                .map(|r| r.map(Row::Sqlite))
+                .map_err(query_error(sql)),
+            #[cfg(feature = "postgres")]
+            ConnRef::Pg(c) => bind_all!(sqlx::query(sql), args)
+                .fetch_optional(&mut **c)
+                .await
+                .map(|r| r.map(Row::Pg))
+                .map_err(query_error(sql)),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            ConnRef::None(never) => match **never {},
+            ConnRef::Finished => Err(finished()),
         }
-        .map_err(query_error(sql))
     }
 
     /// The one row of a query.
@@ -255,7 +320,15 @@ impl ConnRef<'_> {
 
     /// True on PostgreSQL.
     pub(crate) fn is_pg(&self) -> bool {
-        matches!(self, ConnRef::Pg(_))
+        match self {
+            #[cfg(feature = "sqlite")]
+            ConnRef::Sqlite(_) => false,
+            #[cfg(feature = "postgres")]
+            ConnRef::Pg(_) => true,
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            ConnRef::None(never) => match **never {},
+            ConnRef::Finished => false,
+        }
     }
 }
 
@@ -282,14 +355,11 @@ async fn control(conn: &mut Conn, sql: &'static str) -> Result<(), StoreError> {
 /// connection back to the pool; one that fails closes it, so the pool replaces it.
 async fn abandon(mut conn: Conn, what: &str) {
     match control(&mut conn, "ROLLBACK").await {
-        Ok(()) => drop(conn),
+        // the connection goes back to the pool as it drops
+        Ok(()) => {}
         Err(e) => {
             tracing::warn!(error = %e, "{what}, and ROLLBACK failed: closing the database connection");
-            let closed = match conn {
-                Conn::Sqlite(c) => c.close().await,
-                Conn::Pg(c) => c.close().await,
-            };
-            if let Err(e) = closed {
+            if let Err(e) = conn.close().await {
                 tracing::debug!(error = %error_chain(&e), "closing a failed database connection");
             }
         }
@@ -298,6 +368,10 @@ async fn abandon(mut conn: Conn, what: &str) {
 
 impl Tx {
     /// Starts a transaction on `conn` with `begin`.
+    #[cfg_attr(
+        not(any(feature = "sqlite", feature = "postgres")),
+        expect(dead_code, reason = "a build without a backend has no connection to begin on")
+    )]
     async fn begin(mut conn: Conn, begin: &'static str) -> Result<Tx, StoreError> {
         match control(&mut conn, begin).await {
             Ok(()) => Ok(Tx { conn: Some(conn) }),
@@ -321,7 +395,8 @@ impl Tx {
         let Some(conn) = self.conn.as_mut() else { return Err(finished()) };
         match control(conn, "COMMIT").await {
             Ok(()) => {
-                drop(self.conn.take());
+                // back to the pool; the drop of `self` then finds nothing to roll back
+                self.conn = None;
                 Ok(())
             }
             Err(e) => {
@@ -351,10 +426,7 @@ impl Drop for Tx {
             }
             Err(_) => {
                 // no runtime to roll back on: the connection must not go back to the pool in a transaction
-                match &mut conn {
-                    Conn::Sqlite(c) => c.close_on_drop(),
-                    Conn::Pg(c) => c.close_on_drop(),
-                }
+                conn.close_on_drop();
             }
         }
     }
@@ -366,33 +438,83 @@ fn finished() -> StoreError {
 
 /// A pooled connection for reads.
 pub(crate) enum Conn {
+    #[cfg(feature = "sqlite")]
     Sqlite(PoolConnection<Sqlite>),
+    #[cfg(feature = "postgres")]
     Pg(PoolConnection<Postgres>),
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    #[expect(dead_code, reason = "uninhabited: a build without a backend makes no value of it")]
+    None(NoBackend),
 }
 
 impl Conn {
     pub(crate) fn c(&mut self) -> ConnRef<'_> {
         match self {
+            #[cfg(feature = "sqlite")]
             Conn::Sqlite(c) => ConnRef::Sqlite(c),
+            #[cfg(feature = "postgres")]
             Conn::Pg(c) => ConnRef::Pg(c),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Conn::None(never) => match *never {},
+        }
+    }
+
+    /// Closes the connection instead of handing it back to the pool.
+    async fn close(self) -> Result<(), sqlx::Error> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Conn::Sqlite(c) => c.close().await,
+            #[cfg(feature = "postgres")]
+            Conn::Pg(c) => c.close().await,
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Conn::None(never) => match never {},
+        }
+    }
+
+    /// Makes the pool close the connection when it is dropped instead of taking it back.
+    fn close_on_drop(&mut self) {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Conn::Sqlite(c) => c.close_on_drop(),
+            #[cfg(feature = "postgres")]
+            Conn::Pg(c) => c.close_on_drop(),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Conn::None(never) => match *never {},
         }
     }
 }
 
 /// A result row of either backend.
 pub(crate) enum Row {
+    #[cfg(feature = "sqlite")]
     Sqlite(SqliteRow),
+    #[cfg(feature = "postgres")]
     Pg(PgRow),
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    #[expect(dead_code, reason = "uninhabited: a build without a backend makes no value of it")]
+    None(NoBackend),
+}
+
+/// A column that does not decode as the type asked for.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn bad_column(col: &str, e: sqlx::Error) -> StoreError {
+    corrupt(format_args!("column {col}: {e}"))
 }
 
 macro_rules! getter {
     ($name:ident, $t:ty) => {
         pub(crate) fn $name(&self, col: &str) -> Result<$t, StoreError> {
             match self {
-                Row::Sqlite(r) => r.try_get::<$t, _>(col),
-                Row::Pg(r) => r.try_get::<$t, _>(col),
+                #[cfg(feature = "sqlite")]
+                Row::Sqlite(r) => r.try_get::<$t, _>(col).map_err(|e| bad_column(col, e)),
+                #[cfg(feature = "postgres")]
+                Row::Pg(r) => r.try_get::<$t, _>(col).map_err(|e| bad_column(col, e)),
+                #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+                Row::None(never) => {
+                    let _ = col;
+                    match *never {}
+                }
             }
-            .map_err(|e| corrupt(format_args!("column {col}: {e}")))
         }
     };
 }
@@ -410,20 +532,29 @@ impl Row {
 /// The connection pools of the chosen backend.
 #[derive(Clone)]
 pub(crate) enum Pools {
+    #[cfg(feature = "sqlite")]
     Sqlite { writer: SqlitePool, reader: SqlitePool, _checkpointer: Option<Arc<Checkpointer>> },
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    #[expect(dead_code, reason = "uninhabited: a build without a backend makes no value of it")]
+    None(NoBackend),
 }
 
 /// Pages of WAL after which a committing writer checkpoints by itself: a safety net, as the background
 /// checkpointer normally keeps the WAL far shorter.
+#[cfg(feature = "sqlite")]
 const WRITER_AUTOCHECKPOINT_PAGES: u32 = 16_384;
 /// How often the background checkpointer copies the WAL into the database.
+#[cfg(feature = "sqlite")]
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// Copies the SQLite WAL into the database in the background (`PRAGMA wal_checkpoint(PASSIVE)`, which blocks
 /// neither readers nor the writer), so commits do not pay for checkpoints. Stops when the last handle goes.
+#[cfg(feature = "sqlite")]
 pub(crate) struct Checkpointer(tokio::task::JoinHandle<()>);
 
+#[cfg(feature = "sqlite")]
 impl Checkpointer {
     fn spawn(pool: SqlitePool) -> Self {
         Checkpointer(tokio::spawn(async move {
@@ -442,6 +573,7 @@ impl Checkpointer {
     }
 }
 
+#[cfg(feature = "sqlite")]
 impl Drop for Checkpointer {
     fn drop(&mut self) {
         self.0.abort();
@@ -450,12 +582,13 @@ impl Drop for Checkpointer {
 
 /// The mode of the SQLite database files: they hold customer records and sealed secrets, readable by the
 /// service's user only (as the key file is).
-#[cfg(unix)]
+#[cfg(all(unix, feature = "sqlite"))]
 const PRIVATE_MODE: u32 = 0o600;
 
 /// Makes the SQLite database `db` and its `-wal` and `-shm` readable and writable by their owner only, whatever
 /// the umask: creates the database with mode 0600 when it is missing (SQLite then creates the other two with its
 /// mode), and narrows the mode of existing files, saying so.
+#[cfg(feature = "sqlite")]
 fn private_files(db: &std::path::Path) -> Result<(), StoreError> {
     #[cfg(unix)]
     {
@@ -499,15 +632,8 @@ fn private_files(db: &std::path::Path) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// How to open a store; see [`crate::StoreOptions`].
-pub(crate) struct OpenOptions<'a> {
-    pub(crate) url: &'a str,
-    pub(crate) max_connections: u32,
-    pub(crate) schema: Option<&'a str>,
-    pub(crate) busy_timeout: Duration,
-}
-
 /// A PostgreSQL schema name we are willing to put in SQL text.
+#[cfg(feature = "postgres")]
 pub(crate) fn valid_schema_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
@@ -515,102 +641,164 @@ pub(crate) fn valid_schema_name(name: &str) -> bool {
         && name.len() <= 63
 }
 
+/// A URL of `scheme` for a backend (`backend`, feature `feature`) that this build of oc-store lacks.
+#[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+fn missing_backend(backend: &str, feature: &str, scheme: &str) -> StoreError {
+    StoreError::Database(format!(
+        "this build of oc-store has no {backend} support: enable the `{feature}` feature of oc-store for \
+         {scheme}:// URLs"
+    ))
+}
+
+/// The error of a connection that cannot be had from a pool.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn no_connection(e: sqlx::Error) -> StoreError {
+    StoreError::Database(format!("cannot get a database connection: {}", error_chain(&e)))
+}
+
+/// An invalid URL of `scheme` (the URL may carry a password: the message names only its scheme).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn bad_url(scheme: &str, e: sqlx::Error) -> StoreError {
+    StoreError::Database(format!("invalid {scheme} database URL: {e}"))
+}
+
 impl Pools {
-    /// Connects to the database of `url` (`sqlite://...` or `postgres://...`).
-    pub(crate) async fn open(o: &OpenOptions<'_>) -> Result<Pools, StoreError> {
+    /// Connects to the database of `o.url` (`sqlite://...` or `postgres://...`), with the backend's options of `o`.
+    /// A URL of a backend this build lacks (see the crate's features) is refused, saying which feature it needs.
+    pub(crate) async fn open(o: &crate::StoreOptions) -> Result<Pools, StoreError> {
         // The URL may carry a password: messages name only its scheme.
         let scheme = o.url.split(':').next().unwrap_or_default();
-        let bad_url = |e: sqlx::Error| StoreError::Database(format!("invalid {scheme} database URL: {e}"));
         if o.url.starts_with("sqlite:") {
-            let base = SqliteConnectOptions::from_str(o.url)
-                .map_err(bad_url)?
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .busy_timeout(o.busy_timeout)
-                .foreign_keys(true);
-            let memory = o.url.contains(":memory:") || o.url.contains("mode=memory");
-            let db_file = base.get_filename().to_path_buf();
-            if !memory {
-                private_files(&db_file)?;
-            }
-            let connect = |e: sqlx::Error| StoreError::Database(format!("cannot open the SQLite database: {e}"));
-            // The writer keeps a large page cache: index pages touched by every commit stay in memory.
-            let writer_options = base
-                .clone()
-                .pragma("cache_size", "-65536")
-                .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES.to_string());
-            let writer = SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(if memory { 1 } else { 0 })
-                .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
-                .max_lifetime(if memory { None } else { Some(Duration::from_secs(3600)) })
-                .connect_with(writer_options)
-                .await
-                .map_err(connect)?;
-            if memory {
-                return Ok(Pools::Sqlite { reader: writer.clone(), writer, _checkpointer: None });
-            }
-            let reader = SqlitePoolOptions::new()
-                .max_connections(o.max_connections.max(1))
-                .connect_with(base)
-                .await
-                .map_err(connect)?;
-            // SQLite gives its -wal and -shm the mode of the database; those of an earlier version are fixed here
-            private_files(&db_file)?;
-            let checkpointer = Some(Arc::new(Checkpointer::spawn(reader.clone())));
-            Ok(Pools::Sqlite { writer, reader, _checkpointer: checkpointer })
-        } else if o.url.starts_with("postgres://") || o.url.starts_with("postgresql://") {
-            let mut options = PgConnectOptions::from_str(o.url).map_err(bad_url)?;
-            if let Some(schema) = o.schema {
-                if !valid_schema_name(schema) {
-                    return Err(StoreError::Database(format!("invalid schema name {schema:?}")));
-                }
-                options = options.options([("search_path", schema)]);
-            }
-            let pool = PgPoolOptions::new()
-                .max_connections(o.max_connections.max(2))
-                .acquire_timeout(Duration::from_secs(30))
-                .connect_with(options)
-                .await
-                .map_err(|e| StoreError::Database(format!("cannot connect to PostgreSQL: {}", error_chain(&e))))?;
-            if let Some(schema) = o.schema {
-                sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
-                    .execute(&pool)
-                    .await
-                    .map_err(query_error("CREATE SCHEMA"))?;
-            }
-            Ok(Pools::Postgres(pool))
-        } else {
-            Err(StoreError::Database(format!(
-                "unsupported database URL scheme {scheme:?}: expected sqlite://PATH or postgres://..."
-            )))
+            #[cfg(feature = "sqlite")]
+            return Pools::open_sqlite(o, scheme).await;
+            #[cfg(not(feature = "sqlite"))]
+            return Err(missing_backend("SQLite", "sqlite", scheme));
         }
+        if o.url.starts_with("postgres://") || o.url.starts_with("postgresql://") {
+            #[cfg(feature = "postgres")]
+            return Pools::open_postgres(o, scheme).await;
+            #[cfg(not(feature = "postgres"))]
+            return Err(missing_backend("PostgreSQL", "postgres", scheme));
+        }
+        Err(StoreError::Database(format!(
+            "unsupported database URL scheme {scheme:?}: expected sqlite://PATH or postgres://..."
+        )))
+    }
+
+    /// [`Pools::open`] of a `sqlite:` URL: the writer, the readers and the checkpointer.
+    #[cfg(feature = "sqlite")]
+    async fn open_sqlite(o: &crate::StoreOptions, scheme: &str) -> Result<Pools, StoreError> {
+        let base = SqliteConnectOptions::from_str(&o.url)
+            .map_err(|e| bad_url(scheme, e))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(o.busy_timeout)
+            .foreign_keys(true);
+        let memory = o.url.contains(":memory:") || o.url.contains("mode=memory");
+        let db_file = base.get_filename().to_path_buf();
+        if !memory {
+            private_files(&db_file)?;
+        }
+        let connect = |e: sqlx::Error| StoreError::Database(format!("cannot open the SQLite database: {e}"));
+        // The writer keeps a large page cache: index pages touched by every commit stay in memory.
+        let writer_options = base
+            .clone()
+            .pragma("cache_size", "-65536")
+            .pragma("wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES.to_string());
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(if memory { 1 } else { 0 })
+            .idle_timeout(if memory { None } else { Some(Duration::from_secs(600)) })
+            .max_lifetime(if memory { None } else { Some(Duration::from_secs(3600)) })
+            .connect_with(writer_options)
+            .await
+            .map_err(connect)?;
+        if memory {
+            return Ok(Pools::Sqlite { reader: writer.clone(), writer, _checkpointer: None });
+        }
+        let reader = SqlitePoolOptions::new()
+            .max_connections(o.max_connections.max(1))
+            .connect_with(base)
+            .await
+            .map_err(connect)?;
+        // SQLite gives its -wal and -shm the mode of the database; those of an earlier version are fixed here
+        private_files(&db_file)?;
+        let checkpointer = Some(Arc::new(Checkpointer::spawn(reader.clone())));
+        Ok(Pools::Sqlite { writer, reader, _checkpointer: checkpointer })
+    }
+
+    /// [`Pools::open`] of a `postgres://` URL: the pool, in the schema of `o` (created if missing).
+    #[cfg(feature = "postgres")]
+    async fn open_postgres(o: &crate::StoreOptions, scheme: &str) -> Result<Pools, StoreError> {
+        let mut options = PgConnectOptions::from_str(&o.url).map_err(|e| bad_url(scheme, e))?;
+        let schema = o.schema.as_deref();
+        if let Some(schema) = schema {
+            if !valid_schema_name(schema) {
+                return Err(StoreError::Database(format!("invalid schema name {schema:?}")));
+            }
+            options = options.options([("search_path", schema)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(o.max_connections.max(2))
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(|e| StoreError::Database(format!("cannot connect to PostgreSQL: {}", error_chain(&e))))?;
+        if let Some(schema) = schema {
+            sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+                .execute(&pool)
+                .await
+                .map_err(query_error("CREATE SCHEMA"))?;
+        }
+        Ok(Pools::Postgres(pool))
     }
 
     pub(crate) fn is_pg(&self) -> bool {
-        matches!(self, Pools::Postgres(_))
+        match self {
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite { .. } => false,
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(_) => true,
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Pools::None(never) => match *never {},
+        }
+    }
+
+    /// The PostgreSQL pool, when this is PostgreSQL (for the change feed's `LISTEN`).
+    #[cfg(feature = "postgres")]
+    pub(crate) fn pg(&self) -> Option<&PgPool> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite { .. } => None,
+            Pools::Postgres(pool) => Some(pool),
+        }
     }
 
     /// Starts a write transaction.
     pub(crate) async fn write(&self) -> Result<Tx, StoreError> {
-        let cannot =
-            |e: sqlx::Error| StoreError::Database(format!("cannot get a database connection: {}", error_chain(&e)));
         match self {
+            #[cfg(feature = "sqlite")]
             Pools::Sqlite { writer, .. } => {
-                Tx::begin(Conn::Sqlite(writer.acquire().await.map_err(cannot)?), "BEGIN IMMEDIATE").await
+                Tx::begin(Conn::Sqlite(writer.acquire().await.map_err(no_connection)?), "BEGIN IMMEDIATE").await
             }
-            Pools::Postgres(p) => Tx::begin(Conn::Pg(p.acquire().await.map_err(cannot)?), "BEGIN").await,
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(p) => Tx::begin(Conn::Pg(p.acquire().await.map_err(no_connection)?), "BEGIN").await,
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Pools::None(never) => match *never {},
         }
     }
 
     /// A connection for reads.
     pub(crate) async fn read(&self) -> Result<Conn, StoreError> {
         match self {
-            Pools::Sqlite { reader, .. } => reader.acquire().await.map(Conn::Sqlite),
-            Pools::Postgres(p) => p.acquire().await.map(Conn::Pg),
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite { reader, .. } => reader.acquire().await.map(Conn::Sqlite).map_err(no_connection),
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(p) => p.acquire().await.map(Conn::Pg).map_err(no_connection),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Pools::None(never) => match *never {},
         }
-        .map_err(|e| StoreError::Database(format!("cannot get a database connection: {}", error_chain(&e))))
     }
 
     /// Applies the embedded migrations; refuses a database migrated by a newer binary.
@@ -625,11 +813,7 @@ impl Pools {
             .collect::<Vec<_>>();
         let migrator =
             Migrator { migrations: Cow::Owned(migrations), ignore_missing: false, locking: true, no_tx: false };
-        let result = match self {
-            Pools::Sqlite { writer, .. } => migrator.run(writer).await,
-            Pools::Postgres(p) => migrator.run(p).await,
-        };
-        result.map_err(|e| match e {
+        self.run(&migrator).await.map_err(|e| match e {
             MigrateError::VersionMissing(v) => StoreError::Schema(format!(
                 "the database has schema migration {v}, which this binary does not know (it knows up to \
                  {SCHEMA_VERSION}): it was written by a newer ocpoll; run that version or a newer one"
@@ -642,6 +826,21 @@ impl Pools {
             )),
             other => StoreError::Schema(format!("cannot apply the schema migrations: {}", error_chain(&other))),
         })
+    }
+
+    /// Runs `migrator` on the database (SQLite: on the writer).
+    async fn run(&self, migrator: &Migrator) -> Result<(), MigrateError> {
+        match self {
+            #[cfg(feature = "sqlite")]
+            Pools::Sqlite { writer, .. } => migrator.run(writer).await,
+            #[cfg(feature = "postgres")]
+            Pools::Postgres(p) => migrator.run(p).await,
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Pools::None(never) => {
+                let _ = migrator;
+                match *never {}
+            }
+        }
     }
 
     /// Checks the master key against the check value stored with the database (writing one on first use).
@@ -674,11 +873,15 @@ impl Pools {
     /// Closes every connection.
     pub(crate) async fn close(&self) {
         match self {
+            #[cfg(feature = "sqlite")]
             Pools::Sqlite { writer, reader, .. } => {
                 reader.close().await;
                 writer.close().await;
             }
+            #[cfg(feature = "postgres")]
             Pools::Postgres(p) => p.close().await,
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Pools::None(never) => match *never {},
         }
     }
 }

@@ -8,11 +8,13 @@ use std::time::Duration;
 
 use oc_model::ports::{Change, ChangePage, ChangeQuery, StoreError};
 use oc_model::{InstanceId, OrgId};
+#[cfg(feature = "postgres")]
 use sqlx::PgPool;
+#[cfg(feature = "postgres")]
 use sqlx::postgres::PgListener;
 use tokio::sync::watch;
 
-use crate::db::{ConnRef, Val, args};
+use crate::db::{ConnRef, Pools, Val, args};
 use crate::outbox::event_from_row;
 
 /// Changes read per page at most.
@@ -35,20 +37,23 @@ impl Drop for CommitSignal {
 }
 
 impl CommitSignal {
-    /// A signal for a store of `schema` (its channel name), listening on `pool` when it is PostgreSQL.
-    pub(crate) fn new(pool: Option<PgPool>, schema: Option<&str>) -> Arc<CommitSignal> {
+    /// A signal for a store of `schema` (its channel name) on `pools`, listening on them when they are
+    /// PostgreSQL.
+    pub(crate) fn new(pools: &Pools, schema: Option<&str>) -> Arc<CommitSignal> {
         let channel = match schema {
             Some(schema) => format!("ocpoll_changes_{schema}"),
             None => "ocpoll_changes".to_string(),
         };
         let (generation, _) = watch::channel(0);
-        let mut signal = CommitSignal { generation, channel, listener: None };
-        if let Some(pool) = pool {
-            let sender = signal.generation.clone();
-            let channel = signal.channel.clone();
-            signal.listener = Some(tokio::spawn(listen(pool, channel, sender)));
-        }
-        Arc::new(signal)
+        #[cfg(feature = "postgres")]
+        let listener = pools.pg().map(|pool| tokio::spawn(listen(pool.clone(), channel.clone(), generation.clone())));
+        // SQLite is one node: its own commits bump the counter
+        #[cfg(not(feature = "postgres"))]
+        let listener = {
+            let _ = pools;
+            None
+        };
+        Arc::new(CommitSignal { generation, channel, listener })
     }
 
     /// The current generation.
@@ -72,6 +77,7 @@ impl CommitSignal {
 
 /// Forwards the notifications of `channel` into `sender`, reconnecting after a failure; every lost connection
 /// also bumps (a notification may have been missed meanwhile: the readers read again, at worst for nothing).
+#[cfg(feature = "postgres")]
 async fn listen(pool: PgPool, channel: String, sender: watch::Sender<u64>) {
     let bump = || sender.send_modify(|g| *g = g.wrapping_add(1));
     loop {

@@ -24,6 +24,18 @@
 //!
 //! Leases fence work across nodes: every claim increments a generation, and every write under a lease checks
 //! owner, generation and expiry in the same statement that writes.
+//!
+//! ## Features
+//!
+//! - `sqlite` (default): the SQLite backend, for `sqlite://` URLs.
+//! - `postgres` (default): the PostgreSQL backend, for `postgres://` and `postgresql://` URLs, with TLS by rustls
+//!   when the URL asks for it; it also brings the change feed's `LISTEN`/`NOTIFY` across nodes.
+//! - `testing`: the module `oc_store::testing`, a fresh store per test; each backend's functions in it come with
+//!   that backend's feature.
+//!
+//! A URL of a backend whose feature is off is refused by [`connect`] with a [`StoreError::Database`] that names
+//! the feature to enable. Without either backend the crate still builds, and [`connect`] refuses every URL.
+//! [`Backend`] has both variants in every build.
 
 #![deny(missing_docs)]
 
@@ -49,7 +61,8 @@ mod vault;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
-#[cfg(test)]
+// the store suite runs every test on both backends
+#[cfg(all(test, feature = "sqlite", feature = "postgres"))]
 mod tests;
 
 use std::sync::Arc;
@@ -153,18 +166,8 @@ pub async fn connect(url: &str, key: MasterKey) -> Result<SqlStore, StoreError> 
 
 /// Opens a store: connects, applies the migrations, checks the key.
 pub async fn connect_with(options: StoreOptions) -> Result<SqlStore, StoreError> {
-    let pools = db::Pools::open(&db::OpenOptions {
-        url: &options.url,
-        max_connections: options.max_connections,
-        schema: options.schema.as_deref(),
-        busy_timeout: options.busy_timeout,
-    })
-    .await?;
-    let listen_on = match &pools {
-        db::Pools::Postgres(pool) => Some(pool.clone()),
-        db::Pools::Sqlite { .. } => None,
-    };
-    let commits = feed::CommitSignal::new(listen_on, options.schema.as_deref());
+    let pools = db::Pools::open(&options).await?;
+    let commits = feed::CommitSignal::new(&pools, options.schema.as_deref());
     let store = SqlStore {
         pools,
         cipher: key::Cipher::new(&options.key),
@@ -204,6 +207,50 @@ mod unit_tests {
         let options = StoreOptions::new("postgres://u:secret@h/db", MasterKey::from_bytes([9; 32]));
         let shown = format!("{options:?}");
         assert!(!shown.contains("secret") && shown.contains("u:****@h"), "{shown}");
+    }
+
+    /// The message of `connect(url)`, which must fail.
+    #[cfg(not(all(feature = "sqlite", feature = "postgres")))]
+    async fn refusal(url: &str) -> String {
+        match connect(url, MasterKey::from_bytes([9; 32])).await {
+            Err(StoreError::Database(message)) => message,
+            Err(other) => panic!("{url}: not a database error: {other}"),
+            Ok(_) => panic!("{url}: opened"),
+        }
+    }
+
+    #[cfg(not(feature = "sqlite"))]
+    #[tokio::test]
+    async fn without_sqlite_a_sqlite_url_names_the_feature() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("ocpoll.db").display());
+        assert_eq!(
+            refusal(&url).await,
+            "this build of oc-store has no SQLite support: enable the `sqlite` feature of oc-store for sqlite:// URLs"
+        );
+        assert!(!dir.path().join("ocpoll.db").exists(), "no file is created");
+    }
+
+    #[cfg(not(feature = "postgres"))]
+    #[tokio::test]
+    async fn without_postgres_a_postgres_url_names_the_feature() {
+        for scheme in ["postgres", "postgresql"] {
+            let message = refusal(&format!("{scheme}://u:hunter2@127.0.0.1:1/db")).await;
+            assert_eq!(
+                message,
+                format!(
+                    "this build of oc-store has no PostgreSQL support: enable the `postgres` feature of oc-store for \
+                     {scheme}:// URLs"
+                )
+            );
+        }
+    }
+
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    #[tokio::test]
+    async fn without_a_backend_other_urls_are_still_unsupported() {
+        let message = refusal("mysql://u:hunter2@h/db").await;
+        assert!(message.starts_with("unsupported database URL scheme \"mysql\""), "{message}");
     }
 }
 

@@ -2,9 +2,12 @@
 //! directory, or a PostgreSQL schema of its own on the server of `OCPOLL_TEST_DATABASE_URL`, dropped when
 //! the [`TestStore`] goes.
 //!
-//! The project's convention: when `OCPOLL_TEST_DATABASE_URL` is not set, [`postgres`] prints one line saying
+//! The project's convention: when `OCPOLL_TEST_DATABASE_URL` is not set, `postgres` prints one line saying
 //! the PostgreSQL test is skipped and returns `None` (the test passes) — unless `OCPOLL_REQUIRE_POSTGRES=1`,
 //! then it panics.
+//!
+//! Each backend's functions come with its feature of the crate: `sqlite` and `sqlite_with_clock` with `sqlite`,
+//! `postgres` and `postgres_with_clock` with `postgres`, `store` (either backend) with both.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -23,22 +26,32 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use oc_model::config::{Configuration, SecretKeys};
 use oc_model::ports::{
-    AccountStore, Clock, NewInstance, NewOrganization, Organization, Principal, ProviderAccount, StoreError,
-    SystemClock, TokenSet, TokenVault,
+    AccountStore, NewInstance, NewOrganization, Organization, Principal, ProviderAccount, StoreError, TokenSet,
+    TokenVault,
 };
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use oc_model::ports::{Clock, SystemClock};
 use oc_model::secret::Secret;
 use uuid::Uuid;
 
-use crate::{Backend, MasterKey, SqlStore, StoreOptions, connect_with};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+use crate::MasterKey;
+use crate::{Backend, SqlStore, StoreOptions, connect_with};
 
 /// The PostgreSQL server of the PostgreSQL tests.
 pub const TEST_DATABASE_URL_ENV: &str = "OCPOLL_TEST_DATABASE_URL";
 /// Set to `1` to make a missing PostgreSQL server a failure instead of a skip.
 pub const REQUIRE_POSTGRES_ENV: &str = "OCPOLL_REQUIRE_POSTGRES";
 
+/// Where the database of a [`TestStore`] is, to remove it.
 enum Place {
+    #[cfg(feature = "sqlite")]
     Sqlite { _dir: tempfile::TempDir },
+    #[cfg(feature = "postgres")]
     Postgres { schema: String },
+    #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+    #[expect(dead_code, reason = "uninhabited: a build without a backend makes no test store")]
+    None(crate::db::NoBackend),
 }
 
 /// A store on a database of its own, removed on drop.
@@ -55,11 +68,13 @@ impl std::fmt::Debug for TestStore {
 }
 
 /// A store on a new SQLite database in a temporary directory.
+#[cfg(feature = "sqlite")]
 pub async fn sqlite() -> TestStore {
     sqlite_with_clock(Arc::new(SystemClock)).await
 }
 
 /// [`sqlite`] with a clock for the refresh locks of the token vault.
+#[cfg(feature = "sqlite")]
 pub async fn sqlite_with_clock(clock: Arc<dyn Clock>) -> TestStore {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let url = format!("sqlite://{}", dir.path().join("ocpoll.db").display());
@@ -71,11 +86,13 @@ pub async fn sqlite_with_clock(clock: Arc<dyn Clock>) -> TestStore {
 
 /// A store in a new schema of the PostgreSQL server of `OCPOLL_TEST_DATABASE_URL`; `None` (after one line on
 /// stderr) when that is not set, unless `OCPOLL_REQUIRE_POSTGRES=1`.
+#[cfg(feature = "postgres")]
 pub async fn postgres() -> Option<TestStore> {
     postgres_with_clock(Arc::new(SystemClock)).await
 }
 
 /// [`postgres`] with a clock for the refresh locks of the token vault.
+#[cfg(feature = "postgres")]
 pub async fn postgres_with_clock(clock: Arc<dyn Clock>) -> Option<TestStore> {
     let url = match std::env::var(TEST_DATABASE_URL_ENV) {
         Ok(url) if !url.trim().is_empty() => url,
@@ -102,6 +119,7 @@ pub async fn postgres_with_clock(clock: Arc<dyn Clock>) -> Option<TestStore> {
 }
 
 /// A fresh store of `backend`: always for SQLite, as [`postgres`] says for PostgreSQL.
+#[cfg(all(feature = "sqlite", feature = "postgres"))]
 pub async fn store(backend: Backend, clock: Arc<dyn Clock>) -> Option<TestStore> {
     match backend {
         Backend::Sqlite => Some(sqlite_with_clock(clock).await),
@@ -145,25 +163,33 @@ impl TestStore {
 
 impl Drop for TestStore {
     fn drop(&mut self) {
-        if let Place::Postgres { schema } = &self.place {
-            let url = self.options.url.clone();
-            let schema = schema.clone();
-            // Drop runs inside the test's runtime: do the async cleanup on a thread of its own.
-            let cleanup = std::thread::spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
-                rt.block_on(async move {
-                    use sqlx::Connection;
-                    if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
-                        let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
-                            .execute(&mut conn)
-                            .await;
-                        let _ = conn.close().await;
-                    }
-                });
-            });
-            let _ = cleanup.join();
+        match &self.place {
+            // the temporary directory goes with its `TempDir`
+            #[cfg(feature = "sqlite")]
+            Place::Sqlite { .. } => {}
+            #[cfg(feature = "postgres")]
+            Place::Postgres { schema } => drop_schema(self.options.url.clone(), schema.clone()),
+            #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+            Place::None(never) => match *never {},
         }
     }
+}
+
+/// Drops the test schema `schema` of the PostgreSQL server of `url`.
+#[cfg(feature = "postgres")]
+fn drop_schema(url: String, schema: String) {
+    // Drop runs inside the test's runtime: do the async cleanup on a thread of its own.
+    let cleanup = std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+        rt.block_on(async move {
+            use sqlx::Connection;
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
+                let _ = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).execute(&mut conn).await;
+                let _ = conn.close().await;
+            }
+        });
+    });
+    let _ = cleanup.join();
 }
 
 /// A new organization with random secrets, and its first user.
