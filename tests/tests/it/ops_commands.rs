@@ -8,7 +8,13 @@ use std::process::Command;
 use oc_tests::process::ocpoll_binary;
 
 fn run(args: &[&str]) -> (i32, String) {
-    let out = Command::new(ocpoll_binary()).args(args).env_remove("OCPOLL_MASTER_KEY").output().unwrap();
+    let out = Command::new(ocpoll_binary())
+        .args(args)
+        .env_remove("OCPOLL_MASTER_KEY")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+        .output()
+        .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.code().unwrap_or(-1), text)
 }
@@ -52,12 +58,15 @@ fn backup_restore_doctor_completions_and_man() {
         "http://127.0.0.1:9/v3.1",
         "--sage-token-url",
         "http://127.0.0.1:9/token",
+        "--otlp-endpoint",
+        "http://127.0.0.1:9",
     ]);
     assert_eq!(code, 1, "Sage is unreachable: {text}");
+    assert!(text.contains("warn  traces: http://127.0.0.1:9/v1/traces: cannot connect to 127.0.0.1:9"), "{text}");
     assert!(text.contains("ok    database: ") && text.contains("ok    master key: "), "{text}");
     assert!(text.contains("FAIL  sage api: http://127.0.0.1:9/v3.1 cannot be reached"), "{text}");
     assert!(text.contains("ok    instances: none yet"), "{text}");
-    assert!(text.trim_end().ends_with("2 failure(s), 0 warning(s)"), "{text}");
+    assert!(text.trim_end().ends_with("2 failure(s), 1 warning(s)"), "{text}");
 
     let (code, text) = run(&["completions", "bash"]);
     assert!(code == 0 && text.contains("ocpoll") && text.contains("doctor"), "{text}");

@@ -197,6 +197,27 @@ pub(crate) async fn doctor(settings: &ServeSettings) -> Result<bool> {
         }
     }
 
+    let node = oc_bin::service::node_id(settings);
+    match oc_bin::traces::TraceSettings::from_flag_or_env(settings.otlp_endpoint.as_deref(), 1.0, &node) {
+        Ok(None) => r.ok("traces", "off (no --otlp-endpoint, no OTEL_EXPORTER_OTLP_ENDPOINT)"),
+        // a warning, not a failure: ocpoll serves without its collector and drops the spans it cannot send
+        Ok(Some(t)) => match connect(&t.endpoint).await {
+            Ok(d) => r.ok(
+                "traces",
+                format!(
+                    "{} accepts connections ({} ms); {} of the polls traced",
+                    t.endpoint,
+                    d.as_millis(),
+                    settings.trace_sample_ratio
+                ),
+            ),
+            Err(e) => {
+                r.warn("traces", format!("{}: {e} — spans will be dropped until the collector answers", t.endpoint))
+            }
+        },
+        Err(e) => r.fail("traces", format!("{e:#}")),
+    }
+
     if let Some(url) = &settings.operational_webhook_url {
         match connect(url).await {
             Ok(t) => r.ok("operational webhook", format!("{url} accepts connections ({} ms)", t.as_millis())),
