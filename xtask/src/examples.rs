@@ -26,6 +26,24 @@ struct Example {
 
 const EXAMPLES: &[Example] = &[
     Example {
+        package: "oc-store",
+        name: "inspect",
+        args: &[],
+        env: &[],
+        stdin: "",
+        code: 0,
+        says: "Sqlite store, schema version",
+    },
+    Example {
+        package: "oc-store",
+        name: "inspect",
+        args: &["sqlite:///nonexistent-dir/ocpoll.db", "/nonexistent-dir/ocpoll.db.key"],
+        env: &[],
+        stdin: "",
+        code: 2,
+        says: "error: ",
+    },
+    Example {
         package: "oc-template",
         name: "render",
         args: &[
