@@ -126,17 +126,30 @@ fn delivered_trace(spans: &[Span], notification: &str) -> Option<(Span, Span)> {
     Some((poll.clone(), delivery.clone()))
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_change_is_one_trace_from_its_poll_to_its_delivery() {
+/// The real binary exporting to a local OTLP receiver, an instance polling the simulator, and one customer
+/// created and delivered: what each test then reads the exported spans of.
+struct World {
+    otlp: OtlpReceiver,
+    receiver: Receiver,
+    node: Node,
+    api: Api,
+    id: i64,
+    customer: String,
+    _sage: Sage,
+    _store: testing::TestStore,
+}
+
+/// Starts a [`World`] whose node exports to `http://RECEIVER{path}` with the flags `extra`.
+async fn world(node_id: &str, path: &str, extra: &[&str]) -> World {
     tokio::task::spawn_blocking(ocpoll_binary).await.unwrap();
     let store = testing::sqlite().await;
     let sage = Sage::start(2).await.unwrap();
     let receiver = Receiver::start(KEY).await;
     let otlp = OtlpReceiver::start().await;
     let mut args = sage.serve_args();
-    // a base URL: `/v1/traces` is appended
-    args.extend(["--otlp-endpoint".to_string(), format!("http://{}", otlp.addr)]);
-    let mut config = NodeConfig::new(&store, "traced", args);
+    args.extend(["--otlp-endpoint".to_string(), format!("http://{}{path}", otlp.addr)]);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    let mut config = NodeConfig::new(&store, node_id, args);
     // export every second instead of every 5 s
     config.env.push(("OTEL_BSP_SCHEDULE_DELAY".into(), "1000".into()));
     let node = Node::start(&config).await.unwrap();
@@ -148,6 +161,14 @@ async fn a_change_is_one_trace_from_its_poll_to_its_delivery() {
         receiver.events().iter().any(|e| e.object_id == customer && e.event_type == "CREATED")
     })
     .await;
+    World { otlp, receiver, node, api, id, customer, _sage: sage, _store: store }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_change_is_one_trace_from_its_poll_to_its_delivery() {
+    // a base URL: `/v1/traces` is appended
+    // the simulator and the store are bound too: dropped here, they would be gone under the running node
+    let World { otlp, receiver, node, id, customer, _sage, _store, .. } = world("traced", "", &[]).await;
     let hook = receiver
         .accepted()
         .into_iter()
@@ -187,29 +208,8 @@ async fn a_change_is_one_trace_from_its_poll_to_its_delivery() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sample_ratio_of_zero_exports_no_poll() {
-    tokio::task::spawn_blocking(ocpoll_binary).await.unwrap();
-    let store = testing::sqlite().await;
-    let sage = Sage::start(1).await.unwrap();
-    let receiver = Receiver::start(KEY).await;
-    let otlp = OtlpReceiver::start().await;
-    let mut args = sage.serve_args();
-    args.extend([
-        "--otlp-endpoint".to_string(),
-        format!("http://{}/v1/traces", otlp.addr),
-        "--trace-sample-ratio".to_string(),
-        "0".to_string(),
-    ]);
-    let mut config = NodeConfig::new(&store, "untraced", args);
-    config.env.push(("OTEL_BSP_SCHEDULE_DELAY".into(), "500".into()));
-    let node = Node::start(&config).await.unwrap();
-    let api = Api::new(&node.api, &config.authorization());
-    let code = sage.code().await.unwrap();
-    let (id, _) = api.create_instance(&sage.instance_body(&code, &receiver.url("/hook"), KEY, 1.0)).await;
-    let (customer, _) = sage.create_customer("Untraced Customer");
-    eventually(WAIT, "the CREATED event delivered", || async {
-        receiver.events().iter().any(|e| e.object_id == customer && e.event_type == "CREATED")
-    })
-    .await;
+    let World { otlp, node, api, id, _sage, _store, .. } =
+        world("untraced", "/v1/traces", &["--trace-sample-ratio", "0"]).await;
     api.wait_polls(id, 2, WAIT).await;
     assert!(node.terminate(Duration::from_secs(20)).await);
     let names: Vec<String> = otlp.spans().into_iter().map(|s| s.name).collect();
