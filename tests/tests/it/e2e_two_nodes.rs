@@ -106,10 +106,43 @@ async fn two_nodes_share_the_work_postgres() {
     let killed_at = std::time::Instant::now();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let changes = changer.stop().await;
-    eventually(Duration::from_secs(NODE_TIMEOUT_SECONDS + 45), "every change delivered to every instance", || async {
-        instances.iter().all(|(id, path)| undelivered(&changes, *id, &receiver.events_at(path)).is_empty())
-    })
-    .await;
+    // Everything delivered well before the killed node's leases (5 minutes) lapse: the take-over, not the lease
+    // time, hands its work to b. The margin over the node timeout is for a loaded CI machine (the whole suite
+    // and a browser beside this test); a failure says what is missing and what b was doing.
+    let deadline = Duration::from_secs(NODE_TIMEOUT_SECONDS + 120);
+    let until = tokio::time::Instant::now() + deadline;
+    loop {
+        let missing: Vec<(i64, usize)> = instances
+            .iter()
+            .map(|(id, path)| (*id, undelivered(&changes, *id, &receiver.events_at(path)).len()))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        if missing.is_empty() {
+            break;
+        }
+        if tokio::time::Instant::now() > until {
+            let mut report = String::new(); // the polls are listed newest first
+            for (id, n) in &missing {
+                let polls = api_b.polls(*id).await;
+                let last: Vec<String> = polls
+                    .iter()
+                    .take(3)
+                    .map(|p| format!("{} {} {}", p["startedAt"], p["status"], p["error"]))
+                    .collect();
+                let events = api_b.events(*id).await;
+                let waiting = events.iter().filter(|e| e["status"] != "NOTIFIED").count();
+                report += &format!(
+                    "\ninstance {id}: {n} change(s) undelivered; {} polls, the last {last:?}; {waiting} of {} \
+                     events not notified",
+                    polls.len(),
+                    events.len()
+                );
+            }
+            let took_over = b.log().iter().any(|l| l.contains("took over its leases"));
+            panic!("{:?} after the kill, changes undelivered (b took over: {took_over}):{report}", killed_at.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     for (id, _) in &instances {
         api_b.wait_polls(*id, 2, Duration::from_secs(30)).await;
     }
