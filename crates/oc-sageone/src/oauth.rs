@@ -5,7 +5,9 @@
 //! (a mutex), and across nodes through the vault's refresh lock. Under both, the tokens are read again (another
 //! task or node may have refreshed meanwhile), the token endpoint is called, and the new tokens are saved with
 //! [`TokenVault::save_refreshed`](oc_model::ports::TokenVault::save_refreshed) **before** the new access token is
-//! used. `invalid_grant` marks the instance invalid and fails with
+//! used; that one write also releases the cross-node lock, so a refresh costs the store two writes (lock, save)
+//! and two reads (the tokens before, and again under the lock; a third only after waiting for another task of
+//! this process). `invalid_grant` marks the instance invalid and fails with
 //! [`ProviderError::ReauthorizationRequired`]; it is never retried.
 
 use std::sync::Arc;
@@ -320,10 +322,18 @@ impl Inner {
             let mut locks = self.refresh_locks.lock().unwrap_or_else(|e| e.into_inner());
             Arc::clone(locks.entry(id).or_default())
         };
-        let _in_process = lock.lock().await;
-        if let Some(fresh) = self.refreshed_meanwhile(session, stale).await? {
-            return Ok(fresh);
-        }
+        // Waited for another task of this process: it may have refreshed meanwhile. Uncontended, the tokens were
+        // just read; another node's refresh is still seen under the cross-node lock (`refresh_locked`).
+        let _in_process = match lock.try_lock() {
+            Ok(guard) => guard,
+            Err(_) => {
+                let guard = lock.lock().await;
+                if let Some(fresh) = self.refreshed_meanwhile(session, stale).await? {
+                    return Ok(fresh);
+                }
+                guard
+            }
+        };
         let holder = format!(
             "{}:{}:{}:{:x}",
             self.config.node_id,
@@ -347,10 +357,13 @@ impl Inner {
             }
         }
         let result = self.refresh_locked(session, &holder, stale).await;
-        if let Err(e) = session.vault.unlock_refresh(id, &holder).await {
+        // Saving the new tokens released the lock in the same write; every other ending releases it here.
+        if !matches!(result, Ok(Refreshed { saved: true, .. }))
+            && let Err(e) = session.vault.unlock_refresh(id, &holder).await
+        {
             tracing::warn!(instance = id, error = %e, "could not release the token refresh lock");
         }
-        result
+        result.map(|r| r.access_token)
     }
 
     /// The stored access token when it is not `stale` and still fresh: someone else refreshed.
@@ -359,12 +372,17 @@ impl Inner {
         Ok(current.filter(|t| &t.access_token != stale && self.is_fresh(t)).map(|t| t.access_token))
     }
 
-    async fn refresh_locked(&self, session: &Session, holder: &str, stale: &Secret) -> Result<Secret, ProviderError> {
+    async fn refresh_locked(
+        &self,
+        session: &Session,
+        holder: &str,
+        stale: &Secret,
+    ) -> Result<Refreshed, ProviderError> {
         let id = session.instance_id;
         // Read again under the cross-node lock: another node may have rotated the tokens before we got it.
         let tokens = session.vault.tokens(id).await?.ok_or_else(no_tokens)?;
         if &tokens.access_token != stale && self.is_fresh(&tokens) {
-            return Ok(tokens.access_token);
+            return Ok(Refreshed { access_token: tokens.access_token, saved: false });
         }
         let form = [
             ("client_id", session.app.client_id.as_str()),
@@ -372,7 +390,10 @@ impl Inner {
             ("grant_type", "refresh_token"),
             ("refresh_token", tokens.refresh_token.expose()),
         ];
-        let result = self.refresh_request(session, holder, &tokens, &form).await;
+        let result = self
+            .refresh_request(session, holder, &tokens, &form)
+            .await
+            .map(|access_token| Refreshed { access_token, saved: true });
         self.stats.refreshed(match &result {
             Ok(_) => RefreshOutcome::Ok,
             Err(ProviderError::ReauthorizationRequired(_)) => RefreshOutcome::InvalidGrant,
@@ -382,7 +403,7 @@ impl Inner {
         result
     }
 
-    /// Sends the refresh and saves what it brings.
+    /// Sends the refresh and saves what it brings (releasing the lock with the same write).
     async fn refresh_request(
         &self,
         session: &Session,
@@ -409,6 +430,13 @@ impl Inner {
         tracing::debug!(instance = id, "sage tokens refreshed and saved");
         Ok(new.access_token)
     }
+}
+
+/// How a refresh under the cross-node lock ended well.
+struct Refreshed {
+    access_token: Secret,
+    /// New tokens were saved, which released the lock.
+    saved: bool,
 }
 
 fn no_tokens() -> ProviderError {

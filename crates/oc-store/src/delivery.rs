@@ -31,8 +31,8 @@ const BATCH_CHUNK: usize = 500;
 const RECORD_CHUNK: usize = 256;
 
 /// Which notifications a claim takes.
-#[derive(Clone, Copy)]
-enum Claimable {
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Claimable {
     /// Being delivered under a lease that lapsed.
     Lapsed,
     /// Pending and due.
@@ -49,6 +49,12 @@ async fn claim_some(
     now: DateTime<Utc>,
     limit: usize,
 ) -> Result<Vec<Row>, StoreError> {
+    let sql = claim_sql(c.is_pg(), kind);
+    c.all(&sql, args![owner, ns(expires), ns(now), count(limit)]).await
+}
+
+/// The statement of [`claim_some`]: `$1` owner, `$2` lease expiry, `$3` now, `$4` limit.
+pub(crate) fn claim_sql(pg: bool, kind: Claimable) -> String {
     let (status, time) = match kind {
         Claimable::Lapsed => ("delivering", "lease_expires_at"),
         Claimable::Due => ("pending", "next_attempt_at"),
@@ -73,15 +79,30 @@ async fn claim_some(
          notifications.object_type, notifications.status, notifications.attempts, notifications.created_at, \
          notifications.next_attempt_at, notifications.delivered_at, notifications.last_error, \
          notifications.lease_generation";
-    let sql = if c.is_pg() {
+    if pg {
+        // The same conditions, as subplans evaluated per notification while the claim walks its index in order
+        // and stops at the limit: written as joins, the planner is free to join from the instances and to test
+        // every pending notification before sorting (it does on fresh statistics: 28 ms a claim of 128 out of
+        // 4,000 pending), so a claim during a backlog would cost the backlog.
+        let due = format!(
+            "SELECT n.nseq FROM notifications n \
+             WHERE n.status = '{status}' AND n.{time} <= $3 \
+             AND (SELECT i.deleted_at IS NULL AND NOT i.disabled AND i.notifications_enabled \
+                  AND i.notifications_disabled_reason IS NULL FROM instances i WHERE i.id = n.instance_id) \
+             AND (SELECT NOT EXISTS (SELECT 1 FROM events e \
+                 JOIN events o ON o.instance_id = e.instance_id AND o.object_type = e.object_type \
+                     AND o.object_id = e.object_id \
+                 JOIN notifications m ON m.id = o.notification_id \
+                 WHERE e.notification_id = n.id AND m.nseq < n.nseq AND m.status IN ('pending', 'delivering'))) \
+             ORDER BY n.{time}, n.nseq LIMIT $4"
+        );
         format!(
             "UPDATE notifications {set} FROM ({due} FOR UPDATE OF n SKIP LOCKED) due \
              WHERE notifications.nseq = due.nseq {returning}"
         )
     } else {
         format!("UPDATE notifications {set} WHERE nseq IN ({due}) {returning}")
-    };
-    c.all(&sql, args![owner, ns(expires), ns(now), count(limit)]).await
+    }
 }
 
 /// What an attempt writes into its notification.

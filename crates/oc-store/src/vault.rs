@@ -74,7 +74,7 @@ impl TokenVault for SqlStore {
             .c()
             .exec(
                 "UPDATE instance_tokens SET access_token = $4, refresh_token = $5, expires_at = $6, \
-                 refresh_expires_at = $7, scope = $8 \
+                 refresh_expires_at = $7, scope = $8, refresh_holder = NULL, refresh_lock_until = NULL \
                  WHERE instance_id = $1 AND refresh_holder = $2 AND refresh_lock_until > $3",
                 args![
                     instance,

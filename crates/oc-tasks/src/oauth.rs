@@ -151,9 +151,12 @@ impl Inner {
             waited += LOCK_POLL;
         }
         let result = self.refresh_locked(session, &holder, stale).await;
-        // an unlock that fails leaves a lock that lapses after its ttl: nothing is lost
-        let _ = session.vault.unlock_refresh(id, &holder).await;
-        result
+        // saving released the lock in the same write; any other ending releases it here (an unlock that fails
+        // leaves a lock that lapses after its ttl: nothing is lost)
+        if !matches!(result, Ok((_, true))) {
+            let _ = session.vault.unlock_refresh(id, &holder).await;
+        }
+        result.map(|(access_token, _)| access_token)
     }
 
     /// The stored access token when it is not `stale` and still fresh: someone else refreshed.
@@ -162,12 +165,18 @@ impl Inner {
         Ok(current.filter(|t| &t.access_token != stale && self.is_fresh(t)).map(|t| t.access_token))
     }
 
-    async fn refresh_locked(&self, session: &Session, holder: &str, stale: &Secret) -> Result<Secret, ProviderError> {
+    /// The new access token, and whether it was saved (which released the lock).
+    async fn refresh_locked(
+        &self,
+        session: &Session,
+        holder: &str,
+        stale: &Secret,
+    ) -> Result<(Secret, bool), ProviderError> {
         let id = session.instance_id;
         // read again under the cross-node lock: another node may have rotated the tokens before we got it
         let tokens = session.vault.tokens(id).await?.ok_or_else(no_tokens)?;
         if &tokens.access_token != stale && self.is_fresh(&tokens) {
-            return Ok(tokens.access_token);
+            return Ok((tokens.access_token, false));
         }
         let form = [
             ("grant_type", "refresh_token"),
@@ -189,7 +198,7 @@ impl Inner {
         let new = self.token_set(answer, Some(&tokens))?;
         // persist before use: the old refresh token is spent, and only the vault carries the new one forward
         session.vault.save_refreshed(id, holder, &new).await?;
-        Ok(new.access_token)
+        Ok((new.access_token, true))
     }
 }
 
@@ -343,7 +352,7 @@ pub(crate) mod tests {
         let vault = MemoryVault::with(expired);
         let session = session(vault.clone(), ProviderAccount { id: Some("ws-1".into()), ..Default::default() });
         assert_eq!(tasks.inner.access_token(&session).await.unwrap().expose(), "access-2");
-        assert_eq!(vault.log(), ["lock node-a:tasks", "save access-2", "unlock"]);
+        assert_eq!(vault.log(), ["lock node-a:tasks", "save access-2"], "the save released the lock");
         // fresh now: no second refresh (the mock expects one)
         assert_eq!(tasks.inner.access_token(&session).await.unwrap().expose(), "access-2");
     }

@@ -32,15 +32,18 @@ pub struct TokenSet {
 /// ([`MaintenanceStore::release_leases_of`](super::MaintenanceStore::release_leases_of)) instead of lapsing.
 ///
 /// Refreshing is: [`lock_refresh`](TokenVault::lock_refresh) (single flight across nodes), re-read the tokens
-/// (another node may have refreshed already), call the token endpoint, [`save_refreshed`](TokenVault::save_refreshed)
-/// **before** using the new access token, then [`unlock_refresh`](TokenVault::unlock_refresh).
+/// (another node may have refreshed already), call the token endpoint, then
+/// [`save_refreshed`](TokenVault::save_refreshed) **before** using the new access token: it persists the tokens and
+/// releases the lock in one write. [`unlock_refresh`](TokenVault::unlock_refresh) is for a refresh that ends without
+/// saving (refused, failed, or found done by someone else).
 #[async_trait]
 pub trait TokenVault: Send + Sync {
     /// The instance's current tokens.
     async fn tokens(&self, instance: InstanceId) -> Result<Option<TokenSet>, StoreError>;
     /// Takes the instance's refresh lock for `holder` until `ttl` passes; false when someone else holds it.
     async fn lock_refresh(&self, instance: InstanceId, holder: &str, ttl: Duration) -> Result<bool, StoreError>;
-    /// Persists rotated tokens; fails with [`StoreError::LeaseLost`] when `holder` no longer holds the lock.
+    /// Persists rotated tokens and releases `holder`'s refresh lock, in one write; fails with
+    /// [`StoreError::LeaseLost`] (and writes nothing) when `holder` no longer holds the lock.
     async fn save_refreshed(&self, instance: InstanceId, holder: &str, tokens: &TokenSet) -> Result<(), StoreError>;
     /// Releases the refresh lock (no-op when not held by `holder`).
     async fn unlock_refresh(&self, instance: InstanceId, holder: &str) -> Result<(), StoreError>;

@@ -31,6 +31,12 @@ async fn refresh_lock_is_single_flight(b: Backend) {
     assert!(matches!(refused, Err(StoreError::LeaseLost(_))), "{refused:?}");
     s.save_refreshed(inst.id, "node-a", &rotated).await.unwrap();
     assert_eq!(other.tokens(inst.id).await.unwrap(), Some(rotated.clone()), "persisted for every node");
+    // the save released the lock in the same write: no unlock needed, and no second save without the lock
+    assert!(other.lock_refresh(inst.id, "node-b", ttl).await.unwrap(), "the save released node-a's lock");
+    let again = s.save_refreshed(inst.id, "node-a", &rotated).await;
+    assert!(matches!(again, Err(StoreError::LeaseLost(_))), "a save needs the lock: {again:?}");
+    other.unlock_refresh(inst.id, "node-b").await.unwrap();
+    assert!(s.lock_refresh(inst.id, "node-a", ttl).await.unwrap());
 
     // node-a stalls past the lock's expiry: node-b takes it, node-a can no longer save
     clock.advance(Duration::from_secs(31));
