@@ -96,10 +96,10 @@ pub(crate) fn claim_sql(pg: bool, kind: Claimable) -> String {
                  WHERE e.notification_id = n.id AND m.nseq < n.nseq AND m.status IN ('pending', 'delivering'))) \
              ORDER BY n.{time}, n.nseq LIMIT $4"
         );
-        format!(
-            "UPDATE notifications {set} FROM ({due} FOR UPDATE OF n SKIP LOCKED) due \
-             WHERE notifications.nseq = due.nseq {returning}"
-        )
+        // Picked in an `ARRAY` sublink (evaluated once) and updated through the primary key: as
+        // `UPDATE … FROM (subquery)`, a generic plan (the limit unknown) may hash-join the picked rows with a
+        // sequential scan of the whole table (it did for the poll claim, see `polls::poll_claim_sql_pg`).
+        format!("UPDATE notifications {set} WHERE nseq = ANY(ARRAY({due} FOR UPDATE OF n SKIP LOCKED)) {returning}")
     } else {
         format!("UPDATE notifications {set} WHERE nseq IN ({due}) {returning}")
     }

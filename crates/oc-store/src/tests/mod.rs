@@ -160,3 +160,34 @@ pub(crate) async fn emit(s: &SqlStore, instance: i64, resource: &str, events: Ve
     }
     assert!(done, "job {instance}/{resource} was not due at {now}");
 }
+
+/// The generic plan PostgreSQL settles on for prepared statement `sql` (parameters of `types`, e.g.
+/// `"text, bigint"`), run with the literal `values` (`EXPLAIN ANALYZE EXECUTE`, rolled back): the plan the
+/// store's statements get once sqlx has prepared them and PostgreSQL stops planning per value.
+pub(crate) async fn pg_generic_plan(s: &SqlStore, sql: &str, types: &str, values: &str) -> Vec<String> {
+    use crate::db::args;
+    let mut tx = s.pools.write().await.unwrap();
+    let mut c = tx.c();
+    c.exec("SET LOCAL plan_cache_mode = force_generic_plan", args![]).await.unwrap();
+    c.exec(&format!("PREPARE plan_probe ({types}) AS {sql}"), args![]).await.unwrap();
+    let rows = c.all(&format!("EXPLAIN (ANALYZE, COSTS OFF) EXECUTE plan_probe ({values})"), args![]).await.unwrap();
+    c.exec("DEALLOCATE plan_probe", args![]).await.unwrap();
+    tx.rollback().await;
+    rows.iter().map(|r| r.text("QUERY PLAN").unwrap()).collect()
+}
+
+/// A PostgreSQL claim `plan` of `limit` rows of `table` walks `index` in order and stops near the limit: no
+/// sort, no sequential scan of the table, at most twice the limit read from the index.
+pub(crate) fn assert_reads_what_it_takes(plan: &[String], table: &str, index: &str, limit: i64, analyzed: bool) {
+    let text = plan.join("\n");
+    assert!(!plan.iter().any(|l| l.contains("Sort Key")), "a sort (analyzed: {analyzed}):\n{text}");
+    assert!(!text.contains(&format!("Seq Scan on {table}")), "a scan of every row (analyzed: {analyzed}):\n{text}");
+    let scanned: i64 = plan
+        .iter()
+        .find(|l| l.contains(index))
+        .and_then(|l| l.split("rows=").nth(1))
+        .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no scan of {index} (analyzed: {analyzed}):\n{text}"));
+    assert!(scanned <= limit * 2, "{scanned} rows read for a claim of {limit} (analyzed: {analyzed}):\n{text}");
+}

@@ -42,6 +42,10 @@ pub(crate) struct BenchArgs {
     pub(crate) busy_share: f64,
     /// Adaptive polling of the service: off, on, or both in turn (the same run, side by side).
     pub(crate) adaptive: Adaptive,
+    /// `postgres://…`: the service on PostgreSQL (a fresh schema of that database), else SQLite.
+    pub(crate) database_url: Option<String>,
+    /// `ocpoll serve` processes sharing the database (more than one needs PostgreSQL).
+    pub(crate) nodes: usize,
 }
 
 /// `--adaptive`.
@@ -82,6 +86,8 @@ impl Default for BenchArgs {
             busy_businesses: 0,
             busy_share: 0.8,
             adaptive: Adaptive::Off,
+            database_url: None,
+            nodes: 1,
         }
     }
 }
@@ -129,6 +135,12 @@ Options:
       --adaptive <MODE>           Adaptive polling of the service: off, on, or both (off then on, in one run,
                                   side by side; the table goes to the adaptive section of the report)
                                   [default: off]
+      --database-url <URL>        Run the service on this PostgreSQL database (`postgres://…`), in a fresh
+                                  schema dropped at the end (kept with --keep); the report is left alone
+                                  (its table is of SQLite runs) [default: SQLite in a temporary directory]
+      --nodes <N>                 `ocpoll serve` processes sharing the database (more than one needs
+                                  --database-url); instances are created through each in turn, and CPU, RSS
+                                  and counters are summed over them [default: 1]
   -h, --help                      Print help
 
 Durations: `90`, `90s`, `5m`, `1h`, `1.5m` (plain numbers are seconds).";
@@ -187,6 +199,14 @@ pub(crate) fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Parsed> {
             "--seed" => out.seed = number(&flag, &value()?)?,
             "--report" => out.report = Some(PathBuf::from(value()?)),
             "--busy-businesses" => out.busy_businesses = number(&flag, &value()?)?,
+            "--database-url" => {
+                let url = value()?;
+                if !url.starts_with("postgres://") && !url.starts_with("postgresql://") {
+                    bail!("--database-url: expected a postgres:// URL (SQLite is the default), got {url:?}");
+                }
+                out.database_url = Some(url);
+            }
+            "--nodes" => out.nodes = number(&flag, &value()?)?,
             "--busy-share" => {
                 out.busy_share = number(&flag, &value()?)?;
                 if !(0.0..=1.0).contains(&out.busy_share) {
@@ -248,6 +268,9 @@ mod tests {
         assert!(run(&["--frobnicate"]).unwrap_err().to_string().contains("unexpected argument"));
         assert!(run(&["--adaptive", "sometimes"]).unwrap_err().to_string().contains("off, on or both"));
         assert!(run(&["--busy-share", "2"]).unwrap_err().to_string().contains("between 0 and 1"));
+        assert!(run(&["--database-url", "sqlite:///x.db"]).unwrap_err().to_string().contains("postgres://"));
+        let a = run(&["--database-url=postgres://127.0.0.1/test", "--nodes", "2"]).unwrap();
+        assert_eq!((a.database_url.as_deref(), a.nodes), (Some("postgres://127.0.0.1/test"), 2));
         let a = run(&["--adaptive=both", "--busy-businesses", "5"]).unwrap();
         assert_eq!((a.adaptive.modes(), a.busy_businesses), (&[false, true][..], 5));
     }

@@ -4,7 +4,8 @@
 //! The simulator ([`oc_tests::sim::Sage`]) and a verifying callback receiver (the demo's,
 //! `oc_bin::receiver`) run in this process; the service runs as a child process ([`oc_tests::process::Node`]:
 //! `ocpoll serve` built first in the benchmark's own profile — release under `cargo xtask bench e2e` — on SQLite
-//! in a temporary directory), so that the CPU time and the peak RSS measured are those of the service alone. The benchmark creates `--instances` instances through the
+//! in a temporary directory, or with `--database-url` on a fresh schema of a PostgreSQL database, `--nodes` of
+//! them sharing it), so that the CPU time and the peak RSS measured are those of the service alone. The benchmark creates `--instances` instances through the
 //! API — each with its own OAuth code from the simulator, the Open Connectors seed example body (customers),
 //! `--interval-seconds` apart polls, and its own business of the simulator unless `--businesses` says fewer (then
 //! the instances of one business share it, and every change there is one event per instance) — spread over
@@ -48,7 +49,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use args::{BenchArgs, Parsed};
-use probe::{Scrape, clock_ticks, cpu_ticks, delta_series, scrape, status_kb};
+use probe::{Scrape, clock_ticks, cpu_ticks, cpu_ticks_of, delta_series, scrape, status_kb};
 use report::{Figures, mib, thousands};
 
 fn main() -> ExitCode {
@@ -91,6 +92,12 @@ async fn run(args: BenchArgs) -> Result<()> {
     if args.changes_per_second.is_nan() || args.changes_per_second <= 0.0 {
         bail!("--changes-per-second must be positive");
     }
+    if args.nodes == 0 {
+        bail!("--nodes must be at least 1");
+    }
+    if args.nodes > 1 && args.database_url.is_none() {
+        bail!("--nodes {}: several nodes share a PostgreSQL database; give --database-url postgres://…", args.nodes);
+    }
     let businesses = args.businesses.unwrap_or(args.instances).clamp(1, args.instances);
     if args.busy_businesses >= businesses && args.busy_businesses > 0 {
         bail!("--busy-businesses ({}) must be fewer than the businesses ({businesses})", args.busy_businesses);
@@ -114,17 +121,20 @@ async fn run(args: BenchArgs) -> Result<()> {
         runs.push(result?);
     }
     let command = report::command_line();
+    if args.database_url.is_some() {
+        eprintln!("bench: a PostgreSQL run: the report (its tables are of SQLite runs, one node) is left alone");
+    }
     let side_by_side = args.adaptive != args::Adaptive::Off || args.busy_businesses > 0;
     if side_by_side {
         let table = report::adaptive_table(&runs, &command);
         println!("\n{table}");
-        write_report(&args, "the adaptive section of ", |path| {
+        write_report_unless_postgres(&args, "the adaptive section of ", |path| {
             report::update_adaptive_report(path, &table, &report::machine())
         })?;
     } else {
         let row = report::table_row(&runs[0], &command);
         println!("\n{}\n{}\n{row}", report::table_header(), report::table_separator());
-        write_report(&args, "", |path| report::update_report(path, &row, &report::machine()))?;
+        write_report_unless_postgres(&args, "", |path| report::update_report(path, &row, &report::machine()))?;
     }
     let lost: usize = runs.iter().map(|f| f.lost).sum();
     if lost > 0 {
@@ -156,17 +166,81 @@ struct Snapshot {
     service_ticks: u64,
     own_ticks: u64,
     metrics: Scrape,
+    /// The PostgreSQL server's processes on this machine (0 when there are none).
+    postgres_ticks: u64,
+    /// `ocpoll_polls_total` of each node.
+    per_node_polls: Vec<f64>,
     sim_requests: u64,
 }
 
-async fn snapshot(http: &reqwest::Client, service: &Node, pid: &str, sage: &Sage) -> Result<Snapshot> {
+/// [`write_report`], for a run on SQLite.
+fn write_report_unless_postgres(args: &BenchArgs, what: &str, update: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    if args.database_url.is_some() { Ok(()) } else { write_report(args, what, update) }
+}
+
+/// CPU ticks and counters of every node, summed (the metrics merged).
+async fn snapshot(http: &reqwest::Client, services: &[Node], pids: &[String], sage: &Sage) -> Result<Snapshot> {
+    let mut pages = Vec::with_capacity(services.len());
+    for service in services {
+        pages.push(scrape(http, &service.root).await?);
+    }
     Ok(Snapshot {
         at: Instant::now(),
-        service_ticks: cpu_ticks(pid).unwrap_or_default(),
+        service_ticks: pids.iter().map(|pid| cpu_ticks(pid).unwrap_or_default()).sum(),
         own_ticks: cpu_ticks("self").unwrap_or_default(),
-        metrics: scrape(http, &service.root).await?,
+        postgres_ticks: cpu_ticks_of("postgres"),
+        per_node_polls: pages.iter().map(|p| p.sum("ocpoll_polls_total", "")).collect(),
+        metrics: Scrape::merge(pages),
         sim_requests: sage.sim.requests_served(),
     })
+}
+
+/// A `kB` line of `/proc/PID/status` summed over the nodes.
+fn status_kb_sum(pids: &[String], key: &str) -> u64 {
+    pids.iter().map(|pid| status_kb(pid, key).unwrap_or_default()).sum()
+}
+
+/// The benchmark's own schema of a PostgreSQL database: created at the start, dropped at the end (unless kept).
+struct PgSchema {
+    url: String,
+    name: String,
+}
+
+impl PgSchema {
+    async fn create(url: &str) -> Result<PgSchema> {
+        use sqlx::Connection;
+        let name = format!("ocpoll_bench_{}", random_hex(8));
+        let mut c = sqlx::PgConnection::connect(url).await.with_context(|| format!("connecting to {url}"))?;
+        sqlx::query(&format!("CREATE SCHEMA \"{name}\"")).execute(&mut c).await.context("creating the schema")?;
+        Ok(PgSchema { url: url.to_string(), name })
+    }
+
+    /// The URL `ocpoll serve` is given: the database, with the schema as its search path.
+    fn service_url(&self) -> String {
+        let sep = if self.url.contains('?') { '&' } else { '?' };
+        format!("{}{sep}options=-c%20search_path%3D{}", self.url, self.name)
+    }
+
+    /// The size of the schema's tables, their indexes and TOAST included.
+    async fn bytes(&self) -> Result<u64> {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&self.url).await?;
+        let (bytes,): (Option<i64>,) = sqlx::query_as(
+            "SELECT SUM(pg_total_relation_size(c.oid))::bigint FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relkind = 'r'",
+        )
+        .bind(&self.name)
+        .fetch_one(&mut c)
+        .await?;
+        Ok(bytes.and_then(|b| u64::try_from(b).ok()).unwrap_or_default())
+    }
+
+    async fn drop_schema(&self) -> Result<()> {
+        use sqlx::Connection;
+        let mut c = sqlx::PgConnection::connect(&self.url).await?;
+        sqlx::query(&format!("DROP SCHEMA \"{}\" CASCADE", self.name)).execute(&mut c).await?;
+        Ok(())
+    }
 }
 
 /// Enough of the simulator's request log for the measured window when the figures are by business (else the
@@ -190,9 +264,15 @@ fn random_hex(bytes: usize) -> String {
     (0..bytes).map(|_| format!("{:02x}", rand::Rng::r#gen::<u8>(&mut rng))).collect()
 }
 
-/// `ocpoll serve` (built in this benchmark's profile) on SQLite in `dir`, pointed at the simulator; its log goes
-/// to `dir/serve.log`.
-async fn start_service(dir: &Path, sage: &Sage, args: &BenchArgs, adaptive: bool) -> Result<(Node, NodeConfig)> {
+/// `ocpoll serve` (built in this benchmark's profile) on SQLite in `dir` — or `--nodes` of them on the PostgreSQL
+/// schema `pg` — pointed at the simulator; the log of node `i` goes to `dir/serve.log` (`dir/serve-i.log`).
+async fn start_services(
+    dir: &Path,
+    sage: &Sage,
+    args: &BenchArgs,
+    adaptive: bool,
+    pg: Option<&PgSchema>,
+) -> Result<(Vec<Node>, NodeConfig)> {
     let bin = tokio::task::spawn_blocking(oc_tests::process::ocpoll_binary).await.context("building ocpoll")?;
     eprintln!("bench: {}", bin.display());
     let master_key = random_hex(32);
@@ -214,7 +294,10 @@ async fn start_service(dir: &Path, sage: &Sage, args: &BenchArgs, adaptive: bool
     }
     serve_args.extend(args.serve_args.iter().cloned());
     let config = NodeConfig {
-        database_url: format!("sqlite://{}", dir.join("ocpoll.db").display()),
+        database_url: match pg {
+            Some(pg) => pg.service_url(),
+            None => format!("sqlite://{}", dir.join("ocpoll.db").display()),
+        },
         master_key,
         org_secret: format!("bench-org-{}", random_hex(12)),
         user_secret: format!("bench-user-{}", random_hex(12)),
@@ -227,8 +310,20 @@ async fn start_service(dir: &Path, sage: &Sage, args: &BenchArgs, adaptive: bool
         )],
         log_file: Some(dir.join("serve.log")),
     };
-    let node = Node::start(&config).await?;
-    Ok((node, config))
+    let mut nodes = Vec::with_capacity(args.nodes);
+    for i in 0..args.nodes {
+        let node_config = if args.nodes == 1 {
+            config.clone()
+        } else {
+            NodeConfig {
+                node_id: format!("bench-{i}"),
+                log_file: Some(dir.join(format!("serve-{i}.log"))),
+                ..config.clone()
+            }
+        };
+        nodes.push(Node::start(&node_config).await.with_context(|| format!("starting node {i}"))?);
+    }
+    Ok((nodes, config))
 }
 
 /// Creates instance `n` on `business`; returns its id.
@@ -342,11 +437,53 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path, adaptive: bool)
     );
     let business_ids: Vec<String> = sage.sim.businesses().into_iter().map(|b| b.id).collect();
 
-    let (service, config) = start_service(dir, &sage, args, adaptive).await?;
-    let pid = service.pid().ok_or_else(|| anyhow!("ocpoll serve has no pid"))?.to_string();
-    eprintln!("bench: ocpoll serve (pid {pid}) at {}; log {}", service.api, dir.join("serve.log").display());
-    let api = Api::new(&service.api, &config.authorization());
-    let http = api.http.clone();
+    let pg = match &args.database_url {
+        Some(url) => Some(PgSchema::create(url).await?),
+        None => None,
+    };
+    let harness = Harness { sage, business_ids, receiver, ledger, callback_url, signature_key };
+    let result = measure(args, businesses, dir, adaptive, pg.as_ref(), harness).await;
+    if let Some(pg) = &pg {
+        if args.keep {
+            eprintln!("bench: kept the PostgreSQL schema {}", pg.name);
+        } else if let Err(e) = pg.drop_schema().await {
+            eprintln!("bench: could not drop the schema {}: {e:#}", pg.name);
+        }
+    }
+    result
+}
+
+/// What a run measures with: the simulator, its businesses, the verifying receiver and its ledger.
+struct Harness {
+    sage: Arc<Sage>,
+    business_ids: Vec<String>,
+    receiver: Receiver,
+    ledger: Arc<Mutex<Ledger>>,
+    callback_url: String,
+    signature_key: String,
+}
+
+/// The run on the started simulator and receiver: the services, the instances, the window, the figures.
+async fn measure(
+    args: &BenchArgs,
+    businesses: usize,
+    dir: &Path,
+    adaptive: bool,
+    pg: Option<&PgSchema>,
+    harness: Harness,
+) -> Result<Figures> {
+    let Harness { sage, business_ids, receiver, ledger, callback_url, signature_key } = harness;
+    let sage = &sage;
+    let (services, config) = start_services(dir, sage, args, adaptive, pg).await?;
+    let pids = services
+        .iter()
+        .map(|s| s.pid().map(|p| p.to_string()).ok_or_else(|| anyhow!("ocpoll serve has no pid")))
+        .collect::<Result<Vec<_>>>()?;
+    for (service, pid) in services.iter().zip(&pids) {
+        eprintln!("bench: ocpoll serve {:?} (pid {pid}) at {}; log in {}", service.node_id, service.api, dir.display());
+    }
+    let apis: Vec<Api> = services.iter().map(|s| Api::new(&s.api, &config.authorization())).collect();
+    let http = apis[0].http.clone();
 
     // 1. the instances, paced over the ramp
     let started = Instant::now();
@@ -366,7 +503,8 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path, adaptive: bool)
     for n in 0..args.instances {
         tokio::time::sleep_until(started + gap.mul_f64(n as f64)).await;
         let permit = permits.clone().acquire_owned().await?;
-        let (api, sage) = (api.clone(), sage.clone());
+        // through each node in turn: they share one database
+        let (api, sage) = (apis[n % apis.len()].clone(), sage.clone());
         let (business, callback_url, key) =
             (business_ids[n % businesses].clone(), callback_url.clone(), signature_key.clone());
         let interval = args.interval_seconds;
@@ -426,7 +564,7 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path, adaptive: bool)
     }
 
     // 3. the measured window: changes at a steady rate
-    let before = snapshot(&http, &service, &pid, &sage).await?;
+    let before = snapshot(&http, &services, &pids, sage).await?;
     let window_start = Utc::now();
     eprintln!(
         "bench: measuring for {} s, {} change(s) per second over {businesses} business(es)…",
@@ -456,7 +594,7 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path, adaptive: bool)
         }
         if last_sample.elapsed() >= Duration::from_secs(1) {
             last_sample = Instant::now();
-            window_max_rss = window_max_rss.max(status_kb(&pid, "VmRSS").unwrap_or_default());
+            window_max_rss = window_max_rss.max(status_kb_sum(&pids, "VmRSS"));
         }
         if last_progress.elapsed() >= Duration::from_secs(30) {
             last_progress = Instant::now();
@@ -468,11 +606,11 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path, adaptive: bool)
             );
         }
     }
-    let after = snapshot(&http, &service, &pid, &sage).await?;
+    let after = snapshot(&http, &services, &pids, sage).await?;
     let window_end = Utc::now();
     let (requests_max, requests_mean, busiest_minute) =
         requests_by_business(&sage.sim.requests(), businesses, window_start, window_end);
-    window_max_rss = window_max_rss.max(status_kb(&pid, "VmRSS").unwrap_or_default());
+    window_max_rss = window_max_rss.max(status_kb_sum(&pids, "VmRSS"));
     if failures > 0 {
         eprintln!("bench: {failures} change(s) failed in the simulator");
     }
@@ -484,19 +622,28 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path, adaptive: bool)
     while lock(&ledger).lost() > 0 && Instant::now() <= drain_until {
         tokio::time::sleep(Duration::from_secs(2)).await;
     }
-    let peak_rss = status_kb(&pid, "VmHWM").unwrap_or_default();
-    let end_metrics = scrape(&http, &service.root).await.unwrap_or_default();
-    let db_bytes = ["ocpoll.db", "ocpoll.db-wal"]
-        .iter()
-        .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
-        .map(|m| m.len())
-        .sum();
-    let log = service.log();
-    let warnings: Vec<&String> = log.iter().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
-    if !service.terminate(Duration::from_secs(30)).await {
-        eprintln!("bench: ocpoll serve did not stop cleanly within 30 s (killed)");
+    let peak_rss = status_kb_sum(&pids, "VmHWM");
+    let per_node_peak: Vec<f64> = pids.iter().map(|p| mib(status_kb(p, "VmHWM").unwrap_or_default())).collect();
+    let mut end_pages = Vec::new();
+    for service in &services {
+        end_pages.push(scrape(&http, &service.root).await.unwrap_or_default());
     }
-    drop(sage);
+    let end_metrics = Scrape::merge(end_pages);
+    let db_bytes = match pg {
+        Some(pg) => pg.bytes().await.unwrap_or_default(),
+        None => ["ocpoll.db", "ocpoll.db-wal"]
+            .iter()
+            .filter_map(|f| std::fs::metadata(dir.join(f)).ok())
+            .map(|m| m.len())
+            .sum(),
+    };
+    let log: Vec<String> = services.iter().flat_map(|s| s.log()).collect();
+    let warnings: Vec<&String> = log.iter().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+    for service in services {
+        if !service.terminate(Duration::from_secs(30)).await {
+            eprintln!("bench: ocpoll serve did not stop cleanly within 30 s (killed)");
+        }
+    }
 
     // 5. figures
     let window = (after.at - before.at).as_secs_f64();
@@ -540,7 +687,11 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path, adaptive: bool)
         early_polls: delta("ocpoll_polls_early_total", ""),
     };
 
-    println!("\nocpoll bench-e2e — {} instance(s), {businesses} business(es)", thousands(args.instances));
+    let backend = match pg {
+        Some(pg) => format!("PostgreSQL (schema {}), {} node(s)", pg.name, pids.len()),
+        None => "SQLite, 1 node".to_string(),
+    };
+    println!("\nocpoll bench-e2e — {} instance(s), {businesses} business(es), {backend}", thousands(args.instances));
     println!("  instances created      {} in {:.0} s", thousands(args.instances), create_seconds);
     println!("  measured window        {window:.0} s ({made} changes, {failures} failed)");
     println!(
@@ -548,6 +699,16 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path, adaptive: bool)
         figures.polls_per_second,
         delta_series(&before.metrics, &after.metrics, "ocpoll_polls_total")
     );
+    if pids.len() > 1 {
+        let by_node: Vec<String> = after
+            .per_node_polls
+            .iter()
+            .zip(&before.per_node_polls)
+            .zip(&per_node_peak)
+            .map(|((a, b), peak)| format!("{:.0} polls, peak RSS {peak:.0} MiB", a - b))
+            .collect();
+        println!("  by node                {}", by_node.join("; "));
+    }
     println!("  poll duration (mean)   {:.1} ms", figures.poll_mean_ms);
     println!("  Sage requests          {:.1}/s", figures.sage_requests_per_second);
     println!("  events found           {:.2}/s", figures.events_found_per_second);
@@ -563,6 +724,12 @@ async fn run_in(args: &BenchArgs, businesses: usize, dir: &Path, adaptive: bool)
         "  CPU of ocpoll serve    {:.3} cores (this process — simulator and receiver — {:.3})",
         figures.cpu_cores, figures.own_cpu_cores
     );
+    if pg.is_some() {
+        println!(
+            "  CPU of PostgreSQL      {:.3} cores (its processes on this machine, not in the figure above)",
+            after.postgres_ticks.saturating_sub(before.postgres_ticks) as f64 / ticks / window
+        );
+    }
     println!(
         "  RSS of ocpoll serve    peak {:.1} MiB (VmHWM, whole run); at most {:.1} MiB in the window",
         mib(peak_rss),

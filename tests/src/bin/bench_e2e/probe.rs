@@ -20,6 +20,21 @@ pub(crate) fn status_kb(pid: &str, key: &str) -> Option<u64> {
     Some(line[key.len()..].trim_start_matches(':').trim().trim_end_matches("kB").trim().parse::<u64>().ok()? * 1024)
 }
 
+/// CPU ticks of every process of this machine named `comm` (e.g. the PostgreSQL server's `postgres`
+/// processes; one that ended between two readings is missed, so read over a window of long-lived ones).
+pub(crate) fn cpu_ticks_of(comm: &str) -> u64 {
+    let Ok(dir) = std::fs::read_dir("/proc") else { return 0 };
+    dir.filter_map(Result::ok)
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            let name = &stat[stat.find('(')? + 1..stat.rfind(')')?];
+            (name == comm).then(|| cpu_ticks(&pid)).flatten()
+        })
+        .sum()
+}
+
 /// Clock ticks per second (`getconf CLK_TCK`, 100 when unknown).
 pub(crate) fn clock_ticks() -> f64 {
     std::process::Command::new("getconf")
@@ -51,14 +66,23 @@ impl Scrape {
         Scrape(out)
     }
 
+    /// The samples of several services (nodes) as one page: sums add up, each node's series listed.
+    pub(crate) fn merge(pages: impl IntoIterator<Item = Scrape>) -> Scrape {
+        Scrape(pages.into_iter().flat_map(|p| p.0).collect())
+    }
+
     /// The sum of a metric's series whose labels contain `filter`.
     pub(crate) fn sum(&self, name: &str, filter: &str) -> f64 {
         self.0.iter().filter(|(n, l, _)| n == name && l.contains(filter)).map(|(_, _, v)| v).sum()
     }
 
-    /// Each series of a metric, by labels.
+    /// Each series of a metric, by labels (summed over the nodes of a merged page).
     pub(crate) fn series(&self, name: &str) -> BTreeMap<String, f64> {
-        self.0.iter().filter(|(n, _, _)| n == name).map(|(_, l, v)| (l.clone(), *v)).collect()
+        let mut out = BTreeMap::new();
+        for (_, l, v) in self.0.iter().filter(|(n, _, _)| n == name) {
+            *out.entry(l.clone()).or_insert(0.0) += *v;
+        }
+        out
     }
 }
 
@@ -88,6 +112,9 @@ mod tests {
         assert_eq!(s.sum("ocpoll_outbox_depth", ""), 2.0);
         let before = Scrape::parse("ocpoll_polls_total{outcome=\"ok\"} 10\n");
         assert_eq!(delta_series(&before, &s, "ocpoll_polls_total")["{outcome=\"ok\"}"], 2.0);
+        let both = Scrape::merge([s.clone(), before]);
+        assert_eq!(both.sum("ocpoll_polls_total", "ok"), 22.0, "two nodes' counters add up");
+        assert_eq!(both.series("ocpoll_polls_total")["{outcome=\"ok\"}"], 22.0, "and so do their series");
     }
 
     #[test]
