@@ -66,13 +66,16 @@ fn set_by_cargo_for_a_package(key: &str) -> bool {
 pub fn database_of(store: &TestStore) -> (String, String) {
     let o = store.options();
     let url = match (store.backend(), &o.schema) {
-        (Backend::Postgres, Some(schema)) => {
-            let sep = if o.url.contains('?') { '&' } else { '?' };
-            format!("{}{sep}options=-c%20search_path%3D{schema}", o.url)
-        }
+        (Backend::Postgres, Some(schema)) => url_with_schema(&o.url, schema),
         _ => o.url.clone(),
     };
     (url, o.key.to_hex())
+}
+
+/// A PostgreSQL `url` whose connections use `schema` (as their search path).
+pub fn url_with_schema(url: &str, schema: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}options=-c%20search_path%3D{schema}")
 }
 
 /// How to start one `ocpoll serve`.

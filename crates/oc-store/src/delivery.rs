@@ -59,49 +59,42 @@ pub(crate) fn claim_sql(pg: bool, kind: Claimable) -> String {
         Claimable::Lapsed => ("delivering", "lease_expires_at"),
         Claimable::Due => ("pending", "next_attempt_at"),
     };
-    // Per-object order: not while an earlier notification holding an event of the same object is still
-    // pending or being delivered.
-    let due = format!(
-        "SELECT n.nseq FROM notifications n JOIN instances i ON i.id = n.instance_id \
-         WHERE n.status = '{status}' AND n.{time} <= $3 \
-         AND i.deleted_at IS NULL AND NOT i.disabled AND i.notifications_enabled \
-         AND i.notifications_disabled_reason IS NULL \
-         AND NOT EXISTS (SELECT 1 FROM events e \
-             JOIN events o ON o.instance_id = e.instance_id AND o.object_type = e.object_type \
-                 AND o.object_id = e.object_id \
-             JOIN notifications m ON m.id = o.notification_id \
-             WHERE e.notification_id = n.id AND m.nseq < n.nseq AND m.status IN ('pending', 'delivering')) \
-         ORDER BY n.{time}, n.nseq LIMIT $4"
-    );
     let set = "SET status = 'delivering', lease_owner = $1, lease_generation = lease_generation + 1, \
          lease_expires_at = $2";
     let returning = "RETURNING notifications.nseq, notifications.id, notifications.instance_id, \
          notifications.object_type, notifications.status, notifications.attempts, notifications.created_at, \
          notifications.next_attempt_at, notifications.delivered_at, notifications.last_error, \
          notifications.lease_generation";
+    // Per-object order: not while an earlier notification holding an event of the same object is still
+    // pending or being delivered.
+    let earlier = "SELECT 1 FROM events e \
+         JOIN events o ON o.instance_id = e.instance_id AND o.object_type = e.object_type AND o.object_id = e.object_id \
+         JOIN notifications m ON m.id = o.notification_id \
+         WHERE e.notification_id = n.id AND m.nseq < n.nseq AND m.status IN ('pending', 'delivering')";
+    let switched_on = "i.deleted_at IS NULL AND NOT i.disabled AND i.notifications_enabled \
+         AND i.notifications_disabled_reason IS NULL";
     if pg {
-        // The same conditions, as subplans evaluated per notification while the claim walks its index in order
-        // and stops at the limit: written as joins, the planner is free to join from the instances and to test
-        // every pending notification before sorting (it does on fresh statistics: 28 ms a claim of 128 out of
-        // 4,000 pending), so a claim during a backlog would cost the backlog.
-        let due = format!(
-            "SELECT n.nseq FROM notifications n \
+        // The conditions as subplans evaluated per notification while the claim walks its index in order and
+        // stops at the limit: written as joins, the planner is free to join from the instances and to test every
+        // pending notification before sorting (it does on fresh statistics: 28 ms a claim of 128 out of 4,000
+        // pending), so a claim during a backlog would cost the backlog. Picked in an `ARRAY` sublink (evaluated
+        // once) and updated through the primary key: as `UPDATE … FROM (subquery)`, a generic plan (the limit
+        // unknown) may hash-join the picked rows with a sequential scan of the whole table (it did for the poll
+        // claim, see `polls::poll_claim_sql`).
+        format!(
+            "UPDATE notifications {set} WHERE nseq = ANY(ARRAY(SELECT n.nseq FROM notifications n \
              WHERE n.status = '{status}' AND n.{time} <= $3 \
-             AND (SELECT i.deleted_at IS NULL AND NOT i.disabled AND i.notifications_enabled \
-                  AND i.notifications_disabled_reason IS NULL FROM instances i WHERE i.id = n.instance_id) \
-             AND (SELECT NOT EXISTS (SELECT 1 FROM events e \
-                 JOIN events o ON o.instance_id = e.instance_id AND o.object_type = e.object_type \
-                     AND o.object_id = e.object_id \
-                 JOIN notifications m ON m.id = o.notification_id \
-                 WHERE e.notification_id = n.id AND m.nseq < n.nseq AND m.status IN ('pending', 'delivering'))) \
-             ORDER BY n.{time}, n.nseq LIMIT $4"
-        );
-        // Picked in an `ARRAY` sublink (evaluated once) and updated through the primary key: as
-        // `UPDATE … FROM (subquery)`, a generic plan (the limit unknown) may hash-join the picked rows with a
-        // sequential scan of the whole table (it did for the poll claim, see `polls::poll_claim_sql_pg`).
-        format!("UPDATE notifications {set} WHERE nseq = ANY(ARRAY({due} FOR UPDATE OF n SKIP LOCKED)) {returning}")
+             AND (SELECT {switched_on} FROM instances i WHERE i.id = n.instance_id) \
+             AND (SELECT NOT EXISTS ({earlier})) \
+             ORDER BY n.{time}, n.nseq LIMIT $4 FOR UPDATE OF n SKIP LOCKED)) {returning}"
+        )
     } else {
-        format!("UPDATE notifications {set} WHERE nseq IN ({due}) {returning}")
+        format!(
+            "UPDATE notifications {set} WHERE nseq IN (SELECT n.nseq FROM notifications n \
+             JOIN instances i ON i.id = n.instance_id \
+             WHERE n.status = '{status}' AND n.{time} <= $3 AND {switched_on} AND NOT EXISTS ({earlier}) \
+             ORDER BY n.{time}, n.nseq LIMIT $4) {returning}"
+        )
     }
 }
 

@@ -127,25 +127,36 @@ async fn record_poll(
     Ok(())
 }
 
-/// The PostgreSQL statement of [`PollingStore::claim_polls`]: `$1` owner, `$2` lease expiry, `$3` now, `$4` limit.
+/// The statement of [`PollingStore::claim_polls`]: `$1` owner, `$2` lease expiry, `$3` now, `$4` limit.
 ///
-/// Shaped so that no plan can cost the number of jobs: the due jobs are picked in an `ARRAY` sublink (evaluated
-/// once) walking `poll_jobs_due_id` in order up to the limit, the instance's state checked as a subplan per job,
-/// and the picked ids updated through the primary key. As `UPDATE … FROM (subquery)`, the generic plan that
-/// prepared statements settle on (the limit unknown) hash-joined the picked ids with a sequential scan of every
-/// job: 30 ms a claim at 40,000 jobs, PostgreSQL at 1.7 cores for two nodes' 55 polls/s at 100,000.
-/// SKIP LOCKED: nodes claiming at once take disjoint jobs instead of waiting on each other.
-pub(crate) fn poll_claim_sql_pg() -> String {
-    "UPDATE poll_jobs SET lease_owner = $1, lease_generation = lease_generation + 1, lease_expires_at = $2, \
-     due_at = next_run_at, next_run_at = $2 \
-     WHERE id = ANY(ARRAY(SELECT j.id FROM poll_jobs j \
-         WHERE j.next_run_at <= $3 AND (j.lease_owner IS NULL OR j.lease_expires_at <= $3) \
-         AND (SELECT i.deleted_at IS NULL AND NOT i.disabled AND i.valid AND i.notifications_enabled \
-              FROM instances i WHERE i.id = j.instance_id) \
-         ORDER BY j.next_run_at, j.id LIMIT $4 FOR UPDATE OF j SKIP LOCKED)) \
-     RETURNING instance_id, resource, due_at, created_at, lease_generation, watermark, seen, skew_ms, \
-     consecutive_failures, reseed, reconciled_at"
-        .to_string()
+/// On PostgreSQL it is shaped so that no plan can cost the number of jobs: the due jobs are picked in an `ARRAY`
+/// sublink (evaluated once) walking `poll_jobs_due_id` in order up to the limit, the instance's state checked as
+/// a subplan per job, and the picked ids updated through the primary key. As `UPDATE … FROM (subquery)`, the
+/// generic plan that prepared statements settle on (the limit unknown) hash-joined the picked ids with a
+/// sequential scan of every job: 30 ms a claim at 40,000 jobs, PostgreSQL at 1.7 cores for two nodes' 55 polls/s
+/// at 100,000. SKIP LOCKED: nodes claiming at once take disjoint jobs instead of waiting on each other.
+pub(crate) fn poll_claim_sql(pg: bool) -> String {
+    // While leased, a job is due again when its lease lapses: `next_run_at` says so (and the range scan of the
+    // claim skips it), `due_at` keeps when it was due (migration 0009).
+    let set = "SET lease_owner = $1, lease_generation = lease_generation + 1, lease_expires_at = $2, \
+         due_at = next_run_at, next_run_at = $2";
+    let returning = "RETURNING poll_jobs.instance_id, poll_jobs.resource, poll_jobs.due_at, \
+         poll_jobs.created_at, poll_jobs.lease_generation, poll_jobs.watermark, poll_jobs.seen, \
+         poll_jobs.skew_ms, poll_jobs.consecutive_failures, poll_jobs.reseed, poll_jobs.reconciled_at";
+    let due = "j.next_run_at <= $3 AND (j.lease_owner IS NULL OR j.lease_expires_at <= $3)";
+    let switched_on = "i.deleted_at IS NULL AND NOT i.disabled AND i.valid AND i.notifications_enabled";
+    if pg {
+        format!(
+            "UPDATE poll_jobs {set} WHERE id = ANY(ARRAY(SELECT j.id FROM poll_jobs j \
+             WHERE {due} AND (SELECT {switched_on} FROM instances i WHERE i.id = j.instance_id) \
+             ORDER BY j.next_run_at, j.id LIMIT $4 FOR UPDATE OF j SKIP LOCKED)) {returning}"
+        )
+    } else {
+        format!(
+            "UPDATE poll_jobs {set} WHERE id IN (SELECT j.id FROM poll_jobs j JOIN instances i ON i.id = j.instance_id \
+             WHERE {due} AND {switched_on} ORDER BY j.next_run_at, j.id LIMIT $4) {returning}"
+        )
+    }
 }
 
 #[async_trait]
@@ -161,24 +172,9 @@ impl PollingStore for SqlStore {
             return Ok(Vec::new());
         }
         let expires = after(now, ttl);
-        let due = "SELECT j.id FROM poll_jobs j JOIN instances i ON i.id = j.instance_id \
-             WHERE j.next_run_at <= $3 AND (j.lease_owner IS NULL OR j.lease_expires_at <= $3) \
-             AND i.deleted_at IS NULL AND NOT i.disabled AND i.valid AND i.notifications_enabled \
-             ORDER BY j.next_run_at, j.id LIMIT $4";
-        let returning = "RETURNING poll_jobs.instance_id, poll_jobs.resource, poll_jobs.due_at, \
-             poll_jobs.created_at, poll_jobs.lease_generation, poll_jobs.watermark, poll_jobs.seen, \
-             poll_jobs.skew_ms, poll_jobs.consecutive_failures, poll_jobs.reseed, poll_jobs.reconciled_at";
-        // While leased, a job is due again when its lease lapses: `next_run_at` says so (and the range scan of the
-        // claim skips it), `due_at` keeps when it was due (migration 0009).
-        let set = "SET lease_owner = $1, lease_generation = lease_generation + 1, lease_expires_at = $2, \
-             due_at = next_run_at, next_run_at = $2";
         let mut tx = self.pools.write().await?;
         let mut c = tx.c();
-        let sql = if c.is_pg() {
-            poll_claim_sql_pg()
-        } else {
-            format!("UPDATE poll_jobs {set} WHERE id IN ({due}) {returning}")
-        };
+        let sql = poll_claim_sql(c.is_pg());
         let rows = c.all(&sql, args![owner, ns(expires), ns(now), count(limit)]).await?;
         tx.commit().await?;
         // Their instances, read (secrets decrypted) once the writer is free again.

@@ -368,7 +368,7 @@ async fn a_poll_claim_reads_what_it_takes_not_every_job(b: Backend) {
             tx.c().exec("ANALYZE", crate::db::args![]).await.unwrap();
             tx.commit().await.unwrap();
         }
-        let sql = crate::polls::poll_claim_sql_pg();
+        let sql = crate::polls::poll_claim_sql(true);
         let plan = super::pg_generic_plan(&s, &sql, "text, bigint, bigint, bigint", &values).await;
         super::assert_reads_what_it_takes(&plan, "poll_jobs", "poll_jobs_due_id", 10, analyzed);
     }

@@ -217,8 +217,7 @@ impl PgSchema {
 
     /// The URL `ocpoll serve` is given: the database, with the schema as its search path.
     fn service_url(&self) -> String {
-        let sep = if self.url.contains('?') { '&' } else { '?' };
-        format!("{}{sep}options=-c%20search_path%3D{}", self.url, self.name)
+        oc_tests::process::url_with_schema(&self.url, &self.name)
     }
 
     /// The size of the schema's tables, their indexes and TOAST included.
